@@ -1,0 +1,118 @@
+"""Litestar app factory: routes from every module, ops endpoints, OpenAPI, metrics, lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from litestar import Litestar, MediaType, Request, Response, get
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from emporium import __version__
+from emporium.bootstrap import build_modules, build_runtime
+from emporium.observability import HttpMetrics
+from emporium.runtime import Module, ReadinessCheck, Runtime
+from emporium.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+READINESS_TIMEOUT_S = 2.0
+
+
+def _http_error(_: Request, exc: HTTPException) -> Response:
+    body = {"status_code": exc.status_code, "detail": exc.detail}
+    if exc.extra:
+        body["extra"] = exc.extra
+    return Response(body, status_code=exc.status_code, headers=exc.headers, media_type=MediaType.JSON)
+
+
+def _unexpected_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error", path=request.url.path, error=repr(exc))
+    return Response(
+        {"status_code": 500, "detail": "internal error"},
+        status_code=HTTP_500_INTERNAL_SERVER_ERROR,
+        media_type=MediaType.JSON,
+    )
+
+
+async def _run_check(name: str, check: ReadinessCheck) -> tuple[str, str]:
+    try:
+        await asyncio.wait_for(check(), READINESS_TIMEOUT_S)
+    except Exception as exc:
+        return name, f"down: {exc!r}"[:300]
+    return name, "ok"
+
+
+def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litestar:
+    runtime = runtime or build_runtime(settings)
+    modules: list[Module] = build_modules(runtime)
+    http_metrics = HttpMetrics(runtime.metrics)
+
+    checks: dict[str, ReadinessCheck] = {"event_log": runtime.event_log.ping}
+    for module in modules:
+        checks.update({f"{module.name}.{k}": v for k, v in module.readiness_checks().items()})
+
+    @get("/healthz", include_in_schema=True, tags=["operations"], sync_to_thread=False)
+    def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok", "version": __version__}
+
+    @get("/readyz", tags=["operations"])
+    async def readyz() -> Response[dict[str, object]]:
+        """Readiness: every configured port answers a real request."""
+        results = dict(await asyncio.gather(*(_run_check(n, c) for n, c in checks.items())))
+        ready = all(v == "ok" for v in results.values())
+        return Response(
+            {"status": "ready" if ready else "not ready", "checks": results},
+            status_code=200 if ready else HTTP_503_SERVICE_UNAVAILABLE,
+        )
+
+    @get("/metrics", tags=["operations"], media_type=CONTENT_TYPE_LATEST, sync_to_thread=False)
+    def metrics() -> bytes:
+        """Prometheus exposition."""
+        return generate_latest(runtime.metrics)
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        await runtime.event_log.start()
+        started: list[Module] = []
+        try:
+            for module in modules:
+                await module.start()
+                started.append(module)
+            log.info("emporium started", modules=[m.name for m in modules], embedded=settings.embedded)
+            yield
+        finally:
+            for module in reversed(started):
+                try:
+                    await module.stop()
+                except Exception:
+                    log.exception("module stop failed", module=module.name)
+            await runtime.event_log.close()
+
+    handlers: list = [healthz, readyz, metrics]
+    for module in modules:
+        handlers.extend(module.route_handlers())
+
+    app = Litestar(
+        route_handlers=handlers,
+        lifespan=[lifespan],
+        middleware=[http_metrics.middleware],
+        exception_handlers={HTTPException: _http_error, Exception: _unexpected_error},
+        openapi_config=OpenAPIConfig(
+            title="Emporium",
+            version=__version__,
+            description="Search and inventory backend for online retail.",
+            path="/docs",
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+        ),
+        debug=False,
+    )
+    app.state.runtime = runtime
+    return app

@@ -1,0 +1,20 @@
+"""The one place where adapters are chosen and modules are wired together."""
+
+from __future__ import annotations
+
+from emporium.eventlog.factory import open_event_log
+from emporium.runtime import Module, Runtime
+from emporium.settings import Settings
+
+
+def build_runtime(settings: Settings, *, client_id: str = "emporium") -> Runtime:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return Runtime(settings=settings, event_log=open_event_log(settings.event_log_url, client_id=client_id))
+
+
+def build_modules(runtime: Runtime) -> list[Module]:
+    """Every feature module, in start order (later modules may read earlier ones' read models)."""
+    from ingest.module import create_module as ingest_module
+
+    modules: list[Module] = [ingest_module(runtime)]
+    return modules

@@ -1,0 +1,102 @@
+"""The ``emporium`` command. Sub-commands live next to the code they drive and are mounted here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from emporium.observability import configure_logging
+from emporium.settings import Settings, load_settings
+
+app = typer.Typer(
+    name="emporium",
+    help="Emporium: supplier feeds -> event log -> search, stock and homepage read models.\n\n"
+    "Runs embedded (SQLite, Tantivy, in-process cache) by default; point EMPORIUM_<PORT>_URL at "
+    "Kafka, Elasticsearch, Redis, MySQL or Cassandra for a cluster.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+
+
+def settings_from(ctx: typer.Context) -> Settings:
+    """Settings loaded once by the root callback and shared with every sub-command."""
+    settings = ctx.find_root().obj
+    assert isinstance(settings, Settings)
+    return settings
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="Where embedded data lives (env EMPORIUM_DATA_DIR, default ./.emporium)."),
+    ] = None,
+    log_format: Annotated[str | None, typer.Option(help="json or console")] = None,
+) -> None:
+    settings = load_settings(data_dir=str(data_dir) if data_dir else None, log_format=log_format)
+    configure_logging(settings.log_level, settings.log_format)
+    ctx.obj = settings
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Bind address (env EMPORIUM_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (env EMPORIUM_PORT).")] = None,
+) -> None:
+    """Serve the HTTP API (storefront, supplier feeds, operations, OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from emporium.app import create_app
+
+    settings = settings_from(ctx)
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_config=None,
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+    )
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    products: Annotated[int, typer.Option(help="Synthetic products to generate.")] = 5000,
+    host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port.")] = None,
+) -> None:
+    """Import a deterministic synthetic catalog as supplier 'demo', print its feed report, then serve."""
+    from ingest.demo import seed_demo
+
+    seed_demo(settings_from(ctx), products=products)
+    serve(ctx, host=host, port=port)
+
+
+@app.command("config")
+def show_config(ctx: typer.Context) -> None:
+    """Print the effective configuration (one URL per port), secrets masked."""
+    import json
+
+    typer.echo(json.dumps(settings_from(ctx).public_dict(), indent=2))
+
+
+def _mount_subcommands() -> None:
+    from importlib import import_module
+
+    for module_name in ("ingest.cli", "read_models.cli", "search.cli", "inventory.cli",
+                        "analytics.cli", "infra.local.cli"):
+        module = import_module(module_name)
+        module.register(app)
+
+
+_mount_subcommands()
+
+
+def main() -> None:
+    app()

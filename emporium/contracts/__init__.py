@@ -1,0 +1,1 @@
+"""Typed contracts shared by every component: events on the log and HTTP API schemas."""
