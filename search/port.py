@@ -1,0 +1,147 @@
+"""The search-index port: what the storefront asks of a full-text engine.
+
+Adapters: Tantivy (embedded, ``tantivy:///PATH``) and Elasticsearch (``http(s)://HOST:PORT``). Both pass
+tests/contract/test_search_index.py. Writes are versioned by the event revision: a document is replaced
+only by a strictly newer revision (Elasticsearch external versioning; the same rule in Tantivy).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from enum import StrEnum
+from typing import Protocol
+
+import msgspec
+
+
+class SearchDocument(msgspec.Struct, kw_only=True, frozen=True):
+    """One product as the index stores it (built by the projector from catalog events)."""
+
+    product_id: str
+    revision: int
+    supplier_id: str
+    sku: str
+    title: str
+    description: str = ""
+    brand: str = ""
+    category_path: tuple[str, ...] = ()  # ("Fashion", "Men", "Shirts")
+    price: Decimal
+    currency: str = "INR"
+    rating: float | None = None
+    in_stock: bool = True
+    warehouses: tuple[str, ...] = ()  # warehouses holding stock; the delivery filter uses them
+    popularity: float = 0.0
+    created_at_ms: int = 0  # first-seen time, for sort=newest
+
+
+class Sort(StrEnum):
+    RELEVANCE = "relevance"
+    PRICE_ASC = "price_asc"
+    PRICE_DESC = "price_desc"
+    RATING = "rating"
+    NEWEST = "newest"
+
+
+class PriceRange(msgspec.Struct, frozen=True):
+    """A price facet bucket: [low, high); None means unbounded."""
+
+    key: str
+    low: Decimal | None
+    high: Decimal | None
+
+
+DEFAULT_PRICE_RANGES: tuple[PriceRange, ...] = (
+    PriceRange("0-100", None, Decimal(100)),
+    PriceRange("100-500", Decimal(100), Decimal(500)),
+    PriceRange("500-1000", Decimal(500), Decimal(1000)),
+    PriceRange("1000-5000", Decimal(1000), Decimal(5000)),
+    PriceRange("5000+", Decimal(5000), None),
+)
+
+
+class SearchQuery(msgspec.Struct, kw_only=True, frozen=True):
+    text: str = ""  # empty: match all
+    category: tuple[str, ...] = ()  # a category path prefix: ("Fashion", "Men") matches everything below
+    brands: tuple[str, ...] = ()  # any of these (exact keyword)
+    price_min: Decimal | None = None
+    price_max: Decimal | None = None
+    rating_min: float | None = None
+    in_stock_only: bool = False  # the index's stock flag (near-real-time; the OOS read model is exact)
+    warehouses: tuple[str, ...] | None = None  # only products held in one of these (delivery filter)
+    exclude_ids: tuple[str, ...] = ()
+    sort: Sort = Sort.RELEVANCE
+    limit: int = 20
+    search_after: tuple[float | int | str, ...] | None = None  # from a previous hit's sort_values
+    offset: int = 0  # used when search_after is None
+    with_facets: bool = True
+    with_highlights: bool = True
+
+
+class Hit(msgspec.Struct, kw_only=True, frozen=True):
+    document: SearchDocument
+    score: float
+    sort_values: tuple[float | int | str, ...]  # opaque key for search_after; unique per document
+    highlights: dict[str, list[str]] = {}
+
+
+class FacetBucket(msgspec.Struct, frozen=True):
+    value: str
+    count: int
+
+
+class SearchResult(msgspec.Struct, kw_only=True, frozen=True):
+    hits: list[Hit]
+    total: int
+    facets: dict[str, list[FacetBucket]] = {}  # "category", "brand", "price"
+
+
+class SearchIndex(Protocol):
+    async def ensure_index(self) -> None:
+        """Create the live index (behind its alias) if it does not exist."""
+        ...
+
+    async def upsert(self, documents: Sequence[SearchDocument]) -> int:
+        """Write documents; one whose revision is not newer than the stored one is skipped.
+
+        Returns how many were written.
+        """
+        ...
+
+    async def delete(self, items: Sequence[tuple[str, int]]) -> int:
+        """Delete (product_id, revision) pairs; a stale revision does not delete newer data."""
+        ...
+
+    async def set_stock_flags(self, items: Sequence[tuple[str, bool]]) -> None:
+        """Update the in-stock flag of existing documents (no revision: stock has its own read model)."""
+        ...
+
+    async def search(self, query: SearchQuery) -> SearchResult: ...
+
+    async def suggest(self, prefix: str, limit: int = 10) -> list[str]:
+        """Completions from titles, brands and categories; typo-tolerant."""
+        ...
+
+    async def get(self, product_ids: Sequence[str]) -> list[SearchDocument]: ...
+
+    async def refresh(self) -> None:
+        """Make all writes visible to search (tests and rebuilds)."""
+        ...
+
+    async def count(self) -> int: ...
+
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class IndexRebuild(Protocol):
+    """Zero-downtime rebuild: fill a fresh physical index, then swap the alias atomically."""
+
+    async def begin_rebuild(self) -> SearchIndex:
+        """A writable index that searches don't see yet."""
+        ...
+
+    async def finish_rebuild(self, new_index: SearchIndex) -> None:
+        """Point the live alias at ``new_index`` atomically and drop the old one."""
+        ...
