@@ -271,3 +271,31 @@ def decode_event(data: bytes) -> Envelope:
         producer=wire.producer,
         payload=payload,
     )
+
+
+# Dead letters -------------------------------------------------------------------------------
+
+
+class DeadLetter(msgspec.Struct, kw_only=True, frozen=True):
+    """What lands on DEAD_LETTER_TOPIC for a record no consumer could decode: enough to find,
+    inspect and re-publish the original (``value_b64`` holds its exact bytes)."""
+
+    reason: str
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    value_b64: str
+    group: str
+    failed_at: datetime
+
+
+_dead_letter_decoder = msgspec.json.Decoder(DeadLetter)
+
+
+def encode_dead_letter(letter: DeadLetter) -> bytes:
+    return _encoder.encode(letter)
+
+
+def decode_dead_letter(data: bytes) -> DeadLetter:
+    return _dead_letter_decoder.decode(data)

@@ -29,7 +29,7 @@ class Consumer(Protocol):
 
     async def start(self) -> None: ...
 
-    async def poll(self, max_records: int = 500, timeout: float = 1.0) -> list[Record]:
+    async def poll(self, max_records: int = 500, timeout: float = 1.0) -> list[Record]:  # noqa: ASYNC109
         """Next records (possibly none after ``timeout`` seconds), in order within each partition."""
         ...
 

@@ -1,0 +1,409 @@
+"""Cluster event log: Kafka through aiokafka, using only documented client APIs.
+
+* Producer: idempotent, ``acks=all``, batches filled during ``linger_ms``. ``publish`` appends every
+  message to the accumulator, then waits for all delivery futures, so it returns only when the whole
+  batch is acknowledged by the in-sync replicas. Keys go through the default (murmur2) partitioner,
+  which keeps per-key order; idempotence keeps that order across retries.
+* Topics are created on demand with the admin client (partition count and replication configurable).
+* Consumers never auto-commit. ``commit`` stores the positions reached by the records returned by
+  ``poll``. On a rebalance the revoke callback waits (bounded) until the batch in flight is committed,
+  so a partition changes owner only at a batch boundary: no record is skipped and, in a clean run,
+  none is read twice. If the batch is not committed in time, the new owner reads it again
+  (at-least-once). ``rebalance_wait_s=0`` hands partitions over at once instead (the batch in flight
+  is then re-read by the new owner): use it with brokers that reject commits while a group prepares
+  a rebalance. noida-db 0.2.3 does (IllegalGeneration), and its group then fails to re-sync for a
+  long time, so keep ``rebalance_wait_s=0`` when several members of one group run against it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
+from urllib.parse import parse_qs, urlsplit
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError, TopicAlreadyExistsError
+
+from emporium.eventlog.port import OutgoingMessage, Record
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_PARTITIONS = 3  # enough to spread a projector group over a few processes on a dev cluster
+_TOPIC_ALREADY_EXISTS = TopicAlreadyExistsError.errno
+
+
+def parse_kafka_url(url: str) -> tuple[str, dict[str, str]]:
+    """``kafka://host:port[,host:port][?partitions=N&replication=R&linger_ms=M&compression=lz4
+    &rebalance_wait_s=S]``."""
+    parts = urlsplit(url)
+    if parts.scheme != "kafka":
+        raise ValueError(f"not a kafka URL: {url!r}")
+    if not parts.netloc:
+        raise ValueError(f"kafka URL needs host:port, got {url!r}")
+    return parts.netloc, {k: v[-1] for k, v in parse_qs(parts.query).items()}
+
+
+class KafkaEventLog:
+    """The cluster adapter of :class:`emporium.eventlog.port.EventLog`."""
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        client_id: str = "emporium",
+        partitions: int = DEFAULT_PARTITIONS,
+        replication_factor: int = 1,
+        linger_ms: int = 5,
+        max_batch_size: int = 512 * 1024,
+        compression_type: str | None = None,
+        request_timeout_ms: int = 30_000,
+        rebalance_wait_s: float = 10.0,
+        join_timeout_s: float = 30.0,
+    ) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.client_id = client_id
+        self.partitions = partitions
+        self.replication_factor = replication_factor
+        self.linger_ms = linger_ms
+        self.max_batch_size = max_batch_size
+        self.compression_type = compression_type
+        self.request_timeout_ms = request_timeout_ms
+        self.rebalance_wait_s = rebalance_wait_s
+        self.join_timeout_s = join_timeout_s
+        self._producer: AIOKafkaProducer | None = None
+        self._admin: AIOKafkaAdminClient | None = None
+        self._offsets: AIOKafkaConsumer | None = None  # group-less client for end/begin offsets
+        self._known_topics: set[str] = set()
+        self._start_lock = asyncio.Lock()
+        self._topic_lock = asyncio.Lock()
+
+    @classmethod
+    def from_url(cls, url: str, *, client_id: str = "emporium") -> KafkaEventLog:
+        servers, query = parse_kafka_url(url)
+        kwargs: dict[str, Any] = {}
+        if "partitions" in query:
+            kwargs["partitions"] = int(query["partitions"])
+        if "replication" in query:
+            kwargs["replication_factor"] = int(query["replication"])
+        if "linger_ms" in query:
+            kwargs["linger_ms"] = int(query["linger_ms"])
+        if "compression" in query:
+            kwargs["compression_type"] = query["compression"]
+        if "rebalance_wait_s" in query:
+            kwargs["rebalance_wait_s"] = float(query["rebalance_wait_s"])
+        return cls(servers, client_id=client_id, **kwargs)
+
+    # lifecycle ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        async with self._start_lock:
+            if self._admin is None:
+                admin = AIOKafkaAdminClient(
+                    bootstrap_servers=self.bootstrap_servers,
+                    client_id=f"{self.client_id}-admin",
+                    request_timeout_ms=self.request_timeout_ms,
+                )
+                await admin.start()
+                self._admin = admin
+            if self._producer is None:
+                producer = AIOKafkaProducer(
+                    bootstrap_servers=self.bootstrap_servers,
+                    client_id=self.client_id,
+                    acks="all",
+                    enable_idempotence=True,
+                    linger_ms=self.linger_ms,
+                    max_batch_size=self.max_batch_size,
+                    compression_type=self.compression_type,
+                    request_timeout_ms=self.request_timeout_ms,
+                )
+                await producer.start()
+                self._producer = producer
+
+    async def close(self) -> None:
+        """Flush and stop the producer, then the helper clients; safe to call twice."""
+        producer, self._producer = self._producer, None
+        offsets, self._offsets = self._offsets, None
+        admin, self._admin = self._admin, None
+        if producer is not None:
+            await producer.stop()
+        if offsets is not None:
+            await offsets.stop()
+        if admin is not None:
+            await admin.close()
+
+    async def ping(self) -> None:
+        await self.start()
+        assert self._admin is not None
+        await asyncio.wait_for(self._admin.list_topics(), timeout=self.request_timeout_ms / 1000)
+
+    # topics ------------------------------------------------------------------------------------
+
+    async def ensure_topics(self, topics: Iterable[str]) -> None:
+        """Create missing topics; one that already exists (or is created concurrently) is fine."""
+        missing = [t for t in dict.fromkeys(topics) if t not in self._known_topics]
+        if not missing:
+            return
+        await self.start()
+        assert self._admin is not None
+        async with self._topic_lock:
+            missing = [t for t in missing if t not in self._known_topics]
+            if not missing:
+                return
+            existing = set(await self._admin.list_topics())
+            to_create = [t for t in missing if t not in existing]
+            if to_create:
+                response = await self._admin.create_topics(
+                    [NewTopic(t, self.partitions, self.replication_factor) for t in to_create]
+                )
+                for error in response.topic_errors:
+                    name, code = error[0], error[1]
+                    if code not in (0, _TOPIC_ALREADY_EXISTS):
+                        message = error[2] if len(error) > 2 else ""
+                        raise KafkaError(f"cannot create topic {name!r}: error {code} {message}")
+                log.info("eventlog.topics_created", topics=to_create, partitions=self.partitions)
+            self._known_topics.update(missing)
+
+    async def _partitions(self, topic: str) -> list[TopicPartition]:
+        await self.ensure_topics([topic])
+        assert self._admin is not None
+        for _ in range(50):  # a new topic's metadata can take a moment to reach every broker
+            described = await self._admin.describe_topics([topic])
+            for entry in described:
+                if entry.get("topic") == topic and entry.get("partitions"):
+                    ids = sorted(p.get("partition", p.get("partition_index")) for p in entry["partitions"])
+                    return [TopicPartition(topic, int(i)) for i in ids]
+            await asyncio.sleep(0.1)
+        raise KafkaError(f"topic {topic!r} has no partition metadata")
+
+    # publishing --------------------------------------------------------------------------------
+
+    async def publish(self, topic: str, messages: Sequence[OutgoingMessage]) -> None:
+        if not messages:
+            return
+        await self.ensure_topics([topic])
+        producer = self._producer
+        if producer is None:
+            raise RuntimeError("event log is closed")
+        send = producer.send
+        # ``send`` only appends to the accumulator (waiting if it is full); the futures resolve on ack.
+        futures = [await send(topic, value=m.value, key=m.key.encode()) for m in messages]
+        await asyncio.gather(*futures)
+
+    # consuming ---------------------------------------------------------------------------------
+
+    def consumer(
+        self,
+        topics: Sequence[str],
+        group: str,
+        *,
+        start_from: Literal["earliest", "latest"] = "earliest",
+    ) -> KafkaConsumer:
+        return KafkaConsumer(self, topics, group, start_from=start_from)
+
+    async def _offsets_client(self) -> AIOKafkaConsumer:
+        if self._offsets is None:
+            client = AIOKafkaConsumer(
+                bootstrap_servers=self.bootstrap_servers,
+                client_id=f"{self.client_id}-offsets",
+                group_id=None,
+                enable_auto_commit=False,
+                request_timeout_ms=self.request_timeout_ms,
+            )
+            await client.start()
+            self._offsets = client
+        return self._offsets
+
+    async def lag(self, topic: str, group: str) -> int:
+        """End offsets minus the group's committed offsets (earliest retained when never committed)."""
+        partitions = await self._partitions(topic)
+        assert self._admin is not None
+        committed = await self._admin.list_consumer_group_offsets(group, partitions=partitions)
+        client = await self._offsets_client()
+        ends = await client.end_offsets(partitions)
+        uncommitted = [tp for tp in partitions if tp not in committed or committed[tp].offset < 0]
+        begins = await client.beginning_offsets(uncommitted) if uncommitted else {}
+        total = 0
+        for tp in partitions:
+            start = begins[tp] if tp in begins else committed[tp].offset
+            total += max(0, ends[tp] - start)
+        return total
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, owner: KafkaConsumer) -> None:
+        self._owner = owner
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self._owner._on_revoked(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        await self._owner._on_assigned(set(assigned))
+
+
+class KafkaConsumer:
+    """A consumer-group member; see the module docstring for commit and rebalance rules."""
+
+    def __init__(
+        self,
+        log: KafkaEventLog,
+        topics: Sequence[str],
+        group: str,
+        *,
+        start_from: Literal["earliest", "latest"] = "earliest",
+    ) -> None:
+        if not topics:
+            raise ValueError("a consumer needs at least one topic")
+        if start_from not in ("earliest", "latest"):
+            raise ValueError("start_from must be 'earliest' or 'latest'")
+        self._log = log
+        self.topics = tuple(dict.fromkeys(topics))
+        self.group = group
+        self.start_from = start_from
+        self._consumer: AIOKafkaConsumer | None = None
+        self._polled: dict[TopicPartition, int] = {}  # next offsets after the last poll, to commit
+        self._settled = asyncio.Event()  # set while no polled batch awaits its commit
+        self._settled.set()
+        self._assigned = asyncio.Event()
+        self._replay_pending = False
+
+    @property
+    def assignment(self) -> frozenset[tuple[str, int]]:
+        if self._consumer is None:
+            return frozenset()
+        return frozenset((tp.topic, tp.partition) for tp in self._consumer.assignment())
+
+    async def start(self) -> None:
+        await self._log.ensure_topics(self.topics)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._log.bootstrap_servers,
+            client_id=f"{self._log.client_id}-{self.group}",
+            group_id=self.group,
+            enable_auto_commit=False,
+            auto_offset_reset=self.start_from,
+            request_timeout_ms=self._log.request_timeout_ms,
+            # Learn about a rebalance within a second, so a joining member is not kept waiting.
+            heartbeat_interval_ms=1000,
+            session_timeout_ms=10_000,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            fetch_max_bytes=32 * 1024 * 1024,
+        )
+        consumer.subscribe(list(self.topics), listener=_Rebalance(self))
+        try:
+            await consumer.start()
+        except BaseException:
+            await consumer.stop()
+            raise
+        self._consumer = consumer
+        # Wait for the first assignment so "latest" means "from now" and tests are deterministic.
+        try:
+            await asyncio.wait_for(self._assigned.wait(), timeout=self._log.join_timeout_s)
+        except TimeoutError:
+            log.warning("eventlog.no_assignment_yet", group=self.group, topics=self.topics)
+
+    async def stop(self) -> None:
+        """Leave the group without committing: uncommitted records go to the next owner."""
+        consumer, self._consumer = self._consumer, None
+        self._polled.clear()
+        self._settled.set()
+        if consumer is not None:
+            await consumer.stop()
+
+    def _require(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            raise RuntimeError("consumer is not started (call start()) or already stopped")
+        return self._consumer
+
+    async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Called by aiokafka before a rebalance; fetching has stopped, the batch in flight may not."""
+        in_flight = not self._settled.is_set() and bool(self._polled.keys() & revoked)
+        wait = self._log.rebalance_wait_s
+        if in_flight and wait > 0:
+            # Let the batch in flight finish and commit (Kafka accepts commits of the current
+            # generation while the group prepares the rebalance) before the partitions move on.
+            try:
+                await asyncio.wait_for(self._settled.wait(), timeout=wait)
+            except TimeoutError:
+                log.warning(
+                    "eventlog.rebalance_uncommitted",
+                    group=self.group,
+                    reason="batch not committed in time; the next owner re-reads it",
+                )
+        elif in_flight:
+            log.info(
+                "eventlog.rebalance_handover",
+                group=self.group,
+                reason="in-flight batch re-read by next owner",
+            )
+        # Positions of revoked partitions are never committed by this member after this point.
+        for tp in revoked:
+            self._polled.pop(tp, None)
+        if not self._polled:
+            self._settled.set()
+
+    async def _on_assigned(self, assigned: set[TopicPartition]) -> None:
+        if self._replay_pending and assigned and self._consumer is not None:
+            await self._consumer.seek_to_beginning(*assigned)
+        self._assigned.set()
+
+    async def poll(self, max_records: int = 500, timeout: float = 1.0) -> list[Record]:  # noqa: ASYNC109
+        consumer = self._require()
+        batches = await consumer.getmany(timeout_ms=max(0, int(timeout * 1000)), max_records=max_records)
+        if consumer.assignment():
+            self._replay_pending = False
+        records: list[Record] = []
+        for tp, messages in batches.items():
+            if not messages:
+                continue
+            records.extend(
+                Record(
+                    m.topic,
+                    m.partition,
+                    m.offset,
+                    m.key.decode("utf-8", "backslashreplace") if m.key is not None else None,
+                    m.value if m.value is not None else b"",
+                    m.timestamp,
+                )
+                for m in messages
+            )
+            self._polled[tp] = messages[-1].offset + 1
+        if records:
+            self._settled.clear()
+        return records
+
+    async def commit(self) -> None:
+        consumer = self._require()
+        assignment = consumer.assignment()
+        offsets = {tp: off for tp, off in self._polled.items() if tp in assignment}
+        try:
+            if offsets:
+                await consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError) as exc:
+            # Not retryable: the partitions moved. Other KafkaErrors propagate and keep the positions.
+            log.warning(
+                "eventlog.commit_failed",
+                group=self.group,
+                error=str(exc),
+                reason="the group rebalanced; the new owner re-reads these records",
+            )
+        for tp, off in offsets.items():
+            if self._polled.get(tp) == off:
+                del self._polled[tp]
+        for tp in [tp for tp in self._polled if tp not in assignment]:
+            del self._polled[tp]
+        if not self._polled:
+            self._settled.set()
+
+    async def seek_to_beginning(self) -> None:
+        consumer = self._require()
+        self._replay_pending = True
+        self._polled.clear()
+        self._settled.set()
+        assignment = consumer.assignment()
+        if assignment:
+            await consumer.seek_to_beginning(*assignment)
+
+
+__all__ = ["KafkaConsumer", "KafkaEventLog", "parse_kafka_url"]
