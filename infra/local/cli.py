@@ -1,9 +1,126 @@
-"""CLI commands for this package (mounted by emporium.cli)."""
+"""``emporium services up|down|status``: the local cluster stack for operators (same code as pytest's).
+
+State lives in ``.stack/`` in the working directory: ``state.json`` (PIDs, ports, URLs, data dirs) and
+``urls.env``, which an operator sources to run Emporium against the stack.
+"""
 
 from __future__ import annotations
 
+import shlex
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from infra.local.stack import SERVICE_ENV, SERVICES, LocalStack, StackError, external_url, probe
+
+services_app = typer.Typer(
+    name="services",
+    help="The local cluster stack: Redis, MariaDB, Kafka + Elasticsearch (noida-db), Cassandra 2.1.",
+    no_args_is_help=True,
+)
+
+StackDir = Annotated[
+    Path, typer.Option("--stack-dir", help="Where state, logs and data live.", envvar="EMPORIUM_STACK_DIR")
+]
+DEFAULT_STACK_DIR = Path(".stack")
+
+
+def _stack(stack_dir: Path) -> LocalStack:
+    return LocalStack(stack_dir, keep_running=True)
+
+
+def write_urls_env(stack: LocalStack) -> Path:
+    """Write ``urls.env``: one ``export EMPORIUM_*_URL=...`` per service that is external or running."""
+    lines = ["# Written by `emporium services up`. Use: source .stack/urls.env"]
+    for service in SERVICES:
+        env_var, _schemes = SERVICE_ENV[service]
+        url = external_url(service) or stack.url(service)
+        if url:
+            lines.append(f"export {env_var}={shlex.quote(url)}")
+    path = stack.base_dir / "urls.env"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@services_app.command("up")
+def up(
+    services: Annotated[
+        list[str] | None, typer.Argument(help=f"Services to start (default: all): {', '.join(SERVICES)}.")
+    ] = None,
+    stack_dir: StackDir = DEFAULT_STACK_DIR,
+) -> None:
+    """Start the servers (left running after this command exits) and write .stack/urls.env."""
+    wanted = list(dict.fromkeys(services or SERVICES))
+    unknown = [s for s in wanted if s not in SERVICES]
+    if unknown:
+        choices = ", ".join(SERVICES)
+        raise typer.BadParameter(f"unknown service(s) {', '.join(unknown)}; choose from {choices}")
+    stack = _stack(stack_dir)
+    external = {s: url for s in wanted if (url := external_url(s))}
+    to_start = [s for s in wanted if s not in external]
+    try:
+        urls = stack.ensure_many(to_start)
+    except StackError as exc:
+        typer.secho(f"could not start the stack: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from exc
+    report = stack.status(check=False)  # ensure_many has just seen each answer
+    for service in wanted:
+        if service in external:
+            env_var = SERVICE_ENV[service][0]
+            typer.echo(f"{service:14} {external[service]}  (external, from {env_var}; not started)")
+        else:
+            entry = report[service]
+            typer.echo(
+                f"{service:14} {urls[service]}  (pid {entry['pid']}, {entry['server']}, "
+                f"ready in {entry['startup_seconds'] or 0:.1f}s)"
+            )
+    env_file = write_urls_env(stack)
+    typer.echo(f"\nsource {env_file} to use these servers; `emporium services down` stops them.")
+
+
+@services_app.command("down")
+def down(stack_dir: StackDir = DEFAULT_STACK_DIR) -> None:
+    """Stop every server of the stack by its PID and verify none is left."""
+    stack = _stack(stack_dir)
+    pids = stack.pids()
+    if not pids:
+        typer.echo("nothing running in this stack")
+    try:
+        stack.stop_all()
+    except StackError as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from exc
+    for server, pid in pids.items():
+        typer.echo(f"stopped {server} (pid {pid})")
+    (stack.base_dir / "urls.env").unlink(missing_ok=True)
+
+
+@services_app.command("status")
+def status(stack_dir: StackDir = DEFAULT_STACK_DIR) -> None:
+    """Each service's URL and whether it answers a real request now. Exit 1 if a known one does not."""
+    report = _stack(stack_dir).status()
+    failing = False
+    for service in SERVICES:
+        if url := external_url(service):
+            try:
+                detail, state = probe(service, url), "answers"
+            except Exception as exc:
+                detail, state, failing = f"{type(exc).__name__}: {exc}", "NOT ANSWERING", True
+            typer.echo(f"{service:14} {url}  external, {state} ({detail})")
+        elif entry := report.get(service):
+            if entry["answers"]:
+                state = "answers"
+            else:
+                failing = True
+                state = "NOT ANSWERING" if entry["running"] else "EXITED"
+            typer.echo(f"{service:14} {entry['url']}  pid {entry['pid']}, {state} ({entry['detail']})")
+        else:
+            typer.echo(f"{service:14} -  not started")
+    if failing:
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:
     """Add this package's commands to the root ``emporium`` command."""
+    app.add_typer(services_app, name="services")
