@@ -51,6 +51,27 @@ class PriceRange(msgspec.Struct, frozen=True):
     high: Decimal | None
 
 
+CATEGORY_SEPARATOR = ">"
+MAX_CATEGORY_DEPTH = 6  # facet levels kept per document; deeper paths still filter and match
+MAX_RESULT_WINDOW = 10_000  # offset + limit cap (as Elasticsearch); deeper pages use search_after
+
+
+def category_key(path: Sequence[str]) -> str:
+    """The keyword for a category path prefix: ("Fashion", "Men") -> "Fashion>Men"."""
+    return CATEGORY_SEPARATOR.join(part.strip() for part in path if part.strip())
+
+
+class InvalidQuery(ValueError):
+    """A query the index cannot answer (offset beyond the window, malformed search_after)."""
+
+
+class SearchIndexError(RuntimeError):
+    """The engine failed (unreachable, a write rejected for a reason other than a stale revision).
+
+    Writers must not commit their consumer offsets after it: nothing was lost, the batch is retried.
+    """
+
+
 DEFAULT_PRICE_RANGES: tuple[PriceRange, ...] = (
     PriceRange("0-100", None, Decimal(100)),
     PriceRange("100-500", Decimal(100), Decimal(500)),
@@ -76,13 +97,14 @@ class SearchQuery(msgspec.Struct, kw_only=True, frozen=True):
     offset: int = 0  # used when search_after is None
     with_facets: bool = True
     with_highlights: bool = True
+    facet_size: int = 20  # buckets per terms facet (brand, category)
 
 
 class Hit(msgspec.Struct, kw_only=True, frozen=True):
     document: SearchDocument
     score: float
     sort_values: tuple[float | int | str, ...]  # opaque key for search_after; unique per document
-    highlights: dict[str, list[str]] = {}
+    highlights: dict[str, list[str]] = {}  # "title"/"description": HTML-escaped fragments, <em> marks
 
 
 class FacetBucket(msgspec.Struct, frozen=True):
@@ -93,7 +115,9 @@ class FacetBucket(msgspec.Struct, frozen=True):
 class SearchResult(msgspec.Struct, kw_only=True, frozen=True):
     hits: list[Hit]
     total: int
-    facets: dict[str, list[FacetBucket]] = {}  # "category", "brand", "price"
+    # "category" (the level below the category filter, values like "Fashion>Men"), "brand", "price"
+    # (DEFAULT_PRICE_RANGES keys, every bucket, in order). Buckets: count desc, then value asc.
+    facets: dict[str, list[FacetBucket]] = {}
 
 
 class SearchIndex(Protocol):
@@ -145,3 +169,7 @@ class IndexRebuild(Protocol):
     async def finish_rebuild(self, new_index: SearchIndex) -> None:
         """Point the live alias at ``new_index`` atomically and drop the old one."""
         ...
+
+
+class RebuildableSearchIndex(SearchIndex, IndexRebuild, Protocol):
+    """What ``search.factory.open_search_index`` returns: both adapters implement both protocols."""

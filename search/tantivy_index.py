@@ -1,0 +1,915 @@
+"""Tantivy adapter of the search-index port: the embedded default (``tantivy:///PATH``).
+
+Layout under PATH: one directory per physical index (``<name>-<timestamp>``) and a pointer file
+``<name>.current`` naming the live one. A rebuild fills a fresh directory and swaps the pointer
+atomically (``os.replace``); every process that serves searches follows the pointer, so searches keep
+answering from the old directory until the swap and from the new one right after.
+
+Behaviour matches the Elasticsearch adapter:
+
+* external versioning: a revision map (product hash -> newest revision, deletes included as
+  tombstone documents) is loaded from the index at open; writes not newer than it are skipped;
+* text: per-field ``best_fields`` matching with AUTO fuzziness, synonyms from
+  ``search/analysis/synonyms.txt`` expanded at query time, a title phrase boost;
+* sorts are exact total orders: relevance ties and field ties break on a 64-bit product hash, and
+  ``search_after`` becomes a range filter on (sort field, hash), so paging never repeats or skips;
+* facets come from Tantivy aggregations over the fast fields (exact counts).
+
+Tantivy is synchronous: calls run in worker threads; one writer per index, guarded by a lock, commits
+at the end of every write call (so a projector that commits its offsets afterwards loses nothing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import shutil
+import threading
+import time
+import unicodedata
+from bisect import bisect_right
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, cast
+
+import msgspec
+import tantivy
+
+from search.analysis import (
+    auto_fuzziness,
+    category_prefixes,
+    default_synonyms,
+    merge_suggestions,
+    minimum_should_match,
+    prefix_fuzziness,
+    query_words,
+)
+from search.port import (
+    DEFAULT_PRICE_RANGES,
+    MAX_CATEGORY_DEPTH,
+    MAX_RESULT_WINDOW,
+    FacetBucket,
+    Hit,
+    InvalidQuery,
+    SearchDocument,
+    SearchQuery,
+    SearchResult,
+    Sort,
+    category_key,
+)
+
+TEXT_ANALYZER = "emp_text"  # lowercase + ascii folding + English stemming
+_SEP = "\x1f"  # suggestion terms are "<folded text>\x1f<display text>": prefix-searchable, displayable
+
+# field -> boost, as in the Elasticsearch adapter's multi_match
+TEXT_FIELDS: dict[str, float] = {"title": 3.0, "brand_text": 2.0, "description": 1.0, "category_text": 1.0}
+PHRASE_BOOST = 2.0
+FUZZY_WEIGHT = 0.8  # a fuzzy match scores a little below the exact term
+
+# sort -> (fast field, descending?)
+_FIELD_SORTS: dict[Sort, tuple[str, bool]] = {
+    Sort.PRICE_ASC: ("price", False),
+    Sort.PRICE_DESC: ("price", True),
+    Sort.RATING: ("rating_sort", True),
+    Sort.NEWEST: ("created_at_ms", True),
+}
+_POPULARITY_SORT = ("popularity", True)
+_INDEX_OPTION = {"title": "position"}  # "relevance" without text: most popular first
+
+_encoder = msgspec.json.Encoder(decimal_format="string")
+_decoder = msgspec.json.Decoder(SearchDocument)
+
+
+def product_hash(product_id: str) -> int:
+    """Stable 64-bit key of a product: the revision map's key and the sort tiebreaker."""
+    return int.from_bytes(hashlib.blake2b(product_id.encode(), digest_size=8).digest(), "big")
+
+
+def fold(text: str) -> str:
+    """Lowercase, accents stripped, whitespace collapsed (what the analyzers do to a term)."""
+    lowered = text.lower()
+    if not lowered.isascii():
+        decomposed = unicodedata.normalize("NFKD", lowered)
+        lowered = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(lowered.split())
+
+
+def _schema() -> tantivy.Schema:
+    sb = tantivy.SchemaBuilder()
+    sb.add_text_field("product_id", tokenizer_name="raw")
+    sb.add_unsigned_field("pid_hash", indexed=True, fast=True)
+    sb.add_boolean_field("live", indexed=True, fast=True)
+    sb.add_unsigned_field("revision", fast=True)
+    sb.add_bytes_field("doc", stored=True)
+    for name in TEXT_FIELDS:
+        # Only the title needs positions (phrase boost, phrase-prefix completion); the rest keep
+        # frequencies for scoring, which halves their indexing cost.
+        sb.add_text_field(name, tokenizer_name=TEXT_ANALYZER, index_option=_INDEX_OPTION.get(name, "freq"))
+    sb.add_text_field("brand", fast=True, tokenizer_name="raw")
+    sb.add_text_field("category_prefixes", tokenizer_name="raw")
+    for level in range(1, MAX_CATEGORY_DEPTH + 1):
+        sb.add_text_field(f"cat_{level}", fast=True, tokenizer_name="raw")
+    sb.add_text_field("warehouses", tokenizer_name="raw")
+    sb.add_boolean_field("in_stock", indexed=True, fast=True)
+    for name in ("price", "rating", "rating_sort", "popularity"):
+        sb.add_float_field(name, indexed=True, fast=True)
+    sb.add_integer_field("created_at_ms", indexed=True, fast=True)
+    for name in ("sg_brand", "sg_category"):
+        sb.add_text_field(name, tokenizer_name="raw")
+    return sb.build()
+
+
+SCHEMA = _schema()
+
+
+def _text_analyzer() -> tantivy.TextAnalyzer:
+    return (
+        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
+        .filter(tantivy.Filter.remove_long(40))
+        .filter(tantivy.Filter.lowercase())
+        .filter(tantivy.Filter.ascii_fold())
+        .filter(tantivy.Filter.stemmer("english"))
+        .build()
+    )
+
+
+def _register_analyzers(index: tantivy.Index) -> None:
+    index.register_tokenizer(TEXT_ANALYZER, _text_analyzer())
+
+
+_TEXT = _text_analyzer()
+
+
+def _fields_of(doc: SearchDocument, blob: bytes) -> dict[str, Any]:
+    """The Tantivy field values of one live document."""
+    price = float(doc.price)
+    fields: dict[str, Any] = {
+        "product_id": doc.product_id,
+        "pid_hash": product_hash(doc.product_id),
+        "live": True,
+        "revision": doc.revision,
+        "doc": blob,
+        "title": doc.title,
+        "description": doc.description,
+        "brand_text": doc.brand,
+        "category_text": " ".join(doc.category_path),
+        "in_stock": doc.in_stock,
+        "price": price,
+        "rating_sort": -1.0 if doc.rating is None else float(doc.rating),
+        "popularity": float(doc.popularity),
+        "created_at_ms": int(doc.created_at_ms),
+    }
+    if doc.rating is not None:
+        fields["rating"] = float(doc.rating)
+    if doc.brand:
+        fields["brand"] = doc.brand
+        fields["sg_brand"] = f"{fold(doc.brand)}{_SEP}{doc.brand.strip()}"
+    prefixes = category_prefixes(doc.category_path)
+    if prefixes:
+        fields["category_prefixes"] = prefixes
+        for level, prefix in enumerate(prefixes[:MAX_CATEGORY_DEPTH], start=1):
+            fields[f"cat_{level}"] = prefix
+        fields["sg_category"] = [f"{fold(p)}{_SEP}{p.strip()}" for p in doc.category_path if p.strip()]
+    if doc.warehouses:
+        fields["warehouses"] = list(doc.warehouses)
+    return fields
+
+
+def _load(searcher: tantivy.Searcher, address: Any) -> SearchDocument:
+    blob = searcher.doc(address).get_first("doc")
+    return _decoder.decode(cast(bytes, blob))
+
+
+def _count(result: tantivy.SearchResult) -> int:
+    return int(getattr(result, "count", 0) or 0)
+
+
+def _words(tokens: Sequence[str]) -> list[str | tuple[int, str]]:
+    return list(tokens)
+
+
+def _tombstone(product_id: str, revision: int) -> tantivy.Document:
+    return tantivy.Document.from_dict(
+        {
+            "product_id": product_id,
+            "pid_hash": product_hash(product_id),
+            "live": False,
+            "revision": revision,
+        },
+        SCHEMA,
+    )
+
+
+class _Engine:
+    """One physical index directory: its Tantivy index, lazily opened writer and revision map."""
+
+    def __init__(self, path: Path, *, heap_bytes: int, threads: int) -> None:
+        self.path = path
+        path.mkdir(parents=True, exist_ok=True)
+        self.index = tantivy.Index(SCHEMA, path=str(path), reuse=True)
+        _register_analyzers(self.index)
+        self.index.config_reader(reload_policy="commit")
+        self._heap_bytes = heap_bytes
+        self._threads = threads
+        self._writer: tantivy.IndexWriter | None = None
+        self.write_lock = threading.Lock()
+        self.revisions: dict[int, int] = self._load_revisions()
+        self.live_query = tantivy.Query.term_query(SCHEMA, "live", True)
+
+    def _load_revisions(self) -> dict[int, int]:
+        searcher = self.index.searcher()
+        if searcher.num_docs == 0:
+            return {}
+        hits = searcher.search(tantivy.Query.all_query(), limit=searcher.num_docs, count=False).hits
+        addresses = [address for _, address in hits]
+        hashes = searcher.fast_field_values("pid_hash", addresses)
+        revisions = searcher.fast_field_values("revision", addresses)
+        table: dict[int, int] = {}
+        for key, revision in zip(hashes, revisions, strict=True):
+            if key is not None and revision is not None and revision > table.get(int(key), -1):
+                table[int(key)] = int(revision)
+        return table
+
+    @property
+    def writer(self) -> tantivy.IndexWriter:
+        if self._writer is None:
+            try:
+                self._writer = self.index.writer(heap_size=self._heap_bytes, num_threads=self._threads)
+            except ValueError as exc:  # the directory lock is held by another writer
+                raise RuntimeError(f"search index {self.path} is being written by another process") from exc
+        return self._writer
+
+    def commit(self) -> None:
+        try:
+            self.writer.commit()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.writer.rollback()
+            raise
+        self.index.reload()
+
+    def close(self) -> None:
+        with self.write_lock:
+            if self._writer is not None:
+                with contextlib.suppress(Exception):
+                    self._writer.wait_merging_threads()
+                self._writer = None
+
+
+class TantivySearchIndex:
+    """``SearchIndex`` and ``IndexRebuild`` over Tantivy directories under ``root``."""
+
+    POINTER_CHECK_SECONDS = 0.2
+
+    def __init__(
+        self,
+        root: Path | str,
+        name: str = "products",
+        *,
+        heap_bytes: int = 128_000_000,
+        threads: int = 1,
+        _pinned: Path | None = None,
+    ) -> None:
+        self.root = Path(root)
+        self.name = name
+        self._heap_bytes = heap_bytes
+        self._threads = threads
+        self._pinned = _pinned
+        self._engine: _Engine | None = None
+        self._pointer_seen: str | None = None
+        self._pointer_checked = 0.0
+        self._switch_lock = threading.Lock()
+        self.stale_skipped = 0  # writes skipped as stale or duplicate (observability)
+
+    # -- index lifecycle ------------------------------------------------------------------------
+
+    @property
+    def pointer(self) -> Path:
+        return self.root / f"{self.name}.current"
+
+    def _new_dir(self) -> Path:
+        return self.root / f"{self.name}-{time.time_ns()}"
+
+    def _read_pointer(self) -> str | None:
+        try:
+            return self.pointer.read_text().strip() or None
+        except FileNotFoundError:
+            return None
+
+    def _write_pointer(self, directory: Path) -> None:
+        tmp = self.pointer.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(directory.name)
+        os.replace(tmp, self.pointer)  # atomic: readers see the old or the new name, never half
+
+    def _current(self) -> _Engine:
+        """The engine to use now, following the live pointer (another process may have swapped it)."""
+        engine = self._engine
+        if self._pinned is not None:
+            if engine is None:
+                with self._switch_lock:
+                    if self._engine is None:
+                        self._engine = self._open(self._pinned)
+                    engine = self._engine
+            return engine
+        now = time.monotonic()
+        if engine is not None and now - self._pointer_checked < self.POINTER_CHECK_SECONDS:
+            return engine
+        with self._switch_lock:
+            self._pointer_checked = now
+            name = self._read_pointer()
+            if name is None:
+                self.root.mkdir(parents=True, exist_ok=True)
+                directory = self._new_dir()
+                fresh = self._open(directory)
+                self._write_pointer(directory)
+                name = directory.name
+                old, self._engine = self._engine, fresh
+            elif self._engine is None or name != self._pointer_seen:
+                old, self._engine = self._engine, self._open(self.root / name)
+            else:
+                old = None
+            self._pointer_seen = name
+            if old is not None:
+                old.close()
+            assert self._engine is not None
+            return self._engine
+
+    def _open(self, directory: Path) -> _Engine:
+        return _Engine(directory, heap_bytes=self._heap_bytes, threads=self._threads)
+
+    async def ensure_index(self) -> None:
+        await asyncio.to_thread(self._current)
+
+    async def begin_rebuild(self) -> TantivySearchIndex:
+        """A fresh directory, not behind the pointer: fill it, then ``finish_rebuild``."""
+        fresh = TantivySearchIndex(
+            self.root, self.name, heap_bytes=self._heap_bytes, threads=self._threads, _pinned=self._new_dir()
+        )
+        await fresh.ensure_index()
+        return fresh
+
+    async def finish_rebuild(self, new_index: Any) -> None:
+        if not isinstance(new_index, TantivySearchIndex) or new_index._pinned is None:
+            raise TypeError("finish_rebuild takes the index returned by begin_rebuild")
+        await asyncio.to_thread(self._swap, new_index)
+
+    def _swap(self, new_index: TantivySearchIndex) -> None:
+        new_engine = new_index._current()
+        new_engine.close()  # release its writer lock so this process (or the projector) can write
+        new_index._engine = None
+        with self._switch_lock:
+            old_name = self._read_pointer()
+            self._write_pointer(new_engine.path)
+            old_engine, self._engine = self._engine, self._open(new_engine.path)
+            self._pointer_seen = new_engine.path.name
+            self._pointer_checked = time.monotonic()
+        if old_engine is not None:
+            old_engine.close()
+        if old_name and old_name != new_engine.path.name:
+            # Open searchers (here or in other processes) keep their mmapped files until they finish.
+            shutil.rmtree(self.root / old_name, ignore_errors=True)
+
+    async def close(self) -> None:
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            await asyncio.to_thread(engine.close)
+
+    async def ping(self) -> None:
+        await asyncio.to_thread(lambda: self._current().index.searcher())
+
+    async def refresh(self) -> None:
+        def run() -> None:
+            engine = self._current()
+            with engine.write_lock:
+                engine.index.reload()
+
+        await asyncio.to_thread(run)
+
+    async def count(self) -> int:
+        def run() -> int:
+            engine = self._current()
+            return _count(engine.index.searcher().search(engine.live_query, limit=1))
+
+        return await asyncio.to_thread(run)
+
+    # -- writes -----------------------------------------------------------------------------------
+
+    async def upsert(self, documents: Sequence[SearchDocument]) -> int:
+        if not documents:
+            return 0
+        return await asyncio.to_thread(self._upsert, documents)
+
+    def _upsert(self, documents: Sequence[SearchDocument]) -> int:
+        engine = self._current()
+        with engine.write_lock:
+            newest: dict[int, SearchDocument] = {}
+            for doc in documents:  # a batch may repeat a product: keep its newest revision
+                key = product_hash(doc.product_id)
+                seen = newest.get(key)
+                if (seen is None or doc.revision > seen.revision) and doc.revision > engine.revisions.get(
+                    key, -1
+                ):
+                    newest[key] = doc
+            self.stale_skipped += len(documents) - len(newest)
+            if not newest:
+                return 0
+            writer = engine.writer
+            for doc in newest.values():
+                writer.delete_documents_by_term("product_id", doc.product_id)
+                writer.add_document(tantivy.Document.from_dict(_fields_of(doc, _encoder.encode(doc)), SCHEMA))
+            engine.commit()
+            for key, doc in newest.items():
+                engine.revisions[key] = doc.revision
+            return len(newest)
+
+    async def delete(self, items: Sequence[tuple[str, int]]) -> int:
+        if not items:
+            return 0
+        return await asyncio.to_thread(self._delete, items)
+
+    def _delete(self, items: Sequence[tuple[str, int]]) -> int:
+        engine = self._current()
+        with engine.write_lock:
+            newest: dict[int, tuple[str, int]] = {}
+            for product_id, revision in items:
+                key = product_hash(product_id)
+                seen = newest.get(key)
+                if (seen is None or revision > seen[1]) and revision > engine.revisions.get(key, -1):
+                    newest[key] = (product_id, revision)
+            self.stale_skipped += len(items) - len(newest)
+            if not newest:
+                return 0
+            writer = engine.writer
+            for product_id, revision in newest.values():
+                writer.delete_documents_by_term("product_id", product_id)
+                writer.add_document(_tombstone(product_id, revision))  # remembers the revision
+            engine.commit()
+            for key, (_, revision) in newest.items():
+                engine.revisions[key] = revision
+            return len(newest)
+
+    async def set_stock_flags(self, items: Sequence[tuple[str, bool]]) -> None:
+        if items:
+            await asyncio.to_thread(self._set_stock_flags, items)
+
+    def _set_stock_flags(self, items: Sequence[tuple[str, bool]]) -> None:
+        engine = self._current()
+        with engine.write_lock:
+            wanted = dict(items)
+            current = {doc.product_id: doc for doc in self._get(engine, list(wanted))}
+            changed = [
+                msgspec.structs.replace(doc, in_stock=wanted[pid])
+                for pid, doc in current.items()
+                if doc.in_stock != wanted[pid]
+            ]
+            if not changed:
+                return
+            writer = engine.writer
+            for doc in changed:
+                writer.delete_documents_by_term("product_id", doc.product_id)
+                writer.add_document(tantivy.Document.from_dict(_fields_of(doc, _encoder.encode(doc)), SCHEMA))
+            engine.commit()
+
+    # -- reads ------------------------------------------------------------------------------------
+
+    async def get(self, product_ids: Sequence[str]) -> list[SearchDocument]:
+        if not product_ids:
+            return []
+        return await asyncio.to_thread(lambda: self._get(self._current(), product_ids))
+
+    @staticmethod
+    def _get(engine: _Engine, product_ids: Sequence[str]) -> list[SearchDocument]:
+        searcher = engine.index.searcher()
+        query = tantivy.Query.boolean_query(
+            [
+                (tantivy.Occur.Must, tantivy.Query.term_set_query(SCHEMA, "product_id", list(product_ids))),
+                (tantivy.Occur.Must, engine.live_query),
+            ]
+        )
+        hits = searcher.search(query, limit=max(1, len(product_ids)), count=False).hits
+        found: dict[str, SearchDocument] = {}
+        for _, address in hits:
+            doc = _load(searcher, address)
+            found[doc.product_id] = doc
+        return [found[pid] for pid in dict.fromkeys(product_ids) if pid in found]
+
+    async def search(self, query: SearchQuery) -> SearchResult:
+        _validate(query)
+        return await asyncio.to_thread(self._search, query)
+
+    def _search(self, query: SearchQuery) -> SearchResult:
+        engine = self._current()
+        searcher = engine.index.searcher()
+        text_query, highlight_query = _text_queries(query.text)
+        clauses: list[tuple[tantivy.Occur, tantivy.Query]] = [(tantivy.Occur.Must, engine.live_query)]
+        if text_query is not None:
+            clauses.append((tantivy.Occur.Must, text_query))
+        clauses.extend(_filters(query))
+        base = tantivy.Query.boolean_query(clauses)
+
+        aggs: dict[str, Any] = {"total": {"value_count": {"field": "pid_hash"}}}
+        if query.with_facets:
+            aggs.update(_facet_aggs(query))
+
+        if query.sort is Sort.RELEVANCE and text_query is not None:
+            page, total = _relevance_page(searcher, base, query)
+            agg_result = searcher.aggregate(base, aggs) if query.with_facets else {}
+        else:
+            field, descending = _FIELD_SORTS.get(query.sort, _POPULARITY_SORT)
+            page_query = base
+            if query.search_after is not None:
+                page_query = tantivy.Query.boolean_query(
+                    [
+                        (tantivy.Occur.Must, base),
+                        (tantivy.Occur.Must, _after_filter(field, descending, query)),
+                    ]
+                )
+            top = {
+                "top_hits": {
+                    "size": query.limit,
+                    "from": 0 if query.search_after is not None else query.offset,
+                    "sort": [{field: "desc" if descending else "asc"}, {"pid_hash": "asc"}],
+                    "docvalue_fields": ["pid_hash"],
+                }
+            }
+            if page_query is base:
+                agg_result = searcher.aggregate(base, {**aggs, "page": top})
+                page_result = agg_result
+            else:
+                agg_result = searcher.aggregate(base, aggs)
+                page_result = searcher.aggregate(page_query, {"page": top})
+            total = int(agg_result["total"]["value"] or 0)
+            hashes = [int(h["docvalue_fields"]["pid_hash"][0]) for h in page_result["page"]["hits"]]
+            page = [(0.0, key, address) for key, address in _addresses(searcher, engine, hashes)]
+
+        hits = _hits(searcher, page, query, highlight_query)
+        facets = _facets(agg_result, query) if query.with_facets else {}
+        return SearchResult(hits=hits, total=total, facets=facets)
+
+    async def suggest(self, prefix: str, limit: int = 10) -> list[str]:
+        if not prefix.strip() or limit <= 0:
+            return []
+        return await asyncio.to_thread(self._suggest, prefix, limit)
+
+    def _suggest(self, prefix: str, limit: int) -> list[str]:
+        """Brand and category names starting with the prefix, then titles containing it as a phrase
+        prefix (titles that start with it first); only when that finds little, typo-tolerant prefixes."""
+        engine = self._current()
+        searcher = engine.index.searcher()
+        typed = fold(prefix)
+        words = query_words(typed)
+        if not words:
+            return []
+
+        def names(field: str) -> list[str]:
+            terms = searcher.terms_with_prefix(field, typed, filter_query=engine.live_query, limit=limit)
+            return [term.split(_SEP, 1)[-1] for term, _ in terms]
+
+        brands, categories = names("sg_brand"), names("sg_category")
+        titles = _title_completions(searcher, engine, words, typed, limit, fuzzy=False)
+        if len(brands) + len(categories) + len(titles) < min(3, limit) and prefix_fuzziness(words[-1]):
+            titles += _title_completions(searcher, engine, words, typed, limit, fuzzy=True)
+            brands += _fuzzy_brands(searcher, engine, words[-1], limit)
+        return merge_suggestions(brands, categories, titles, limit)
+
+
+def _prefix_token(word: str) -> str:
+    """The indexed (stemmed) form to prefix-match a word being typed: "capsule" -> "capsul"."""
+    stemmed = _analyze(word)
+    return stemmed[0] if stemmed and len(stemmed[0]) <= len(word) else word
+
+
+def _title_completions(
+    searcher: tantivy.Searcher, engine: _Engine, words: list[str], typed: str, limit: int, *, fuzzy: bool
+) -> list[str]:
+    head = [t for w in words[:-1] for t in _analyze(w)]
+    last = _prefix_token(words[-1])
+    clauses: list[tuple[tantivy.Occur, tantivy.Query]] = [(tantivy.Occur.Must, engine.live_query)]
+    if fuzzy:
+        for token in head:
+            distance = auto_fuzziness(token)
+            clauses.append(
+                (tantivy.Occur.Must, tantivy.Query.fuzzy_term_query(SCHEMA, "title", token, distance))
+            )
+        near = tantivy.Query.fuzzy_term_query(
+            SCHEMA, "title", last, distance=prefix_fuzziness(last), prefix=True
+        )
+        clauses.append((tantivy.Occur.Must, near))
+    else:
+        phrase = tantivy.Query.phrase_prefix_query(SCHEMA, "title", _words([*head, last]))
+        clauses.append((tantivy.Occur.Must, phrase))
+    query = tantivy.Query.boolean_query(clauses)
+    hits = searcher.search(query, limit=limit * 5, count=False, order_by_field="popularity").hits
+    titles = [_load(searcher, address).title.strip() for _, address in hits]
+    titles.sort(key=lambda title: not fold(title).startswith(typed))  # stable: popularity within
+    return titles
+
+
+def _fuzzy_brands(searcher: tantivy.Searcher, engine: _Engine, word: str, limit: int) -> list[str]:
+    token = _prefix_token(word)
+    if prefix_fuzziness(token) == 0:
+        return []
+    near = tantivy.Query.fuzzy_term_query(
+        SCHEMA, "brand_text", token, distance=prefix_fuzziness(token), prefix=True
+    )
+    query = tantivy.Query.boolean_query([(tantivy.Occur.Must, engine.live_query), (tantivy.Occur.Must, near)])
+    result = searcher.aggregate(query, {"b": {"terms": {"field": "brand", "size": limit}}})
+    return [str(b["key"]) for b in result["b"]["buckets"]]
+
+
+# -- query building (pure, module level so the threads share nothing mutable) -------------------
+
+
+def _validate(query: SearchQuery) -> None:
+    if query.limit < 0 or query.offset < 0:
+        raise InvalidQuery("limit and offset must not be negative")
+    if query.search_after is None and query.offset + query.limit > MAX_RESULT_WINDOW:
+        raise InvalidQuery(
+            f"offset + limit must be at most {MAX_RESULT_WINDOW}; page deeper with search_after"
+        )
+    if query.search_after is not None:
+        after = query.search_after
+        if (
+            len(after) != 2
+            or not isinstance(after[0], (int, float))
+            or isinstance(after[0], bool)
+            or not isinstance(after[1], int)
+            or isinstance(after[1], bool)
+        ):
+            raise InvalidQuery("search_after must be the sort_values of a hit from the same sort")
+
+
+def _analyze(text: str) -> list[str]:
+    return [t for t in _TEXT.analyze(text) if t]
+
+
+def _unit_query(field: str, tokens: list[str], fuzzy: bool) -> tantivy.Query | None:
+    if not tokens:
+        return None
+    if len(tokens) > 1:
+        if field in _INDEX_OPTION:  # positions indexed
+            return tantivy.Query.phrase_query(SCHEMA, field, _words(tokens))
+        return tantivy.Query.boolean_query(
+            [(tantivy.Occur.Must, tantivy.Query.term_query(SCHEMA, field, t)) for t in tokens]
+        )
+    token = tokens[0]
+    exact = tantivy.Query.term_query(SCHEMA, field, token)
+    distance = auto_fuzziness(token) if fuzzy else 0
+    if distance == 0:
+        return exact
+    near = tantivy.Query.fuzzy_term_query(SCHEMA, field, token, distance=distance)
+    return tantivy.Query.disjunction_max_query([exact, tantivy.Query.boost_query(near, FUZZY_WEIGHT)])
+
+
+def _units(text: str) -> list[list[list[str]]]:
+    """Query units: each a list of alternatives (analyzed token lists): the word and its synonyms."""
+    synonyms = default_synonyms()
+    words = query_words(text)
+    units: list[list[list[str]]] = []
+    i = 0
+    while i < len(words):
+        pair = " ".join(words[i : i + 2]) if i + 1 < len(words) else None
+        if pair and pair in synonyms:
+            phrase, i = pair, i + 2
+        else:
+            phrase, i = words[i], i + 1
+        alternatives = [_analyze(phrase)] + [_analyze(s) for s in synonyms.get(phrase, ())]
+        alternatives = [a for a in alternatives if a]
+        if alternatives:
+            units.append(alternatives)
+    return units
+
+
+def _text_queries(text: str) -> tuple[tantivy.Query | None, tantivy.Query | None]:
+    """(matching query, highlight query). ``best_fields``: the best field's match counts."""
+    units = _units(text)
+    if not units:
+        return None, None
+    need = minimum_should_match(len(units))
+    per_field = []
+    for field, boost in TEXT_FIELDS.items():
+        unit_queries = []
+        for alternatives in units:
+            options = [q for q in (_unit_query(field, a, fuzzy=True) for a in alternatives) if q is not None]
+            unit_queries.append(
+                options[0] if len(options) == 1 else tantivy.Query.disjunction_max_query(options)
+            )
+        field_query = tantivy.Query.boolean_query(
+            [(tantivy.Occur.Should, q) for q in unit_queries], minimum_number_should_match=need
+        )
+        per_field.append(tantivy.Query.boost_query(field_query, boost))
+    match = tantivy.Query.disjunction_max_query(per_field)
+    tokens = [t for alternatives in units for t in alternatives[0]]
+    if len(tokens) > 1:
+        phrase = tantivy.Query.boost_query(
+            tantivy.Query.phrase_query(SCHEMA, "title", _words(tokens), slop=1), PHRASE_BOOST
+        )
+        match = tantivy.Query.boolean_query([(tantivy.Occur.Must, match), (tantivy.Occur.Should, phrase)])
+    highlight_terms = {t for alternatives in units for a in alternatives for t in a}
+    highlight = tantivy.Query.boolean_query(
+        [
+            (tantivy.Occur.Should, tantivy.Query.term_query(SCHEMA, field, t))
+            for t in sorted(highlight_terms)
+            for field in ("title", "description")
+        ]
+    )
+    return match, highlight
+
+
+def _filters(query: SearchQuery) -> list[tuple[tantivy.Occur, tantivy.Query]]:
+    out: list[tuple[tantivy.Occur, tantivy.Query]] = []
+
+    def must(q: tantivy.Query) -> None:
+        out.append((tantivy.Occur.Must, tantivy.Query.const_score_query(q, 0.0)))
+
+    if query.category:
+        must(tantivy.Query.term_query(SCHEMA, "category_prefixes", category_key(query.category)))
+    if query.brands:
+        must(tantivy.Query.term_set_query(SCHEMA, "brand", list(query.brands)))
+    if query.price_min is not None or query.price_max is not None:
+        must(
+            tantivy.Query.range_query(
+                SCHEMA,
+                "price",
+                tantivy.FieldType.Float,
+                lower_bound=None if query.price_min is None else float(query.price_min),
+                upper_bound=None if query.price_max is None else float(query.price_max),
+            )
+        )
+    if query.rating_min is not None:
+        must(
+            tantivy.Query.range_query(
+                SCHEMA, "rating", tantivy.FieldType.Float, lower_bound=float(query.rating_min)
+            )
+        )
+    if query.in_stock_only:
+        must(tantivy.Query.term_query(SCHEMA, "in_stock", True))
+    if query.warehouses is not None:
+        if query.warehouses:
+            must(tantivy.Query.term_set_query(SCHEMA, "warehouses", list(query.warehouses)))
+        else:
+            must(tantivy.Query.empty_query())
+    if query.exclude_ids:
+        out.append(
+            (
+                tantivy.Occur.MustNot,
+                tantivy.Query.term_set_query(SCHEMA, "product_id", list(query.exclude_ids)),
+            )
+        )
+    return out
+
+
+def _range(field: str, kind: tantivy.FieldType, value: Any, *, above: bool, inclusive: bool) -> tantivy.Query:
+    if above:
+        return tantivy.Query.range_query(SCHEMA, field, kind, lower_bound=value, include_lower=inclusive)
+    return tantivy.Query.range_query(SCHEMA, field, kind, upper_bound=value, include_upper=inclusive)
+
+
+def _after_filter(field: str, descending: bool, query: SearchQuery) -> tantivy.Query:
+    """Documents strictly after (value, hash) in the order (field asc|desc, pid_hash asc)."""
+    assert query.search_after is not None
+    value, key = query.search_after
+    kind = tantivy.FieldType.Integer if field == "created_at_ms" else tantivy.FieldType.Float
+    value = int(value) if kind is tantivy.FieldType.Integer else float(value)
+    beyond = _range(field, kind, value, above=not descending, inclusive=False)
+    same = tantivy.Query.range_query(SCHEMA, field, kind, lower_bound=value, upper_bound=value)
+    later = _range("pid_hash", tantivy.FieldType.Unsigned, int(key), above=True, inclusive=False)
+    tie = tantivy.Query.boolean_query([(tantivy.Occur.Must, same), (tantivy.Occur.Must, later)])
+    return tantivy.Query.boolean_query([(tantivy.Occur.Should, beyond), (tantivy.Occur.Should, tie)])
+
+
+def _relevance_page(
+    searcher: tantivy.Searcher, base: tantivy.Query, query: SearchQuery
+) -> tuple[list[tuple[float, int, Any]], int]:
+    """Top hits by (score desc, hash asc), fetching deeper until the page is certain.
+
+    Tantivy orders equal scores arbitrarily; a hit is placed for sure only when its score is above the
+    lowest score fetched (or everything was fetched), so the fetch grows until the page is all sure.
+    """
+    after = None
+    if query.search_after is not None:
+        after = (-float(query.search_after[0]), int(query.search_after[1]))
+    fetch = max(64, (query.offset + query.limit) * 2)
+    while True:
+        result = searcher.search(base, limit=fetch, count=True)
+        total = _count(result)
+        scored = result.hits
+        hashes = searcher.fast_field_values("pid_hash", [address for _, address in scored])
+        entries = sorted(
+            (
+                (-float(score), int(key or 0), address)
+                for (score, address), key in zip(scored, hashes, strict=True)
+            ),
+            key=lambda e: (e[0], e[1]),
+        )
+        complete = len(scored) < fetch
+        if complete:
+            sure = len(entries)
+        else:
+            lowest = -float(scored[-1][0])
+            sure = sum(1 for e in entries if e[0] < lowest)
+        start = query.offset if after is None else bisect_right([(e[0], e[1]) for e in entries], after)
+        if complete or start + query.limit <= sure:
+            page = entries[start : start + query.limit]
+            return [(-neg, key, address) for neg, key, address in page], total
+        fetch *= 4
+
+
+def _addresses(searcher: tantivy.Searcher, engine: _Engine, hashes: list[int]) -> list[tuple[int, Any]]:
+    """Doc addresses of live documents by product hash, in the order given."""
+    if not hashes:
+        return []
+    query = tantivy.Query.boolean_query(
+        [
+            (tantivy.Occur.Must, tantivy.Query.term_set_query(SCHEMA, "pid_hash", hashes)),
+            (tantivy.Occur.Must, engine.live_query),
+        ]
+    )
+    hits = searcher.search(query, limit=len(hashes), count=False).hits
+    addresses = [address for _, address in hits]
+    keys = searcher.fast_field_values("pid_hash", addresses)
+    by_key = {int(k or 0): a for k, a in zip(keys, addresses, strict=True)}
+    return [(h, by_key[h]) for h in hashes if h in by_key]
+
+
+def _sort_values(doc: SearchDocument, sort: Sort, score: float, key: int, has_text: bool) -> tuple[Any, ...]:
+    if sort is Sort.RELEVANCE and has_text:
+        return (score, key)
+    if sort in (Sort.PRICE_ASC, Sort.PRICE_DESC):
+        return (float(doc.price), key)
+    if sort is Sort.RATING:
+        return (-1.0 if doc.rating is None else float(doc.rating), key)
+    if sort is Sort.NEWEST:
+        return (int(doc.created_at_ms), key)
+    return (float(doc.popularity), key)
+
+
+def _hits(
+    searcher: tantivy.Searcher,
+    page: list[tuple[float, int, Any]],
+    query: SearchQuery,
+    highlight_query: tantivy.Query | None,
+) -> list[Hit]:
+    generators: dict[str, Any] = {}
+    if query.with_highlights and highlight_query is not None and page:
+        for field in ("title", "description"):
+            generator = tantivy.SnippetGenerator.create(searcher, highlight_query, SCHEMA, field)
+            generator.set_max_num_chars(150)
+            generators[field] = generator
+    has_text = highlight_query is not None
+    hits = []
+    for score, key, address in page:
+        doc = _load(searcher, address)
+        highlights: dict[str, list[str]] = {}
+        for field, generator in generators.items():
+            snippet = generator.snippet_from_doc(tantivy.Document(**{field: getattr(doc, field)}))
+            if snippet.highlighted():
+                highlights[field] = [snippet.to_html().replace("<b>", "<em>").replace("</b>", "</em>")]
+        hits.append(
+            Hit(
+                document=doc,
+                score=score,
+                sort_values=_sort_values(doc, query.sort, score, key, has_text),
+                highlights=highlights,
+            )
+        )
+    return hits
+
+
+def _facet_level(query: SearchQuery) -> int:
+    depth = len([p for p in query.category if p.strip()])
+    return min(depth + 1, MAX_CATEGORY_DEPTH)
+
+
+def _facet_aggs(query: SearchQuery) -> dict[str, Any]:
+    size = max(1, query.facet_size)
+    exact = 1 << 20  # every term from every segment: counts are exact, not estimates
+    ranges = []
+    for bucket in DEFAULT_PRICE_RANGES:
+        spec: dict[str, Any] = {"key": bucket.key}
+        if bucket.low is not None:
+            spec["from"] = float(bucket.low)
+        if bucket.high is not None:
+            spec["to"] = float(bucket.high)
+        ranges.append(spec)
+    return {
+        "brand": {"terms": {"field": "brand", "size": size, "segment_size": exact}},
+        "category": {"terms": {"field": f"cat_{_facet_level(query)}", "size": size, "segment_size": exact}},
+        "price": {"range": {"field": "price", "ranges": ranges}},
+    }
+
+
+def _facets(result: dict[str, Any], query: SearchQuery) -> dict[str, list[FacetBucket]]:
+    facets: dict[str, list[FacetBucket]] = {}
+    for name in ("category", "brand"):
+        buckets = [FacetBucket(str(b["key"]), int(b["doc_count"])) for b in result[name]["buckets"]]
+        buckets.sort(key=lambda b: (-b.count, b.value))
+        facets[name] = buckets[: max(1, query.facet_size)]
+    by_key = {str(b["key"]): int(b["doc_count"]) for b in result["price"]["buckets"]}
+    facets["price"] = [FacetBucket(r.key, by_key.get(r.key, 0)) for r in DEFAULT_PRICE_RANGES]
+    return facets
+
+
+__all__ = ["TantivySearchIndex", "fold", "product_hash"]
