@@ -33,6 +33,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     log_format: str = "json"  # "json" or "console"
     # Run projectors inside `serve` (embedded default); a cluster deployment runs `emporium project`.
     inprocess_projectors: bool = True
+    # Search result cache entries per serving process (0 disables); the stock filter is never cached.
+    search_cache_entries: int = 4096
 
     @property
     def embedded(self) -> bool:
@@ -60,6 +62,7 @@ _FIELDS = {
     "log_level": str,
     "log_format": str,
     "inprocess_projectors": bool,
+    "search_cache_entries": int,
 }
 
 

@@ -1,0 +1,261 @@
+"""Running projections: live projectors, bounded catch-ups (warm-up, rebuild) and the zone follower.
+
+Every runner is an ``emporium.eventlog.processing.EventProcessor`` (poll -> decode/dead-letter -> handle ->
+commit, retrying a failed batch forever), plus Prometheus metrics on the runtime's registry.
+
+Consumer groups:
+
+* ``read-models.stock``: the out-of-stock fast path (inventory topic -> out-of-stock set only);
+* ``read-models.search``: the live search-index projector. Both run in ``emporium project``, or
+  in-process in ``serve``; Kafka spreads partitions over every process in a group.
+* ``read-models.search.warmup.<unique>``: a volatile (in-process) out-of-stock set is refilled at start
+  by replaying catalog + inventory from the beginning.
+* ``read-models.zones.<unique>``: each serving process follows the logistics topic itself (tiny topic),
+  so every replica has every zone.
+* ``read-models.search.rebuild.<time>``: ``emporium rebuild search``.
+
+Unique groups are never resumed; Kafka expires their offsets after ``offsets.retention.minutes``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+import uuid
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from emporium.contracts.events import LOGISTICS_TOPIC, Envelope
+from emporium.eventlog.port import EventLog
+from emporium.eventlog.processing import ConsumedEvent, EventProcessor
+from read_models.logistics import DeliveryZones
+from read_models.out_of_stock import OutOfStockSet
+from search.port import SearchIndex
+
+log = structlog.get_logger(__name__)
+
+LIVE_SEARCH_GROUP = "read-models.search"
+LIVE_STOCK_GROUP = "read-models.stock"
+
+
+def unique_group(prefix: str) -> str:
+    return f"{prefix}.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+
+
+class ProjectorMetrics:
+    """One set of collectors per Prometheus registry (the app and each CLI process have their own)."""
+
+    _by_registry: weakref.WeakKeyDictionary[CollectorRegistry, ProjectorMetrics] = weakref.WeakKeyDictionary()
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.events = Counter(
+            "emporium_projector_events_total",
+            "Events projected into read models",
+            ["projector", "type"],
+            registry=registry,
+        )
+        self.batch_seconds = Histogram(
+            "emporium_projector_batch_seconds",
+            "Time to project one batch (before its commit)",
+            ["projector"],
+            registry=registry,
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.lag = Gauge(
+            "emporium_projector_lag",
+            "Records not yet committed by the projector's group",
+            ["projector", "topic"],
+            registry=registry,
+        )
+        self.dead_letters = Gauge(
+            "emporium_projector_dead_letters",
+            "Messages this process sent to the dead-letter topic",
+            ["projector"],
+            registry=registry,
+        )
+
+    @classmethod
+    def of(cls, registry: CollectorRegistry) -> ProjectorMetrics:
+        metrics = cls._by_registry.get(registry)
+        if metrics is None:
+            metrics = cls._by_registry[registry] = cls(registry)
+        return metrics
+
+
+class EventHandler(Protocol):
+    """What a projection offers: a name, its topics and an idempotent batch handler."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def topics(self) -> tuple[str, ...]: ...
+
+    async def handle(self, events: Sequence[Envelope]) -> None: ...
+
+
+class ProjectorTask:
+    """One projection in one consumer group, as a background task with metrics."""
+
+    def __init__(
+        self,
+        event_log: EventLog,
+        projection: EventHandler,
+        *,
+        group: str,
+        metrics: ProjectorMetrics,
+        replay: bool = False,
+        batch_size: int = 1000,
+        poll_timeout: float = 0.5,
+        lag_interval_s: float = 5.0,
+        on_batch: Callable[[int], None] | None = None,
+        linger_s: float = 0.0,
+    ) -> None:
+        self.projection = projection
+        self.linger_s = linger_s  # after a partial batch, wait: the next poll then takes a bigger batch
+        self.batch_size = batch_size
+        self.group = group
+        self.metrics = metrics
+        self.lag_interval_s = lag_interval_s
+        self.on_batch = on_batch
+        self.processor = EventProcessor(
+            event_log,
+            projection.topics,
+            group,
+            self._handle,
+            batch_size=batch_size,
+            poll_timeout=poll_timeout,
+            replay=replay,
+        )
+        self._task: asyncio.Task[None] | None = None
+        self._lag_task: asyncio.Task[None] | None = None
+
+    async def _handle(self, consumed: Sequence[ConsumedEvent]) -> None:
+        started = time.perf_counter()
+        await self.projection.handle([c.event for c in consumed])
+        name = self.projection.name
+        self.metrics.batch_seconds.labels(name).observe(time.perf_counter() - started)
+        counts: dict[str, int] = {}
+        for c in consumed:
+            counts[c.event.type] = counts.get(c.event.type, 0) + 1
+        for event_type, count in counts.items():
+            self.metrics.events.labels(name, event_type).inc(count)
+        if self.on_batch is not None:
+            self.on_batch(len(consumed))
+        if self.linger_s and len(consumed) < self.batch_size:
+            await asyncio.sleep(self.linger_s)
+
+    async def refresh_lag(self) -> int:
+        lags = await self.processor.refresh_lag()
+        for topic, lag in lags.items():
+            self.metrics.lag.labels(self.projection.name, topic).set(lag)
+        self.metrics.dead_letters.labels(self.projection.name).set(self.processor.stats.dead_lettered)
+        return sum(lags.values())
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self.processor.run(), name=f"projector:{self.group}")
+            self._lag_task = asyncio.create_task(self._report_lag(), name=f"lag:{self.group}")
+
+    async def _report_lag(self) -> None:
+        while True:
+            await asyncio.sleep(self.lag_interval_s)
+            try:
+                await self.refresh_lag()
+            except Exception as exc:  # telemetry only
+                log.debug("projector lag unavailable", group=self.group, error=repr(exc))
+
+    async def wait_caught_up(self, *, poll_s: float = 0.05, timeout_s: float | None = None) -> None:
+        """Return once the group has committed everything published so far (lag 0)."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            if self._task is not None and self._task.done():
+                self._task.result()  # re-raise a crash
+                raise RuntimeError(f"projector {self.group} stopped before catching up")
+            if await self.refresh_lag() == 0:
+                return
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"projector {self.group} still behind after {timeout_s}s")
+            await asyncio.sleep(poll_s)
+
+    async def stop(self) -> None:
+        self.processor.stop()
+        for task in (self._lag_task, self._task):
+            if task is None:
+                continue
+            if task is self._lag_task:
+                task.cancel()
+            try:
+                await asyncio.wait_for(asyncio.shield(task), 10.0)
+            except asyncio.CancelledError:
+                pass
+            except TimeoutError:
+                task.cancel()
+            except Exception:
+                log.exception("projector task failed", group=self.group)
+        self._task = self._lag_task = None
+
+    async def run_until_stopped(self) -> None:
+        self.start()
+        assert self._task is not None
+        await self._task
+
+
+class ZoneProjection:
+    """DeliveryZoneUpdated -> the in-memory zones model of this process."""
+
+    name = "zones"
+    topics = (LOGISTICS_TOPIC,)
+
+    def __init__(self, zones: DeliveryZones) -> None:
+        self.zones = zones
+
+    async def handle(self, events: Sequence[Envelope]) -> None:
+        from emporium.contracts.events import DeliveryZoneUpdated
+
+        for event in events:
+            if isinstance(event.payload, DeliveryZoneUpdated):
+                self.zones.update(event.payload.zone, event.payload.warehouses, revision=event.revision)
+
+
+def live_projectors(
+    event_log: EventLog,
+    *,
+    index: SearchIndex,
+    stock: OutOfStockSet,
+    metrics: ProjectorMetrics,
+    batch_size: int = 1000,
+    index_linger_s: float = 0.2,
+    on_index_write: Callable[[], None] | None = None,
+) -> list[ProjectorTask]:
+    """The read-model projectors of a deployment: the out-of-stock fast path and the search index.
+
+    The index projector lingers after a partial batch: index writes are expensive (a Tantivy commit, an
+    Elasticsearch bulk + refresh) and near-real-time anyway, so a trickle of stock events becomes a few
+    larger writes instead of one commit each. Stock-outs do not wait for it (the fast path filters them).
+    """
+    from read_models.search_projector import SearchProjection, StockProjection
+
+    return [
+        ProjectorTask(
+            event_log,
+            StockProjection(stock=stock),
+            group=LIVE_STOCK_GROUP,
+            metrics=metrics,
+            batch_size=batch_size,
+        ),
+        ProjectorTask(
+            event_log,
+            SearchProjection(index=index, stock=stock, on_index_write=on_index_write),
+            group=LIVE_SEARCH_GROUP,
+            metrics=metrics,
+            batch_size=batch_size,
+            linger_s=index_linger_s,
+        ),
+    ]

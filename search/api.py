@@ -1,0 +1,148 @@
+"""Storefront HTTP API: ``GET /v1/search``, ``GET /v1/suggest``, ``GET /v1/products/{product_id}``.
+
+Handlers only translate HTTP to ``SearchService`` calls; every rule lives in the service. Client errors are
+JSON 400s (Litestar's parameter validation for types, ``InvalidRequest`` for combinations), never 500s.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated
+
+import structlog
+from litestar import Controller, MediaType, Request, Response, Router, get
+from litestar.di import NamedDependency, Provide
+from litestar.exceptions import NotFoundException
+from litestar.params import HeaderParameter, PathParameter, QueryParameter
+from redis.exceptions import RedisError
+
+from search.port import SearchIndexError, Sort
+from search.service import (
+    MAX_PAGE_SIZE,
+    MAX_QUERY_LENGTH,
+    MAX_SUGGESTIONS,
+    InvalidRequest,
+    ProductResponse,
+    SearchRequest,
+    SearchResponse,
+    SearchService,
+    SuggestResponse,
+)
+
+UserId = Annotated[str | None, HeaderParameter(name="X-User-Id", required=False, max_length=200)]
+SessionId = Annotated[str | None, HeaderParameter(name="X-Session-Id", required=False, max_length=200)]
+Service = NamedDependency[SearchService]
+log = structlog.get_logger(__name__)
+
+
+class StorefrontController(Controller):
+    path = "/"
+    tags = ["storefront"]
+
+    @get("/search")
+    async def search(
+        self,
+        service: Service,
+        user_id: UserId,
+        session_id: SessionId,
+        q: Annotated[
+            str, QueryParameter(description=f"Full text, typo-tolerant; at most {MAX_QUERY_LENGTH} chars")
+        ] = "",
+        category: Annotated[
+            str | None, QueryParameter(description="Category path prefix, e.g. 'Fashion>Men'")
+        ] = None,
+        brand: Annotated[list[str] | None, QueryParameter(description="Brand (repeat for several)")] = None,
+        price_min: Annotated[Decimal | None, QueryParameter(description=">= 0")] = None,
+        price_max: Annotated[Decimal | None, QueryParameter(description=">= price_min")] = None,
+        rating_min: Annotated[float | None, QueryParameter(description="0 to 5")] = None,
+        in_stock: Annotated[bool, QueryParameter(description="Only items in stock now (exact)")] = True,
+        deliver_to: Annotated[
+            str | None, QueryParameter(description="Delivery zone code: only items that ship there, with ETA")
+        ] = None,
+        sort: Annotated[Sort, QueryParameter(description="Result order")] = Sort.RELEVANCE,
+        page: Annotated[int, QueryParameter(description="1-based page (shallow paging)")] = 1,
+        size: Annotated[int, QueryParameter(description=f"Hits per page, 1 to {MAX_PAGE_SIZE}")] = 20,
+        cursor: Annotated[
+            str | None, QueryParameter(description="next_cursor of the previous page, for deep paging")
+        ] = None,
+    ) -> SearchResponse:
+        """Search the catalog: full text with facets, filters, sorting and real-time stock filtering."""
+        request = SearchRequest(
+            q=q,
+            category=category,
+            brand=tuple(brand or ()),
+            price_min=price_min,
+            price_max=price_max,
+            rating_min=rating_min,
+            in_stock=in_stock,
+            deliver_to=deliver_to,
+            sort=sort,
+            page=page,
+            size=size,
+            cursor=cursor,
+            user_id=user_id,
+            session_id=session_id,
+        )
+        return await service.search(request)
+
+    @get("/suggest")
+    async def suggest(
+        self,
+        service: Service,
+        q: Annotated[str, QueryParameter(description="What the shopper typed so far")],
+        limit: Annotated[int, QueryParameter(description=f"1 to {MAX_SUGGESTIONS}")] = MAX_SUGGESTIONS,
+    ) -> SuggestResponse:
+        """Autocomplete: up to 10 completions from titles, brands and categories (typo-tolerant)."""
+        return await service.suggest(q, limit)
+
+    @get("/products/{product_id:str}")
+    async def product(
+        self,
+        service: Service,
+        product_id: Annotated[str, PathParameter(description="Product id, e.g. 'bigbasket:123'")],
+        user_id: UserId,
+        session_id: SessionId,
+        deliver_to: Annotated[str | None, QueryParameter(description="Delivery zone for an ETA")] = None,
+    ) -> ProductResponse:
+        """One product with its current availability (from the real-time stock read model)."""
+        found = await service.product(
+            product_id, deliver_to=deliver_to, user_id=user_id, session_id=session_id
+        )
+        if found is None:
+            raise NotFoundException(f"product {product_id!r} not found")
+        return found
+
+
+def _invalid_request(_: Request, exc: InvalidRequest) -> Response[dict[str, object]]:
+    body: dict[str, object] = {"status_code": 400, "detail": exc.detail}
+    if exc.extra:
+        body["extra"] = exc.extra
+    return Response(body, status_code=400, media_type=MediaType.JSON)
+
+
+def _unavailable(_: Request, exc: Exception) -> Response[dict[str, object]]:
+    """A read model is down: a retryable 503 (with the reason), not a 500."""
+    log.warning("storefront read model unavailable", error=repr(exc))
+    body: dict[str, object] = {
+        "status_code": 503,
+        "detail": "search is temporarily unavailable; retry shortly",
+    }
+    return Response(body, status_code=503, media_type=MediaType.JSON, headers={"Retry-After": "1"})
+
+
+def storefront_router(service: SearchService) -> Router:
+    """Routes under /v1 with the service injected (one instance per app)."""
+
+    def provide_service() -> SearchService:
+        return service
+
+    return Router(
+        path="/v1",
+        route_handlers=[StorefrontController],
+        dependencies={"service": Provide(provide_service, use_cache=True, sync_to_thread=False)},
+        exception_handlers={
+            InvalidRequest: _invalid_request,
+            SearchIndexError: _unavailable,
+            RedisError: _unavailable,
+        },
+    )

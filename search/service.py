@@ -1,0 +1,598 @@
+"""Storefront search: request validation, the exact out-of-stock filter, cursors, delivery ETAs.
+
+Reads only read models: the search index (full text, filters, facets; near-real-time), the out-of-stock set
+(exact and immediate) and the delivery zones. Nothing here touches a database.
+
+Why the page loop: the index's stock flag lags stock events by up to one index refresh, so every page is
+checked against the out-of-stock set and the items it knows are gone are dropped. To keep pages full, the
+service over-fetches (``size + 5``: the index's own stock filter already removes all but the items that
+stocked out since its last refresh) and, if still short, continues after the last hit it looked at
+(``search_after``, fetching twice as many each round) until the page is full or the results run out.
+Facets are computed for the first page only (``page=1`` without a cursor); later pages return ``{}``:
+they would be identical, and aggregations are the most expensive part of a search. The cursor is the sort
+key of the last hit *returned*, so dropped items never shift the next page: deep paging neither repeats
+nor skips.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from decimal import Decimal
+
+import msgspec
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from emporium.contracts.events import (
+    ACTIVITY_TOPIC,
+    Payload,
+    ProductViewed,
+    SearchPerformed,
+    encode_event,
+    new_event,
+)
+from emporium.eventlog.port import EventLog, OutgoingMessage
+from read_models.logistics import DeliveryZones, UnknownZone
+from read_models.out_of_stock import OutOfStockSet
+from search.port import Hit, InvalidQuery, SearchIndex, SearchQuery, SearchResult, Sort
+
+log = structlog.get_logger(__name__)
+
+MAX_QUERY_LENGTH = 200
+MAX_PAGE_SIZE = 100
+MAX_OFFSET = 10_000  # beyond this, page with the cursor (Elasticsearch's max_result_window)
+MAX_FETCH_ROUNDS = 6
+OVERFETCH_MARGIN = 5
+MAX_FETCH = 4 * MAX_PAGE_SIZE
+MAX_SUGGESTIONS = 10
+CURSOR_VERSION = 1
+
+
+_query_key = msgspec.msgpack.Encoder()
+
+
+class InvalidRequest(ValueError):
+    """A client error; the API answers 400 with ``detail`` and optional ``extra``."""
+
+    def __init__(self, detail: str, extra: dict[str, object] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra or {}
+
+
+# Response schemas (msgspec structs, so OpenAPI shows them exactly) ---------------------------------
+
+
+class SearchHit(msgspec.Struct, kw_only=True):
+    product_id: str
+    sku: str
+    title: str
+    brand: str
+    category: str  # "Fashion>Men>Shirts"
+    price: Decimal
+    currency: str
+    in_stock: bool
+    rating: float | None = None
+    score: float = 0.0
+    highlights: dict[str, list[str]] = {}
+    eta_hours: int | None = None  # only with deliver_to: best ETA among the warehouses serving the zone
+
+
+class FacetCount(msgspec.Struct):
+    value: str
+    count: int
+
+
+class SearchResponse(msgspec.Struct, kw_only=True):
+    hits: list[SearchHit]
+    total: int
+    facets: dict[str, list[FacetCount]]
+    next_cursor: str | None = None
+    page: int = 1
+    size: int = 20
+
+
+class SuggestResponse(msgspec.Struct):
+    suggestions: list[str]
+
+
+class ProductResponse(msgspec.Struct, kw_only=True):
+    product_id: str
+    supplier_id: str
+    sku: str
+    title: str
+    description: str
+    brand: str
+    category: str
+    category_path: list[str]
+    price: Decimal
+    currency: str
+    rating: float | None
+    in_stock: bool  # from the out-of-stock read model (exact), not the index flag
+    warehouses: list[str]
+    eta_hours: int | None = None
+
+
+# Requests ------------------------------------------------------------------------------------------
+
+
+class SearchRequest(msgspec.Struct, kw_only=True, frozen=True):
+    """Query parameters after type coercion; ``SearchService.plan`` validates the combinations."""
+
+    q: str = ""
+    category: str | None = None
+    brand: tuple[str, ...] = ()
+    price_min: Decimal | None = None
+    price_max: Decimal | None = None
+    rating_min: float | None = None
+    in_stock: bool = True
+    deliver_to: str | None = None
+    sort: Sort = Sort.RELEVANCE
+    page: int = 1
+    size: int = 20
+    cursor: str | None = None
+    user_id: str | None = None
+    session_id: str | None = None
+
+
+class _Cursor(msgspec.Struct, array_like=True):
+    version: int
+    fingerprint: str
+    sort_values: tuple[float | int | str, ...]
+
+
+class Plan(msgspec.Struct, kw_only=True, frozen=True):
+    query: SearchQuery
+    size: int
+    page: int
+    fingerprint: str
+    zone: str | None
+
+
+def parse_category(raw: str | None) -> tuple[str, ...]:
+    if raw is None or not raw.strip():
+        return ()
+    parts = tuple(p.strip() for p in raw.split(">"))
+    if any(not p for p in parts) or len(parts) > 8:
+        raise InvalidRequest(f"category {raw!r} is not a path like 'Fashion>Men>Shirts'")
+    return parts
+
+
+def encode_cursor(fingerprint: str, sort_values: Sequence[float | int | str]) -> str:
+    raw = msgspec.msgpack.encode(_Cursor(CURSOR_VERSION, fingerprint, tuple(sort_values)))
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def decode_cursor(cursor: str, fingerprint: str) -> tuple[float | int | str, ...]:
+    """The sort key to continue after; 400 when the cursor is garbage or belongs to another query."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        decoded = msgspec.msgpack.decode(raw, type=_Cursor)
+    except (binascii.Error, ValueError, msgspec.DecodeError) as exc:
+        raise InvalidRequest("cursor is not valid; start again without it") from exc
+    if decoded.version != CURSOR_VERSION or not decoded.sort_values:
+        raise InvalidRequest("cursor is not valid; start again without it")
+    if decoded.fingerprint != fingerprint:
+        raise InvalidRequest("cursor belongs to a different query (q, filters and sort must not change)")
+    return decoded.sort_values
+
+
+class ResultCache:
+    """Memoizes index answers (``SearchQuery`` -> ``SearchResult``), never the stock filter.
+
+    Storefront traffic repeats itself (the head of the query distribution, page reloads, facet clicks),
+    and the index is near-real-time anyway, so an index answer can be reused until the index changes: the
+    in-process projector calls ``invalidate()`` after every index write (exact), and ``ttl_s`` bounds the
+    staleness when the index is written by other processes (``emporium project``, a rebuild). The exact
+    out-of-stock filter still runs on every request, so a stock-out is hidden at once either way.
+    """
+
+    def __init__(self, max_entries: int = 4096, ttl_s: float = 1.0) -> None:
+        self.max_entries = max_entries
+        self.ttl_s = ttl_s
+        self.generation = 0
+        self._entries: OrderedDict[bytes, tuple[int, float, SearchResult]] = OrderedDict()
+
+    def invalidate(self) -> None:
+        self.generation += 1
+        self._entries.clear()
+
+    def get(self, key: bytes) -> SearchResult | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        generation, expires, result = entry
+        if generation != self.generation or time.monotonic() > expires:
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return result
+
+    def put(self, key: bytes, generation: int, result: SearchResult) -> None:
+        if generation != self.generation:  # the index changed while this query ran
+            return
+        self._entries[key] = (generation, time.monotonic() + self.ttl_s, result)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+
+class SearchService:
+    def __init__(
+        self,
+        *,
+        index: SearchIndex,
+        stock: OutOfStockSet,
+        zones: DeliveryZones,
+        activity: ActivityPublisher | None = None,
+        metrics: SearchMetrics | None = None,
+        cache: ResultCache | None = None,
+    ) -> None:
+        self.index = index
+        self.stock = stock
+        self.zones = zones
+        self.activity = activity
+        self.metrics = metrics
+        self.cache = cache
+
+    async def _index_search(self, query: SearchQuery) -> SearchResult:
+        cache = self.cache
+        if cache is None:
+            return await self.index.search(query)
+        key = _query_key.encode(query)
+        result = cache.get(key)
+        if self.metrics is not None:
+            self.metrics.cache.labels("hit" if result is not None else "miss").inc()
+        if result is None:
+            generation = cache.generation
+            result = await self.index.search(query)
+            cache.put(key, generation, result)
+        return result
+
+    # Validation --------------------------------------------------------------------------------
+
+    def plan(self, request: SearchRequest) -> Plan:
+        text = request.q.strip()
+        if len(text) > MAX_QUERY_LENGTH:
+            raise InvalidRequest(f"q is longer than {MAX_QUERY_LENGTH} characters")
+        if not 1 <= request.size <= MAX_PAGE_SIZE:
+            raise InvalidRequest(f"size must be between 1 and {MAX_PAGE_SIZE}")
+        if request.page < 1:
+            raise InvalidRequest("page must be 1 or more")
+        offset = (request.page - 1) * request.size
+        if request.cursor is None and offset + request.size > MAX_OFFSET:
+            raise InvalidRequest(f"page * size may not exceed {MAX_OFFSET}; use next_cursor for deep paging")
+        for name in ("price_min", "price_max"):
+            value = getattr(request, name)
+            if value is not None and (not value.is_finite() or value < 0):
+                raise InvalidRequest(f"{name} must be a number >= 0")
+        if (
+            request.price_min is not None
+            and request.price_max is not None
+            and request.price_min > request.price_max
+        ):
+            raise InvalidRequest("price_min must not be greater than price_max")
+        if request.rating_min is not None and not (0 <= request.rating_min <= 5):
+            raise InvalidRequest("rating_min must be between 0 and 5")
+        brands = tuple(sorted({b.strip() for b in request.brand if b.strip()}))
+        if any(len(b) > MAX_QUERY_LENGTH for b in brands) or len(brands) > 50:
+            raise InvalidRequest("too many or too long brand values")
+
+        zone = request.deliver_to.strip().upper() if request.deliver_to else None
+        warehouses: tuple[str, ...] | None = None
+        if zone:
+            try:
+                warehouses = self.zones.warehouses(zone)
+            except UnknownZone as exc:
+                raise InvalidRequest(f"unknown delivery zone {exc.zone!r}", {"zones": exc.known}) from exc
+
+        query = SearchQuery(
+            text=text,
+            category=parse_category(request.category),
+            brands=brands,
+            price_min=request.price_min,
+            price_max=request.price_max,
+            rating_min=request.rating_min,
+            in_stock_only=request.in_stock,
+            warehouses=warehouses,
+            sort=request.sort,
+            limit=request.size,
+            offset=offset,
+        )
+        fingerprint = hashlib.blake2b(
+            msgspec.msgpack.encode(msgspec.structs.replace(query, limit=0, offset=0)), digest_size=8
+        ).hexdigest()
+        if request.cursor is not None:
+            query = msgspec.structs.replace(
+                query, search_after=decode_cursor(request.cursor, fingerprint), offset=0
+            )
+        return Plan(
+            query=query, size=request.size, page=request.page, fingerprint=fingerprint, zone=zone or None
+        )
+
+    # Queries -----------------------------------------------------------------------------------
+
+    async def search(self, request: SearchRequest) -> SearchResponse:
+        plan = self.plan(request)
+        response = await self.execute(plan)
+        if self.activity is not None:
+            self.activity.emit(
+                SearchPerformed(
+                    query=plan.query.text,
+                    filters=_filters(request),
+                    total=response.total,
+                    user_id=request.user_id,
+                    session_id=request.session_id,
+                ),
+                key=request.user_id or request.session_id or "anonymous",
+            )
+        return response
+
+    async def execute(self, plan: Plan) -> SearchResponse:
+        size = plan.size
+        drop_out_of_stock = plan.query.in_stock_only
+        first_page = plan.query.search_after is None and plan.query.offset == 0
+        # The index already filters on its (near-real-time) stock flag, so only items that stocked out
+        # since its last refresh are dropped here: a small margin fills the page in one round almost
+        # always; later rounds grow geometrically. One extra hit also tells whether a next page exists.
+        fetch = min(size + (OVERFETCH_MARGIN if drop_out_of_stock else 1), MAX_FETCH)
+        query = msgspec.structs.replace(
+            plan.query, limit=fetch, with_facets=plan.query.with_facets and first_page
+        )
+
+        page: list[tuple[Hit, bool]] = []
+        first_total, facets = 0, {}
+        dropped = 0
+        more = False
+        resume_after: tuple[float | int | str, ...] | None = None
+        for round_no in range(MAX_FETCH_ROUNDS):
+            try:
+                result = await self._index_search(query)
+            except InvalidQuery as exc:  # e.g. a forged cursor whose sort key does not fit the sort
+                raise InvalidRequest(f"invalid query: {exc}") from exc
+            if round_no == 0:
+                first_total, facets = result.total, result.facets
+            hits = result.hits
+            out = await self.stock.out_of_stock([h.document.sku for h in hits]) if hits else set()
+            for position, hit in enumerate(hits):
+                in_stock = hit.document.sku not in out
+                if not in_stock and drop_out_of_stock:
+                    dropped += 1
+                    continue
+                page.append((hit, in_stock))
+                if len(page) == size:
+                    more = position < len(hits) - 1 or len(hits) == fetch
+                    break
+            if len(page) == size or len(hits) < fetch:
+                break
+            resume_after = hits[-1].sort_values
+            fetch = min(max(2 * fetch, 2 * (size - len(page)) + OVERFETCH_MARGIN), MAX_FETCH)
+            query = msgspec.structs.replace(
+                query, search_after=resume_after, offset=0, limit=fetch, with_facets=False
+            )
+        else:
+            more = True  # gave up filling the page: let the client continue after what was examined
+
+        if self.metrics is not None and dropped:
+            self.metrics.dropped_out_of_stock.inc(dropped)
+        next_cursor = None
+        if more:
+            last = page[-1][0].sort_values if len(page) == size or resume_after is None else resume_after
+            next_cursor = encode_cursor(plan.fingerprint, last)
+        return SearchResponse(
+            hits=[self._hit(hit, in_stock, plan.zone) for hit, in_stock in page],
+            total=max(first_total - dropped, len(page)),
+            facets={k: [FacetCount(b.value, b.count) for b in v] for k, v in facets.items()},
+            next_cursor=next_cursor,
+            page=plan.page,
+            size=size,
+        )
+
+    def _hit(self, hit: Hit, in_stock: bool, zone: str | None) -> SearchHit:
+        doc = hit.document
+        return SearchHit(
+            product_id=doc.product_id,
+            sku=doc.sku,
+            title=doc.title,
+            brand=doc.brand,
+            category=">".join(doc.category_path),
+            price=doc.price,
+            currency=doc.currency,
+            in_stock=in_stock,
+            rating=doc.rating,
+            score=hit.score,
+            highlights=hit.highlights,
+            eta_hours=self.zones.eta_hours(zone, doc.warehouses) if zone else None,
+        )
+
+    async def suggest(self, prefix: str, limit: int = MAX_SUGGESTIONS) -> SuggestResponse:
+        prefix = prefix.strip()
+        if len(prefix) > MAX_QUERY_LENGTH:
+            raise InvalidRequest(f"q is longer than {MAX_QUERY_LENGTH} characters")
+        if not 1 <= limit <= MAX_SUGGESTIONS:
+            raise InvalidRequest(f"limit must be between 1 and {MAX_SUGGESTIONS}")
+        if not prefix:
+            return SuggestResponse([])
+        return SuggestResponse((await self.index.suggest(prefix, limit))[:limit])
+
+    async def product(
+        self,
+        product_id: str,
+        *,
+        deliver_to: str | None = None,
+        user_id: str | None = None,
+        session_id: str | None = None,
+    ) -> ProductResponse | None:
+        zone = deliver_to.strip().upper() if deliver_to else None
+        if zone and zone not in self.zones.zones:
+            raise InvalidRequest(f"unknown delivery zone {deliver_to!r}", {"zones": self.zones.zones})
+        documents = await self.index.get([product_id])
+        if not documents:
+            return None
+        doc = documents[0]
+        state = await self.stock.state(doc.sku)
+        in_stock = state.in_stock if state is not None else doc.in_stock
+        if self.activity is not None:
+            self.activity.emit(
+                ProductViewed(product_id=doc.product_id, user_id=user_id, session_id=session_id),
+                key=user_id or session_id or doc.product_id,
+            )
+        return ProductResponse(
+            product_id=doc.product_id,
+            supplier_id=doc.supplier_id,
+            sku=doc.sku,
+            title=doc.title,
+            description=doc.description,
+            brand=doc.brand,
+            category=">".join(doc.category_path),
+            category_path=list(doc.category_path),
+            price=doc.price,
+            currency=doc.currency,
+            rating=doc.rating,
+            in_stock=in_stock,
+            warehouses=list(doc.warehouses),
+            eta_hours=self.zones.eta_hours(zone, doc.warehouses) if zone else None,
+        )
+
+
+def _filters(request: SearchRequest) -> dict[str, str]:
+    filters: dict[str, str] = {"sort": request.sort.value, "in_stock": str(request.in_stock).lower()}
+    if request.category:
+        filters["category"] = request.category
+    if request.brand:
+        filters["brand"] = ",".join(request.brand)
+    if request.price_min is not None:
+        filters["price_min"] = str(request.price_min)
+    if request.price_max is not None:
+        filters["price_max"] = str(request.price_max)
+    if request.rating_min is not None:
+        filters["rating_min"] = str(request.rating_min)
+    if request.deliver_to:
+        filters["deliver_to"] = request.deliver_to
+    return filters
+
+
+# Activity events -----------------------------------------------------------------------------------
+
+
+class SearchMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.dropped_out_of_stock = Counter(
+            "emporium_search_out_of_stock_dropped_total",
+            "Hits dropped because the out-of-stock set knew them gone before the index did",
+            registry=registry,
+        )
+        self.cache = Counter(
+            "emporium_search_cache_total",
+            "Index answers served from the result cache",
+            ["result"],
+            registry=registry,
+        )
+        self.activity_published = Counter(
+            "emporium_activity_events_published_total",
+            "Storefront activity events published",
+            registry=registry,
+        )
+        self.activity_dropped = Counter(
+            "emporium_activity_events_dropped_total",
+            "Activity events dropped because the publish queue was full or the log refused them",
+            ["reason"],
+            registry=registry,
+        )
+        self.activity_batch_seconds = Histogram(
+            "emporium_activity_publish_seconds",
+            "Time to publish one batch of activity events",
+            registry=registry,
+        )
+
+
+class ActivityPublisher:
+    """Fire-and-forget activity events: searches never wait for the log.
+
+    ``emit`` only enqueues (O(1), never blocks); one background task publishes in batches. When the queue
+    is full (the log is slow or down) events are dropped and counted: analytics tolerate a gap, shoppers
+    do not tolerate a slow search.
+    """
+
+    def __init__(
+        self,
+        event_log: EventLog,
+        *,
+        metrics: SearchMetrics,
+        producer: str = "search",
+        max_queue: int = 10_000,
+        max_batch: int = 500,
+    ) -> None:
+        self.event_log = event_log
+        self.metrics = metrics
+        self.producer = producer
+        self.max_batch = max_batch
+        self._queue: asyncio.Queue[OutgoingMessage] = asyncio.Queue(max_queue)
+        self._task: asyncio.Task[None] | None = None
+
+    def emit(self, payload: Payload, *, key: str) -> None:
+        message = OutgoingMessage(
+            key, encode_event(new_event(payload, key=key, revision=1, producer=self.producer))
+        )
+        try:
+            self._queue.put_nowait(message)
+        except asyncio.QueueFull:
+            self.metrics.activity_dropped.labels("queue_full").inc()
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="activity-publisher")
+
+    async def stop(self, flush_timeout_s: float = 5.0) -> None:
+        task, self._task = self._task, None
+        if task is None:
+            return
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        try:
+            await asyncio.wait_for(self.flush(), flush_timeout_s)
+        except (TimeoutError, Exception) as exc:
+            log.warning("activity events lost at shutdown", pending=self._queue.qsize(), error=repr(exc))
+
+    async def flush(self) -> None:
+        while not self._queue.empty():
+            await self._publish(self._drain())
+
+    def _drain(self) -> list[OutgoingMessage]:
+        batch: list[OutgoingMessage] = []
+        while len(batch) < self.max_batch:
+            try:
+                batch.append(self._queue.get_nowait())
+            except asyncio.QueueEmpty:
+                break
+        return batch
+
+    async def _run(self) -> None:
+        while True:
+            first = await self._queue.get()
+            await asyncio.sleep(0.01)  # let a burst accumulate into one publish
+            batch = [first, *self._drain()]
+            try:
+                await self._publish(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.metrics.activity_dropped.labels("publish_failed").inc(len(batch))
+                log.warning("activity publish failed; batch dropped", count=len(batch), error=repr(exc))
+                await asyncio.sleep(1.0)
+
+    async def _publish(self, batch: list[OutgoingMessage]) -> None:
+        if not batch:
+            return
+        with self.metrics.activity_batch_seconds.time():
+            await self.event_log.publish(ACTIVITY_TOPIC, batch)
+        self.metrics.activity_published.inc(len(batch))

@@ -1,0 +1,134 @@
+"""Projector logic over the in-memory stock set and a fake index: revisions, ordering, stock flags."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from memory_search_index import MemorySearchIndex
+
+from emporium.contracts.events import (
+    Envelope,
+    Product,
+    ProductRemoved,
+    ProductUpserted,
+    StockLevelChanged,
+    new_event,
+)
+from read_models.out_of_stock import MemoryOutOfStockSet
+from read_models.search_projector import SearchProjection
+
+
+def product(n: int, *, title: str | None = None, sku: str | None = None) -> Product:
+    return Product(
+        product_id=f"s1:{n}",
+        supplier_id="s1",
+        sku=sku or f"SKU-{n}",
+        title=title or f"Basmati rice {n}",
+        brand="Daawat",
+        category_path=("Grocery", "Rice"),
+        price=Decimal("99.50"),
+        stock={"WH-NORTH": 5, "WH-SOUTH": 0},
+    )
+
+
+def upserted(p: Product, revision: int) -> Envelope:
+    return new_event(ProductUpserted(product=p), key=p.product_id, revision=revision, producer="test")
+
+
+def removed(p: Product, revision: int) -> Envelope:
+    payload = ProductRemoved(product_id=p.product_id, supplier_id=p.supplier_id, sku=p.sku)
+    return new_event(payload, key=p.product_id, revision=revision, producer="test")
+
+
+def stock(sku: str, in_stock: bool, revision: int) -> Envelope:
+    payload = StockLevelChanged(
+        sku=sku,
+        on_hand=5 if in_stock else 0,
+        held=0,
+        sold=0,
+        available=5 if in_stock else 0,
+        in_stock=in_stock,
+    )
+    return new_event(payload, key=sku, revision=revision, producer="test")
+
+
+@pytest.fixture
+def parts() -> tuple[SearchProjection, MemorySearchIndex, MemoryOutOfStockSet]:
+    index, oos = MemorySearchIndex(), MemoryOutOfStockSet()
+    return SearchProjection(index=index, stock=oos), index, oos
+
+
+async def test_upsert_builds_document_with_revision_and_warehouses(parts) -> None:
+    projection, index, _ = parts
+    await projection.handle([upserted(product(1), 3)])
+    doc = index.docs["s1:1"]
+    assert doc.revision == 3 and doc.sku == "SKU-1" and doc.in_stock
+    assert doc.warehouses == ("WH-NORTH",)  # only warehouses holding stock
+
+
+async def test_newest_catalog_event_wins_in_and_across_batches(parts) -> None:
+    projection, index, _ = parts
+    p = product(1)
+    await projection.handle([upserted(p, 2), upserted(product(1, title="Newest title"), 3), upserted(p, 1)])
+    assert index.docs["s1:1"].title == "Newest title"
+    await projection.handle([upserted(p, 2)])  # stale redelivery
+    assert index.docs["s1:1"].title == "Newest title"
+    await projection.handle([removed(p, 4)])
+    assert "s1:1" not in index.docs
+    await projection.handle([upserted(p, 3)])  # a stale upsert does not resurrect it
+    assert "s1:1" not in index.docs
+
+
+async def test_stock_out_then_restock_updates_set_and_index_flag(parts) -> None:
+    projection, index, oos = parts
+    await projection.handle([upserted(product(1), 1)])
+    await projection.handle([stock("SKU-1", False, 1)])
+    assert await oos.out_of_stock(["SKU-1"]) == {"SKU-1"}
+    assert not index.docs["s1:1"].in_stock
+    refreshes = index.refreshes
+    await projection.handle([stock("SKU-1", True, 2)])
+    assert await oos.out_of_stock(["SKU-1"]) == set()
+    assert index.docs["s1:1"].in_stock
+    assert index.refreshes == refreshes + 1  # a restock is made searchable at once
+
+
+async def test_out_of_order_and_duplicate_stock_events_keep_newest(parts) -> None:
+    projection, index, oos = parts
+    await projection.handle([upserted(product(1), 1)])
+    await projection.handle([stock("SKU-1", False, 5), stock("SKU-1", True, 4)])  # newest (5) says out
+    assert await oos.out_of_stock(["SKU-1"]) == {"SKU-1"}
+    await projection.handle([stock("SKU-1", True, 3), stock("SKU-1", False, 5)])  # stale + duplicate
+    state = await oos.state("SKU-1")
+    assert state is not None and state.revision == 5 and not state.in_stock
+    assert not index.docs["s1:1"].in_stock
+
+
+async def test_stock_event_before_product_sets_flag_at_upsert(parts) -> None:
+    projection, index, _ = parts
+    await projection.handle([stock("SKU-9", False, 1)])
+    await projection.handle([upserted(product(9), 1)])
+    assert not index.docs["s1:9"].in_stock
+
+
+async def test_same_batch_stock_and_upsert(parts) -> None:
+    projection, index, _ = parts
+    await projection.handle([upserted(product(2), 1), stock("SKU-2", False, 1)])
+    assert not index.docs["s1:2"].in_stock
+
+
+async def test_sku_change_moves_stock_link(parts) -> None:
+    projection, index, oos = parts
+    await projection.handle([upserted(product(3, sku="OLD"), 1)])
+    await projection.handle([upserted(product(3, sku="NEW"), 2)])
+    assert await oos.products_for(["OLD", "NEW"]) == {"NEW": ["s1:3"]}
+    await projection.handle([stock("NEW", False, 1)])
+    assert not index.docs["s1:3"].in_stock
+
+
+async def test_warmup_projection_without_index_only_fills_stock_set() -> None:
+    oos = MemoryOutOfStockSet()
+    projection = SearchProjection(index=None, stock=oos)
+    await projection.handle([upserted(product(1), 1), stock("SKU-1", False, 1)])
+    assert await oos.out_of_stock(["SKU-1"]) == {"SKU-1"}
+    assert await oos.products_for(["SKU-1"]) == {"SKU-1": ["s1:1"]}
