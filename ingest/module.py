@@ -1,11 +1,35 @@
-"""Ingest module wiring (placeholder until the ingest package lands)."""
+"""Ingest module: supplier and feed routes, the ingest store's lifecycle, readiness and metrics."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
+from prometheus_client import Counter
+
 from emporium.runtime import ReadinessCheck, Runtime
+from ingest.api import IngestApi, build_router
+from ingest.model import FeedReport
+from ingest.service import IngestService
+from ingest.store import open_ingest_store
+
+
+class IngestMetrics:
+    def __init__(self, runtime: Runtime) -> None:
+        self.lines = Counter(
+            "emporium_ingest_lines_total", "Feed lines by outcome", ["outcome"], registry=runtime.metrics
+        )
+        self.feeds = Counter(
+            "emporium_ingest_feeds_total",
+            "Feeds imported by final status",
+            ["status"],
+            registry=runtime.metrics,
+        )
+
+    def observe(self, report: FeedReport) -> None:
+        self.feeds.labels(str(report.status)).inc()
+        for outcome in ("accepted", "rejected", "unchanged", "changed", "removed"):
+            self.lines.labels(outcome).inc(getattr(report, outcome))
 
 
 class IngestModule:
@@ -13,18 +37,22 @@ class IngestModule:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        self.store = open_ingest_store(runtime.settings.database_url)
+        self.metrics = IngestMetrics(runtime)
+        self.service = IngestService(self.store, runtime.event_log, on_report=self.metrics.observe)
+        self._router = build_router(IngestApi(self.service, runtime.settings))
 
     def route_handlers(self) -> Sequence[Any]:
-        return []
+        return [self._router]
 
     async def start(self) -> None:
-        return None
+        await self.store.start()
 
     async def stop(self) -> None:
-        return None
+        await self.store.close()
 
     def readiness_checks(self) -> dict[str, ReadinessCheck]:
-        return {}
+        return {"store": self.store.ping}
 
 
 def create_module(runtime: Runtime) -> IngestModule:

@@ -1,0 +1,80 @@
+"""Ingest state port: suppliers, per-product fingerprints and revisions, feed reports.
+
+Adapters: SQLite (embedded) and MySQL/MariaDB (cluster), both in ``ingest.store_sql``; they pass
+tests/contract/test_ingest_store.py. Schema is created and migrated on ``start``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from emporium.database import MysqlTarget, SqliteTarget, parse_database_url
+from ingest.model import FeedReport, ProductState, SupplierRecord
+
+
+class SupplierExists(Exception):
+    """A supplier with this id is already registered."""
+
+
+class IngestStore(Protocol):
+    async def start(self) -> None:
+        """Connect and apply pending schema migrations."""
+        ...
+
+    async def add_supplier(self, supplier: SupplierRecord) -> None:
+        """Register a supplier; raise SupplierExists if the id is taken."""
+        ...
+
+    async def get_supplier(self, supplier_id: str) -> SupplierRecord | None: ...
+
+    async def supplier_by_key_id(self, key_id: str) -> SupplierRecord | None: ...
+
+    async def replace_key(self, supplier_id: str, key_id: str, key_hash: str) -> None:
+        """Rotate a supplier's API key (the old one stops working)."""
+        ...
+
+    async def acquire_import_lease(self, supplier_id: str, owner: str, ttl_s: float) -> bool:
+        """Take (or renew) the supplier's import lease; False while another owner holds a live one.
+
+        Two imports of one supplier at once would both read revision N and both publish N+1
+        with different content; the lease serializes them across processes (CLI and servers).
+        """
+        ...
+
+    async def release_import_lease(self, supplier_id: str, owner: str) -> None: ...
+
+    async def product_states(self, supplier_id: str, product_ids: Sequence[str]) -> dict[str, ProductState]:
+        """Stored state of those of ``product_ids`` ingest has seen (removed ones included)."""
+        ...
+
+    async def live_products(self, supplier_id: str) -> list[ProductState]:
+        """Every product of the supplier that is not removed."""
+        ...
+
+    async def save_product_states(self, supplier_id: str, states: Sequence[ProductState]) -> None:
+        """Upsert, atomically for the whole batch."""
+        ...
+
+    async def save_feed(self, report: FeedReport) -> None:
+        """Insert or replace the report of ``report.feed_id``."""
+        ...
+
+    async def get_feed(self, supplier_id: str, feed_id: str) -> FeedReport | None:
+        """The report, only if the feed belongs to ``supplier_id``."""
+        ...
+
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def open_ingest_store(database_url: str) -> IngestStore:
+    """``sqlite:///path`` -> SQLite adapter; ``mysql://user:pass@host:port/db`` -> MySQL adapter."""
+    from ingest.store_sql import MysqlIngestStore, SqliteIngestStore
+
+    target = parse_database_url(database_url)
+    if isinstance(target, SqliteTarget):
+        return SqliteIngestStore(target)
+    assert isinstance(target, MysqlTarget)
+    return MysqlIngestStore(target)

@@ -1,0 +1,112 @@
+"""The README's run path: ``emporium demo`` seeds the synthetic catalog idempotently and serves it."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from emporium.settings import load_settings
+from ingest.demo import DEMO_SUPPLIER, demo_key_path, seed_demo
+from ingest.synthetic import WAREHOUSES, generate_products
+
+
+def test_synthetic_catalog_is_deterministic_and_realistic() -> None:
+    a = list(generate_products(400, seed=42))
+    assert a == list(generate_products(400, seed=42))
+    assert a != list(generate_products(400, seed=43))
+    assert len({p["product_id"] for p in a}) == 400
+    assert len({p["category_path"][0] for p in a}) >= 5 and len({p["brand"] for p in a}) >= 20
+    out_of_stock = [p for p in a if not any(p["stock"].values())]
+    assert 0 < len(out_of_stock) < 60
+    assert all(set(p["stock"]) == set(WAREHOUSES) for p in a)
+
+
+def test_seed_demo_is_idempotent(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    settings = load_settings(env={}, data_dir=str(tmp_path))
+    first = seed_demo(settings, products=300)
+    out = capsys.readouterr().out
+    key = demo_key_path(settings).read_text().strip()
+    assert key in out.splitlines()
+    assert (first.accepted, first.changed, first.rejected) == (300, 300, 0)
+    started = time.perf_counter()
+    second = seed_demo(settings, products=300)
+    assert (second.accepted, second.unchanged, second.changed, second.removed) == (300, 300, 0, 0)
+    assert time.perf_counter() - started < 10
+    assert key not in capsys.readouterr().out  # the key is printed once
+    smaller = seed_demo(settings, products=250)
+    assert (smaller.changed, smaller.removed) == (0, 50)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_emporium_demo_serves_the_seeded_catalog(tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "EMPORIUM_DATA_DIR": str(tmp_path),
+        "EMPORIUM_FEED_MAX_BYTES": "65536",
+        "EMPORIUM_LOG_LEVEL": "warning",
+    }
+    for name in ("EVENT_LOG", "SEARCH", "CACHE", "DATABASE", "RECOMMENDATIONS"):
+        env.pop(f"EMPORIUM_{name}_URL", None)  # the README's run command is the embedded stack
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "emporium"), "demo", "--products", "400", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "emporium demo did not answer /healthz within 90 s"
+            time.sleep(0.3)
+        key = (tmp_path / "demo" / "demo-supplier-api-key").read_text().strip()
+        headers = {"X-Api-Key": key, "Content-Type": "text/csv"}
+        feeds = f"{base}/v1/suppliers/{DEMO_SUPPLIER}/feeds"
+
+        def chunks():  # no Content-Length: the 64 KiB limit must be enforced while streaming
+            yield b"sku,title,price\n"
+            for i in range(2000):
+                yield f"BIG-{i},Filler item {i} with a long enough title,1\n".encode()
+
+        assert httpx.post(feeds, content=chunks(), headers=headers, timeout=30).status_code == 413
+        r = httpx.post(
+            feeds, content=b"sku,title,price\nNEW-1,Brand new thing,9.99\n", headers=headers, timeout=30
+        )
+        assert r.status_code == 201, r.text
+        assert (r.json()["accepted"], r.json()["changed"]) == (1, 1)
+        report = httpx.get(base + r.headers["location"], headers={"X-Api-Key": key}, timeout=10)
+        assert report.status_code == 200 and report.json()["feed_id"] == r.json()["feed_id"]
+        assert httpx.get(base + r.headers["location"]).status_code == 401
+    finally:
+        proc.terminate()
+        try:
+            output = proc.communicate(timeout=30)[0]
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            output = proc.communicate()[0]
+    # The demo printed its feed report (JSON) before serving.
+    start = output.index("{\n")
+    seeded = json.loads(output[start : output.index("\n}\n", start) + 2])
+    assert seeded["supplier_id"] == DEMO_SUPPLIER and seeded["accepted"] == 400

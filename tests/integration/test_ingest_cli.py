@@ -1,0 +1,58 @@
+"""The operator commands: ``emporium suppliers add`` and ``emporium feed import`` (typer CliRunner)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from emporium.cli import app
+from ingest.auth import parse_api_key
+
+runner = CliRunner()
+
+
+def emporium(data_dir: Path, *args: str):
+    return runner.invoke(
+        app,
+        ["--data-dir", str(data_dir), "--log-format", "console", *args],
+        env={"EMPORIUM_LOG_LEVEL": "warning"},
+    )
+
+
+def test_suppliers_add_prints_the_key_alone_on_the_last_line(tmp_path: Path) -> None:
+    result = emporium(tmp_path, "suppliers", "add", "acme", "--name", "Acme Corp")
+    assert result.exit_code == 0, result.output
+    last = result.stdout.strip().splitlines()[-1]
+    assert parse_api_key(last) is not None and last == last.strip()
+    again = emporium(tmp_path, "suppliers", "add", "acme")
+    assert again.exit_code == 1 and "already exists" in again.output
+    rotated = emporium(tmp_path, "suppliers", "rotate-key", "acme")
+    assert rotated.exit_code == 0 and rotated.stdout.strip().splitlines()[-1] != last
+
+
+def test_feed_import_prints_the_report(tmp_path: Path) -> None:
+    assert emporium(tmp_path, "suppliers", "add", "acme").exit_code == 0
+    feed = tmp_path / "feed.csv.gz"
+    feed.write_bytes(gzip.compress(b"sku,title,price\nA,Apple,1.5\nB,,2\nC,Cherry,3\n"))
+    result = emporium(tmp_path, "feed", "import", str(feed), "--supplier", "acme", "--no-progress")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout[result.stdout.index("{") :])
+    assert (report["accepted"], report["rejected"], report["changed"]) == (2, 1, 2)
+    assert report["errors"] == [{"line": 3, "reason": "title: expected `str` of length >= 1"}]
+
+    full = emporium(
+        tmp_path, "feed", "import", str(feed), "--supplier", "acme", "--mode", "full", "--no-progress"
+    )
+    assert json.loads(full.stdout[full.stdout.index("{") :])["unchanged"] == 2
+
+    missing = emporium(tmp_path, "feed", "import", str(feed), "--supplier", "nobody", "--no-progress")
+    assert missing.exit_code == 2 and "unknown supplier" in missing.output
+    bad = tmp_path / "feed.xml"
+    bad.write_text("<x/>")
+    unsupported = emporium(tmp_path, "feed", "import", str(bad), "--supplier", "acme", "--no-progress")
+    assert unsupported.exit_code == 2 and "cannot tell the format" in unsupported.output
+    bad_mode = emporium(tmp_path, "feed", "import", str(feed), "--supplier", "acme", "--mode", "sometimes")
+    assert bad_mode.exit_code == 2

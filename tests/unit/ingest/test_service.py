@@ -1,0 +1,178 @@
+"""Import use case against an in-memory fake of the EventLog port (and the embedded SQLite store)."""
+
+from __future__ import annotations
+
+import gzip
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from emporium.contracts.events import ProductRemoved, ProductUpserted, SupplierOnboarded, decode_event
+from emporium.eventlog.port import OutgoingMessage
+from ingest.model import FeedStatus
+from ingest.parsing import FeedError, FeedFormat
+from ingest.service import Conflict, Forbidden, IngestService, InvalidRequest, NotFound, Unauthorized
+from ingest.store import open_ingest_store
+
+HEADER = "sku,title,price,stock.w1\n"
+
+
+class FakeEventLog:
+    """Only what the service uses: publish (optionally failing after N calls)."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, OutgoingMessage]] = []
+        self.fail_after: int | None = None
+        self.calls = 0
+
+    async def publish(self, topic: str, messages: Sequence[OutgoingMessage]) -> None:
+        self.calls += 1
+        if self.fail_after is not None and self.calls > self.fail_after:
+            raise ConnectionError("broker down")
+        self.published.extend((topic, m) for m in messages)
+
+    def events(self):
+        return [decode_event(m.value) for _, m in self.published]
+
+    def clear(self) -> None:
+        self.published.clear()
+
+
+@pytest.fixture
+async def env(tmp_path: Path):
+    store = open_ingest_store(f"sqlite:///{tmp_path / 'ingest.db'}")
+    await store.start()
+    log = FakeEventLog()
+    service = IngestService(store, log, batch_lines=3)  # type: ignore[arg-type]
+    _, key = await service.add_supplier("acme")
+    yield service, log, key
+    await store.close()
+
+
+def csv_feed(*rows: str) -> io.BytesIO:
+    return io.BytesIO((HEADER + "".join(r + "\n" for r in rows)).encode())
+
+
+async def test_supplier_onboarding_and_auth(env) -> None:
+    service, log, key = env
+    assert isinstance(log.events()[0].payload, SupplierOnboarded)
+    await service.authenticate("acme", key)
+    _, other_key = await service.add_supplier("globex")
+    with pytest.raises(Unauthorized):
+        await service.authenticate("acme", None)
+    with pytest.raises(Unauthorized):
+        await service.authenticate("acme", key[:-2] + "xx")
+    with pytest.raises(Forbidden):
+        await service.authenticate("acme", other_key)
+    with pytest.raises(Conflict):
+        await service.add_supplier("acme")
+    with pytest.raises(InvalidRequest):
+        await service.add_supplier("bad:id")
+    new_key = await service.rotate_key("acme")
+    await service.authenticate("acme", new_key)
+    with pytest.raises(Unauthorized):
+        await service.authenticate("acme", key)
+
+
+async def test_reimport_publishes_nothing_and_changes_bump_revision(env) -> None:
+    service, log, _ = env
+    log.clear()
+    rows = [f"S{i},Item {i},{i}.50,{i}" for i in range(7)]
+    report = await service.import_feed("acme", csv_feed(*rows), fmt=FeedFormat.CSV)
+    assert (report.accepted, report.changed, report.unchanged, report.rejected) == (7, 7, 0, 0)
+    assert report.status is FeedStatus.COMPLETED
+    assert {e.revision for e in log.events()} == {1}
+    log.clear()
+    again = await service.import_feed("acme", csv_feed(*rows), fmt=FeedFormat.CSV)
+    assert (again.accepted, again.changed, again.unchanged) == (7, 0, 7) and log.published == []
+    rows[3] = "S3,Item 3 renamed,3.50,3"
+    third = await service.import_feed("acme", csv_feed(*rows), fmt=FeedFormat.CSV)
+    assert (third.changed, third.unchanged) == (1, 6)
+    (event,) = log.events()
+    assert event.key == "acme:S3" and event.revision == 2 and event.payload.product.title == "Item 3 renamed"
+    assert (await service.get_feed("acme", third.feed_id)).changed == 1
+    with pytest.raises(NotFound):
+        await service.get_feed("globex", third.feed_id)
+
+
+async def test_bad_lines_are_rejected_with_line_numbers_and_duplicates_too(env) -> None:
+    service, log, _ = env
+    log.clear()
+    feed = csv_feed("A,ok,1,1", "B,,1,1", "C,neg,-1,1", "A,dup,2,1", 'D,"broken"x,1,1', "E,ok,1,x")
+    report = await service.import_feed("acme", feed, fmt=FeedFormat.CSV)
+    assert report.accepted == 1 and report.rejected == 5
+    assert [(e.line, e.reason.split(":")[0]) for e in report.errors] == [
+        (3, "title"),
+        (4, "price"),
+        (5, "duplicate product 'acme"),
+        (6, "broken CSV quoting"),
+        (7, "stock[...]"),
+    ]
+    assert [e.key for e in log.events()] == ["acme:A"]
+
+
+async def test_whole_feed_errors_publish_nothing_and_keep_no_report(env) -> None:
+    service, log, _ = env
+    log.clear()
+    with pytest.raises(FeedError, match="needs column"):
+        await service.import_feed("acme", io.BytesIO(b"title,price\nx,1\n"), fmt=FeedFormat.CSV)
+    with pytest.raises(FeedError):
+        await service.import_feed("acme", io.BytesIO(b""), fmt=FeedFormat.CSV)
+    with pytest.raises(NotFound):
+        await service.import_feed("nobody", csv_feed("A,a,1,1"), fmt=FeedFormat.CSV)
+    assert log.published == []
+
+
+async def test_full_mode_removes_missing_products_but_not_after_a_truncated_feed(env) -> None:
+    service, log, _ = env
+    rows = [f"S{i},Item {i},{i},1" for i in range(2000)]
+    await service.import_feed("acme", csv_feed(*rows), fmt=FeedFormat.CSV)
+    log.clear()
+    body = gzip.compress((HEADER + "".join(r + "\n" for r in rows[:1000])).encode())
+    truncated = await service.import_feed(
+        "acme", io.BytesIO(body[: len(body) // 2]), fmt=FeedFormat.CSV, mode="full"
+    )
+    assert truncated.status is FeedStatus.PARTIAL and truncated.removed == 0
+    assert "not read to its end" in truncated.notes[0] and log.published == []
+    empty = await service.import_feed("acme", csv_feed(), fmt=FeedFormat.CSV, mode="full")
+    assert empty.removed == 0 and "accepted no product" in empty.notes[0]
+    full = await service.import_feed("acme", csv_feed(*rows[:1500]), fmt=FeedFormat.CSV, mode="full")
+    assert (full.unchanged, full.removed) == (1500, 500)
+    removed = log.events()
+    assert all(isinstance(e.payload, ProductRemoved) and e.revision == 2 for e in removed)
+    assert {e.key for e in removed} == {f"acme:S{i}" for i in range(1500, 2000)}
+    log.clear()
+    back = await service.import_feed("acme", csv_feed(*rows), fmt=FeedFormat.CSV, mode="full")
+    assert (back.changed, back.removed) == (500, 0)
+    assert {e.revision for e in log.events()} == {3}
+    assert all(isinstance(e.payload, ProductUpserted) for e in log.events())
+
+
+async def test_publish_failure_commits_nothing_so_a_retry_republishes(env) -> None:
+    service, log, _ = env
+    log.clear()
+    rows = [f"S{i},Item {i},1,1" for i in range(9)]  # three batches of three
+    log.fail_after = log.calls + 2
+    with pytest.raises(ConnectionError):
+        await service.import_feed("acme", csv_feed(*rows), fmt=FeedFormat.CSV)
+    assert len(log.published) == 6
+    log.fail_after = None
+    log.clear()
+    retry = await service.import_feed("acme", csv_feed(*rows), fmt=FeedFormat.CSV)
+    # The two committed batches are unchanged; the failed batch is published (again) — nothing lost.
+    assert (retry.unchanged, retry.changed) == (6, 3)
+    assert sorted(e.key for e in log.events()) == [f"acme:S{i}" for i in range(6, 9)]
+
+
+async def test_one_import_per_supplier_at_a_time(env) -> None:
+    service, _, _ = env
+    assert await service.store.acquire_import_lease("acme", "someone-else", 60)
+    with pytest.raises(Conflict, match="being imported"):
+        await service.import_feed("acme", csv_feed("A,a,1,1"), fmt=FeedFormat.CSV)
+    await service.store.release_import_lease("acme", "someone-else")
+    report = await service.import_feed("acme", csv_feed("A,a,1,1"), fmt=FeedFormat.CSV)
+    assert report.accepted == 1
+    # The lease is released after each import, failed or not.
+    assert await service.store.acquire_import_lease("acme", "next", 60)
