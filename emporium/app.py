@@ -112,6 +112,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
             path="/docs",
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
         ),
+        logging_config=None,  # logging is configured once by emporium.observability
         debug=False,
     )
     app.state.runtime = runtime
