@@ -1,0 +1,182 @@
+"""In-process search latency of the Tantivy adapter on the real catalogs (~40k products).
+
+    python -m loadtest.bench_search_engine [--runs 3] [--queries 400] [--limit N]
+
+Indexes bigbasket + myntra (``loadtest.bench_projection.load_documents``) through the adapter, then times
+``await index.search(query)`` for a realistic storefront mix, the way ``SearchService`` calls it (in-stock
+filter on, ``size + 5`` hits, facets and highlights on the first page):
+
+* text queries from the real product names (1-3 words), 20% with a typo;
+* filters: brand, category (one or two levels), price range, rating, delivery warehouses;
+* sorts: relevance, price asc/desc, rating, newest; deeper pages by offset and by ``search_after``.
+
+Same-run baseline: a plain Tantivy term query (top 25 of one title word, documents loaded, no facets)
+on the same index. Each run times every query of the mix once (after one warm-up pass) and prints p50 and
+p99; the summary is the median over runs, and the ratio to the baseline's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import tempfile
+import time
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+from loadtest.bench_projection import load_documents
+from loadtest.queries import load_corpus, typo
+from search.port import SearchDocument, SearchQuery, Sort
+
+PAGE = 20
+FETCH = PAGE + 5  # what SearchService asks for: the page, the out-of-stock margin and one more
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def query_mix(docs: list[SearchDocument], n: int, seed: int = 11) -> list[SearchQuery]:
+    """A deterministic storefront mix (see the module docstring)."""
+    rng = random.Random(seed)
+    corpus = load_corpus()
+    brands = [b for b, _ in _most_common(d.brand for d in docs if d.brand)[:200]]
+    paths = sorted({d.category_path[:2] for d in docs if len(d.category_path) >= 2})
+    sorts = [Sort.PRICE_ASC, Sort.PRICE_DESC, Sort.RATING, Sort.NEWEST]
+    mix: list[SearchQuery] = []
+    for i in range(n):
+        words = rng.choice(corpus.queries).split()
+        if rng.random() < 0.2:
+            j = rng.randrange(len(words))
+            words[j] = typo(words[j], rng)
+        base = SearchQuery(text=" ".join(words), in_stock_only=True, limit=FETCH)
+        kind = i % 10
+        if kind == 0:  # brand filter + text
+            base = msgspec.structs.replace(base, brands=(rng.choice(brands),))
+        elif kind == 1:  # browse a category, sorted
+            path = rng.choice(paths)
+            base = msgspec.structs.replace(
+                base, text="", category=path[: rng.choice((1, 2))], sort=rng.choice(sorts)
+            )
+        elif kind == 2:  # text + price range
+            low = rng.choice((0, 100, 200, 500))
+            base = msgspec.structs.replace(base, price_min=Decimal(low), price_max=Decimal(low * 3 + 300))
+        elif kind == 3:  # text + sort
+            base = msgspec.structs.replace(base, sort=rng.choice(sorts))
+        elif kind == 4:  # page 2 or 3 by offset (no facets: the service asks them on page 1 only)
+            base = msgspec.structs.replace(base, offset=PAGE * rng.choice((1, 2)), with_facets=False)
+        elif kind == 5:  # rating + delivery filter
+            base = msgspec.structs.replace(base, rating_min=3.5, warehouses=("WH-1", "WH-2"))
+        elif kind == 6:  # browse everything in a top category by popularity
+            base = msgspec.structs.replace(base, text="", category=rng.choice(paths)[:1])
+        mix.append(base)
+    return mix
+
+
+def _most_common(values: Any) -> list[tuple[str, int]]:
+    counts: dict[str, int] = {}
+    for v in values:
+        counts[v] = counts.get(v, 0) + 1
+    return sorted(counts.items(), key=lambda kv: -kv[1])
+
+
+async def with_cursors(index: Any, mix: list[SearchQuery]) -> list[SearchQuery]:
+    """Every 10th query (kind 7) becomes the next page after its first page's last hit (a cursor)."""
+    out = []
+    for i, query in enumerate(mix):
+        if i % 10 == 7:
+            first = await index.search(msgspec.structs.replace(query, with_facets=False))
+            if first.hits:
+                query = msgspec.structs.replace(
+                    query, search_after=first.hits[-1].sort_values, with_facets=False
+                )
+        out.append(query)
+    return out
+
+
+async def run_mix(index: Any, mix: list[SearchQuery]) -> list[float]:
+    times = []
+    for query in mix:
+        start = time.perf_counter()
+        await index.search(query)
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+async def run_baseline(index: Any, words: list[str]) -> list[float]:
+    """A plain term query straight on Tantivy: top FETCH of one title term, stored docs loaded."""
+    import tantivy
+
+    from search.tantivy_index import SCHEMA
+
+    engine = index._current()
+
+    def one(word: str) -> None:
+        searcher = engine.index.searcher()
+        hits = searcher.search(tantivy.Query.term_query(SCHEMA, "title", word), limit=FETCH).hits
+        for _, address in hits:
+            searcher.doc(address)
+
+    times = []
+    for word in words:
+        start = time.perf_counter()
+        await asyncio.to_thread(one, word)
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--queries", type=int, default=400, help="queries in the mix")
+    parser.add_argument("--limit", type=int, default=None, help="index only the first N documents")
+    args = parser.parse_args()
+
+    from search.tantivy_index import TantivySearchIndex, _analyze
+
+    docs, source = load_documents(limit=args.limit)
+    with tempfile.TemporaryDirectory() as root:
+        index = TantivySearchIndex(root)
+        await index.ensure_index()
+        started = time.perf_counter()
+        for i in range(0, len(docs), 5000):
+            await index.upsert(docs[i : i + 5000])
+        await index.refresh()
+        print(
+            f"search engine benchmark: {len(docs):,} documents ({source}) indexed in "
+            f"{time.perf_counter() - started:.1f}s; {args.queries} queries x {args.runs} runs"
+        )
+        mix = await with_cursors(index, query_mix(docs, args.queries))
+        words = [t for q in mix if q.text for t in _analyze(q.text)[:1]]
+        await run_mix(index, mix)  # warm-up: page cache, lazily opened readers
+        await run_baseline(index, words)
+        p50s, p99s, b50s, b99s = [], [], [], []
+        for run in range(args.runs):
+            times = await run_mix(index, mix)
+            base = await run_baseline(index, words)
+            p50s.append(_percentile(times, 0.5))
+            p99s.append(_percentile(times, 0.99))
+            b50s.append(_percentile(base, 0.5))
+            b99s.append(_percentile(base, 0.99))
+            print(
+                f"  run {run + 1}: mix p50 {p50s[-1]:.2f} ms p99 {p99s[-1]:.2f} ms | "
+                f"baseline term query p50 {b50s[-1]:.2f} ms p99 {b99s[-1]:.2f} ms"
+            )
+        await index.close()
+    p50, p99 = statistics.median(p50s), statistics.median(p99s)
+    b50, b99 = statistics.median(b50s), statistics.median(b99s)
+    print("Tantivy search, in-process (target: mix p99 <= 10 ms)")
+    print(f"  query mix          median p50 {p50:6.2f} ms   p99 {p99:6.2f} ms")
+    print(f"  plain term query   median p50 {b50:6.2f} ms   p99 {b99:6.2f} ms")
+    print(f"  ratio mix/baseline p50 {p50 / b50:.1f}x  p99 {p99 / b99:.1f}x; target met: {p99 <= 10.0}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,138 @@
+"""Pure rules shared by both search adapters, and the Tantivy adapter's pure field/facet helpers."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from search.analysis import (
+    auto_fuzziness,
+    category_prefixes,
+    merge_suggestions,
+    minimum_should_match,
+    parse_synonyms,
+    prefix_fuzziness,
+    query_words,
+)
+from search.port import DEFAULT_PRICE_RANGES, SearchDocument, SearchQuery
+from search.tantivy_index import (
+    TIEBREAK_SPREAD,
+    _facets,
+    _fields_of,
+    category_term,
+    product_hash,
+    suggest_term,
+    tiebreak_weight,
+)
+
+
+def doc(**changes: object) -> SearchDocument:
+    base: dict[str, object] = {
+        "product_id": "bb:1",
+        "revision": 3,
+        "supplier_id": "bb",
+        "sku": "BB-1",
+        "title": "Garlic Oil",
+        "price": Decimal("10.50"),
+    }
+    return SearchDocument(**{**base, **changes})  # type: ignore[arg-type]
+
+
+# -- search.analysis ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("term", "edits"), [("ab", 0), ("abc", 1), ("abcde", 1), ("abcdef", 2)])
+def test_auto_fuzziness_follows_elasticsearch_auto(term: str, edits: int) -> None:
+    assert auto_fuzziness(term) == edits
+
+
+@pytest.mark.parametrize(("n", "need"), [(1, 1), (2, 2), (3, 2), (4, 3), (8, 6)])
+def test_minimum_should_match_is_2_lt_75_percent(n: int, need: int) -> None:
+    assert minimum_should_match(n) == need
+
+
+def test_prefix_fuzziness_grows_with_the_typed_prefix() -> None:
+    assert [prefix_fuzziness("x" * n) for n in (3, 4, 7, 8)] == [0, 1, 1, 2]
+
+
+def test_query_words_lowercases_and_caps() -> None:
+    assert query_words("Basmati RICE, 5kg!") == ["basmati", "rice", "5kg"]
+    assert len(query_words("a " * 40)) == 16
+
+
+def test_synonym_rules_equivalent_and_explicit() -> None:
+    table = parse_synonyms(["tee, t shirt", "sneakers => shoes"])
+    assert table["tee"] == ("t shirt",)
+    assert table["t shirt"] == ("tee",)
+    assert table["sneakers"] == ("shoes",)
+    assert "shoes" not in table
+
+
+def test_merge_suggestions_dedupes_and_fills() -> None:
+    merged = merge_suggestions(["Nivea", "nivea "], ["Beauty"], ["Nivea Cream", "Beauty"], 10)
+    assert merged == ["Nivea", "Beauty", "Nivea Cream"]
+    assert len(merge_suggestions([f"b{i}" for i in range(9)], [], [], 5)) == 5
+
+
+def test_category_prefixes_skip_blank_parts() -> None:
+    assert category_prefixes(("Fashion", " ", "Men ")) == ["Fashion", "Fashion>Men"]
+
+
+# -- Tantivy helpers ------------------------------------------------------------------------------
+
+
+def test_product_hash_is_stable_63_bit() -> None:
+    key = product_hash("bb:1")
+    assert key == product_hash("bb:1") != product_hash("bb:2")
+    assert 0 <= key < 1 << 63  # fits Tantivy's i64 fields, whose term deletes work
+
+
+def test_tiebreak_weight_stays_a_tiny_score_factor() -> None:
+    weights = [tiebreak_weight(product_hash(f"p{i}")) for i in range(2000)]
+    assert all(0.0 <= w < TIEBREAK_SPREAD for w in weights)
+    assert len(set(weights)) > 1990  # splits ties: almost every product gets its own factor
+
+
+def test_fields_tag_category_levels_and_suggestion_kinds() -> None:
+    fields = _fields_of(
+        doc(brand="Fresho", category_path=("Fruits", "Fresh "), rating=None, warehouses=("W1",)), 7, b"x"
+    )
+    assert fields["category"] == [category_term(1, "Fruits"), category_term(2, "Fruits>Fresh")]
+    assert fields["suggest"] == [
+        suggest_term("b", "Fresho"),
+        suggest_term("c", "Fruits"),
+        suggest_term("c", "Fresh "),
+    ]
+    assert suggest_term("c", "Fresh ").split("\x1f") == ["c", "fresh", "Fresh"]
+    assert fields["rating_sort"] == -1.0 and "rating" not in fields  # no rating: no range-filter value
+    assert "description" not in fields  # empty text is not indexed
+    assert (fields["pid_hash"], fields["revision"], fields["price"], fields["warehouses"]) == (
+        7,
+        3,
+        10.5,
+        ["W1"],
+    )
+
+
+def test_facets_keep_the_level_below_the_filter_sorted_by_count() -> None:
+    raw = {
+        "category": {
+            "buckets": [
+                {"key": category_term(1, "Fashion"), "doc_count": 9},
+                {"key": category_term(2, "Fashion>Women"), "doc_count": 4},
+                {"key": category_term(2, "Fashion>Men"), "doc_count": 4},
+                {"key": category_term(2, "Fashion>Kids"), "doc_count": 1},
+            ]
+        },
+        "brand": {"buckets": [{"key": "B", "doc_count": 2}, {"key": "A", "doc_count": 2}]},
+        "price": {"buckets": [{"key": "0-100", "doc_count": 5}]},
+    }
+    facets = _facets(raw, SearchQuery(category=("Fashion",), facet_size=2))
+    assert [(b.value, b.count) for b in facets["category"]] == [("Fashion>Men", 4), ("Fashion>Women", 4)]
+    assert [b.value for b in facets["brand"]] == ["A", "B"]
+    assert [(b.value, b.count) for b in facets["price"]] == [
+        (r.key, 5 if r.key == "0-100" else 0) for r in DEFAULT_PRICE_RANGES
+    ]
+    top = _facets(raw, SearchQuery())
+    assert [b.value for b in top["category"]] == ["Fashion"]
