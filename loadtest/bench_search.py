@@ -1,6 +1,7 @@
 """Benchmark: ``GET /v1/search`` on the embedded stack with the real catalogs indexed.
 
-    python -m loadtest.bench_search [--concurrency 8] [--seconds 5] [--runs 3]
+    python -m loadtest.bench_search [--concurrency 8] [--seconds 5] [--runs 3] [--no-cache]
+                                    [--keep | --reuse DIR]
 
 1. Imports bigbasket + myntra (about 40k products) through the ingest profiles into a fresh data dir
    (SQLite event log). Without ``../shared/datasets`` it imports the synthetic catalog instead, and says so.
@@ -10,7 +11,9 @@
    ``/healthz`` (the same server's baseline) and a realistic search mix (``--queries`` distinct URLs of real
    product-name queries, 20% with a typo, 25% with a filter or a sort), several runs each. By default the
    result cache is warmed by one pass over the mix first (steady state of a storefront whose queries
-   repeat); ``--no-cache`` measures every search against the index.
+   repeat: rendered pages are reused while the live out-of-stock set agrees with every item they examined,
+   so the stock check still runs per request); ``--no-cache`` measures every search against the index.
+   ``--keep`` keeps the data dir, ``--reuse DIR`` serves it again without importing (no projection number).
 
 Prints per-run numbers and the medians: search p99 (target <= 30 ms) and search throughput as a share of
 ``/healthz`` throughput under the same tool and concurrency (target >= 40%).
@@ -201,6 +204,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--synthetic-products", type=int, default=40_000)
     parser.add_argument("--keep", action="store_true", help="keep the data dir")
+    parser.add_argument(
+        "--reuse",
+        type=Path,
+        default=None,
+        help="serve a data dir kept by an earlier --keep run (skips the import and the projection)",
+    )
     parser.add_argument("--queries", type=int, default=2000, help="distinct search URLs in the mix")
     parser.add_argument(
         "--no-cache", action="store_true", help="disable the result cache (engine-bound numbers)"
@@ -211,16 +220,21 @@ def main() -> None:
 
     from emporium.settings import load_settings
 
-    data_dir = Path(tempfile.mkdtemp(prefix="emporium-bench-search-"))
+    data_dir = args.reuse or Path(tempfile.mkdtemp(prefix="emporium-bench-search-"))
     env = {"EMPORIUM_DATA_DIR": str(data_dir)}
     settings = load_settings(env=env)
     server: subprocess.Popen[bytes] | None = None
     try:
-        accepted = uvloop.run(import_catalogs(settings, args.synthetic_products))
-        events, seconds = uvloop.run(project(settings))
-        print(
-            f"projection into Tantivy: {events} events in {seconds:.1f}s = {events / seconds:,.0f} events/s"
-        )
+        if args.reuse is None:
+            accepted = uvloop.run(import_catalogs(settings, args.synthetic_products))
+            events, seconds = uvloop.run(project(settings))
+            print(
+                f"projection into Tantivy: {events} events in {seconds:.1f}s = "
+                f"{events / seconds:,.0f} events/s"
+            )
+        else:
+            accepted = 0
+            print(f"reusing {data_dir} (no import, no projection measured)")
 
         port = free_port()
         server_env = {**os.environ, **env, "EMPORIUM_LOG_LEVEL": "warning"}
@@ -242,7 +256,7 @@ def main() -> None:
         if server is not None:
             server.terminate()
             server.wait(30)
-        if not args.keep:
+        if not args.keep and args.reuse is None:
             shutil.rmtree(data_dir, ignore_errors=True)
         else:
             print(f"data kept in {data_dir}")

@@ -29,7 +29,7 @@ def project(
     metrics_port: Annotated[
         int | None, typer.Option(help="Serve Prometheus metrics (projected events, lag) on this port.")
     ] = None,
-    batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Events per batch.")] = 1000,
+    batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Events per batch.")] = 5000,
 ) -> None:
     """Run the read-model projectors (search index + out-of-stock set) until Ctrl-C.
 
@@ -93,7 +93,7 @@ async def _project(settings: Settings, *, metrics_port: int | None, batch_size: 
 def rebuild_search_command(
     ctx: typer.Context,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
-    batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Events per batch.")] = 2000,
+    batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Events per batch.")] = 5000,
 ) -> None:
     """Replay catalog + inventory events into a fresh index, then swap the alias atomically.
 

@@ -224,13 +224,19 @@ class ZoneProjection:
                 self.zones.update(event.payload.zone, event.payload.warehouses, revision=event.revision)
 
 
+# A Tantivy commit (or an Elasticsearch bulk + refresh) has a large fixed cost, so catching up (a restart,
+# a big feed import) goes ~2x faster in batches of 5,000 than of 1,000; a trickle of events never waits for
+# a batch to fill (the poll returns what is there).
+LIVE_BATCH_SIZE = 5000
+
+
 def live_projectors(
     event_log: EventLog,
     *,
     index: SearchIndex,
     stock: OutOfStockSet,
     metrics: ProjectorMetrics,
-    batch_size: int = 1000,
+    batch_size: int = LIVE_BATCH_SIZE,
     index_linger_s: float = 0.2,
     on_index_write: Callable[[], None] | None = None,
 ) -> list[ProjectorTask]:

@@ -7,7 +7,7 @@ JSON 400s (Litestar's parameter validation for types, ``InvalidRequest`` for com
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, cast
 
 import structlog
 from litestar import Controller, MediaType, Request, Response, Router, get
@@ -65,7 +65,7 @@ class StorefrontController(Controller):
         cursor: Annotated[
             str | None, QueryParameter(description="next_cursor of the previous page, for deep paging")
         ] = None,
-    ) -> SearchResponse:
+    ) -> Response[SearchResponse]:
         """Search the catalog: full text with facets, filters, sorting and real-time stock filtering."""
         request = SearchRequest(
             q=q,
@@ -83,7 +83,7 @@ class StorefrontController(Controller):
             user_id=user_id,
             session_id=session_id,
         )
-        return await service.search(request)
+        return _json_response(await service.search_json(request))
 
     @get("/suggest")
     async def suggest(
@@ -111,6 +111,12 @@ class StorefrontController(Controller):
         if found is None:
             raise NotFoundException(f"product {product_id!r} not found")
         return found
+
+
+def _json_response(body: bytes) -> Response[SearchResponse]:
+    """A ``SearchResponse`` the service already rendered (a reused page costs no re-encoding); the
+    annotation keeps the OpenAPI schema of the body."""
+    return Response(cast(SearchResponse, body), media_type=MediaType.JSON)
 
 
 def _invalid_request(_: Request, exc: InvalidRequest) -> Response[dict[str, object]]:

@@ -24,6 +24,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import TypeVar
 
 import msgspec
 import structlog
@@ -55,6 +56,10 @@ CURSOR_VERSION = 1
 
 
 _query_key = msgspec.msgpack.Encoder()
+_V = TypeVar("_V")
+# Same bytes as Litestar's response encoder (msgspec; Decimal as a string), so a pre-rendered page is
+# byte-identical to a page rendered by the framework.
+encode_json = msgspec.json.Encoder().encode
 
 
 class InvalidRequest(ValueError):
@@ -183,14 +188,30 @@ def decode_cursor(cursor: str, fingerprint: str) -> tuple[float | int | str, ...
     return decoded.sort_values
 
 
+class CachedPage(msgspec.Struct, frozen=True):
+    """A rendered response page and the stock facts it was decided on.
+
+    The page is exact only while every SKU it examined (returned or dropped) has the same out-of-stock
+    state as when it was computed, so a reuse re-checks exactly those SKUs against the live set.
+    """
+
+    body: bytes  # the JSON response
+    total: int
+    examined: tuple[str, ...]
+    out: frozenset[str]
+
+
 class ResultCache:
-    """Memoizes index answers (``SearchQuery`` -> ``SearchResult``), never the stock filter.
+    """Memoizes index answers (``SearchQuery`` -> ``SearchResult``) and rendered pages, never the stock
+    filter.
 
     Storefront traffic repeats itself (the head of the query distribution, page reloads, facet clicks),
     and the index is near-real-time anyway, so an index answer can be reused until the index changes: the
     in-process projector calls ``invalidate()`` after every index write (exact), and ``ttl_s`` bounds the
     staleness when the index is written by other processes (``emporium project``, a rebuild). The exact
-    out-of-stock filter still runs on every request, so a stock-out is hidden at once either way.
+    out-of-stock filter still runs on every request, so a stock-out is hidden at once either way: a
+    rendered page (``CachedPage``) is served only if the live out-of-stock set still says the same about
+    every item the page examined.
     """
 
     def __init__(self, max_entries: int = 4096, ttl_s: float = 1.0) -> None:
@@ -198,29 +219,45 @@ class ResultCache:
         self.ttl_s = ttl_s
         self.generation = 0
         self._entries: OrderedDict[bytes, tuple[int, float, SearchResult]] = OrderedDict()
+        self._pages: OrderedDict[bytes, tuple[int, float, CachedPage]] = OrderedDict()
 
     def invalidate(self) -> None:
         self.generation += 1
         self._entries.clear()
+        self._pages.clear()
 
     def get(self, key: bytes) -> SearchResult | None:
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        generation, expires, result = entry
-        if generation != self.generation or time.monotonic() > expires:
-            del self._entries[key]
-            return None
-        self._entries.move_to_end(key)
-        return result
+        return self._get(self._entries, key)
 
     def put(self, key: bytes, generation: int, result: SearchResult) -> None:
+        self._put(self._entries, key, generation, result)
+
+    def get_page(self, key: bytes) -> CachedPage | None:
+        return self._get(self._pages, key)
+
+    def put_page(self, key: bytes, generation: int, page: CachedPage) -> None:
+        self._put(self._pages, key, generation, page)
+
+    def _get(self, entries: OrderedDict[bytes, tuple[int, float, _V]], key: bytes) -> _V | None:
+        entry = entries.get(key)
+        if entry is None:
+            return None
+        generation, expires, value = entry
+        if generation != self.generation or time.monotonic() > expires:
+            del entries[key]
+            return None
+        entries.move_to_end(key)
+        return value
+
+    def _put(
+        self, entries: OrderedDict[bytes, tuple[int, float, _V]], key: bytes, generation: int, value: _V
+    ) -> None:
         if generation != self.generation:  # the index changed while this query ran
             return
-        self._entries[key] = (generation, time.monotonic() + self.ttl_s, result)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        entries[key] = (generation, time.monotonic() + self.ttl_s, value)
+        entries.move_to_end(key)
+        while len(entries) > self.max_entries:
+            entries.popitem(last=False)
 
 
 class SearchService:
@@ -240,6 +277,16 @@ class SearchService:
         self.activity = activity
         self.metrics = metrics
         self.cache = cache
+        # prometheus ``labels()`` costs microseconds per call: bind the children once
+        self._cache_counts = (
+            {r: metrics.cache.labels(r) for r in ("hit", "miss", "page_hit", "page_stale", "page_miss")}
+            if metrics is not None
+            else None
+        )
+
+    def _count_cache(self, result: str) -> None:
+        if self._cache_counts is not None:
+            self._cache_counts[result].inc()
 
     async def _index_search(self, query: SearchQuery) -> SearchResult:
         cache = self.cache
@@ -247,8 +294,7 @@ class SearchService:
             return await self.index.search(query)
         key = _query_key.encode(query)
         result = cache.get(key)
-        if self.metrics is not None:
-            self.metrics.cache.labels("hit" if result is not None else "miss").inc()
+        self._count_cache("hit" if result is not None else "miss")
         if result is None:
             generation = cache.generation
             result = await self.index.search(query)
@@ -321,20 +367,61 @@ class SearchService:
     async def search(self, request: SearchRequest) -> SearchResponse:
         plan = self.plan(request)
         response = await self.execute(plan)
+        self._performed(plan, request, response.total)
+        return response
+
+    async def search_json(self, request: SearchRequest) -> bytes:
+        """``search`` rendered as the JSON body of ``GET /v1/search``, reusing a cached rendered page when
+        the live out-of-stock set still agrees with every item that page examined.
+
+        The cache key is the whole index query (text, filters, sort, page window), so a reuse is the
+        same page the index would give now (the cache is invalidated on every index write); the stock
+        check makes it the same page the stock filter would give now. Pages with ``deliver_to`` are not
+        reused: their ETAs follow the delivery-zone model, which changes independently of the index.
+        """
+        plan = self.plan(request)
+        cache = self.cache
+        if cache is None or plan.zone is not None:
+            response = await self.execute(plan)
+            self._performed(plan, request, response.total)
+            return encode_json(response)
+        key = _query_key.encode(plan.query)
+        cached = cache.get_page(key)
+        if cached is not None:
+            out = await self.stock.out_of_stock(cached.examined) if cached.examined else set()
+            if out == cached.out:
+                self._count_cache("page_hit")
+                self._performed(plan, request, cached.total)
+                return cached.body
+            self._count_cache("page_stale")
+        else:
+            self._count_cache("page_miss")
+        generation = cache.generation
+        response, examined, out = await self._execute(plan)
+        body = encode_json(response)
+        cache.put_page(key, generation, CachedPage(body, response.total, tuple(examined), frozenset(out)))
+        self._performed(plan, request, response.total)
+        return body
+
+    def _performed(self, plan: Plan, request: SearchRequest, total: int) -> None:
         if self.activity is not None:
             self.activity.emit(
                 SearchPerformed(
                     query=plan.query.text,
                     filters=_filters(request),
-                    total=response.total,
+                    total=total,
                     user_id=request.user_id,
                     session_id=request.session_id,
                 ),
                 key=request.user_id or request.session_id or "anonymous",
             )
-        return response
 
     async def execute(self, plan: Plan) -> SearchResponse:
+        response, _, _ = await self._execute(plan)
+        return response
+
+    async def _execute(self, plan: Plan) -> tuple[SearchResponse, list[str], set[str]]:
+        """The page, the SKUs whose stock state decided it, and which of those were out of stock."""
         size = plan.size
         drop_out_of_stock = plan.query.in_stock_only
         first_page = plan.query.search_after is None and plan.query.offset == 0
@@ -350,6 +437,8 @@ class SearchService:
         first_total, facets = 0, {}
         dropped = 0
         more = False
+        examined: list[str] = []
+        out_seen: set[str] = set()
         resume_after: tuple[float | int | str, ...] | None = None
         for round_no in range(MAX_FETCH_ROUNDS):
             try:
@@ -359,7 +448,10 @@ class SearchService:
             if round_no == 0:
                 first_total, facets = result.total, result.facets
             hits = result.hits
-            out = await self.stock.out_of_stock([h.document.sku for h in hits]) if hits else set()
+            skus = [h.document.sku for h in hits]
+            examined += skus
+            out = await self.stock.out_of_stock(skus) if hits else set()
+            out_seen |= out
             for position, hit in enumerate(hits):
                 in_stock = hit.document.sku not in out
                 if not in_stock and drop_out_of_stock:
@@ -385,7 +477,7 @@ class SearchService:
         if more:
             last = page[-1][0].sort_values if len(page) == size or resume_after is None else resume_after
             next_cursor = encode_cursor(plan.fingerprint, last)
-        return SearchResponse(
+        response = SearchResponse(
             hits=[self._hit(hit, in_stock, plan.zone) for hit, in_stock in page],
             total=max(first_total - dropped, len(page)),
             facets={k: [FacetCount(b.value, b.count) for b in v] for k, v in facets.items()},
@@ -393,6 +485,7 @@ class SearchService:
             page=plan.page,
             size=size,
         )
+        return response, examined, out_seen
 
     def _hit(self, hit: Hit, in_stock: bool, zone: str | None) -> SearchHit:
         doc = hit.document
@@ -533,17 +626,17 @@ class ActivityPublisher:
         self.metrics = metrics
         self.producer = producer
         self.max_batch = max_batch
-        self._queue: asyncio.Queue[OutgoingMessage] = asyncio.Queue(max_queue)
+        self._queue: asyncio.Queue[tuple[Payload, str]] = asyncio.Queue(max_queue)
+        self._queue_full = metrics.activity_dropped.labels("queue_full")
         self._task: asyncio.Task[None] | None = None
 
     def emit(self, payload: Payload, *, key: str) -> None:
-        message = OutgoingMessage(
-            key, encode_event(new_event(payload, key=key, revision=1, producer=self.producer))
-        )
+        """Enqueue only: the envelope (id, timestamp) is built and encoded by the publishing task, off
+        the request path (``occurred_at`` lags the search by at most the batch linger, ~10 ms)."""
         try:
-            self._queue.put_nowait(message)
+            self._queue.put_nowait((payload, key))
         except asyncio.QueueFull:
-            self.metrics.activity_dropped.labels("queue_full").inc()
+            self._queue_full.inc()
 
     async def start(self) -> None:
         if self._task is None:
@@ -571,16 +664,21 @@ class ActivityPublisher:
         batch: list[OutgoingMessage] = []
         while len(batch) < self.max_batch:
             try:
-                batch.append(self._queue.get_nowait())
+                payload, key = self._queue.get_nowait()
             except asyncio.QueueEmpty:
                 break
+            batch.append(self._message(payload, key))
         return batch
+
+    def _message(self, payload: Payload, key: str) -> OutgoingMessage:
+        event = new_event(payload, key=key, revision=1, producer=self.producer)
+        return OutgoingMessage(key, encode_event(event))
 
     async def _run(self) -> None:
         while True:
-            first = await self._queue.get()
+            payload, key = await self._queue.get()
             await asyncio.sleep(0.01)  # let a burst accumulate into one publish
-            batch = [first, *self._drain()]
+            batch = [self._message(payload, key), *self._drain()]
             try:
                 await self._publish(batch)
             except asyncio.CancelledError:

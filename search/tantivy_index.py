@@ -15,8 +15,11 @@ Behaviour matches the Elasticsearch adapter:
   ``search_after`` becomes a range filter on (sort field, hash), so paging never repeats or skips;
 * facets come from Tantivy aggregations over the fast fields (exact counts).
 
-Tantivy is synchronous: calls run in worker threads; one writer per index, guarded by a lock, commits
+Tantivy is synchronous. Writes run in worker threads; one writer per index, guarded by a lock, commits
 at the end of every write call (so a projector that commits its offsets afterwards loses nothing).
+Reads (search, suggest, get) run inline on the event loop: tantivy-py holds the GIL for the whole of
+``Searcher.search``/``aggregate`` (measured: a thread spinning in Python makes no progress during one),
+so a worker thread would block the loop just the same and only add two thread hand-offs per call.
 """
 
 from __future__ import annotations
@@ -539,7 +542,7 @@ class TantivySearchIndex:
     async def get(self, product_ids: Sequence[str]) -> list[SearchDocument]:
         if not product_ids:
             return []
-        return await asyncio.to_thread(lambda: self._get(self._current(), product_ids))
+        return self._get(self._current(), product_ids)
 
     @staticmethod
     def _get(engine: _Engine, product_ids: Sequence[str]) -> list[SearchDocument]:
@@ -561,7 +564,7 @@ class TantivySearchIndex:
 
     async def search(self, query: SearchQuery) -> SearchResult:
         _validate(query)
-        return await asyncio.to_thread(self._search, query)
+        return self._search(query)
 
     def _search(self, query: SearchQuery) -> SearchResult:
         engine = self._current()
@@ -615,7 +618,7 @@ class TantivySearchIndex:
     async def suggest(self, prefix: str, limit: int = 10) -> list[str]:
         if not prefix.strip() or limit <= 0:
             return []
-        return await asyncio.to_thread(self._suggest, prefix, limit)
+        return self._suggest(prefix, limit)
 
     def _suggest(self, prefix: str, limit: int) -> list[str]:
         """Brand and category names starting with the prefix, then titles containing it as a phrase
