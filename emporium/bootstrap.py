@@ -13,8 +13,9 @@ def build_runtime(settings: Settings, *, client_id: str = "emporium") -> Runtime
 
 
 def build_modules(runtime: Runtime) -> list[Module]:
-    """Every feature module, in start order (later modules may read earlier ones' read models)."""
+    """Every feature module, in start order: inventory before search, whose stock model reads its events."""
     from ingest.module import create_module as ingest_module
+    from inventory.module import create_module as inventory_module
+    from search.module import create_module as search_module
 
-    modules: list[Module] = [ingest_module(runtime)]
-    return modules
+    return [ingest_module(runtime), inventory_module(runtime), search_module(runtime)]

@@ -1,0 +1,315 @@
+"""HTTP API for reservations and stock (Litestar). Every refusal is a JSON 4xx/503, never a 500.
+
+Bodies are decoded with loosely typed msgspec structs and validated by the domain, so that a
+non-integer or out-of-range quantity is a 422 with a clear message (not a generic 400).
+"""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from litestar import MediaType, Request, Response, delete, get, post, put
+from litestar.openapi import ResponseSpec
+from litestar.params import FromPath
+from litestar.response.base import ASGIResponse
+from litestar.status_codes import (
+    HTTP_200_OK,
+    HTTP_201_CREATED,
+    HTTP_204_NO_CONTENT,
+    HTTP_400_BAD_REQUEST,
+    HTTP_401_UNAUTHORIZED,
+    HTTP_403_FORBIDDEN,
+    HTTP_404_NOT_FOUND,
+    HTTP_409_CONFLICT,
+    HTTP_422_UNPROCESSABLE_ENTITY,
+    HTTP_429_TOO_MANY_REQUESTS,
+    HTTP_503_SERVICE_UNAVAILABLE,
+)
+
+from inventory.domain import (
+    DEFAULT_HOLD_SECONDS,
+    EngineUnavailable,
+    IdempotencyConflict,
+    InsufficientStock,
+    InvalidRequest,
+    InvalidTransition,
+    InventoryError,
+    LimitExceeded,
+    ReservationNotFound,
+    ReserveRequest,
+    StockLevel,
+    UnknownSku,
+    validate_identifier,
+    validate_limit,
+    validate_on_hand,
+)
+from inventory.port import ReservationEngine
+
+MAX_BODY = 16 * 1024
+
+
+class _ReserveBody(msgspec.Struct):
+    sku: Any = None
+    quantity: Any = None
+    customer_id: Any = None
+    hold_seconds: Any = DEFAULT_HOLD_SECONDS
+
+
+class _StockBody(msgspec.Struct):
+    on_hand: Any = None
+    per_customer_limit: Any = None
+
+
+class ReservationOut(msgspec.Struct):
+    reservation_id: str
+    sku: str
+    quantity: int
+    customer_id: str
+    status: str
+    expires_at: str
+
+
+class ErrorOut(msgspec.Struct):
+    status_code: int
+    detail: str
+
+
+_json = msgspec.json.Encoder()
+_reserve_decoder = msgspec.json.Decoder(_ReserveBody)
+_stock_decoder = msgspec.json.Decoder(_StockBody)
+
+
+def _error(code: int, detail: str, **extra: Any) -> Response[dict[str, Any]]:
+    return Response({"status_code": code, "detail": detail, **extra}, status_code=code)
+
+
+def _payload(code: int, detail: str, **extra: Any) -> tuple[int, dict[str, Any]]:
+    return code, {"status_code": code, "detail": detail, **extra}
+
+
+def error_payload(exc: InventoryError) -> tuple[int, dict[str, Any]]:
+    """The one mapping from domain refusals to HTTP status and JSON body."""
+    if isinstance(exc, InsufficientStock):
+        return _payload(
+            HTTP_409_CONFLICT, str(exc), sku=exc.sku, available=exc.available, requested=exc.requested
+        )
+    if isinstance(exc, LimitExceeded):
+        return _payload(
+            HTTP_429_TOO_MANY_REQUESTS,
+            str(exc),
+            sku=exc.sku,
+            limit=exc.limit,
+            already=exc.already,
+            remaining=max(0, exc.limit - exc.already),
+        )
+    if isinstance(exc, InvalidTransition):
+        return _payload(HTTP_409_CONFLICT, str(exc), status=exc.status.value)
+    if isinstance(exc, IdempotencyConflict):
+        return _payload(HTTP_409_CONFLICT, str(exc))
+    if isinstance(exc, (ReservationNotFound, UnknownSku)):
+        return _payload(HTTP_404_NOT_FOUND, str(exc))
+    if isinstance(exc, InvalidRequest):
+        return _payload(HTTP_422_UNPROCESSABLE_ENTITY, str(exc))
+    if isinstance(exc, EngineUnavailable):
+        return _payload(HTTP_503_SERVICE_UNAVAILABLE, str(exc))
+    return _payload(HTTP_400_BAD_REQUEST, str(exc))
+
+
+def error_response(exc: InventoryError) -> Response[dict[str, Any]]:
+    code, body = error_payload(exc)
+    headers = {"Retry-After": "1"} if code == HTTP_503_SERVICE_UNAVAILABLE else None
+    return Response(body, status_code=code, headers=headers)
+
+
+def _fast_json(code: int, body: dict[str, Any]) -> ASGIResponse:
+    """Pre-encoded JSON straight to ASGI: the reservation hot path skips response rendering."""
+    headers = [(b"retry-after", b"1")] if code == HTTP_503_SERVICE_UNAVAILABLE else None
+    return ASGIResponse(
+        body=_json.encode(body), status_code=code, media_type=MediaType.JSON, encoded_headers=headers
+    )
+
+
+def _header(request: Request[Any, Any, Any], name: bytes) -> str | None:
+    for key, value in request.scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+def reservation_json(res: Any) -> dict[str, Any]:
+    return {
+        "reservation_id": res.reservation_id,
+        "sku": res.sku,
+        "quantity": res.quantity,
+        "customer_id": res.customer_id,
+        "status": res.status.value,
+        "expires_at": _iso(res.expires_at),
+    }
+
+
+def stock_json(stock: StockLevel) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "sku": stock.sku,
+        "on_hand": stock.on_hand,
+        "held": stock.held,
+        "sold": stock.sold,
+        "available": stock.available,
+        "in_stock": stock.in_stock,
+        "per_customer_limit": stock.per_customer_limit,
+        "revision": stock.revision,
+    }
+    if stock.warehouses is not None:
+        body["warehouses"] = stock.warehouses
+    return body
+
+
+async def _body(request: Request[Any, Any, Any]) -> bytes | Response[dict[str, Any]]:
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        return _error(413, f"body larger than {MAX_BODY} bytes")
+    return raw
+
+
+def build_handlers(engine_ref: Any, admin_token: str | None) -> list[Any]:
+    """Route handlers bound to ``engine_ref.engine`` (read per call so the module can swap it)."""
+
+    def engine() -> ReservationEngine:
+        return engine_ref.engine
+
+    opt = {"inventory_module": engine_ref}  # lets operators/tests find the module from the app
+
+    @post(
+        "/v1/reservations",
+        tags=["inventory"],
+        opt=opt,
+        status_code=HTTP_201_CREATED,
+        responses={
+            201: ResponseSpec(ReservationOut, description="Reserved (or the same reservation again)"),
+            409: ResponseSpec(ErrorOut, description="Short of stock (``available``) or key reused"),
+            422: ResponseSpec(ErrorOut, description="Invalid sku, quantity, customer id or key"),
+            429: ResponseSpec(ErrorOut, description="Over the per-customer limit (``remaining``)"),
+            503: ResponseSpec(ErrorOut, description="Engine refusing (rebuilding counters, database down)"),
+        },
+    )
+    async def create_reservation(request: Request[Any, Any, Any]) -> ASGIResponse:
+        """Hold stock for a customer. Body ``{sku, quantity, customer_id[, hold_seconds]}``; send an
+        ``Idempotency-Key`` header: repeating it returns the same reservation and takes nothing more."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:  # the raw ASGI body: cheaper than the generic request stream on the hot path
+            message = await request.receive()
+            chunk: bytes = message.get("body", b"")  # type: ignore[assignment]
+            size += len(chunk)
+            if size > MAX_BODY:
+                return _fast_json(*_payload(413, f"body larger than {MAX_BODY} bytes"))
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                break
+        try:
+            body = _reserve_decoder.decode(b"".join(chunks))
+        except msgspec.DecodeError as exc:
+            return _fast_json(*_payload(HTTP_400_BAD_REQUEST, f"invalid JSON body: {exc}"))
+        key = _header(request, b"idempotency-key") or f"srv-{uuid.uuid4().hex}"
+        try:
+            hold = body.hold_seconds
+            if isinstance(hold, bool) or not isinstance(hold, int):
+                raise InvalidRequest(f"hold_seconds must be an integer, got {hold!r}")
+            # sku, customer id, key and quantity are validated by the engine (422 on refusal).
+            req = ReserveRequest(
+                sku=body.sku,
+                quantity=body.quantity,
+                customer_id=body.customer_id,
+                idempotency_key=key,
+                hold_seconds=hold,
+            )
+            res = await engine().reserve(req)
+        except InventoryError as exc:
+            return _fast_json(*error_payload(exc))
+        return _fast_json(HTTP_201_CREATED, reservation_json(res))
+
+    @post(
+        "/v1/reservations/{reservation_id:str}/confirm", tags=["inventory"], opt=opt, status_code=HTTP_200_OK
+    )
+    async def confirm_reservation(reservation_id: FromPath[str]) -> Response[dict[str, Any]]:
+        """Turn a live hold into a sale; 409 when it expired or was released."""
+        try:
+            res = await engine().confirm(validate_identifier(reservation_id, "reservation id"))
+        except InventoryError as exc:
+            return error_response(exc)
+        return Response(reservation_json(res), status_code=HTTP_200_OK)
+
+    @get("/v1/reservations/{reservation_id:str}", tags=["inventory"], opt=opt)
+    async def get_reservation(reservation_id: FromPath[str]) -> Response[dict[str, Any]]:
+        try:
+            res = await engine().get_reservation(validate_identifier(reservation_id, "reservation id"))
+        except InventoryError as exc:
+            return error_response(exc)
+        return Response(reservation_json(res), status_code=HTTP_200_OK)
+
+    # Declared 200 because Litestar forbids a body type on 204 handlers; success answers 204 (no body).
+    @delete("/v1/reservations/{reservation_id:str}", tags=["inventory"], opt=opt, status_code=HTTP_200_OK)
+    async def release_reservation(reservation_id: FromPath[str]) -> Response[Any]:
+        """Give the held stock back (idempotent); 409 for a confirmed reservation."""
+        try:
+            await engine().release(validate_identifier(reservation_id, "reservation id"))
+        except InventoryError as exc:
+            return error_response(exc)
+        return Response(None, status_code=HTTP_204_NO_CONTENT)
+
+    @get("/v1/stock/{sku:str}", tags=["inventory"], opt=opt)
+    async def get_stock(sku: FromPath[str]) -> Response[dict[str, Any]]:
+        """Acknowledged stock of a SKU: on_hand, held, sold, available."""
+        try:
+            stock = await engine().get_stock(validate_identifier(sku, "sku"))
+        except InventoryError as exc:
+            return error_response(exc)
+        return Response(stock_json(stock), status_code=HTTP_200_OK)
+
+    @put("/v1/stock/{sku:str}", tags=["inventory"], opt=opt, status_code=HTTP_200_OK)
+    async def put_stock(sku: FromPath[str], request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+        """Admin: set on-hand (and optionally ``per_customer_limit``; 0 removes it). Bearer token."""
+        auth = request.headers.get("authorization")
+        if not auth:
+            response = _error(HTTP_401_UNAUTHORIZED, "missing Authorization: Bearer <admin token>")
+            response.headers["WWW-Authenticate"] = "Bearer"
+            return response
+        scheme, _, token = auth.partition(" ")
+        if (
+            admin_token is None
+            or scheme.lower() != "bearer"
+            or not hmac.compare_digest(token.strip().encode(), admin_token.encode())
+        ):
+            return _error(HTTP_403_FORBIDDEN, "admin token rejected")
+        raw = await _body(request)
+        if isinstance(raw, Response):
+            return raw
+        try:
+            body = _stock_decoder.decode(raw)
+        except msgspec.DecodeError as exc:
+            return _error(HTTP_400_BAD_REQUEST, f"invalid JSON body: {exc}")
+        try:
+            stock = await engine().set_on_hand(
+                validate_identifier(sku, "sku"),
+                validate_on_hand(body.on_hand),
+                per_customer_limit=validate_limit(body.per_customer_limit),
+            )
+        except InventoryError as exc:
+            return error_response(exc)
+        return Response(stock_json(stock), status_code=HTTP_200_OK)
+
+    return [
+        create_reservation,
+        confirm_reservation,
+        get_reservation,
+        release_reservation,
+        get_stock,
+        put_stock,
+    ]

@@ -1,0 +1,1408 @@
+"""Cluster reservation engine: Redis decides (Lua), MySQL remembers (group commit), reconcile heals.
+
+Invariants (what makes "never oversell, never lose an acknowledged reservation" hold):
+
+1. **MySQL is the truth; Redis is a cache that may only be *stricter* than MySQL.** Every moment
+   Redis' ``available`` for a SKU is <= the truth's. So operations that *take* availability are
+   decided in Redis first and recorded in MySQL after; operations that *give it back*
+   (release, expire, raising on-hand) are committed in MySQL first and applied to Redis after.
+   A crash between the two steps can only leave Redis too strict (undersell), never too loose.
+   Setting on-hand does both: under the stock row's lock it first lowers Redis to
+   min(old, new) (``stock_pre``), commits, then sets the exact value fenced by the stock revision
+   (``stock_post``), so neither a crash nor two racing admins can leave Redis above the truth.
+2. **No answer before COMMIT.** A reservation is acknowledged only after the MySQL transaction that
+   records it (row, ledger entry, counters, outbox events) has committed. Decisions are made many
+   per EVALSHA (a micro-batching dispatcher) and written by a few writer tasks, one transaction per
+   batch (group commit; a deadlock rolls the batch back and it is simply run again).
+3. **A failed write is undone exactly once.** If a batch fails before COMMIT was sent, nothing is in
+   MySQL and the Redis holds are dropped (``apply_final`` 'undo'). If COMMIT itself fails the
+   outcome is unknown: the holds stay (strict) and are resolved once MySQL answers again, by
+   inserting *tombstones*: ``INSERT IGNORE`` a placeholder row with the same primary key. Either
+   the real row exists (the hold is real) or the tombstone wins and any late commit of the real
+   row can no longer succeed (primary-key conflict -> refused). The sweeper resolves holds that
+   are in Redis but not in MySQL the same way, so nothing stays stranded. A hold *is* its member
+   "rid sku customer qty key" in the expiry sorted set, so applying an end state is a ZREM that
+   moves stock only for the caller that removed it (idempotent under retries and races).
+4. **Epochs fence stale state.** Redis keys live under ``<prefix>:<epoch>:``; ``<prefix>:ready``
+   names the epoch whose counters are complete. FLUSHALL or a restart removes it (a restart is
+   also detected by a changed ``run_id`` or lost scripts); every script then answers NOTREADY,
+   the engine answers 503, and reconcile runs: it bumps ``inv_meta.epoch`` in MySQL (waiting for
+   in-flight writer transactions, which hold a shared lock on that row, and making any later
+   old-epoch batch fail its fence check), reads stock and live holds with locking reads, writes
+   them under the new epoch and only then sets ``ready``. Old-epoch keys are garbage collected.
+   (A restart that reloads an old RDB/AOF snapshot keeps ``ready``; it is caught by the monitor's
+   ``run_id`` check within ``monitor_interval`` or by the dropped connections. Run the fast-path
+   Redis without persistence, as the local stack does: a rebuild from MySQL is the recovery.)
+5. **Idempotency:** a key maps to one reservation in Redis (SET, decided atomically with the hold)
+   and in MySQL (UNIQUE). A retry is answered from MySQL once the original is durable.
+
+Single Redis primary: scripts touch keys they compute, so this adapter does not run on Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, TypeVar
+
+import aiomysql
+import msgspec
+import pymysql
+import redis.asyncio as aioredis
+import structlog
+from pymysql.converters import escape_string
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import NoScriptError
+from redis.exceptions import RedisError as _RedisError
+
+from emporium.database import MysqlTarget
+from inventory import schema
+from inventory.domain import (
+    DEFAULT_LOW_STOCK_THRESHOLD,
+    EngineUnavailable,
+    IdempotencyConflict,
+    InsufficientStock,
+    InvalidTransition,
+    LimitExceeded,
+    ReconcileReport,
+    Reservation,
+    ReservationNotFound,
+    ReserveRequest,
+    Status,
+    StockLevel,
+    UnknownSku,
+    decide_confirm,
+    decide_release,
+    new_reservation_id,
+    validate_identifier,
+    validate_limit,
+    validate_on_hand,
+    validate_reserve,
+)
+from inventory.events import outbox_rows
+from inventory.sql_common import (
+    RESERVATION_COLUMNS,
+    STOCK_COLUMNS,
+    effective_limit,
+    reservation_from_row,
+    stock_from_row,
+)
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+LOST_PREFIX = "!lost:"  # tombstone idempotency keys; '!' is not allowed in client keys
+SCRIPTS = ("reserve_batch", "apply_final", "due", "stock_pre", "stock_post")
+_DB_ERRORS = (pymysql.err.MySQLError, OSError, TimeoutError, asyncio.TimeoutError)
+_RETRYABLE_CODES = frozenset({1205, 1213})  # lock wait timeout, deadlock: the transaction was rolled back
+_ISOLATION = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"  # fewer gap locks, fewer deadlocks
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, pymysql.err.MySQLError) and bool(exc.args) and exc.args[0] in _RETRYABLE_CODES
+
+
+def _connection_trouble(exc: BaseException) -> bool:
+    """The server is unreachable (trip the circuit breaker) rather than one statement failing."""
+    if isinstance(exc, (OSError, TimeoutError, asyncio.TimeoutError, pymysql.err.InterfaceError)):
+        return True
+    return isinstance(exc, pymysql.err.OperationalError) and bool(exc.args) and exc.args[0] >= 2000
+
+
+class _Conflict(Exception):
+    """A deadlock or lock-wait timeout rolled the transaction back: run it again."""
+
+
+class _Fenced(Exception):
+    """The batch was decided under an epoch that a reconcile has since replaced."""
+
+
+@dataclass(slots=True)
+class _Decided:
+    """A hold taken in Redis, waiting for the group commit."""
+
+    reservation: Reservation
+    future: asyncio.Future[Reservation]
+    epoch: str
+    decided_at: float
+
+
+@dataclass(slots=True)
+class _Stats:
+    lua_batches: int = 0
+    lua_requests: int = 0
+    write_batches: int = 0
+    written: int = 0
+    undone: int = 0
+    in_doubt: int = 0
+    lua_seconds: float = 0.0
+    commit_seconds: float = 0.0
+    reconciles: int = 0
+    expired: int = 0
+    tombstoned: int = 0
+
+
+def _q(value: str) -> str:
+    return "'" + escape_string(value) + "'"
+
+
+class ClusterEngine:
+    """ReservationEngine over Redis (fast path) + MySQL/MariaDB (truth)."""
+
+    def __init__(
+        self,
+        redis_url: str,
+        mysql: MysqlTarget,
+        *,
+        prefix: str | None = None,
+        clock: Callable[[], float] = time.time,
+        low_stock_threshold: int = DEFAULT_LOW_STOCK_THRESHOLD,
+        sweep_interval: float | None = 0.5,
+        monitor_interval: float = 0.5,
+        max_batch: int = 1000,
+        max_write_batch: int = 5000,
+        max_inflight: int = 4,
+        writers: int = 3,
+        idempotency_ttl: int = 24 * 3600,
+        lost_grace: float = 2.0,
+        db_timeout: float = 10.0,
+        on_outbox: Callable[[], None] | None = None,
+    ) -> None:
+        # One Redis may serve several deployments/tests: keys are namespaced by the database name.
+        self.redis_url, self.mysql, self.prefix = redis_url, mysql, prefix or f"inv-{mysql.database}"
+        self.clock = clock
+        self.low_stock_threshold = low_stock_threshold
+        self.sweep_interval, self.monitor_interval = sweep_interval, monitor_interval
+        self.max_batch, self.max_write_batch = max_batch, max_write_batch
+        self.idempotency_ttl, self.lost_grace, self.db_timeout = idempotency_ttl, lost_grace, db_timeout
+        self.on_outbox = on_outbox
+        self.stats = _Stats()
+        self._redis = aioredis.Redis.from_url(
+            redis_url,
+            decode_responses=True,
+            retry=Retry(NoBackoff(), 0),  # a dropped connection must surface: it may mean a restart
+            socket_connect_timeout=2,
+            socket_timeout=5,
+            max_connections=64,
+        )
+        self._sha: dict[str, str] = {}
+        self._lua_src = {
+            n: resources.files("inventory.lua").joinpath(f"{n}.lua").read_text() for n in SCRIPTS
+        }
+        self._pool: aiomysql.Pool | None = None
+        # Several group-commit writers: a batch's INSERTs run while another batch commits; they only
+        # serialise briefly on the hot stock rows (locked at the end of each transaction).
+        self._writer_conns: list[aiomysql.Connection | None] = [None] * max(1, writers)
+        self._epoch: str | None = None  # None = not ready (reconcile needed)
+        self._run_id: str | None = None
+        self._db_ok = True
+        self._db_error = ""
+        self._reserve_q: list[tuple[ReserveRequest, asyncio.Future[Reservation]]] = []
+        self._reserve_wake = asyncio.Event()
+        self._write_q: list[_Decided] = []
+        self._write_wake = asyncio.Event()
+        self._inflight = asyncio.Semaphore(max_inflight)
+        self._durable: dict[str, asyncio.Future[None]] = {}  # rid -> its write batch, until committed
+        self._in_doubt: list[Reservation] = []
+        self._reconcile_lock = asyncio.Lock()
+        self._reconcile_task: asyncio.Task[Any] | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._active: set[asyncio.Task[Any]] = set()
+        self._started = False
+
+    # lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.migrate()
+        kwargs = self.mysql.pymysql_kwargs()
+        self._pool = await aiomysql.create_pool(
+            minsize=1,
+            maxsize=self.mysql.pool_size,
+            host=kwargs["host"],
+            port=kwargs["port"],
+            user=kwargs["user"],
+            password=kwargs["password"],
+            db=kwargs["database"],
+            autocommit=False,
+            charset="utf8mb4",
+            connect_timeout=3,
+            pool_recycle=3600,
+            init_command=_ISOLATION,
+        )
+        await self._load_scripts()
+        self._started = True
+        await self.reconcile()
+        self._tasks = [
+            asyncio.create_task(self._dispatch_loop(), name="inventory-dispatch"),
+            *(
+                asyncio.create_task(self._write_loop(i), name=f"inventory-group-commit-{i}")
+                for i in range(len(self._writer_conns))
+            ),
+            asyncio.create_task(self._monitor_loop(), name="inventory-monitor"),
+        ]
+        if self.sweep_interval:
+            self._tasks.append(asyncio.create_task(self._sweep_loop(), name="inventory-sweeper"))
+
+    async def close(self) -> None:
+        self._started = False
+        # Let queued decisions finish their commit so nothing acknowledged is half-done.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._drain_queues(), 5)
+        for task in [*self._tasks, self._reconcile_task]:
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._tasks.clear()
+        for _, fut in self._reserve_q:
+            if not fut.done():
+                fut.set_exception(EngineUnavailable("engine closed"))
+        self._reserve_q.clear()
+        for i, conn in enumerate(self._writer_conns):
+            if conn is not None:
+                conn.close()
+                self._writer_conns[i] = None
+        if self._pool is not None:
+            self._pool.close()
+            await self._pool.wait_closed()
+            self._pool = None
+        await self._redis.aclose()
+
+    async def _drain_queues(self) -> None:
+        while self._reserve_q or self._write_q or self._active or self._durable:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
+    async def migrate(self) -> list[int]:
+        return await migrate_mysql(self.mysql)
+
+    async def ping(self) -> None:
+        if not self._started:
+            raise EngineUnavailable("inventory engine not started")
+        if not self._db_ok:
+            raise EngineUnavailable(f"database unavailable: {self._db_error}")
+        if self._epoch is None:
+            raise EngineUnavailable("stock counters are being rebuilt (reconcile)")
+        try:
+            ready = await self._redis.get(self._k("ready"))
+        except _RedisError as exc:
+            self._lost(f"redis error: {exc!r}")
+            raise EngineUnavailable(f"redis unavailable: {exc}") from exc
+        if ready != self._epoch:
+            self._lost("ready marker missing")
+            raise EngineUnavailable("stock counters are being rebuilt (reconcile)")
+
+    # small helpers ----------------------------------------------------------------------------
+
+    def _k(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    async def _load_scripts(self) -> None:
+        for name, src in self._lua_src.items():
+            self._sha[name] = await self._redis.script_load(src)
+        info = await self._redis.info("server")
+        self._run_id = str(info.get("run_id"))
+
+    async def _eval(self, name: str, *args: Any) -> Any:
+        try:
+            return await self._redis.evalsha(self._sha[name], 0, *args)
+        except NoScriptError:
+            # Scripts vanish only when Redis restarted (or SCRIPT FLUSH): its data may be stale too.
+            self._lost("scripts missing (redis restarted)")
+            with contextlib.suppress(_RedisError):
+                await self._load_scripts()
+            raise EngineUnavailable("redis restarted; rebuilding stock counters") from None
+        except _RedisError as exc:
+            self._lost(f"redis error: {exc!r}")
+            raise EngineUnavailable(f"redis unavailable: {exc}") from exc
+
+    def _lost(self, why: str) -> None:
+        """Redis state can no longer be trusted: refuse decisions and rebuild from MySQL."""
+        if self._epoch is not None:
+            log.warning("inventory fast path lost; reconciling", reason=why)
+        self._epoch = None
+        self._schedule_reconcile()
+
+    def _schedule_reconcile(self) -> None:
+        if not self._started or (self._reconcile_task is not None and not self._reconcile_task.done()):
+            return
+        self._reconcile_task = asyncio.create_task(self._reconcile_until_done(), name="inventory-reconcile")
+
+    async def _reconcile_until_done(self) -> None:
+        delay = 0.1
+        while self._started and self._epoch is None:
+            try:
+                await self.reconcile()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("reconcile failed; retrying", error=repr(exc))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def _not_ready(self, observed_epoch: str) -> bool:
+        """After a NOTREADY answer: adopt a newer epoch (another process reconciled) -> True to retry."""
+        try:
+            ready = await self._redis.get(self._k("ready"))
+        except _RedisError as exc:
+            self._lost(f"redis error: {exc!r}")
+            return False
+        if ready is not None and ready != observed_epoch:
+            self._epoch = str(ready)
+            return True
+        self._lost("ready marker missing")
+        return False
+
+    def _check_open(self) -> str:
+        if not self._started:
+            raise EngineUnavailable("inventory engine not started")
+        if not self._db_ok:
+            raise EngineUnavailable(f"database unavailable: {self._db_error}")
+        if self._epoch is None:
+            self._schedule_reconcile()
+            raise EngineUnavailable("stock counters are being rebuilt (reconcile); retry shortly")
+        return self._epoch
+
+    def _db_failed(self, exc: BaseException) -> None:
+        if self._db_ok:
+            log.warning("inventory database unavailable", error=repr(exc))
+        self._db_ok = False
+        self._db_error = repr(exc)[:200]
+
+    @contextlib.asynccontextmanager
+    async def _txn(self) -> AsyncIterator[aiomysql.Cursor]:
+        """One pooled transaction; database trouble becomes EngineUnavailable (503), a deadlock _Conflict."""
+        if self._pool is None:
+            raise EngineUnavailable("inventory engine not started")
+        try:
+            conn = await asyncio.wait_for(self._pool.acquire(), self.db_timeout)
+        except _DB_ERRORS as exc:
+            self._db_failed(exc)
+            raise EngineUnavailable(f"database unavailable: {exc}") from exc
+        try:
+            async with conn.cursor() as cur:
+                yield cur
+            await asyncio.wait_for(conn.commit(), self.db_timeout)
+        except _DB_ERRORS as exc:
+            if _retryable(exc):
+                with contextlib.suppress(Exception):
+                    await conn.rollback()
+                raise _Conflict from exc
+            conn.close()
+            if _connection_trouble(exc):
+                self._db_failed(exc)
+            raise EngineUnavailable(f"database error: {exc}") from exc
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await conn.rollback()
+            raise
+        finally:
+            self._pool.release(conn)
+
+    async def _retry(self, attempt: Callable[[], Awaitable[T]], tries: int = 5) -> T:
+        """Run a transaction function again after a deadlock (it was rolled back entirely)."""
+        for n in range(tries):
+            try:
+                return await attempt()
+            except _Conflict:
+                await asyncio.sleep(0.005 * (n + 1))
+        raise EngineUnavailable("database contention; retry")
+
+    # reserve: micro-batched Lua decisions ----------------------------------------------------------
+
+    async def reserve(self, request: ReserveRequest) -> Reservation:
+        validate_reserve(request)
+        self._check_open()
+        fut: asyncio.Future[Reservation] = asyncio.get_running_loop().create_future()
+        self._reserve_q.append((request, fut))
+        self._reserve_wake.set()
+        return await fut
+
+    async def _dispatch_loop(self) -> None:
+        while True:
+            await self._reserve_wake.wait()
+            self._reserve_wake.clear()
+            while self._reserve_q:
+                await self._inflight.acquire()
+                batch = self._reserve_q[: self.max_batch]
+                del self._reserve_q[: self.max_batch]
+                task = asyncio.create_task(self._decide(batch))
+                self._active.add(task)
+                task.add_done_callback(self._decided)
+
+    def _decided(self, task: asyncio.Task[Any]) -> None:
+        self._active.discard(task)
+        self._inflight.release()
+
+    async def _decide(
+        self, batch: list[tuple[ReserveRequest, asyncio.Future[Reservation]]], retry: bool = True
+    ) -> None:
+        try:
+            epoch = self._check_open()
+        except EngineUnavailable as exc:
+            _fail_all((f for _, f in batch), exc)
+            return
+        now = self.clock()
+        made: list[Reservation] = []
+        lines: list[str] = []
+        for req, _ in batch:
+            res = Reservation(
+                reservation_id=new_reservation_id(now),
+                sku=req.sku,
+                quantity=req.quantity,
+                customer_id=req.customer_id,
+                status=Status.HELD,
+                expires_at=round(now + req.hold_seconds, 3),
+                created_at=now,
+                idempotency_key=req.idempotency_key,
+            )
+            made.append(res)
+            lines.append(
+                f"{res.reservation_id} {req.sku} {req.customer_id} {req.quantity} {req.idempotency_key} "
+                f"{res.expires_at}\n"
+            )
+        started = time.perf_counter()
+        try:
+            answer = await self._eval(
+                "reserve_batch", self.prefix, epoch, self.idempotency_ttl, "".join(lines)
+            )
+        except EngineUnavailable as exc:
+            _fail_all((f for _, f in batch), exc)
+            return
+        self.stats.lua_batches += 1
+        self.stats.lua_requests += len(batch)
+        self.stats.lua_seconds += time.perf_counter() - started
+        if answer == "NOTREADY":
+            if retry and await self._not_ready(epoch):
+                await self._decide(batch, retry=False)
+            else:
+                _fail_all((f for _, f in batch), EngineUnavailable("stock counters are being rebuilt; retry"))
+            return
+        durable: asyncio.Future[None] | None = None
+        for (req, fut), res, code in zip(batch, made, answer.split(" "), strict=True):
+            kind = code[0]
+            if kind == "O":
+                if durable is None:
+                    durable = asyncio.get_running_loop().create_future()
+                self._durable[res.reservation_id] = durable
+                self._write_q.append(_Decided(res, fut, epoch, now))
+            elif fut.done():
+                continue
+            elif kind == "S":
+                fut.set_exception(InsufficientStock(req.sku, req.quantity, int(code[1:])))
+            elif kind == "L":
+                has, limit = code[1:].split(":")
+                fut.set_exception(LimitExceeded(req.sku, int(limit), int(has), req.quantity))
+            elif kind == "U":
+                fut.set_exception(UnknownSku(req.sku))
+            else:  # "D<rid>": a retry of a reservation already decided
+                repeat = asyncio.create_task(self._answer_repeat(req, code[1:], fut))
+                self._active.add(repeat)
+                repeat.add_done_callback(self._active.discard)
+        if durable is not None:
+            self._write_wake.set()
+
+    async def _answer_repeat(self, req: ReserveRequest, rid: str, fut: asyncio.Future[Reservation]) -> None:
+        try:
+            pending = self._durable.get(rid)
+            if pending is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(pending)
+            try:
+                existing = await self.get_reservation(rid)
+            except ReservationNotFound:
+                raise EngineUnavailable(
+                    "the original reservation is not settled yet; retry shortly"
+                ) from None
+            if not existing.matches(req):
+                raise IdempotencyConflict("Idempotency-Key already used for a different reservation")
+            if not fut.done():
+                fut.set_result(existing)
+        except Exception as exc:
+            if not fut.done():
+                fut.set_exception(exc)
+
+    # group commit --------------------------------------------------------------------------------
+
+    async def _writer(self, idx: int) -> aiomysql.Connection:
+        conn = self._writer_conns[idx]
+        if conn is None or conn.closed:
+            kwargs = self.mysql.pymysql_kwargs()
+            conn = self._writer_conns[idx] = await asyncio.wait_for(
+                aiomysql.connect(
+                    host=kwargs["host"],
+                    port=kwargs["port"],
+                    user=kwargs["user"],
+                    password=kwargs["password"],
+                    db=kwargs["database"],
+                    autocommit=False,
+                    charset="utf8mb4",
+                    connect_timeout=3,
+                    init_command=_ISOLATION,
+                ),
+                self.db_timeout,
+            )
+        return conn
+
+    async def _write_loop(self, idx: int) -> None:
+        # Writer 0 takes whatever is queued; writer i joins only when more than i * SPILL decisions
+        # wait. Light load thus gets few, large transactions (fewer fsyncs and round trips per
+        # reservation) and heavy load gets parallel ones.
+        spill = idx * 256
+        while True:
+            if len(self._write_q) <= spill:
+                self._write_wake.clear()
+                await self._write_wake.wait()
+                continue
+            batch = self._write_q[: self.max_write_batch]
+            del self._write_q[: self.max_write_batch]
+            try:
+                await self._write_batch(batch, idx)
+            except Exception as exc:  # never let a writer die
+                log.exception("group commit crashed", error=repr(exc))
+                self._settle(batch, {}, EngineUnavailable("internal write failure"))
+
+    async def _write_batch(self, batch: list[_Decided], idx: int) -> None:
+        by_epoch: dict[str, list[_Decided]] = {}
+        for d in batch:
+            by_epoch.setdefault(d.epoch, []).append(d)
+        for epoch, items in by_epoch.items():
+            await self._commit_holds(epoch, items, idx)
+
+    async def _commit_holds(self, epoch: str, items: list[_Decided], idx: int) -> None:
+        committing = False
+        outcome: dict[str, Reservation | Exception] = {}
+        started = time.perf_counter()
+        conn: aiomysql.Connection | None = None
+        try:
+            for attempt in range(5):
+                conn = await self._writer(idx)
+                try:
+                    async with conn.cursor() as cur:
+                        outcome = await asyncio.wait_for(
+                            self._record_holds(cur, epoch, items), self.db_timeout
+                        )
+                        committing = True
+                        await asyncio.wait_for(conn.commit(), self.db_timeout)
+                    break
+                except pymysql.err.MySQLError as exc:
+                    if committing or not _retryable(exc) or attempt == 4:
+                        raise
+                    # Deadlock / lock wait timeout: InnoDB rolled the whole batch back; run it again.
+                    await conn.rollback()
+                    await asyncio.sleep(0.002 * (attempt + 1))
+        except _Fenced:
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    await conn.rollback()
+            self._settle(items, {}, EngineUnavailable("stock counters were rebuilt meanwhile; retry"))
+            return
+        except Exception as exc:
+            broken = self._writer_conns[idx]
+            if broken is not None:
+                broken.close()
+                self._writer_conns[idx] = None
+            if _connection_trouble(exc):
+                self._db_failed(exc)
+            else:
+                log.warning("group commit failed", error=repr(exc))
+            if committing:
+                # COMMIT was sent: the rows may or may not be in MySQL. Keep the holds (strict) and
+                # settle them with tombstones once MySQL answers again.
+                self._in_doubt.extend(d.reservation for d in items)
+                self.stats.in_doubt += len(items)
+            else:
+                await self._undo([d.reservation for d in items], epoch)
+            self._settle(items, {}, EngineUnavailable(f"database unavailable: {exc}"))
+            return
+        self.stats.write_batches += 1
+        self.stats.written += len(items)
+        self.stats.commit_seconds += time.perf_counter() - started
+        undo = [
+            d.reservation for d in items if outcome.get(d.reservation.reservation_id) is not d.reservation
+        ]
+        if undo:
+            await self._undo(undo, epoch)
+        self._settle(items, outcome, None)
+        if self.on_outbox is not None:
+            self.on_outbox()
+
+    def _settle(
+        self, items: Sequence[_Decided], outcome: dict[str, Reservation | Exception], error: Exception | None
+    ) -> None:
+        batches: set[asyncio.Future[None]] = set()
+        for d in items:
+            rid = d.reservation.reservation_id
+            b = self._durable.pop(rid, None)
+            if b is not None:
+                batches.add(b)
+            if d.future.done():
+                continue
+            result = error if error is not None else outcome.get(rid, EngineUnavailable("not recorded"))
+            if isinstance(result, Exception):
+                d.future.set_exception(result)
+            else:
+                d.future.set_result(result)
+        for b in batches:
+            if not b.done():
+                b.set_result(None)
+
+    async def _undo(self, reservations: Sequence[Reservation], epoch: str) -> None:
+        """Drop holds that are certainly not in MySQL (and their idempotency keys)."""
+        args: list[Any] = [self.prefix, epoch]
+        for r in reservations:
+            args += (_member(r), "undo")
+        try:
+            await self._eval("apply_final", *args)
+            self.stats.undone += len(reservations)
+        except EngineUnavailable:
+            pass  # Redis is being rebuilt from MySQL anyway
+
+    async def _record_holds(
+        self, cur: aiomysql.Cursor, epoch: str, items: list[_Decided]
+    ) -> dict[str, Reservation | Exception]:
+        """Inside the writer transaction: fence, rows, duplicates, ledger, counters, outbox."""
+        await cur.execute("SELECT epoch FROM inv_meta WHERE id = 1 LOCK IN SHARE MODE")
+        (db_epoch,) = await cur.fetchone()
+        if str(db_epoch) != epoch:
+            raise _Fenced
+        now = self.clock()
+        values = ",".join(
+            f"('{r.reservation_id}',{_q(r.idempotency_key)},{_q(r.sku)},{_q(r.customer_id)},"
+            f"{r.quantity},'held',{r.expires_at!r},{r.created_at!r},{now!r})"
+            for r in (d.reservation for d in items)
+        )
+        with warnings.catch_warnings():  # a skipped duplicate is handled below, not a warning
+            warnings.simplefilter("ignore")
+            inserted = await cur.execute(
+                "INSERT IGNORE INTO inv_reservations (id, idempotency_key, sku, customer_id, quantity,"
+                " status, expires_at, created_at, updated_at) VALUES " + values
+            )
+        outcome: dict[str, Reservation | Exception] = {
+            d.reservation.reservation_id: d.reservation for d in items
+        }
+        accepted = items
+        if inserted != len(items):
+            accepted = await self._resolve_conflicts(cur, items, outcome)
+        if not accepted:
+            return outcome
+        ledger = ",".join(
+            f"({_q(r.sku)},'reserve',0,{r.quantity},0,'{r.reservation_id}',{now!r})"
+            for r in (d.reservation for d in accepted)
+        )
+        await cur.execute(
+            "INSERT INTO inv_ledger (sku, kind, d_on_hand, d_held, d_sold, reservation_id, at) VALUES "
+            + ledger
+        )
+        deltas: dict[str, int] = {}
+        for d in accepted:
+            deltas[d.reservation.sku] = deltas.get(d.reservation.sku, 0) + d.reservation.quantity
+        await self._move_counters(cur, {s: (0, q, 0) for s, q in deltas.items()}, reason="reserve", now=now)
+        return outcome
+
+    async def _resolve_conflicts(
+        self, cur: aiomysql.Cursor, items: list[_Decided], outcome: dict[str, Reservation | Exception]
+    ) -> list[_Decided]:
+        """Rows INSERT IGNORE skipped: an idempotency key already in MySQL, or a tombstoned id."""
+        ids = ",".join(f"'{d.reservation.reservation_id}'" for d in items)
+        keys = ",".join(_q(d.reservation.idempotency_key) for d in items)
+        await cur.execute(
+            f"SELECT {RESERVATION_COLUMNS} FROM inv_reservations"
+            f" WHERE id IN ({ids}) OR idempotency_key IN ({keys})"
+        )
+        rows = [reservation_from_row(r) for r in await cur.fetchall()]
+        by_id = {r.reservation_id: r for r in rows}
+        by_key = {r.idempotency_key: r for r in rows}
+        accepted: list[_Decided] = []
+        for d in items:
+            mine = d.reservation
+            row = by_id.get(mine.reservation_id)
+            if row is not None and row.idempotency_key == mine.idempotency_key:
+                accepted.append(d)
+                continue
+            if row is not None:  # tombstoned by a sweeper: this hold was given up
+                outcome[mine.reservation_id] = EngineUnavailable(
+                    "reservation timed out before it was recorded"
+                )
+                continue
+            existing = by_key.get(mine.idempotency_key)
+            if existing is not None and existing.matches(
+                ReserveRequest(
+                    sku=mine.sku,
+                    quantity=mine.quantity,
+                    customer_id=mine.customer_id,
+                    idempotency_key=mine.idempotency_key,
+                )
+            ):
+                outcome[mine.reservation_id] = existing
+            else:
+                outcome[mine.reservation_id] = IdempotencyConflict(
+                    "Idempotency-Key already used for a different reservation"
+                )
+        return accepted
+
+    async def _move_counters(
+        self,
+        cur: aiomysql.Cursor,
+        deltas: dict[str, tuple[int, int, int]],
+        *,
+        reason: str,
+        now: float,
+    ) -> dict[str, StockLevel]:
+        """Apply (d_on_hand, d_held, d_sold) per SKU under row locks; write events to the outbox."""
+        skus = sorted(deltas)  # fixed lock order: no deadlocks between writers
+        placeholders = ",".join(["%s"] * len(skus))
+        await cur.execute(
+            f"SELECT {STOCK_COLUMNS} FROM inv_stock WHERE sku IN ({placeholders}) ORDER BY sku FOR UPDATE",
+            skus,
+        )
+        before = {s.sku: s for s in (stock_from_row(r) for r in await cur.fetchall())}
+        updates: list[tuple[Any, ...]] = []
+        events: list[tuple[str, str, str]] = []
+        after_all: dict[str, StockLevel] = {}
+        for sku in skus:
+            b = before.get(sku)
+            if b is None:
+                raise RuntimeError(f"stock row for {sku!r} missing")
+            d_on, d_held, d_sold = deltas[sku]
+            a = StockLevel(
+                sku=sku,
+                on_hand=b.on_hand + d_on,
+                held=b.held + d_held,
+                sold=b.sold + d_sold,
+                per_customer_limit=b.per_customer_limit,
+                revision=b.revision + 1,
+                warehouses=b.warehouses,
+            )
+            after_all[sku] = a
+            updates.append((a.on_hand, a.held, a.sold, a.revision, now, sku))
+            events += _text_rows(
+                outbox_rows(b, a, reason=reason, low_stock_threshold=self.low_stock_threshold)
+            )
+        await cur.executemany(
+            "UPDATE inv_stock SET on_hand = %s, held = %s, sold = %s, revision = %s, updated_at = %s"
+            " WHERE sku = %s",
+            updates,
+        )
+        if events:
+            await cur.executemany(
+                "INSERT INTO inv_outbox (topic, msg_key, value) VALUES (%s, %s, %s)", events
+            )
+        return after_all
+
+    # transitions: MySQL first, then Redis --------------------------------------------------------------
+
+    async def _finish(
+        self, cur: aiomysql.Cursor, holds: Sequence[Reservation], final: Status, now: float
+    ) -> None:
+        """held -> final for rows locked by the caller: rows, ledger, counters, outbox."""
+        if not holds:
+            return
+        ids = ",".join(f"'{r.reservation_id}'" for r in holds)
+        await cur.execute(
+            f"UPDATE inv_reservations SET status = %s, updated_at = %s"
+            f" WHERE id IN ({ids}) AND status = 'held'",
+            (final.value, now),
+        )
+        d_sold = 1 if final is Status.CONFIRMED else 0
+        ledger = ",".join(
+            f"({_q(r.sku)},'{final.value}',0,{-r.quantity},{d_sold * r.quantity},"
+            f"'{r.reservation_id}',{now!r})"
+            for r in holds
+        )
+        await cur.execute(
+            "INSERT INTO inv_ledger (sku, kind, d_on_hand, d_held, d_sold, reservation_id, at) VALUES "
+            + ledger
+        )
+        deltas: dict[str, tuple[int, int, int]] = {}
+        for r in holds:
+            _, h, s = deltas.get(r.sku, (0, 0, 0))
+            deltas[r.sku] = (0, h - r.quantity, s + d_sold * r.quantity)
+        await self._move_counters(cur, deltas, reason=final.value, now=now)
+
+    async def _apply(self, finals: Sequence[tuple[str, str]]) -> None:
+        """Best effort: a miss leaves Redis stricter than MySQL, which the sweeper/reconcile repairs."""
+        epoch = self._epoch
+        if not finals or epoch is None:
+            return
+        args: list[Any] = [self.prefix, epoch]
+        for pair in finals:
+            args += pair
+        with contextlib.suppress(EngineUnavailable):
+            await self._eval("apply_final", *args)
+        if self.on_outbox is not None:
+            self.on_outbox()
+
+    async def _locked_reservation(self, cur: aiomysql.Cursor, rid: str) -> Reservation:
+        await cur.execute(
+            f"SELECT {RESERVATION_COLUMNS} FROM inv_reservations WHERE id = %s FOR UPDATE", (rid,)
+        )
+        row = await cur.fetchone()
+        if row is None or row[7].startswith(LOST_PREFIX):
+            raise ReservationNotFound(rid)
+        return reservation_from_row(row)
+
+    async def confirm(self, reservation_id: str) -> Reservation:
+        self._check_db()
+        now = self.clock()
+
+        async def attempt() -> tuple[Reservation, Status]:
+            async with self._txn() as cur:
+                res = await self._locked_reservation(cur, reservation_id)
+                final = decide_confirm(res, now)
+                if res.status is Status.HELD:
+                    await self._finish(cur, [res], final, now)
+            return res, final
+
+        res, final = await self._retry(attempt)
+        await self._apply([(_member(res), final.value)])
+        if final is not Status.CONFIRMED:
+            raise InvalidTransition(reservation_id, final, "confirm")
+        return _with_status(res, final)
+
+    async def release(self, reservation_id: str) -> Reservation:
+        self._check_db()
+        now = self.clock()
+
+        async def attempt() -> tuple[Reservation, Status]:
+            async with self._txn() as cur:
+                res = await self._locked_reservation(cur, reservation_id)
+                final = decide_release(res)
+                if res.status is Status.HELD:
+                    await self._finish(cur, [res], final, now)
+            return res, final
+
+        res, final = await self._retry(attempt)
+        await self._apply([(_member(res), final.value)])
+        return _with_status(res, final)
+
+    def _check_db(self) -> None:
+        if not self._started:
+            raise EngineUnavailable("inventory engine not started")
+        if not self._db_ok:
+            raise EngineUnavailable(f"database unavailable: {self._db_error}")
+
+    async def expire_due(self, now: float | None = None, limit: int = 1000) -> int:
+        """Sweep: due holds from Redis' expiry index, recorded in MySQL first, then applied.
+
+        The index is complete: every hold in MySQL was added to it when decided, and reconcile
+        rebuilds it from MySQL's held rows, so MySQL itself is never scanned for due holds.
+        """
+        self._check_db()
+        at = self.clock() if now is None else now
+        epoch = self._epoch
+        candidates: dict[str, float] = {}
+        if epoch is not None:
+            raw = await self._eval("due", self.prefix, epoch, repr(at), limit)
+            if raw != "NOTREADY":
+                candidates = {raw[i]: float(raw[i + 1]) for i in range(0, len(raw), 2)}
+        expired, finals = await self._settle_holds(candidates, at, expire_before=at)
+        await self._apply(finals)
+        self.stats.expired += expired
+        return expired
+
+    async def _settle_holds(
+        self, candidates: dict[str, float], now: float, *, expire_before: float | None
+    ) -> tuple[int, list[tuple[str, str]]]:
+        """Resolve Redis holds against MySQL: expire due ones, tombstone ones MySQL never got.
+
+        Returns (expired count, apply_final triples for Redis). A hold is tombstoned only after
+        ``lost_grace`` past its expiry so an in-flight group commit is not raced in normal operation;
+        even if it is, the tombstone wins and the late commit is refused (see invariant 3).
+        """
+        if not candidates:
+            return 0, []
+        return await self._retry(lambda: self._settle_holds_once(candidates, now, expire_before))
+
+    async def _settle_holds_once(
+        self, candidates: dict[str, float], now: float, expire_before: float | None
+    ) -> tuple[int, list[tuple[str, str]]]:
+        """``candidates``: expiry-index member ("rid sku customer qty idem") -> expires_at."""
+        rid_of = {member: member.split(" ", 1)[0] for member in candidates}
+        ids = ",".join(f"'{rid}'" for rid in sorted(rid_of.values()))
+        finals: list[tuple[str, str]] = []
+        expired = 0
+        async with self._txn() as cur:
+            lost = (
+                [rid_of[m] for m, exp in candidates.items() if exp + self.lost_grace <= now]
+                if expire_before
+                else list(rid_of.values())
+            )
+            if lost:
+                tomb = ",".join(
+                    f"('{rid}','{LOST_PREFIX}{rid}','-','-',0,'expired',{now!r},{now!r},{now!r})"
+                    for rid in lost
+                )
+                with warnings.catch_warnings():  # "Duplicate entry" for every real row: expected
+                    warnings.simplefilter("ignore")
+                    await cur.execute(
+                        "INSERT IGNORE INTO inv_reservations (id, idempotency_key, sku, customer_id,"
+                        " quantity, status, expires_at, created_at, updated_at) VALUES " + tomb
+                    )
+            await cur.execute(
+                f"SELECT {RESERVATION_COLUMNS} FROM inv_reservations"
+                f" WHERE id IN ({ids}) ORDER BY id FOR UPDATE"
+            )
+            rows = {r.reservation_id: r for r in (reservation_from_row(x) for x in await cur.fetchall())}
+            to_expire: list[Reservation] = []
+            for member, rid in rid_of.items():
+                row = rows.get(rid)
+                if row is None:
+                    continue  # not yet recorded and not yet past grace: look again next sweep
+                if row.idempotency_key.startswith(LOST_PREFIX):
+                    finals.append((member, "undo"))
+                    self.stats.tombstoned += 1
+                elif row.status is Status.HELD:
+                    if expire_before is not None and row.expires_at <= expire_before:
+                        to_expire.append(row)
+                        finals.append((member, Status.EXPIRED.value))
+                else:
+                    finals.append((member, row.status.value))
+            await self._finish(cur, to_expire, Status.EXPIRED, now)
+            expired = len(to_expire)
+        return expired, finals
+
+    # stock levels: restrict Redis, commit MySQL, then set Redis exactly ---------------------------------
+
+    async def set_on_hand(
+        self, sku: str, on_hand: int, *, per_customer_limit: int | None = None, reason: str = "admin"
+    ) -> StockLevel:
+        validate_identifier(sku, "sku")
+        validate_on_hand(on_hand)
+        validate_limit(per_customer_limit)
+        result = await self._set_stock(sku, on_hand, per_customer_limit, reason, None, None)
+        assert result is not None
+        return result
+
+    async def adjust_from_feed(
+        self, sku: str, warehouses: dict[str, int], *, feed_revision: int
+    ) -> StockLevel | None:
+        validate_identifier(sku, "sku")
+        on_hand = validate_on_hand(sum(warehouses.values()))
+        return await self._set_stock(sku, on_hand, None, "feed", dict(warehouses), feed_revision)
+
+    async def _set_stock(self, *args: Any) -> StockLevel | None:
+        self._check_db()
+        return await self._retry(lambda: self._set_stock_once(*args))
+
+    async def _set_stock_once(
+        self,
+        sku: str,
+        on_hand: int,
+        limit: int | None,
+        reason: str,
+        warehouses: dict[str, int] | None,
+        feed_revision: int | None,
+    ) -> StockLevel | None:
+        now = self.clock()
+        async with self._txn() as cur:
+            await cur.execute(
+                f"SELECT {STOCK_COLUMNS}, feed_revision FROM inv_stock WHERE sku = %s FOR UPDATE", (sku,)
+            )
+            row = await cur.fetchone()
+            before = stock_from_row(row[:7]) if row else None
+            if feed_revision is not None and row is not None and feed_revision <= int(row[7]):
+                return None
+            base = before or StockLevel(sku=sku)
+            after = StockLevel(
+                sku=sku,
+                on_hand=on_hand,
+                held=base.held,
+                sold=base.sold,
+                per_customer_limit=effective_limit(base.per_customer_limit, limit),
+                revision=base.revision + 1,
+                warehouses=warehouses if warehouses is not None else base.warehouses,
+            )
+            lim = -1 if after.per_customer_limit is None else after.per_customer_limit
+            epoch = self._epoch
+            if epoch is not None:  # make Redis strict before MySQL changes (we hold the row lock)
+                await self._eval("stock_pre", self.prefix, epoch, sku, on_hand, lim)
+            await cur.execute(
+                """INSERT INTO inv_stock (sku, on_hand, held, sold, per_customer_limit, revision,
+                       feed_revision, warehouses, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+                   ON DUPLICATE KEY UPDATE on_hand = VALUES(on_hand),
+                       per_customer_limit = VALUES(per_customer_limit), revision = VALUES(revision),
+                       feed_revision = VALUES(feed_revision),
+                       warehouses = VALUES(warehouses), updated_at = VALUES(updated_at)""",
+                (
+                    sku,
+                    after.on_hand,
+                    after.held,
+                    after.sold,
+                    after.per_customer_limit,
+                    after.revision,
+                    feed_revision if feed_revision is not None else (int(row[7]) if row else -1),
+                    json.dumps(after.warehouses) if after.warehouses is not None else None,
+                    now,
+                ),
+            )
+            await cur.execute(
+                "INSERT INTO inv_ledger (sku, kind, d_on_hand, d_held, d_sold, reservation_id, at)"
+                " VALUES (%s, %s, %s, 0, 0, NULL, %s)",
+                (sku, reason, after.on_hand - base.on_hand, now),
+            )
+            events = _text_rows(
+                outbox_rows(before, after, reason=reason, low_stock_threshold=self.low_stock_threshold)
+            )
+            if events:
+                await cur.executemany(
+                    "INSERT INTO inv_outbox (topic, msg_key, value) VALUES (%s, %s, %s)", events
+                )
+        epoch = self._epoch
+        if epoch is not None:
+            with contextlib.suppress(EngineUnavailable):
+                await self._eval(
+                    "stock_post",
+                    self.prefix,
+                    epoch,
+                    sku,
+                    after.on_hand,
+                    lim,
+                    after.revision,
+                    after.held,
+                    after.sold,
+                )
+        if self.on_outbox is not None:
+            self.on_outbox()
+        return after
+
+    # reads (MySQL: what has been acknowledged) -----------------------------------------------------
+
+    async def get_stock(self, sku: str) -> StockLevel:
+        self._check_db()
+        async with self._txn() as cur:
+            await cur.execute(f"SELECT {STOCK_COLUMNS} FROM inv_stock WHERE sku = %s", (sku,))
+            row = await cur.fetchone()
+        if row is None:
+            raise UnknownSku(sku)
+        return stock_from_row(row)
+
+    async def get_reservation(self, reservation_id: str) -> Reservation:
+        self._check_db()
+        async with self._txn() as cur:
+            await cur.execute(
+                f"SELECT {RESERVATION_COLUMNS} FROM inv_reservations WHERE id = %s", (reservation_id,)
+            )
+            row = await cur.fetchone()
+        if row is None or row[7].startswith(LOST_PREFIX):
+            raise ReservationNotFound(reservation_id)
+        return reservation_from_row(row)
+
+    async def fast_path_stock(self, sku: str) -> StockLevel | None:
+        """Redis' view of a SKU (for tests, the benchmark and operators); None when absent/not ready."""
+        epoch = self._epoch
+        if epoch is None:
+            return None
+        vals: list[Any] = await self._redis.hmget(self._k(epoch, "s", sku), "oh", "h", "so", "lim", "rev")
+        if vals[0] is None:
+            return None
+        lim = int(vals[3])
+        return StockLevel(
+            sku=sku,
+            on_hand=int(vals[0]),
+            held=int(vals[1]),
+            sold=int(vals[2]),
+            per_customer_limit=None if lim < 0 else lim,
+            revision=int(vals[4]),
+        )
+
+    # outbox (read by events.OutboxRelay) ----------------------------------------------------------------
+
+    async def outbox_fetch(self, limit: int) -> list[tuple[int, str, str, bytes]]:
+        async with self._txn() as cur:
+            await cur.execute(
+                "SELECT id, topic, msg_key, value FROM inv_outbox ORDER BY id LIMIT %s", (limit,)
+            )
+            rows = await cur.fetchall()
+        return [(int(i), t, k, bytes(v)) for i, t, k, v in rows]
+
+    async def outbox_delete(self, ids: Sequence[int]) -> None:
+        if ids:
+            async with self._txn() as cur:
+                await cur.execute(
+                    f"DELETE FROM inv_outbox WHERE id IN ({','.join(str(int(i)) for i in ids)})"
+                )
+
+    # reconcile ---------------------------------------------------------------------------------------
+
+    async def reconcile(self) -> ReconcileReport:
+        """Rebuild Redis from MySQL under a new epoch (see invariant 4). Safe to run any time."""
+        async with self._reconcile_lock:
+            started = time.perf_counter()
+            for attempt in range(5):
+                try:
+                    report = await self._rebuild()
+                    break
+                except _Conflict:  # deadlock with a concurrent transition: rolled back, go again
+                    if attempt == 4:
+                        raise EngineUnavailable("reconcile kept deadlocking; retry") from None
+                    await asyncio.sleep(0.05 * (attempt + 1))
+            self.stats.reconciles += 1
+            log.info(
+                "inventory reconciled",
+                epoch=report.epoch,
+                skus=report.skus,
+                held=report.held_reservations,
+                seconds=round(time.perf_counter() - started, 3),
+            )
+        # Holds stranded by a crash (in Redis before, never recorded) are now gone; settle in-doubt ones.
+        with contextlib.suppress(EngineUnavailable):
+            await self._settle_in_doubt()
+        return msgspec.structs.replace(report, seconds=time.perf_counter() - started)
+
+    async def _rebuild(self) -> ReconcileReport:
+        self._epoch = None
+        try:
+            await self._redis.delete(self._k("ready"))  # every process stops deciding now
+            await self._load_scripts()
+        except _RedisError as exc:
+            raise EngineUnavailable(f"redis unavailable: {exc}") from exc
+        kwargs = self.mysql.pymysql_kwargs()
+        conn = await aiomysql.connect(
+            host=kwargs["host"],
+            port=kwargs["port"],
+            user=kwargs["user"],
+            password=kwargs["password"],
+            db=kwargs["database"],
+            autocommit=False,
+            charset="utf8mb4",
+            connect_timeout=3,
+        )
+        lock = f"inv_reconcile:{self.prefix}"
+        now = self.clock()
+        try:
+            async with conn.cursor() as cur:
+                await cur.execute("SELECT GET_LOCK(%s, 60)", (lock,))
+                try:
+                    await cur.execute("UPDATE inv_meta SET epoch = epoch + 1 WHERE id = 1")
+                    await cur.execute("SELECT epoch FROM inv_meta WHERE id = 1")
+                    (epoch_n,) = await cur.fetchone()
+                    await cur.execute(f"SELECT {STOCK_COLUMNS} FROM inv_stock LOCK IN SHARE MODE")
+                    stocks = [stock_from_row(r) for r in await cur.fetchall()]
+                    await cur.execute(
+                        "SELECT id, sku, customer_id, quantity, expires_at, idempotency_key"
+                        " FROM inv_reservations WHERE status = 'held' LOCK IN SHARE MODE"
+                    )
+                    holds = await cur.fetchall()
+                    await cur.execute(
+                        "SELECT sku, customer_id, SUM(quantity) FROM inv_reservations"
+                        " WHERE status IN ('held', 'confirmed') GROUP BY sku, customer_id"
+                    )
+                    customers = await cur.fetchall()
+                    await cur.execute(
+                        "SELECT idempotency_key, id FROM inv_reservations WHERE created_at > %s",
+                        (now - self.idempotency_ttl,),
+                    )
+                    idem = [(k, i) for k, i in await cur.fetchall() if not k.startswith(LOST_PREFIX)]
+                    await conn.commit()
+                finally:
+                    with contextlib.suppress(Exception):
+                        await cur.execute("SELECT RELEASE_LOCK(%s)", (lock,))
+        except _DB_ERRORS as exc:
+            if _retryable(exc):
+                raise _Conflict from exc
+            if _connection_trouble(exc):
+                self._db_failed(exc)
+            raise EngineUnavailable(f"database unavailable: {exc}") from exc
+        finally:
+            conn.close()
+        self._db_ok = True
+        epoch = str(epoch_n)
+        base = self._k(epoch)
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            n = 0
+
+            async def flush(force: bool = False) -> None:
+                nonlocal pipe, n
+                if n >= 2000 or (force and n):
+                    await pipe.execute()
+                    pipe = self._redis.pipeline(transaction=False)
+                    n = 0
+
+            for s in stocks:
+                pipe.hset(
+                    f"{base}:s:{s.sku}",
+                    mapping={
+                        "oh": s.on_hand,
+                        "h": s.held,
+                        "so": s.sold,
+                        "rev": s.revision,
+                        "lim": -1 if s.per_customer_limit is None else s.per_customer_limit,
+                    },
+                )
+                n += 1
+                await flush()
+            for rid, sku, cust, qty, exp, key in holds:
+                pipe.zadd(f"{base}:x", {f"{rid} {sku} {cust} {int(qty)} {key}": float(exp)})
+                n += 1
+                await flush()
+            for sku, cust, total in customers:
+                pipe.hset(f"{base}:c:{sku}", cust, int(total))
+                n += 1
+                await flush()
+            for key, rid in idem:
+                pipe.set(f"{base}:i:{key}", rid, ex=self.idempotency_ttl)
+                n += 1
+                await flush()
+            await flush(force=True)
+            await self._redis.set(self._k("ready"), epoch)
+        except _RedisError as exc:
+            raise EngineUnavailable(f"redis unavailable during rebuild: {exc}") from exc
+        self._epoch = epoch
+        gc = asyncio.create_task(self._collect_garbage(epoch))
+        self._active.add(gc)
+        gc.add_done_callback(self._active.discard)
+        return ReconcileReport(epoch=int(epoch_n), skus=len(stocks), held_reservations=len(holds))
+
+    async def _collect_garbage(self, current: str) -> None:
+        """Unlink keys of older epochs (they are unreachable once ``ready`` moved on)."""
+        try:
+            start = len(self.prefix) + 1
+            stale: list[str] = []
+            async for key in self._redis.scan_iter(match=f"{self.prefix}:*", count=1000):
+                epoch = key[start:].split(":", 1)[0]
+                if epoch.isdigit() and epoch != current:
+                    stale.append(key)
+                if len(stale) >= 500:
+                    await self._redis.unlink(*stale)
+                    stale.clear()
+            if stale:
+                await self._redis.unlink(*stale)
+        except _RedisError as exc:
+            log.warning("old epoch cleanup failed", error=repr(exc))
+
+    async def _settle_in_doubt(self) -> None:
+        if not self._in_doubt:
+            return
+        pending, self._in_doubt = self._in_doubt, []
+        try:
+            _, finals = await self._settle_holds(
+                {_member(r): 0.0 for r in pending}, self.clock(), expire_before=None
+            )
+        except EngineUnavailable:
+            self._in_doubt.extend(pending)
+            raise
+        await self._apply(finals)
+
+    # background loops ---------------------------------------------------------------------------------
+
+    async def _sweep_loop(self) -> None:
+        assert self.sweep_interval
+        while True:
+            await asyncio.sleep(self.sweep_interval)
+            if not self._db_ok or self._epoch is None:
+                continue
+            try:
+                await self.expire_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("inventory sweep failed", error=repr(exc))
+
+    async def _monitor_loop(self) -> None:
+        """Detect Redis loss/restart and MySQL recovery between requests."""
+        while True:
+            await asyncio.sleep(self.monitor_interval)
+            try:
+                await self._monitor_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("inventory monitor failed", error=repr(exc))
+
+    async def _monitor_once(self) -> None:
+        try:
+            info = await self._redis.info("server")
+            ready = await self._redis.get(self._k("ready"))
+        except _RedisError as exc:
+            self._lost(f"redis error: {exc!r}")
+            return
+        if self._run_id is not None and str(info.get("run_id")) != self._run_id:
+            self._lost("redis restarted (run_id changed)")
+        elif self._epoch is not None and ready != self._epoch:
+            if ready is None:
+                self._lost("ready marker missing")
+            else:
+                self._epoch = str(ready)  # another process reconciled
+        elif self._epoch is None:
+            self._schedule_reconcile()
+        if not self._db_ok or self._in_doubt:
+            try:
+                async with self._txn() as cur:
+                    await cur.execute("SELECT 1")
+                self._db_ok = True
+                await self._settle_in_doubt()
+            except EngineUnavailable:
+                pass
+
+
+def _fail_all(futures: Any, exc: Exception) -> None:
+    for fut in futures:
+        if not fut.done():
+            fut.set_exception(exc)
+
+
+def _text_rows(rows: Sequence[tuple[str, str, bytes]]) -> list[tuple[str, str, str]]:
+    # aiomysql 0.3 cannot escape bytes parameters with PyMySQL 1.2; the envelope is UTF-8 JSON anyway.
+    return [(topic, key, value.decode()) for topic, key, value in rows]
+
+
+def _member(r: Reservation) -> str:
+    """A hold's member in the Redis expiry index (the same string reserve_batch.lua writes)."""
+    return f"{r.reservation_id} {r.sku} {r.customer_id} {r.quantity} {r.idempotency_key}"
+
+
+def _with_status(res: Reservation, status: Status) -> Reservation:
+    return msgspec.structs.replace(res, status=status)
+
+
+async def migrate_mysql(target: MysqlTarget) -> list[int]:
+    """Apply pending migrations (idempotent; serialized across processes by a named lock)."""
+    kwargs = target.pymysql_kwargs()
+    database = str(kwargs.pop("database"))
+    conn = await aiomysql.connect(
+        host=kwargs["host"],
+        port=kwargs["port"],
+        user=kwargs["user"],
+        password=kwargs["password"],
+        autocommit=True,
+        charset="utf8mb4",
+        connect_timeout=5,
+    )
+    done: list[int] = []
+    try:
+        async with conn.cursor() as cur:
+            with warnings.catch_warnings():  # "database exists" is the normal case
+                warnings.simplefilter("ignore")
+                await cur.execute(f"CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4")
+            await cur.execute(f"USE `{database}`")
+            await cur.execute("SELECT GET_LOCK('inv_migrate', 60)")
+            try:
+                with warnings.catch_warnings():  # "already exists" is the normal case
+                    warnings.simplefilter("ignore")
+                    await cur.execute(schema.version_table_ddl("mysql"))
+                await cur.execute(f"SELECT version FROM {schema.VERSION_TABLE}")
+                applied = {int(r[0]) for r in await cur.fetchall()}
+                for version, statements in schema.pending("mysql", applied):
+                    for statement in statements:  # DDL auto-commits in MySQL; statements are idempotent
+                        with warnings.catch_warnings():
+                            warnings.simplefilter("ignore")
+                            await cur.execute(statement)
+                    await cur.execute(
+                        f"INSERT INTO {schema.VERSION_TABLE} (version, applied_at) VALUES (%s, %s)",
+                        (version, time.time()),
+                    )
+                    done.append(version)
+            finally:
+                await cur.execute("SELECT RELEASE_LOCK('inv_migrate')")
+    finally:
+        conn.close()
+    return done

@@ -1,0 +1,291 @@
+"""Inventory domain: stock arithmetic, the reservation lifecycle and the flash-sale rules. No I/O.
+
+Model (per SKU; a feed may give a per-warehouse breakdown, which is kept for reporting while
+reservations draw from the SKU's pooled stock):
+
+* ``on_hand`` - units put up for sale (set by an admin or a supplier feed),
+* ``held``    - units in active reservations,
+* ``sold``    - units in confirmed reservations,
+* ``available = max(0, on_hand - held - sold)``.
+
+A reservation is born ``held`` with an expiry and ends exactly once: ``confirmed`` (held -> sold),
+``released`` or ``expired`` (held -> available). Terminal states never change again, which makes
+every transition idempotent to replay. Both engine adapters apply these same rules; the cluster
+adapter mirrors them in Lua (``inventory/lua``), and the contract suite checks both agree.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from enum import StrEnum
+from typing import Final
+
+import msgspec
+
+from emporium.contracts.events import Payload, RestockAlert, StockLevelChanged
+
+MAX_QUANTITY: Final = 1_000  # units per reservation; more is a bulk order, not a checkout
+MAX_ON_HAND: Final = 1_000_000_000
+MIN_HOLD_SECONDS: Final = 1
+MAX_HOLD_SECONDS: Final = 24 * 3600
+DEFAULT_HOLD_SECONDS: Final = 600
+DEFAULT_LOW_STOCK_THRESHOLD: Final = 5
+# Identifiers travel inside Redis keys and SQL literals: keep them printable and bounded.
+_ID_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+#=-]{0,127}$")
+
+
+class Status(StrEnum):
+    HELD = "held"
+    CONFIRMED = "confirmed"
+    RELEASED = "released"
+    EXPIRED = "expired"
+
+    @property
+    def terminal(self) -> bool:
+        return self is not Status.HELD
+
+
+# Errors ------------------------------------------------------------------------------------
+
+
+class InventoryError(Exception):
+    """Base of the domain's refusals; each maps to one HTTP status in the API."""
+
+
+class InvalidRequest(InventoryError):
+    """Bad input (422)."""
+
+
+class UnknownSku(InventoryError):
+    def __init__(self, sku: str) -> None:
+        super().__init__(f"unknown sku {sku!r}")
+        self.sku = sku
+
+
+class InsufficientStock(InventoryError):
+    def __init__(self, sku: str, requested: int, available: int) -> None:
+        super().__init__(f"only {available} of {sku!r} available, {requested} requested")
+        self.sku, self.requested, self.available = sku, requested, max(0, available)
+
+
+class LimitExceeded(InventoryError):
+    def __init__(self, sku: str, limit: int, already: int, requested: int) -> None:
+        super().__init__(
+            f"per-customer limit for {sku!r} is {limit}; customer already has {already}, asked {requested}"
+        )
+        self.sku, self.limit, self.already, self.requested = sku, limit, already, requested
+
+
+class ReservationNotFound(InventoryError):
+    def __init__(self, reservation_id: str) -> None:
+        super().__init__(f"unknown reservation {reservation_id!r}")
+        self.reservation_id = reservation_id
+
+
+class InvalidTransition(InventoryError):
+    """Confirming a reservation that expired or was released, or releasing a confirmed one (409)."""
+
+    def __init__(self, reservation_id: str, status: Status, action: str) -> None:
+        super().__init__(f"cannot {action} reservation {reservation_id!r}: it is {status.value}")
+        self.reservation_id, self.status, self.action = reservation_id, status, action
+
+
+class IdempotencyConflict(InventoryError):
+    """The idempotency key was already used for a different request (409)."""
+
+
+class EngineUnavailable(InventoryError):
+    """The engine refuses to decide (Redis lost and not yet rebuilt, database down): 503, retry."""
+
+
+# Values ------------------------------------------------------------------------------------
+
+
+class StockLevel(msgspec.Struct, frozen=True, kw_only=True):
+    sku: str
+    on_hand: int = 0
+    held: int = 0
+    sold: int = 0
+    per_customer_limit: int | None = None
+    revision: int = 0
+    warehouses: dict[str, int] | None = None
+
+    @property
+    def available(self) -> int:
+        return max(0, self.on_hand - self.held - self.sold)
+
+    @property
+    def in_stock(self) -> bool:
+        return self.available > 0
+
+
+class ReserveRequest(msgspec.Struct, frozen=True, kw_only=True):
+    sku: str
+    quantity: int
+    customer_id: str
+    idempotency_key: str
+    hold_seconds: int = DEFAULT_HOLD_SECONDS
+
+
+class Reservation(msgspec.Struct, frozen=True, kw_only=True):
+    reservation_id: str
+    sku: str
+    quantity: int
+    customer_id: str
+    status: Status
+    expires_at: float  # unix seconds
+    created_at: float
+    idempotency_key: str
+
+    def is_due(self, now: float) -> bool:
+        return self.status is Status.HELD and self.expires_at <= now
+
+    def matches(self, request: ReserveRequest) -> bool:
+        """Same request again (idempotent retry) rather than a reused key."""
+        return (self.sku, self.quantity, self.customer_id) == (
+            request.sku,
+            request.quantity,
+            request.customer_id,
+        )
+
+
+class ReconcileReport(msgspec.Struct, frozen=True, kw_only=True):
+    epoch: int
+    skus: int
+    held_reservations: int
+    expired: int = 0
+    seconds: float = 0.0
+
+
+# Validation --------------------------------------------------------------------------------
+
+
+def validate_identifier(value: object, what: str) -> str:
+    if not isinstance(value, str) or not _ID_RE.match(value):
+        raise InvalidRequest(
+            f"{what} must be 1-128 printable characters (letters, digits, . _ : / @ + # = -), got {value!r}"
+        )
+    return value
+
+
+def validate_quantity(value: object, *, maximum: int = MAX_QUANTITY, what: str = "quantity") -> int:
+    # bool is an int subclass; a JSON true is not a quantity.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequest(f"{what} must be an integer, got {value!r}")
+    if value < 1 or value > maximum:
+        raise InvalidRequest(f"{what} must be between 1 and {maximum}, got {value}")
+    return value
+
+
+def validate_on_hand(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ON_HAND:
+        raise InvalidRequest(f"on_hand must be an integer between 0 and {MAX_ON_HAND}, got {value!r}")
+    return value
+
+
+def validate_limit(value: object) -> int | None:
+    """None keeps the current limit, 0 removes it, N >= 1 caps held + sold per customer."""
+    if value is None or value == 0:
+        return value
+    return validate_quantity(value, maximum=MAX_ON_HAND, what="per_customer_limit")
+
+
+def validate_reserve(request: ReserveRequest) -> ReserveRequest:
+    validate_identifier(request.sku, "sku")
+    validate_identifier(request.customer_id, "customer_id")
+    validate_identifier(request.idempotency_key, "Idempotency-Key")
+    validate_quantity(request.quantity)
+    if not MIN_HOLD_SECONDS <= request.hold_seconds <= MAX_HOLD_SECONDS:
+        raise InvalidRequest(f"hold_seconds must be between {MIN_HOLD_SECONDS} and {MAX_HOLD_SECONDS}")
+    return request
+
+
+# Decisions ---------------------------------------------------------------------------------
+
+
+def decide_reserve(stock: StockLevel | None, request: ReserveRequest, customer_has: int) -> StockLevel:
+    """Stock after taking the hold, or the refusal. ``customer_has`` = held + sold by this customer."""
+    if stock is None:
+        raise UnknownSku(request.sku)
+    if stock.available < request.quantity:
+        raise InsufficientStock(request.sku, request.quantity, stock.available)
+    limit = stock.per_customer_limit
+    if limit is not None and customer_has + request.quantity > limit:
+        raise LimitExceeded(request.sku, limit, customer_has, request.quantity)
+    return msgspec.structs.replace(stock, held=stock.held + request.quantity)
+
+
+def decide_confirm(reservation: Reservation, now: float) -> Status:
+    """The status the reservation ends in when a confirm arrives at ``now``.
+
+    CONFIRMED for a live hold (or a repeated confirm); EXPIRED when the hold is due but not swept
+    yet - the caller records that expiry and answers 409.
+    """
+    if reservation.status is Status.CONFIRMED:
+        return Status.CONFIRMED
+    if reservation.status is not Status.HELD:
+        raise InvalidTransition(reservation.reservation_id, reservation.status, "confirm")
+    return Status.EXPIRED if reservation.is_due(now) else Status.CONFIRMED
+
+
+def decide_release(reservation: Reservation) -> Status:
+    """Releasing is idempotent for holds that already ended without a sale."""
+    if reservation.status is Status.CONFIRMED:
+        raise InvalidTransition(reservation.reservation_id, reservation.status, "release")
+    return reservation.status if reservation.status.terminal else Status.RELEASED
+
+
+def apply_transition(stock: StockLevel, quantity: int, final: Status) -> StockLevel:
+    """Move a held quantity to its end state (held -> sold for confirm, held -> available otherwise)."""
+    held = stock.held - quantity
+    sold = stock.sold + quantity if final is Status.CONFIRMED else stock.sold
+    return msgspec.structs.replace(stock, held=held, sold=sold)
+
+
+# Stock events -------------------------------------------------------------------------------
+
+
+def stock_events(
+    before: StockLevel | None, after: StockLevel, *, reason: str, low_stock_threshold: int
+) -> list[Payload]:
+    """What the inventory topic hears about a movement.
+
+    A StockLevelChanged for every on-hand change and every zero crossing (out of stock / back in
+    stock); a RestockAlert when available falls to or below the threshold from above it. Plain
+    reservations that leave an item in stock publish nothing, so a flash sale does not flood the log.
+    """
+    events: list[Payload] = []
+    was_in_stock = before.in_stock if before is not None else False
+    on_hand_changed = before is None or before.on_hand != after.on_hand
+    if on_hand_changed or was_in_stock != after.in_stock:
+        events.append(
+            StockLevelChanged(
+                sku=after.sku,
+                on_hand=after.on_hand,
+                held=after.held,
+                sold=after.sold,
+                available=after.available,
+                in_stock=after.in_stock,
+                reason=reason,
+            )
+        )
+    before_available = before.available if before is not None else None
+    if after.available <= low_stock_threshold and (
+        before_available is None or before_available > low_stock_threshold
+    ):
+        if after.on_hand > 0 or before is not None:
+            events.append(
+                RestockAlert(sku=after.sku, available=after.available, threshold=low_stock_threshold)
+            )
+    return events
+
+
+# Identifiers ---------------------------------------------------------------------------------
+
+
+def new_reservation_id(now: float | None = None) -> str:
+    """Time-ordered 32 hex chars (48-bit ms clock + 80 random bits): B-tree friendly, unguessable."""
+    ms = int((time.time() if now is None else now) * 1000)
+    return f"{ms:012x}{os.urandom(10).hex()}"

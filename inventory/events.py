@@ -1,0 +1,149 @@
+"""Stock events: outbox rows written in the same transaction as the movement, a relay that
+publishes them to the event log, and the consumer that turns supplier-feed stock into on-hand.
+
+Why an outbox: publishing after COMMIT from the request path loses the event if the process dies in
+between; a row committed with the movement is published later by the relay (at least once; every
+event carries the SKU's stock revision, so the out-of-stock projector drops repeats and stale ones).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from typing import Protocol
+
+import structlog
+
+from emporium.contracts.events import CATALOG_TOPIC, ProductUpserted, encode_event, new_event
+from emporium.eventlog.port import EventLog, OutgoingMessage
+from emporium.eventlog.processing import ConsumedEvent, EventProcessor
+from inventory.domain import EngineUnavailable, InventoryError, StockLevel, stock_events
+
+log = structlog.get_logger(__name__)
+
+PRODUCER = "inventory"
+FEED_GROUP = "inventory-feed"
+
+OutboxRow = tuple[str, str, bytes]  # topic, key, encoded envelope
+
+
+def outbox_rows(
+    before: StockLevel | None, after: StockLevel, *, reason: str, low_stock_threshold: int
+) -> list[OutboxRow]:
+    rows: list[OutboxRow] = []
+    for payload in stock_events(before, after, reason=reason, low_stock_threshold=low_stock_threshold):
+        envelope = new_event(payload, key=after.sku, revision=after.revision, producer=PRODUCER)
+        rows.append((payload.topic, after.sku, encode_event(envelope)))
+    return rows
+
+
+class Outbox(Protocol):
+    """What the relay needs from an engine's outbox table."""
+
+    async def outbox_fetch(self, limit: int) -> list[tuple[int, str, str, bytes]]: ...
+
+    async def outbox_delete(self, ids: Sequence[int]) -> None: ...
+
+
+class OutboxRelay:
+    """Moves committed outbox rows to the event log, in id order, then deletes them."""
+
+    def __init__(
+        self, outbox: Outbox, event_log: EventLog, *, interval: float = 0.2, batch: int = 500
+    ) -> None:
+        self.outbox, self.event_log, self.interval, self.batch = outbox, event_log, interval, batch
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    async def drain_once(self) -> int:
+        rows = await self.outbox.outbox_fetch(self.batch)
+        if not rows:
+            return 0
+        by_topic: dict[str, list[OutgoingMessage]] = {}
+        for _, topic, key, value in rows:
+            by_topic.setdefault(topic, []).append(OutgoingMessage(key, value))
+        for topic, messages in by_topic.items():
+            await self.event_log.publish(topic, messages)
+        await self.outbox.outbox_delete([row[0] for row in rows])
+        return len(rows)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                while await self.drain_once() >= self.batch:
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the rows stay; try again next round
+                log.warning("outbox relay failed; will retry", error=repr(exc))
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="inventory-outbox-relay")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        with contextlib.suppress(Exception):
+            await self.drain_once()
+
+
+class FeedEngine(Protocol):
+    async def adjust_from_feed(
+        self, sku: str, warehouses: dict[str, int], *, feed_revision: int
+    ) -> StockLevel | None: ...
+
+
+class FeedStockConsumer:
+    """Consumer group ``inventory-feed`` on the catalog topic: feed stock -> on-hand, holds untouched.
+
+    Runs on the shared EventProcessor loop (at-least-once, dead letters, retry with backoff): a
+    batch is committed only after every stock change in it is durable; the per-product revision
+    makes redelivery harmless (older or repeated feed revisions are ignored by the engine).
+    """
+
+    def __init__(self, engine: FeedEngine, event_log: EventLog, *, group: str = FEED_GROUP) -> None:
+        self.engine = engine
+        self.processor = EventProcessor(event_log, [CATALOG_TOPIC], group, self.handle)
+        self._task: asyncio.Task[None] | None = None
+        self.applied = 0
+
+    async def handle(self, events: Sequence[ConsumedEvent]) -> None:
+        for consumed in events:
+            envelope = consumed.event
+            payload = envelope.payload
+            if not isinstance(payload, ProductUpserted) or payload.product.stock is None:
+                continue
+            stock = {w: q for w, q in payload.product.stock.items() if isinstance(q, int) and q >= 0}
+            try:
+                changed = await self.engine.adjust_from_feed(
+                    payload.product.sku, stock, feed_revision=envelope.revision
+                )
+            except EngineUnavailable:
+                raise  # the batch is retried, nothing committed
+            except InventoryError as exc:
+                log.warning("feed stock rejected", sku=payload.product.sku, error=str(exc))
+                continue
+            if changed is not None:
+                self.applied += 1
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.processor.run(), name="inventory-feed-consumer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self.processor.stop()
+            try:
+                await asyncio.wait_for(self._task, 10)
+            except (TimeoutError, asyncio.CancelledError):
+                self._task.cancel()
+            self._task = None

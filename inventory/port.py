@@ -1,0 +1,67 @@
+"""The reservation-engine port. Adapters: ``sqlite.SqliteEngine`` (embedded) and
+``cluster.ClusterEngine`` (Redis fast path + MySQL truth); both pass tests/contract/test_inventory_engine.py.
+
+Every method either completes durably or raises an ``inventory.domain.InventoryError``:
+``EngineUnavailable`` means "not decided, nothing taken, retry later" (HTTP 503).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from inventory.domain import ReconcileReport, Reservation, ReserveRequest, StockLevel
+
+
+class ReservationEngine(Protocol):
+    async def start(self) -> None:
+        """Apply migrations, rebuild fast-path state if needed, start background tasks."""
+        ...
+
+    async def close(self) -> None: ...
+
+    async def reserve(self, request: ReserveRequest) -> Reservation:
+        """Hold stock atomically, or raise InsufficientStock / LimitExceeded / UnknownSku.
+
+        A repeated idempotency key returns the original reservation and takes nothing more.
+        """
+        ...
+
+    async def confirm(self, reservation_id: str) -> Reservation:
+        """held -> confirmed (sold). Repeats are harmless; expired/released -> InvalidTransition."""
+        ...
+
+    async def release(self, reservation_id: str) -> Reservation:
+        """held -> released (stock returns). Idempotent; a confirmed reservation -> InvalidTransition."""
+        ...
+
+    async def expire_due(self, now: float | None = None, limit: int = 1000) -> int:
+        """Expire holds whose expiry is at or before ``now``; returns how many expired."""
+        ...
+
+    async def set_on_hand(
+        self, sku: str, on_hand: int, *, per_customer_limit: int | None = None, reason: str = "admin"
+    ) -> StockLevel:
+        """Set the sellable quantity (creating the SKU); holds and sales are untouched."""
+        ...
+
+    async def adjust_from_feed(
+        self, sku: str, warehouses: dict[str, int], *, feed_revision: int
+    ) -> StockLevel | None:
+        """Supplier feed stock (warehouse -> quantity): on_hand = sum; stale revisions are ignored (None)."""
+        ...
+
+    async def get_stock(self, sku: str) -> StockLevel:
+        """Raises UnknownSku."""
+        ...
+
+    async def get_reservation(self, reservation_id: str) -> Reservation:
+        """Raises ReservationNotFound."""
+        ...
+
+    async def reconcile(self) -> ReconcileReport:
+        """Rebuild fast-path state from the source of truth (a no-op rebuild for SQLite)."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise EngineUnavailable when the engine cannot take decisions (readiness)."""
+        ...

@@ -1,0 +1,135 @@
+"""Versioned schema migrations for both relational adapters.
+
+Tables are prefixed ``inv_`` because ingest shares the same database. Each migration is a list of
+statements per dialect; ``inv_schema_version`` records what was applied, so ``emporium inventory
+migrate`` and engine start are both safe to run any number of times. Append new versions; never
+edit an applied one.
+
+MySQL's reservations table has no (status, expires_at) index on purpose: expiry is driven by the
+Redis expiry index (rebuilt from MySQL by reconcile), so every reservation insert maintains only the
+primary key and the idempotency key - the group commit's hot path.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+Dialect = Literal["mysql", "sqlite"]
+
+VERSION_TABLE: Final = "inv_schema_version"
+
+# Identifiers are ASCII (see domain.validate_identifier) and compared byte for byte, exactly like
+# Redis keys: a server default such as utf8mb4_unicode_ci would make "sku-a" and "SKU-A" collide.
+_ID = "CHARACTER SET ascii COLLATE ascii_bin"
+
+_MYSQL_V1: Final = [
+    """CREATE TABLE IF NOT EXISTS inv_meta (
+        id TINYINT PRIMARY KEY,
+        epoch BIGINT NOT NULL
+    ) ENGINE=InnoDB""",
+    "INSERT IGNORE INTO inv_meta (id, epoch) VALUES (1, 0)",
+    f"""CREATE TABLE IF NOT EXISTS inv_stock (
+        sku VARCHAR(128) {_ID} NOT NULL PRIMARY KEY,
+        on_hand BIGINT NOT NULL DEFAULT 0,
+        held BIGINT NOT NULL DEFAULT 0,
+        sold BIGINT NOT NULL DEFAULT 0,
+        per_customer_limit BIGINT NULL,
+        revision BIGINT NOT NULL DEFAULT 0,
+        feed_revision BIGINT NOT NULL DEFAULT -1,
+        warehouses TEXT NULL,
+        updated_at DOUBLE NOT NULL,
+        CONSTRAINT inv_stock_nonneg CHECK (on_hand >= 0 AND held >= 0 AND sold >= 0)
+    ) ENGINE=InnoDB""",
+    f"""CREATE TABLE IF NOT EXISTS inv_reservations (
+        id CHAR(32) {_ID} NOT NULL PRIMARY KEY,
+        idempotency_key VARCHAR(128) {_ID} NOT NULL,
+        sku VARCHAR(128) {_ID} NOT NULL,
+        customer_id VARCHAR(128) {_ID} NOT NULL,
+        quantity INT NOT NULL,
+        status VARCHAR(10) CHARACTER SET ascii NOT NULL,
+        expires_at DOUBLE NOT NULL,
+        created_at DOUBLE NOT NULL,
+        updated_at DOUBLE NOT NULL,
+        UNIQUE KEY inv_reservations_idem (idempotency_key)
+    ) ENGINE=InnoDB""",
+    f"""CREATE TABLE IF NOT EXISTS inv_ledger (
+        id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        sku VARCHAR(128) {_ID} NOT NULL,
+        kind VARCHAR(16) CHARACTER SET ascii NOT NULL,
+        d_on_hand BIGINT NOT NULL,
+        d_held BIGINT NOT NULL,
+        d_sold BIGINT NOT NULL,
+        reservation_id CHAR(32) {_ID} NULL,
+        at DOUBLE NOT NULL
+    ) ENGINE=InnoDB""",
+    f"""CREATE TABLE IF NOT EXISTS inv_outbox (
+        id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        topic VARCHAR(64) NOT NULL,
+        msg_key VARCHAR(128) {_ID} NOT NULL,
+        value LONGBLOB NOT NULL
+    ) ENGINE=InnoDB""",
+]
+
+_SQLITE_V1: Final = [
+    "CREATE TABLE IF NOT EXISTS inv_meta (id INTEGER PRIMARY KEY, epoch INTEGER NOT NULL)",
+    "INSERT OR IGNORE INTO inv_meta (id, epoch) VALUES (1, 0)",
+    """CREATE TABLE IF NOT EXISTS inv_stock (
+        sku TEXT NOT NULL PRIMARY KEY,
+        on_hand INTEGER NOT NULL DEFAULT 0 CHECK (on_hand >= 0),
+        held INTEGER NOT NULL DEFAULT 0 CHECK (held >= 0),
+        sold INTEGER NOT NULL DEFAULT 0 CHECK (sold >= 0),
+        per_customer_limit INTEGER NULL,
+        revision INTEGER NOT NULL DEFAULT 0,
+        feed_revision INTEGER NOT NULL DEFAULT -1,
+        warehouses TEXT NULL,
+        updated_at REAL NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS inv_reservations (
+        id TEXT NOT NULL PRIMARY KEY,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        sku TEXT NOT NULL,
+        customer_id TEXT NOT NULL,
+        quantity INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        expires_at REAL NOT NULL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS inv_reservations_status_exp ON inv_reservations (status, expires_at)",
+    "CREATE INDEX IF NOT EXISTS inv_reservations_sku_cust ON inv_reservations (sku, customer_id)",
+    """CREATE TABLE IF NOT EXISTS inv_ledger (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        sku TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        d_on_hand INTEGER NOT NULL,
+        d_held INTEGER NOT NULL,
+        d_sold INTEGER NOT NULL,
+        reservation_id TEXT NULL,
+        at REAL NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS inv_outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        topic TEXT NOT NULL,
+        msg_key TEXT NOT NULL,
+        value BLOB NOT NULL
+    )""",
+]
+
+MIGRATIONS: Final[dict[Dialect, list[tuple[int, list[str]]]]] = {
+    "mysql": [(1, _MYSQL_V1)],
+    "sqlite": [(1, _SQLITE_V1)],
+}
+
+LATEST: Final = max(v for v, _ in MIGRATIONS["mysql"])
+
+
+def version_table_ddl(dialect: Dialect) -> str:
+    engine = " ENGINE=InnoDB" if dialect == "mysql" else ""
+    return (
+        f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE}"
+        f" (version INTEGER PRIMARY KEY, applied_at DOUBLE NOT NULL){engine}"
+    )
+
+
+def pending(dialect: Dialect, applied: set[int]) -> list[tuple[int, list[str]]]:
+    return [(v, stmts) for v, stmts in MIGRATIONS[dialect] if v not in applied]

@@ -1,0 +1,514 @@
+"""Embedded reservation engine: SQLite, conditional updates inside transactions, group commit.
+
+One connection, owned by one worker thread. Callers queue operations; the worker runs everything
+queued so far in ONE ``BEGIN IMMEDIATE`` transaction (each operation inside a SAVEPOINT, so a
+refused or failing operation leaves no trace) and resolves the callers' futures only after COMMIT.
+Durability: WAL with ``synchronous=FULL``, so an acknowledged reservation survives a crash. The
+single writer serialises decisions, which is what makes "check available, then hold" atomic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import structlog
+
+from inventory import schema
+from inventory.domain import (
+    DEFAULT_LOW_STOCK_THRESHOLD,
+    EngineUnavailable,
+    IdempotencyConflict,
+    InventoryError,
+    ReconcileReport,
+    Reservation,
+    ReservationNotFound,
+    ReserveRequest,
+    Status,
+    StockLevel,
+    UnknownSku,
+    apply_transition,
+    decide_confirm,
+    decide_release,
+    decide_reserve,
+    new_reservation_id,
+    validate_identifier,
+    validate_limit,
+    validate_on_hand,
+    validate_reserve,
+)
+from inventory.events import outbox_rows
+from inventory.sql_common import (
+    RESERVATION_COLUMNS,
+    STOCK_COLUMNS,
+    effective_limit,
+    reservation_from_row,
+    stock_from_row,
+)
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+Op = Callable[[sqlite3.Connection], Any]
+
+
+class SqliteEngine:
+    """ReservationEngine on one SQLite file (tables ``inv_*`` next to ingest's)."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        clock: Callable[[], float] = time.time,
+        low_stock_threshold: int = DEFAULT_LOW_STOCK_THRESHOLD,
+        sweep_interval: float | None = 1.0,
+        max_batch: int = 1000,
+        on_outbox: Callable[[], None] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.clock = clock
+        self.low_stock_threshold = low_stock_threshold
+        self.sweep_interval = sweep_interval
+        self.max_batch = max_batch
+        self.on_outbox = on_outbox
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inventory-sqlite")
+        self._conn: sqlite3.Connection | None = None
+        self._pending: list[tuple[Op, asyncio.Future[Any]]] = []
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._outbox_dirty = False
+
+    # lifecycle ------------------------------------------------------------------------------
+
+    def _open(self) -> None:
+        if str(self.path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA busy_timeout=30000")
+        migrate_sqlite(conn)
+        self._conn = conn
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._open)
+        self._tasks.append(asyncio.create_task(self._drain(), name="inventory-sqlite-writer"))
+        if self.sweep_interval:
+            self._tasks.append(asyncio.create_task(self._sweep(), name="inventory-sqlite-sweeper"))
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        for _, fut in self._pending:
+            if not fut.done():
+                fut.set_exception(EngineUnavailable("engine closed"))
+        self._pending.clear()
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
+        self._executor.shutdown(wait=False)
+
+    async def ping(self) -> None:
+        if self._conn is None:
+            raise EngineUnavailable("inventory engine not started")
+        await self._submit(lambda c: c.execute("SELECT 1").fetchone())
+
+    # group commit ---------------------------------------------------------------------------
+
+    def _submit(self, op: Op) -> asyncio.Future[Any]:
+        if self._conn is None:
+            raise EngineUnavailable("inventory engine not started")
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append((op, fut))
+        self._wake.set()
+        return fut
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+                try:
+                    results = await loop.run_in_executor(
+                        self._executor, self._run_batch, [op for op, _ in batch]
+                    )
+                except Exception as exc:
+                    log.error("inventory sqlite batch failed", error=repr(exc))
+                    results = [(False, EngineUnavailable(f"database error: {exc}"))] * len(batch)
+                for (_, fut), (ok, value) in zip(batch, results, strict=True):
+                    if fut.done():
+                        continue
+                    if ok:
+                        fut.set_result(value)
+                    else:
+                        fut.set_exception(value)
+                if self._outbox_dirty and self.on_outbox is not None:
+                    self._outbox_dirty = False
+                    self.on_outbox()
+
+    def _run_batch(self, ops: Sequence[Op]) -> list[tuple[bool, Any]]:
+        conn = self._conn
+        assert conn is not None
+        results: list[tuple[bool, Any]] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for op in ops:
+                conn.execute("SAVEPOINT op")
+                try:
+                    results.append((True, op(conn)))
+                except InventoryError as exc:
+                    conn.execute("ROLLBACK TO op")
+                    results.append((False, exc))
+                except sqlite3.Error as exc:
+                    conn.execute("ROLLBACK TO op")
+                    results.append((False, EngineUnavailable(f"database error: {exc}")))
+                conn.execute("RELEASE op")
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+        return results
+
+    async def _sweep(self) -> None:
+        assert self.sweep_interval
+        while True:
+            await asyncio.sleep(self.sweep_interval)
+            if self._conn is None:
+                continue
+            try:
+                await self.expire_due()
+            except Exception as exc:
+                log.warning("inventory sweep failed", error=repr(exc))
+
+    # helpers (run on the worker thread, inside the batch transaction) ------------------------
+
+    def _stock(self, conn: sqlite3.Connection, sku: str) -> StockLevel | None:
+        row = conn.execute(f"SELECT {STOCK_COLUMNS} FROM inv_stock WHERE sku = ?", (sku,)).fetchone()
+        return stock_from_row(row) if row else None
+
+    def _reservation(self, conn: sqlite3.Connection, rid: str) -> Reservation | None:
+        row = conn.execute(
+            f"SELECT {RESERVATION_COLUMNS} FROM inv_reservations WHERE id = ?", (rid,)
+        ).fetchone()
+        return reservation_from_row(row) if row else None
+
+    def _write_stock(
+        self,
+        conn: sqlite3.Connection,
+        before: StockLevel | None,
+        after: StockLevel,
+        *,
+        kind: str,
+        reservation_id: str | None,
+        now: float,
+        feed_revision: int | None = None,
+    ) -> StockLevel:
+        after = _bump(after)
+        conn.execute(
+            """INSERT INTO inv_stock (sku, on_hand, held, sold, per_customer_limit, revision, warehouses,
+                   feed_revision, updated_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, COALESCE(?, -1), ?)
+               ON CONFLICT(sku) DO UPDATE SET on_hand = excluded.on_hand, held = excluded.held,
+                   sold = excluded.sold, per_customer_limit = excluded.per_customer_limit,
+                   revision = excluded.revision, warehouses = excluded.warehouses,
+                   feed_revision = COALESCE(?, inv_stock.feed_revision), updated_at = excluded.updated_at""",
+            (
+                after.sku,
+                after.on_hand,
+                after.held,
+                after.sold,
+                after.per_customer_limit,
+                after.revision,
+                json.dumps(after.warehouses) if after.warehouses is not None else None,
+                feed_revision,
+                now,
+                feed_revision,
+            ),
+        )
+        b = before or StockLevel(sku=after.sku)
+        conn.execute(
+            "INSERT INTO inv_ledger (sku, kind, d_on_hand, d_held, d_sold, reservation_id, at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                after.sku,
+                kind,
+                after.on_hand - b.on_hand,
+                after.held - b.held,
+                after.sold - b.sold,
+                reservation_id,
+                now,
+            ),
+        )
+        rows = outbox_rows(before, after, reason=kind, low_stock_threshold=self.low_stock_threshold)
+        if rows:
+            conn.executemany("INSERT INTO inv_outbox (topic, msg_key, value) VALUES (?, ?, ?)", rows)
+            self._outbox_dirty = True
+        return after
+
+    def _finish(self, conn: sqlite3.Connection, res: Reservation, final: Status, now: float) -> Reservation:
+        """held -> final: reservation row, stock counters, ledger, events."""
+        updated = conn.execute(
+            "UPDATE inv_reservations SET status = ?, updated_at = ? WHERE id = ? AND status = 'held'",
+            (final.value, now, res.reservation_id),
+        ).rowcount
+        if updated != 1:  # cannot happen with one writer; refuse rather than double-move stock
+            raise EngineUnavailable(f"reservation {res.reservation_id} changed concurrently")
+        before = self._stock(conn, res.sku)
+        assert before is not None
+        self._write_stock(
+            conn,
+            before,
+            apply_transition(before, res.quantity, final),
+            kind=final.value,
+            reservation_id=res.reservation_id,
+            now=now,
+        )
+        return _with_status(res, final)
+
+    # the port -------------------------------------------------------------------------------
+
+    async def reserve(self, request: ReserveRequest) -> Reservation:
+        validate_reserve(request)
+        now = self.clock()
+
+        def op(conn: sqlite3.Connection) -> Reservation:
+            row = conn.execute(
+                f"SELECT {RESERVATION_COLUMNS} FROM inv_reservations WHERE idempotency_key = ?",
+                (request.idempotency_key,),
+            ).fetchone()
+            if row:
+                existing = reservation_from_row(row)
+                if not existing.matches(request):
+                    raise IdempotencyConflict("Idempotency-Key already used for a different reservation")
+                return existing
+            stock = self._stock(conn, request.sku)
+            customer_has = 0
+            if stock is not None and stock.per_customer_limit is not None:
+                customer_has = conn.execute(
+                    "SELECT COALESCE(SUM(quantity), 0) FROM inv_reservations"
+                    " WHERE sku = ? AND customer_id = ? AND status IN ('held', 'confirmed')",
+                    (request.sku, request.customer_id),
+                ).fetchone()[0]
+            after = decide_reserve(stock, request, customer_has)
+            res = Reservation(
+                reservation_id=new_reservation_id(now),
+                sku=request.sku,
+                quantity=request.quantity,
+                customer_id=request.customer_id,
+                status=Status.HELD,
+                expires_at=now + request.hold_seconds,
+                created_at=now,
+                idempotency_key=request.idempotency_key,
+            )
+            conn.execute(
+                "INSERT INTO inv_reservations (id, idempotency_key, sku, customer_id, quantity, status,"
+                " expires_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'held', ?, ?, ?)",
+                (
+                    res.reservation_id,
+                    res.idempotency_key,
+                    res.sku,
+                    res.customer_id,
+                    res.quantity,
+                    res.expires_at,
+                    now,
+                    now,
+                ),
+            )
+            self._write_stock(conn, stock, after, kind="reserve", reservation_id=res.reservation_id, now=now)
+            return res
+
+        return await self._submit(op)
+
+    async def confirm(self, reservation_id: str) -> Reservation:
+        now = self.clock()
+
+        def op(conn: sqlite3.Connection) -> tuple[Reservation, Status]:
+            res = self._reservation(conn, reservation_id)
+            if res is None:
+                raise ReservationNotFound(reservation_id)
+            final = decide_confirm(res, now)
+            if res.status is Status.HELD:
+                res = self._finish(conn, res, final, now)
+            return res, final
+
+        res, final = await self._submit(op)
+        if final is not Status.CONFIRMED:
+            from inventory.domain import InvalidTransition
+
+            raise InvalidTransition(reservation_id, final, "confirm")
+        return res
+
+    async def release(self, reservation_id: str) -> Reservation:
+        now = self.clock()
+
+        def op(conn: sqlite3.Connection) -> Reservation:
+            res = self._reservation(conn, reservation_id)
+            if res is None:
+                raise ReservationNotFound(reservation_id)
+            final = decide_release(res)
+            return self._finish(conn, res, final, now) if res.status is Status.HELD else res
+
+        return await self._submit(op)
+
+    async def expire_due(self, now: float | None = None, limit: int = 1000) -> int:
+        at = self.clock() if now is None else now
+
+        def op(conn: sqlite3.Connection) -> int:
+            rows = conn.execute(
+                f"SELECT {RESERVATION_COLUMNS} FROM inv_reservations"
+                " WHERE status = 'held' AND expires_at <= ? ORDER BY expires_at LIMIT ?",
+                (at, limit),
+            ).fetchall()
+            for row in rows:
+                self._finish(conn, reservation_from_row(row), Status.EXPIRED, at)
+            return len(rows)
+
+        return await self._submit(op)
+
+    async def set_on_hand(
+        self, sku: str, on_hand: int, *, per_customer_limit: int | None = None, reason: str = "admin"
+    ) -> StockLevel:
+        validate_identifier(sku, "sku")
+        validate_on_hand(on_hand)
+        validate_limit(per_customer_limit)
+        now = self.clock()
+
+        def op(conn: sqlite3.Connection) -> StockLevel:
+            before = self._stock(conn, sku)
+            base = before or StockLevel(sku=sku)
+            after = StockLevel(
+                sku=sku,
+                on_hand=on_hand,
+                held=base.held,
+                sold=base.sold,
+                per_customer_limit=effective_limit(base.per_customer_limit, per_customer_limit),
+                revision=base.revision,
+                warehouses=base.warehouses,
+            )
+            return self._write_stock(conn, before, after, kind=reason, reservation_id=None, now=now)
+
+        return await self._submit(op)
+
+    async def adjust_from_feed(
+        self, sku: str, warehouses: dict[str, int], *, feed_revision: int
+    ) -> StockLevel | None:
+        validate_identifier(sku, "sku")
+        on_hand = validate_on_hand(sum(warehouses.values()))
+        now = self.clock()
+
+        def op(conn: sqlite3.Connection) -> StockLevel | None:
+            before = self._stock(conn, sku)
+            if before is not None:
+                seen = conn.execute("SELECT feed_revision FROM inv_stock WHERE sku = ?", (sku,)).fetchone()[0]
+                if feed_revision <= seen:
+                    return None  # stale or repeated delivery
+            base = before or StockLevel(sku=sku)
+            after = StockLevel(
+                sku=sku,
+                on_hand=on_hand,
+                held=base.held,
+                sold=base.sold,
+                per_customer_limit=base.per_customer_limit,
+                revision=base.revision,
+                warehouses=dict(warehouses),
+            )
+            return self._write_stock(
+                conn, before, after, kind="feed", reservation_id=None, now=now, feed_revision=feed_revision
+            )
+
+        return await self._submit(op)
+
+    async def get_stock(self, sku: str) -> StockLevel:
+        stock = await self._submit(lambda conn: self._stock(conn, sku))
+        if stock is None:
+            raise UnknownSku(sku)
+        return stock
+
+    async def get_reservation(self, reservation_id: str) -> Reservation:
+        res = await self._submit(lambda conn: self._reservation(conn, reservation_id))
+        if res is None:
+            raise ReservationNotFound(reservation_id)
+        return res
+
+    async def reconcile(self) -> ReconcileReport:
+        """SQLite is both truth and decision-maker: check the counters against the reservations."""
+        started = time.perf_counter()
+        expired = await self.expire_due()
+
+        def op(conn: sqlite3.Connection) -> tuple[int, int, int]:
+            epoch = conn.execute("SELECT epoch FROM inv_meta WHERE id = 1").fetchone()[0]
+            skus = conn.execute("SELECT COUNT(*) FROM inv_stock").fetchone()[0]
+            held = conn.execute("SELECT COUNT(*) FROM inv_reservations WHERE status = 'held'").fetchone()[0]
+            return epoch, skus, held
+
+        epoch, skus, held = await self._submit(op)
+        return ReconcileReport(
+            epoch=epoch,
+            skus=skus,
+            held_reservations=held,
+            expired=expired,
+            seconds=time.perf_counter() - started,
+        )
+
+    # outbox ---------------------------------------------------------------------------------
+
+    async def outbox_fetch(self, limit: int) -> list[tuple[int, str, str, bytes]]:
+        rows = await self._submit(
+            lambda conn: conn.execute(
+                "SELECT id, topic, msg_key, value FROM inv_outbox ORDER BY id LIMIT ?", (limit,)
+            ).fetchall()
+        )
+        return [(int(i), t, k, bytes(v)) for i, t, k, v in rows]
+
+    async def outbox_delete(self, ids: Sequence[int]) -> None:
+        if ids:
+            await self._submit(
+                lambda conn: conn.executemany("DELETE FROM inv_outbox WHERE id = ?", [(i,) for i in ids])
+            )
+
+
+def migrate_sqlite(conn: sqlite3.Connection) -> list[int]:
+    """Apply pending migrations; returns the versions applied now."""
+    conn.execute(schema.version_table_ddl("sqlite"))
+    applied = {row[0] for row in conn.execute(f"SELECT version FROM {schema.VERSION_TABLE}")}
+    done: list[int] = []
+    for version, statements in schema.pending("sqlite", applied):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute(
+                f"INSERT INTO {schema.VERSION_TABLE} (version, applied_at) VALUES (?, ?)",
+                (version, time.time()),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        done.append(version)
+    return done
+
+
+def _bump(stock: StockLevel) -> StockLevel:
+    import msgspec
+
+    return msgspec.structs.replace(stock, revision=stock.revision + 1)
+
+
+def _with_status(res: Reservation, status: Status) -> Reservation:
+    import msgspec
+
+    return msgspec.structs.replace(res, status=status)

@@ -1,0 +1,339 @@
+"""One contract suite for the reservation-engine port, run against every adapter.
+
+``engine`` is parametrized over the embedded SQLite engine (a file in tmp_path) and the cluster
+engine (Redis from ``redis_url`` + MariaDB from ``mysql_url``; never skipped). Each test gets its
+own database / Redis key prefix and a controllable clock, so expiry is tested without sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from emporium.contracts.events import RestockAlert, StockLevelChanged, decode_event
+from inventory.cluster import ClusterEngine
+from inventory.domain import (
+    EngineUnavailable,
+    IdempotencyConflict,
+    InsufficientStock,
+    InvalidRequest,
+    InvalidTransition,
+    LimitExceeded,
+    ReservationNotFound,
+    ReserveRequest,
+    Status,
+    UnknownSku,
+)
+from inventory.port import ReservationEngine
+from inventory.sqlite import SqliteEngine
+from inventory.testing import (
+    Audit,
+    FakeClock,
+    audit_mysql,
+    audit_sqlite,
+    drop_mysql_database,
+    mysql_target,
+    mysql_url_with_database,
+    unique_name,
+)
+
+
+class Harness:
+    def __init__(self, engine: Any, clock: FakeClock, audit: Callable[[str], Audit]) -> None:
+        self.engine: ReservationEngine = engine
+        self.raw = engine
+        self.clock = clock
+        self.audit = audit
+
+
+@pytest.fixture(params=["sqlite", "cluster"])
+async def h(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
+    clock = FakeClock()
+    if request.param == "sqlite":
+        path = tmp_path / "inventory.db"
+        engine: Any = SqliteEngine(path, clock=clock, sweep_interval=None)
+        await engine.start()
+        try:
+            yield Harness(engine, clock, lambda sku: audit_sqlite(path, sku))
+        finally:
+            await engine.close()
+        return
+    url = mysql_url_with_database(request.getfixturevalue("mysql_url"), unique_name("inv_contract"))
+    engine = ClusterEngine(
+        request.getfixturevalue("redis_url"), mysql_target(url), prefix=unique_name("invc"), clock=clock,
+        sweep_interval=None, lost_grace=1.0,
+    )  # fmt: skip
+    await engine.start()
+    try:
+        yield Harness(engine, clock, lambda sku: audit_mysql(url, sku))
+    finally:
+        await engine.close()
+        drop_mysql_database(url)
+
+
+def req(
+    sku: str = "SKU-1", qty: int = 1, customer: str = "c1", key: str | None = None, hold: int = 60
+) -> ReserveRequest:
+    return ReserveRequest(
+        sku=sku,
+        quantity=qty,
+        customer_id=customer,
+        idempotency_key=key or unique_name("k"),
+        hold_seconds=hold,
+    )
+
+
+async def test_set_on_hand_creates_and_reads_stock(h: Harness) -> None:
+    stock = await h.engine.set_on_hand("SKU-1", 10)
+    assert (stock.on_hand, stock.held, stock.sold, stock.available) == (10, 0, 0, 10)
+    got = await h.engine.get_stock("SKU-1")
+    assert (got.on_hand, got.available) == (10, 10)
+    with pytest.raises(UnknownSku):
+        await h.engine.get_stock("NOPE")
+
+
+async def test_reserve_holds_stock_and_short_is_refused_with_available(h: Harness) -> None:
+    await h.engine.set_on_hand("SKU-1", 5)
+    res = await h.engine.reserve(req(qty=3))
+    assert res.status is Status.HELD and res.quantity == 3 and res.sku == "SKU-1"
+    assert res.expires_at == pytest.approx(h.clock.now + 60, abs=0.01)
+    stock = await h.engine.get_stock("SKU-1")
+    assert (stock.held, stock.available) == (3, 2)
+    with pytest.raises(InsufficientStock) as short:
+        await h.engine.reserve(req(qty=3))
+    assert short.value.available == 2
+    assert (await h.engine.get_reservation(res.reservation_id)).status is Status.HELD
+    assert h.audit("SKU-1").consistent
+
+
+async def test_unknown_sku_is_refused(h: Harness) -> None:
+    with pytest.raises(UnknownSku):
+        await h.engine.reserve(req(sku="GHOST"))
+
+
+@pytest.mark.parametrize("bad", [0, -1, 10**9, 1.5, True, "2", None])
+async def test_invalid_quantities_are_refused(h: Harness, bad: Any) -> None:
+    await h.engine.set_on_hand("SKU-1", 5)
+    with pytest.raises(InvalidRequest):
+        await h.engine.reserve(req(qty=bad))
+    assert (await h.engine.get_stock("SKU-1")).held == 0
+
+
+async def test_idempotent_retry_returns_same_reservation_and_takes_stock_once(h: Harness) -> None:
+    await h.engine.set_on_hand("SKU-1", 5)
+    first = await h.engine.reserve(req(qty=2, key="order-42"))
+    again = await h.engine.reserve(req(qty=2, key="order-42"))
+    assert again.reservation_id == first.reservation_id
+    many = await asyncio.gather(*(h.engine.reserve(req(qty=2, key="order-42")) for _ in range(20)))
+    assert {r.reservation_id for r in many} == {first.reservation_id}
+    assert (await h.engine.get_stock("SKU-1")).held == 2
+    with pytest.raises(IdempotencyConflict):
+        await h.engine.reserve(req(qty=1, key="order-42"))
+    assert h.audit("SKU-1").consistent
+
+
+async def test_concurrent_same_key_first_time(h: Harness) -> None:
+    await h.engine.set_on_hand("SKU-1", 100)
+    many = await asyncio.gather(*(h.engine.reserve(req(qty=1, key="dup")) for _ in range(50)))
+    assert len({r.reservation_id for r in many}) == 1
+    assert (await h.engine.get_stock("SKU-1")).held == 1
+
+
+async def test_per_customer_limit(h: Harness) -> None:
+    await h.engine.set_on_hand("SKU-1", 100, per_customer_limit=3)
+    a = await h.engine.reserve(req(qty=2, customer="alice"))
+    with pytest.raises(LimitExceeded) as over:
+        await h.engine.reserve(req(qty=2, customer="alice"))
+    assert over.value.limit == 3 and over.value.already == 2
+    await h.engine.reserve(req(qty=1, customer="alice"))
+    await h.engine.reserve(req(qty=3, customer="bob"))
+    await h.engine.confirm(a.reservation_id)  # sold units still count
+    with pytest.raises(LimitExceeded):
+        await h.engine.reserve(req(qty=1, customer="alice"))
+    # Removing the limit (0) lifts it; a released hold frees the customer's quota.
+    await h.engine.set_on_hand("SKU-1", 100, per_customer_limit=0)
+    await h.engine.reserve(req(qty=5, customer="alice"))
+    stock = await h.engine.get_stock("SKU-1")
+    assert stock.per_customer_limit is None and stock.held == 1 + 3 + 5 and stock.sold == 2
+
+
+async def test_limit_released_hold_frees_quota(h: Harness) -> None:
+    await h.engine.set_on_hand("SKU-1", 100, per_customer_limit=2)
+    r = await h.engine.reserve(req(qty=2, customer="carol"))
+    await h.engine.release(r.reservation_id)
+    await h.engine.reserve(req(qty=2, customer="carol"))
+
+
+async def test_confirm_and_release_lifecycle(h: Harness) -> None:
+    await h.engine.set_on_hand("SKU-1", 10)
+    a = await h.engine.reserve(req(qty=2))
+    b = await h.engine.reserve(req(qty=3))
+    confirmed = await h.engine.confirm(a.reservation_id)
+    assert confirmed.status is Status.CONFIRMED
+    assert (await h.engine.confirm(a.reservation_id)).status is Status.CONFIRMED  # repeat is harmless
+    with pytest.raises(InvalidTransition):
+        await h.engine.release(a.reservation_id)
+    released = await h.engine.release(b.reservation_id)
+    assert released.status is Status.RELEASED
+    assert (await h.engine.release(b.reservation_id)).status is Status.RELEASED  # idempotent
+    with pytest.raises(InvalidTransition) as late:
+        await h.engine.confirm(b.reservation_id)
+    assert late.value.status is Status.RELEASED
+    stock = await h.engine.get_stock("SKU-1")
+    assert (stock.on_hand, stock.held, stock.sold, stock.available) == (10, 0, 2, 8)
+    assert h.audit("SKU-1").consistent
+
+
+async def test_unknown_reservation(h: Harness) -> None:
+    for call in (h.engine.confirm, h.engine.release, h.engine.get_reservation):
+        with pytest.raises(ReservationNotFound):
+            await call("0" * 32)
+
+
+async def test_holds_expire_and_stock_returns(h: Harness) -> None:
+    await h.engine.set_on_hand("SKU-1", 4)
+    short = await h.engine.reserve(req(qty=3, hold=10))
+    long = await h.engine.reserve(req(qty=1, hold=100))
+    assert (await h.engine.get_stock("SKU-1")).available == 0
+    h.clock.advance(11)
+    assert await h.engine.expire_due() == 1
+    assert (await h.engine.get_reservation(short.reservation_id)).status is Status.EXPIRED
+    assert (await h.engine.get_reservation(long.reservation_id)).status is Status.HELD
+    assert (await h.engine.get_stock("SKU-1")).available == 3
+    with pytest.raises(InvalidTransition) as late:
+        await h.engine.confirm(short.reservation_id)
+    assert late.value.status is Status.EXPIRED
+    again = await h.engine.reserve(req(qty=3))  # the returned stock is sellable again
+    assert again.status is Status.HELD
+    assert await h.engine.expire_due() == 0
+    assert h.audit("SKU-1").consistent
+
+
+async def test_confirm_after_expiry_without_sweep_is_409_and_returns_stock(h: Harness) -> None:
+    await h.engine.set_on_hand("SKU-1", 1)
+    res = await h.engine.reserve(req(qty=1, hold=5))
+    h.clock.advance(6)
+    with pytest.raises(InvalidTransition) as late:
+        await h.engine.confirm(res.reservation_id)
+    assert late.value.status is Status.EXPIRED
+    assert (await h.engine.get_stock("SKU-1")).available == 1
+    await h.engine.reserve(req(qty=1))
+    assert h.audit("SKU-1").consistent
+
+
+async def test_lowering_on_hand_below_holds_never_goes_negative(h: Harness) -> None:
+    await h.engine.set_on_hand("SKU-1", 10)
+    r = await h.engine.reserve(req(qty=6))
+    stock = await h.engine.set_on_hand("SKU-1", 4)
+    assert (stock.on_hand, stock.held, stock.available) == (4, 6, 0)
+    with pytest.raises(InsufficientStock) as short:
+        await h.engine.reserve(req(qty=1))
+    assert short.value.available == 0
+    await h.engine.confirm(r.reservation_id)  # a live hold is still honoured
+    assert (await h.engine.get_stock("SKU-1")).sold == 6
+
+
+async def test_feed_stock_updates_on_hand_without_disturbing_holds(h: Harness) -> None:
+    await h.engine.set_on_hand("SKU-1", 10)
+    await h.engine.reserve(req(qty=4))
+    after = await h.engine.adjust_from_feed("SKU-1", {"blr": 7, "del": 5}, feed_revision=3)
+    assert after is not None
+    assert (after.on_hand, after.held, after.available, after.warehouses) == (12, 4, 8, {"blr": 7, "del": 5})
+    assert await h.engine.adjust_from_feed("SKU-1", {"blr": 1}, feed_revision=2) is None  # stale
+    assert await h.engine.adjust_from_feed("SKU-1", {"blr": 1}, feed_revision=3) is None  # repeated
+    stock = await h.engine.get_stock("SKU-1")
+    assert (stock.on_hand, stock.held) == (12, 4)
+    new = await h.engine.adjust_from_feed("SKU-NEW", {"blr": 2}, feed_revision=1)
+    assert new is not None and new.available == 2
+    await h.engine.reserve(req(sku="SKU-NEW", qty=2))
+    assert h.audit("SKU-1").consistent
+
+
+async def test_concurrent_reservations_never_oversell(h: Harness) -> None:
+    await h.engine.set_on_hand("HOT", 300)
+
+    async def attempt(i: int) -> bool:
+        try:
+            await h.engine.reserve(req(sku="HOT", qty=1 + i % 2, customer=f"c{i}"))
+            return True
+        except InsufficientStock:
+            return False
+
+    results = await asyncio.gather(*(attempt(i) for i in range(1500)))
+    stock = await h.engine.get_stock("HOT")
+    assert stock.held <= 300 and stock.available == 300 - stock.held
+    assert stock.held >= 299  # everything sellable was sold (a last unit may not fit a 2-unit request)
+    assert sum(results) > 0
+    audit = h.audit("HOT")
+    assert audit.consistent and audit.held == stock.held
+
+
+async def test_stock_events_on_zero_crossings_on_hand_changes_and_low_stock(h: Harness) -> None:
+    await h.engine.set_on_hand("EVT", 7)  # on-hand change (in stock) + nothing low yet
+    r1 = await h.engine.reserve(req(sku="EVT", qty=2))  # 7 -> 5: low-stock alert, no zero crossing
+    await h.engine.reserve(req(sku="EVT", qty=5))  # 5 -> 0: out of stock
+    await h.engine.release(r1.reservation_id)  # 0 -> 2: back in stock
+    await asyncio.sleep(0)
+    rows = await h.raw.outbox_fetch(100)
+    events = [decode_event(v) for _, _, k, v in rows if k == "EVT"]
+    changes = [e for e in events if isinstance(e.payload, StockLevelChanged)]
+    alerts = [e for e in events if isinstance(e.payload, RestockAlert)]
+    assert [(e.payload.in_stock, e.payload.available, e.payload.reason) for e in changes] == [
+        (True, 7, "admin"),
+        (False, 0, "reserve"),
+        (True, 2, "released"),
+    ]
+    assert [e.payload.available for e in alerts] == [5]
+    revisions = [e.revision for e in changes]
+    assert revisions == sorted(revisions) and len(set(revisions)) == 3
+    assert all(e.key == "EVT" and e.producer == "inventory" for e in events)
+    await h.raw.outbox_delete([i for i, *_ in rows])
+    assert await h.raw.outbox_fetch(100) == []
+
+
+async def test_reconcile_keeps_every_count(h: Harness) -> None:
+    await h.engine.set_on_hand("SKU-1", 10, per_customer_limit=4)
+    a = await h.engine.reserve(req(qty=2, customer="dan"))
+    await h.engine.reserve(req(qty=1, customer="dan", key="keep-me"))
+    await h.engine.confirm(a.reservation_id)
+    report = await h.engine.reconcile()
+    assert report.skus >= 1
+    stock = await h.engine.get_stock("SKU-1")
+    assert (stock.on_hand, stock.held, stock.sold) == (10, 1, 2)
+    with pytest.raises(LimitExceeded):  # the customer's count survived the rebuild
+        await h.engine.reserve(req(qty=2, customer="dan"))
+    again = await h.engine.reserve(req(qty=1, customer="dan", key="keep-me"))  # idempotency survived
+    assert again.status is Status.HELD
+    assert (await h.engine.get_stock("SKU-1")).held == 1
+    with pytest.raises(InsufficientStock):
+        await h.engine.reserve(req(qty=8, customer="eve"))
+    await h.engine.ping()
+
+
+async def test_invalid_identifiers_are_refused(h: Harness) -> None:
+    with pytest.raises(InvalidRequest):
+        await h.engine.set_on_hand("bad sku with spaces", 1)
+    with pytest.raises(InvalidRequest):
+        await h.engine.set_on_hand("SKU-1", -5)
+    with pytest.raises(InvalidRequest):
+        await h.engine.reserve(req(customer=""))
+
+
+async def test_closed_engine_refuses_with_unavailable(tmp_path: Path) -> None:
+    engine = SqliteEngine(tmp_path / "x.db", sweep_interval=None)
+    with pytest.raises(EngineUnavailable):
+        await engine.reserve(req())
+
+
+async def test_identifiers_are_case_sensitive(h: Harness) -> None:
+    await h.engine.set_on_hand("case-sku", 1)
+    await h.engine.set_on_hand("CASE-SKU", 2)
+    assert (await h.engine.get_stock("case-sku")).on_hand == 1
+    first = await h.engine.reserve(req(sku="case-sku", key="Key-1"))
+    second = await h.engine.reserve(req(sku="CASE-SKU", key="key-1"))  # a different key, not a retry
+    assert first.reservation_id != second.reservation_id
+    assert (await h.engine.get_stock("CASE-SKU")).held == 1

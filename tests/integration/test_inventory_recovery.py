@@ -1,0 +1,132 @@
+"""Deterministic recovery paths of the cluster engine (real Redis + MariaDB): holds decided in
+Redis whose MySQL write never happened must not strand stock, and a late write must not resurrect
+a hold that was given up (tombstones)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from inventory.cluster import ClusterEngine
+from inventory.domain import EngineUnavailable, InsufficientStock, ReserveRequest
+from inventory.testing import (
+    FakeClock,
+    audit_mysql,
+    drop_mysql_database,
+    mysql_target,
+    mysql_url_with_database,
+    unique_name,
+)
+
+
+@pytest.fixture
+async def db_url(mysql_url: str) -> AsyncIterator[str]:
+    url = mysql_url_with_database(mysql_url, unique_name("inv_recovery"))
+    yield url
+    drop_mysql_database(url)
+
+
+def gate_writes(engine: ClusterEngine) -> asyncio.Event:
+    """Hold every group commit until the returned event is set (a stalled or dying writer)."""
+    gate = asyncio.Event()
+    original = engine._commit_holds
+
+    async def gated(*args: Any) -> None:
+        await gate.wait()
+        await original(*args)
+
+    engine._commit_holds = gated  # type: ignore[method-assign]
+    return gate
+
+
+async def until(predicate: Any, within: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not await predicate():
+        assert loop.time() < deadline, "condition not reached"
+        await asyncio.sleep(0.02)
+
+
+def req(key: str, qty: int = 2) -> ReserveRequest:
+    return ReserveRequest(sku="R", quantity=qty, customer_id="c", idempotency_key=key, hold_seconds=30)
+
+
+async def test_sweeper_tombstones_undurable_hold_and_refuses_late_write(redis_url: str, db_url: str) -> None:
+    clock = FakeClock()
+    engine = ClusterEngine(redis_url, mysql_target(db_url), clock=clock, sweep_interval=None, lost_grace=1.0)
+    await engine.start()
+    try:
+        await engine.set_on_hand("R", 5)
+        gate = gate_writes(engine)
+        pending = asyncio.create_task(engine.reserve(req("late")))
+
+        async def decided() -> bool:
+            fast = await engine.fast_path_stock("R")
+            return fast is not None and fast.held == 2
+
+        await until(decided)
+        clock.advance(30 + 2)  # past expiry + grace, still not in MySQL
+        await engine.expire_due()
+        fast = await engine.fast_path_stock("R")
+        assert fast is not None and fast.held == 0  # the stranded hold is gone
+        gate.set()  # the stalled writer finally commits: the tombstone wins
+        with pytest.raises(EngineUnavailable):
+            await pending
+        audit = audit_mysql(db_url, "R")
+        assert audit.consistent and audit.held == 0
+        again = await engine.reserve(req("late"))  # the client's retry is decided afresh
+        assert again.status.value == "held"
+        assert audit_mysql(db_url, "R").held == 2
+    finally:
+        await engine.close()
+
+
+async def test_crashed_process_leaves_no_stranded_stock_after_reconcile(redis_url: str, db_url: str) -> None:
+    first = ClusterEngine(redis_url, mysql_target(db_url), sweep_interval=None)
+    await first.start()
+    await first.set_on_hand("R", 5)
+    gate_writes(first)
+    pending = [asyncio.create_task(first.reserve(req(f"crash-{i}", qty=1))) for i in range(4)]
+
+    async def decided() -> bool:
+        fast = await first.fast_path_stock("R")
+        return fast is not None and fast.held == 4
+
+    await until(decided)
+    # "kill -9": the process vanishes with decisions in Redis that never reached MySQL.
+    for task in [*first._tasks, *pending]:
+        task.cancel()
+    for task in [*first._tasks, *pending]:
+        with contextlib.suppress(BaseException):
+            await task
+    second = ClusterEngine(redis_url, mysql_target(db_url), sweep_interval=None)
+    await second.start()  # reconcile on start
+    try:
+        fast = await second.fast_path_stock("R")
+        assert fast is not None and (fast.on_hand, fast.held) == (5, 0)
+        sold = [await second.reserve(req(f"after-{i}", qty=1)) for i in range(5)]
+        assert len(sold) == 5
+        with pytest.raises(InsufficientStock):
+            await second.reserve(req("one-too-many", qty=1))
+        audit = audit_mysql(db_url, "R")
+        assert audit.consistent and audit.held == 5
+    finally:
+        await second.close()
+        await abandon(first)
+
+
+async def abandon(engine: ClusterEngine) -> None:
+    """Release what a crashed engine object still holds in this test process (no state changes)."""
+    for task in [*engine._active]:
+        task.cancel()
+    for conn in engine._writer_conns:
+        if conn is not None:
+            conn.close()
+    if engine._pool is not None:
+        engine._pool.terminate()
+        await engine._pool.wait_closed()
+    await engine._redis.aclose()
