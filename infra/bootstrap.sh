@@ -75,18 +75,18 @@ case "$action" in
     ;;
   test)
     ensure_system_packages
-    ensure_venv "dev,loadtest,analytics"
+    ensure_venv "dev,loadtest"
     say "running the test suite (the local cluster stack is started by the tests)"
     exec "$VENV/bin/pytest" "$@"
     ;;
   lint)
-    ensure_venv "dev,loadtest,analytics"
+    ensure_venv "dev,loadtest"
     "$VENV/bin/ruff" check .
     exec "$VENV/bin/mypy" emporium ingest search inventory read_models analytics infra loadtest
     ;;
   bench)
     ensure_system_packages
-    ensure_venv "dev,loadtest,analytics"
+    ensure_venv "dev,loadtest"
     exec "$VENV/bin/python" -m loadtest.bench "$@"
     ;;
   *) echo "usage: $0 run|test|lint|bench" >&2; exit 2 ;;
