@@ -16,6 +16,12 @@ def build_modules(runtime: Runtime) -> list[Module]:
     """Every feature module, in start order: inventory before search, whose stock model reads its events."""
     from ingest.module import create_module as ingest_module
     from inventory.module import create_module as inventory_module
+    from read_models.module import create_module as read_models_module
     from search.module import create_module as search_module
 
-    return [ingest_module(runtime), inventory_module(runtime), search_module(runtime)]
+    return [
+        ingest_module(runtime),
+        inventory_module(runtime),
+        search_module(runtime),
+        read_models_module(runtime),
+    ]

@@ -47,6 +47,8 @@ async def _project(settings: Settings, *, metrics_port: int | None, batch_size: 
     from emporium.bootstrap import build_runtime
     from read_models.out_of_stock import open_out_of_stock_set
     from read_models.projectors import ProjectorMetrics, live_projectors
+    from read_models.recommendations import open_recommendations_store
+    from read_models.recommendations_projector import recommendations_projector
     from search.module import open_index
 
     log = structlog.get_logger("emporium.project")
@@ -62,14 +64,14 @@ async def _project(settings: Settings, *, metrics_port: int | None, batch_size: 
             "serving processes keep their own. Set EMPORIUM_CACHE_URL=redis://... for a cluster."
         )
     index = open_index(settings.search_url)
+    recommendations = open_recommendations_store(settings.recommendations_url)
     await runtime.event_log.start()
-    tasks = live_projectors(
-        runtime.event_log,
-        index=index,
-        stock=stock,
-        metrics=ProjectorMetrics.of(runtime.metrics),
-        batch_size=batch_size,
-    )
+    await recommendations.start()
+    metrics = ProjectorMetrics.of(runtime.metrics)
+    tasks = [
+        *live_projectors(runtime.event_log, index=index, stock=stock, metrics=metrics, batch_size=batch_size),
+        recommendations_projector(runtime.event_log, recommendations, metrics=metrics),
+    ]
     try:
         await index.ensure_index()
         stopping = asyncio.Event()
@@ -86,6 +88,7 @@ async def _project(settings: Settings, *, metrics_port: int | None, batch_size: 
             await task.stop()
         await index.close()
         await stock.close()
+        await recommendations.close()
         await runtime.event_log.close()
 
 

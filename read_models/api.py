@@ -1,0 +1,100 @@
+"""``GET /v1/recommendations/{user_id}``: a storefront read straight from the recommendations store.
+
+An unknown user gets 200 with an empty ``product_ids`` (and no ``model``): storefronts render a fallback
+(best sellers, trending) for new and anonymous shoppers, and a 404 would make every first visit look
+like an error in their logs. A malformed user id is a JSON 400; a store outage is a retryable JSON 503.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+import structlog
+from litestar import MediaType, Request, Response, Router, get
+from litestar.di import NamedDependency, Provide
+from litestar.params import PathParameter, QueryParameter
+
+from read_models.recommendations import (
+    MAX_USER_ID_LENGTH,
+    USER_ID_RULE,
+    InvalidUserId,
+    RecommendationsStore,
+    RecommendationsStoreError,
+    validate_user_id,
+)
+
+log = structlog.get_logger(__name__)
+
+MAX_LIMIT = 100
+
+
+class RecommendationsResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
+    user_id: str
+    product_ids: list[str]
+    model: str | None = None  # None: nothing computed for this user yet (show a fallback)
+    generated_at: datetime | None = None
+
+
+class RecommendationsReader:
+    """The read side the route needs: validate, look up, cut to ``limit`` (no HTTP in here)."""
+
+    def __init__(self, store: RecommendationsStore) -> None:
+        self.store = store
+
+    async def for_user(self, user_id: str, limit: int | None = None) -> RecommendationsResponse:
+        validate_user_id(user_id)
+        found = await self.store.get(user_id)
+        if found is None:
+            return RecommendationsResponse(user_id=user_id, product_ids=[])
+        product_ids = list(found.product_ids if limit is None else found.product_ids[:limit])
+        return RecommendationsResponse(
+            user_id=user_id, product_ids=product_ids, model=found.model, generated_at=found.generated_at
+        )
+
+
+Reader = NamedDependency[RecommendationsReader]
+
+
+@get("/recommendations/{user_id:str}", tags=["storefront"])
+async def get_recommendations(
+    reader: Reader,
+    user_id: Annotated[
+        str, PathParameter(description=f"The shopper's id: {USER_ID_RULE}", max_length=MAX_USER_ID_LENGTH)
+    ],
+    limit: Annotated[
+        int | None, QueryParameter(ge=1, le=MAX_LIMIT, description=f"At most this many (1 to {MAX_LIMIT})")
+    ] = None,
+) -> RecommendationsResponse:
+    """Ranked product recommendations for a user, best first (empty for a user with none yet)."""
+    return await reader.for_user(user_id, limit)
+
+
+def _invalid_user_id(_: Request, exc: InvalidUserId) -> Response[dict[str, object]]:
+    return Response({"status_code": 400, "detail": str(exc)}, status_code=400, media_type=MediaType.JSON)
+
+
+def _unavailable(_: Request, exc: RecommendationsStoreError) -> Response[dict[str, object]]:
+    log.warning("recommendations store unavailable", error=repr(exc))
+    body: dict[str, object] = {
+        "status_code": 503,
+        "detail": "recommendations are temporarily unavailable; retry shortly",
+    }
+    return Response(body, status_code=503, media_type=MediaType.JSON, headers={"Retry-After": "1"})
+
+
+def recommendations_router(store: RecommendationsStore) -> Router:
+    """Routes under /v1 with the store injected (one instance per app)."""
+
+    reader = RecommendationsReader(store)
+
+    def provide_reader() -> RecommendationsReader:
+        return reader
+
+    return Router(
+        path="/v1",
+        route_handlers=[get_recommendations],
+        dependencies={"reader": Provide(provide_reader, use_cache=True, sync_to_thread=False)},
+        exception_handlers={InvalidUserId: _invalid_user_id, RecommendationsStoreError: _unavailable},
+    )

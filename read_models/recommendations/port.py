@@ -1,0 +1,97 @@
+"""Recommendations read model: the port every adapter implements, and its pure rules (no I/O).
+
+One entry per user: the ranked product ids the latest ``RecommendationsComputed`` event carried, the
+model that produced them and the event's revision. Writes are conditional on the revision: a stale or
+repeated event (the log is at-least-once, a rebuild replays everything) never replaces newer state, and
+a newer entry replaces the whole list, so a shorter list leaves no leftovers.
+
+Adapters (``tests/contract/test_recommendations_store.py`` runs one suite against both):
+
+* ``sqlite:///PATH``: embedded default (``read_models.recommendations.sqlite``);
+* ``cassandra://HOST[:PORT][,HOST...]/KEYSPACE?protocol_version=3``: cluster adapter
+  (``read_models.recommendations.cassandra``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Final, Protocol
+
+import msgspec
+
+MAX_USER_ID_LENGTH: Final = 128
+# Ids the analytics jobs and storefronts use: numeric ids, UUIDs, "supplier:ref"-style, e-mail-like.
+_USER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+-]*")
+USER_ID_RULE: Final = (
+    f"1 to {MAX_USER_ID_LENGTH} characters: letters, digits and . _ : @ + - (starting with a letter or digit)"
+)
+
+
+class Recommendations(msgspec.Struct, kw_only=True, frozen=True):
+    """What the store keeps per user; ``product_ids`` is in rank order (best first)."""
+
+    user_id: str
+    product_ids: tuple[str, ...]
+    model: str
+    revision: int
+    generated_at: datetime | None = None
+
+
+class InvalidUserId(ValueError):
+    """A user id outside ``USER_ID_RULE``; the API answers 400 with this message."""
+
+
+class RecommendationsStoreError(Exception):
+    """The store cannot be reached or refused the operation; retryable (the API answers 503)."""
+
+
+def validate_user_id(user_id: str) -> str:
+    if not 0 < len(user_id) <= MAX_USER_ID_LENGTH or _USER_ID.fullmatch(user_id) is None:
+        raise InvalidUserId(f"invalid user id: {USER_ID_RULE}")
+    return user_id
+
+
+def is_valid_user_id(user_id: str) -> bool:
+    try:
+        validate_user_id(user_id)
+    except InvalidUserId:
+        return False
+    return True
+
+
+def newest_per_user(items: Iterable[Recommendations]) -> list[Recommendations]:
+    """Keep only the highest revision per user (first one seen on ties): one write per user per batch."""
+    newest: dict[str, Recommendations] = {}
+    for item in items:
+        seen = newest.get(item.user_id)
+        if seen is None or item.revision > seen.revision:
+            newest[item.user_id] = item
+    return list(newest.values())
+
+
+class RecommendationsStore(Protocol):
+    """The recommendations read model. Every write is idempotent and revision-conditional."""
+
+    async def start(self) -> None:
+        """Connect and create the schema if it is missing (idempotent)."""
+        ...
+
+    async def put_many(self, items: Sequence[Recommendations]) -> int:
+        """Store each entry unless the store already holds the same or a newer revision for that user.
+
+        Returns how many entries were written (stale and repeated ones are not counted). Raises
+        ``RecommendationsStoreError`` when the store is unavailable; nothing is half-applied per user.
+        """
+        ...
+
+    async def get(self, user_id: str) -> Recommendations | None:
+        """The current entry of ``user_id``, or None when there is none."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise if the store cannot answer a real request (readiness check)."""
+        ...
+
+    async def close(self) -> None: ...

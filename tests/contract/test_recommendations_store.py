@@ -1,0 +1,180 @@
+"""One contract suite for the recommendations read model, run against every adapter (SQLite, Cassandra).
+
+Cassandra comes from the ``cassandra_url`` fixture (Cassandra 2.1 started by the local stack, or the
+server named by EMPORIUM_RECOMMENDATIONS_URL); this session's tables live in a keyspace of their own,
+created by the store and dropped at the end. Tests isolate themselves by unique user ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from read_models.recommendations import (
+    Recommendations,
+    RecommendationsStore,
+    RecommendationsStoreError,
+    open_recommendations_store,
+)
+from read_models.recommendations.cassandra import CassandraRecommendationsStore, parse_cassandra_url
+
+
+def _with_keyspace(url: str, keyspace: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{keyspace}"))
+
+
+@pytest.fixture(scope="session")
+def cassandra_test_url(cassandra_url: str) -> Iterator[str]:
+    url = _with_keyspace(cassandra_url, f"emporium_recs_{uuid.uuid4().hex[:12]}")
+    yield url
+    from cassandra.cluster import Cluster
+
+    cfg = parse_cassandra_url(url)
+    cluster = Cluster(list(cfg.hosts), port=cfg.port, protocol_version=cfg.protocol_version)
+    try:
+        cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {cfg.keyspace}")
+    finally:
+        cluster.shutdown()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "cassandra"])
+async def store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[RecommendationsStore]:
+    """One store per adapter for the session (a Cassandra connect costs about a second)."""
+    if request.param == "cassandra":
+        url = request.getfixturevalue("cassandra_test_url")
+    else:
+        url = f"sqlite:///{tmp_path_factory.mktemp('recs') / 'recommendations.db'}"
+    opened = open_recommendations_store(url)
+    await opened.start()
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+def user() -> str:
+    return f"u-{uuid.uuid4().hex[:12]}"
+
+
+def recs(
+    user_id: str, product_ids: list[str], revision: int, model: str = "als", at: datetime | None = None
+) -> Recommendations:
+    return Recommendations(
+        user_id=user_id,
+        product_ids=tuple(product_ids),
+        model=model,
+        revision=revision,
+        generated_at=at,
+    )
+
+
+async def test_put_then_get_keeps_rank_order_and_metadata(store: RecommendationsStore) -> None:
+    uid = user()
+    at = datetime(2025, 3, 1, 12, 30, 15, 123000, tzinfo=UTC)
+    ranked = [f"p{n}" for n in (9, 3, 7, 1, 5, 2, 8, 4, 6, 10, 11, 12)]  # not sorted: rank order must hold
+    assert await store.put_many([recs(uid, ranked, 1, model="als-v2", at=at)]) == 1
+    got = await store.get(uid)
+    assert got == recs(uid, ranked, 1, model="als-v2", at=at)
+
+
+async def test_unknown_user_is_none(store: RecommendationsStore) -> None:
+    assert await store.get(user()) is None
+
+
+async def test_newer_revision_replaces_and_fewer_items_leave_no_leftovers(
+    store: RecommendationsStore,
+) -> None:
+    uid = user()
+    await store.put_many([recs(uid, ["a", "b", "c", "d", "e"], 1)])
+    assert await store.put_many([recs(uid, ["x", "y"], 2, model="cooc")]) == 1
+    got = await store.get(uid)
+    assert got is not None and got.product_ids == ("x", "y") and got.model == "cooc" and got.revision == 2
+    assert await store.put_many([recs(uid, [], 3)]) == 1
+    got = await store.get(uid)
+    assert got is not None and got.product_ids == () and got.revision == 3
+
+
+async def test_stale_revision_is_ignored(store: RecommendationsStore) -> None:
+    uid = user()
+    await store.put_many([recs(uid, ["new"], 5)])
+    assert await store.put_many([recs(uid, ["old"], 4), recs(uid, ["older"], 1)]) == 0
+    got = await store.get(uid)
+    assert got is not None and got.product_ids == ("new",) and got.revision == 5
+
+
+async def test_duplicate_event_is_idempotent(store: RecommendationsStore) -> None:
+    uid = user()
+    entry = recs(uid, ["a", "b"], 3)
+    assert await store.put_many([entry]) == 1
+    assert await store.put_many([entry]) == 0
+    assert await store.put_many([recs(uid, ["other"], 3)]) == 0  # same revision: first write stays
+    assert await store.get(uid) == entry
+
+
+async def test_out_of_order_writes_end_at_the_newest(store: RecommendationsStore) -> None:
+    uids = [user() for _ in range(20)]
+    for revision in (3, 1, 4, 2, 5, 5, 1):
+        await store.put_many([recs(uid, [f"{uid}-r{revision}"], revision) for uid in uids])
+    for uid in uids:
+        got = await store.get(uid)
+        assert got is not None and got.product_ids == (f"{uid}-r5",) and got.revision == 5
+
+
+async def test_concurrent_writers_of_one_user_keep_the_newest(store: RecommendationsStore) -> None:
+    """Competing projectors (a rebuild next to the live one): the CAS never lets an older write win."""
+    uid = user()
+    await asyncio.gather(*(store.put_many([recs(uid, [f"r{n}"], n)]) for n in range(1, 16)))
+    got = await store.get(uid)
+    assert got is not None and got.revision == 15 and got.product_ids == ("r15",)
+
+
+async def test_many_users_in_one_batch(store: RecommendationsStore) -> None:
+    entries = [recs(user(), [f"p{n}", f"q{n}"], 1) for n in range(300)]
+    assert await store.put_many(entries) == 300
+    for entry in entries[::37]:
+        assert await store.get(entry.user_id) == entry
+
+
+async def test_ping(store: RecommendationsStore) -> None:
+    await store.ping()
+
+
+def test_cassandra_url_parsing() -> None:
+    cfg = parse_cassandra_url(
+        "cassandra://app:s%40cret@10.0.0.1:9142,10.0.0.2:9142/shop?protocol_version=4"
+        "&replication=NetworkTopologyStrategy:dc1=3,dc2=2&consistency=quorum&local_dc=dc1"
+    )
+    assert cfg.hosts == ("10.0.0.1", "10.0.0.2") and cfg.port == 9142 and cfg.keyspace == "shop"
+    assert cfg.protocol_version == 4 and cfg.consistency == "QUORUM" and cfg.local_dc == "dc1"
+    assert cfg.replication == {"class": "NetworkTopologyStrategy", "dc1": "3", "dc2": "2"}
+    assert (cfg.username, cfg.password) == ("app", "s@cret")
+    default = parse_cassandra_url("cassandra://db/recs")
+    assert default.port == 9042 and default.protocol_version == 3
+    assert default.replication == {"class": "SimpleStrategy", "replication_factor": "1"}
+    for bad in (
+        "cassandra://db/",  # no keyspace
+        "cassandra://db/bad-name",
+        "cassandra://db/ks?replication=SimpleStrategy:0",
+        "cassandra://db/ks?replication=Everywhere",
+        "cassandra://db/ks?replication=NetworkTopologyStrategy:dc1=x",
+        "cassandra://db/ks?colour=blue",
+        "cassandra://a:1,b:2/ks",
+    ):
+        with pytest.raises(ValueError):
+            parse_cassandra_url(bad)
+
+
+async def test_unreachable_cassandra_is_a_store_error() -> None:
+    store = CassandraRecommendationsStore("cassandra://127.0.0.1:1/nowhere?timeout=1")
+    with pytest.raises(RecommendationsStoreError):
+        await store.start()
+    with pytest.raises(RecommendationsStoreError):
+        await store.get("u1")
