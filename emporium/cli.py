@@ -71,10 +71,29 @@ def demo(
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
     port: Annotated[int | None, typer.Option(help="Port.")] = None,
 ) -> None:
-    """Import a deterministic synthetic catalog as supplier 'demo', print its feed report, then serve."""
+    """Import a deterministic synthetic catalog as supplier 'demo', print its feed report, then serve.
+
+    Without EMPORIUM_ADMIN_TOKEN the demo makes one (kept in the data dir) so that admin calls such as
+    ``PUT /v1/stock/{sku}`` can be tried.
+    """
+    import secrets
+
+    import msgspec
+
     from ingest.demo import seed_demo
 
-    seed_demo(settings_from(ctx), products=products)
+    settings = settings_from(ctx)
+    if settings.admin_token is None:
+        token_file = settings.data_dir / "demo" / "admin-token"
+        token_file.parent.mkdir(parents=True, exist_ok=True)
+        if not token_file.exists():
+            token_file.write_text(secrets.token_urlsafe(24))
+            token_file.chmod(0o600)
+        settings = msgspec.structs.replace(settings, admin_token=token_file.read_text().strip())
+        ctx.find_root().obj = settings
+        typer.echo(f"demo admin token (Authorization: Bearer TOKEN), saved in {token_file}:")
+        typer.echo(settings.admin_token)
+    seed_demo(settings, products=products)
     serve(ctx, host=host, port=port)
 
 
