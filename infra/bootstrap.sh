@@ -70,7 +70,7 @@ action=${1:-run}; shift || true
 case "$action" in
   run)
     python3 -c 'import ensurepip, venv' 2>/dev/null || ensure_system_packages
-    ensure_venv ""
+    ensure_venv "loadtest"
     exec "$VENV/bin/emporium" --log-format console demo "$@"
     ;;
   test)

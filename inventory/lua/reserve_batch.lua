@@ -16,48 +16,51 @@ local out = {}
 local n = 0
 local stocks = {}  -- sku -> {available, limit, taken} or false when unknown
 local custs = {}   -- "sku customer" -> {has (held + sold), taken}
+-- The idempotency key costs one command per request: a request that would take stock claims its key
+-- with SET NX (taken -> it is a retry, answer D and take nothing); one that would be refused looks it
+-- up with GET (a retry of an earlier success is answered D, not with today's refusal).
 for rid, sku, cust, qs, idem, exp in string.gmatch(ARGV[4], '(%S+) (%S+) (%S+) (%S+) (%S+) (%S+)\n') do
   n = n + 1
   local q = tonumber(qs)
   local ikey = base .. 'i:' .. idem
-  local prev = redis.call('GET', ikey)
-  if prev then
-    out[n] = 'D' .. prev
-  else
-    local st = stocks[sku]
-    if st == nil then
-      local v = redis.call('HMGET', base .. 's:' .. sku, 'oh', 'h', 'so', 'lim')
-      if v[1] then
-        st = {tonumber(v[1]) - tonumber(v[2]) - tonumber(v[3]), tonumber(v[4]), 0}
-      else
-        st = false
-      end
-      stocks[sku] = st
-    end
-    if not st then
-      out[n] = 'U'
-    elseif st[1] < q then
-      out[n] = 'S' .. math.max(st[1], 0)
+  local st = stocks[sku]
+  if st == nil then
+    local v = redis.call('HMGET', base .. 's:' .. sku, 'oh', 'h', 'so', 'lim')
+    if v[1] then
+      st = {tonumber(v[1]) - tonumber(v[2]) - tonumber(v[3]), tonumber(v[4]), 0}
     else
-      local ck = sku .. ' ' .. cust
-      local c = custs[ck]
-      if c == nil then
-        c = {0, 0}
-        if st[2] >= 0 then c[1] = tonumber(redis.call('HGET', base .. 'c:' .. sku, cust) or '0') end
-        custs[ck] = c
-      end
-      if st[2] >= 0 and c[1] + c[2] + q > st[2] then
-        out[n] = 'L' .. (c[1] + c[2]) .. ':' .. st[2]
-      else
-        st[1] = st[1] - q
-        st[3] = st[3] + q
-        c[2] = c[2] + q
-        -- The hold itself is its member in the expiry index: "rid sku customer qty idem_key".
-        redis.call('ZADD', xkey, exp, rid .. ' ' .. sku .. ' ' .. cust .. ' ' .. qs .. ' ' .. idem)
-        redis.call('SET', ikey, rid, 'EX', ttl)
-        out[n] = 'O'
-      end
+      st = false
     end
+    stocks[sku] = st
+  end
+  local refusal
+  local c
+  if not st then
+    refusal = 'U'
+  elseif st[1] < q then
+    refusal = 'S' .. math.max(st[1], 0)
+  else
+    local ck = sku .. ' ' .. cust
+    c = custs[ck]
+    if c == nil then
+      c = {0, 0}
+      if st[2] >= 0 then c[1] = tonumber(redis.call('HGET', base .. 'c:' .. sku, cust) or '0') end
+      custs[ck] = c
+    end
+    if st[2] >= 0 and c[1] + c[2] + q > st[2] then refusal = 'L' .. (c[1] + c[2]) .. ':' .. st[2] end
+  end
+  if refusal then
+    local prev = redis.call('GET', ikey)
+    if prev then out[n] = 'D' .. prev else out[n] = refusal end
+  elseif redis.call('SET', ikey, rid, 'NX', 'EX', ttl) then
+    st[1] = st[1] - q
+    st[3] = st[3] + q
+    c[2] = c[2] + q
+    -- The hold itself is its member in the expiry index: "rid sku customer qty idem_key".
+    redis.call('ZADD', xkey, exp, rid .. ' ' .. sku .. ' ' .. cust .. ' ' .. qs .. ' ' .. idem)
+    out[n] = 'O'
+  else
+    out[n] = 'D' .. redis.call('GET', ikey)
   end
 end
 for sku, st in pairs(stocks) do
