@@ -265,22 +265,25 @@ class ClusterEngine:
 
     # lifecycle ------------------------------------------------------------------------------
 
+    def _connect_kwargs(self) -> dict[str, Any]:
+        """aiomysql connection settings shared by the pool and the group-commit writers."""
+        kwargs = self.mysql.pymysql_kwargs()
+        return {
+            "host": kwargs["host"],
+            "port": kwargs["port"],
+            "user": kwargs["user"],
+            "password": kwargs["password"],
+            "db": kwargs["database"],
+            "autocommit": False,
+            "charset": "utf8mb4",
+            "connect_timeout": 3,
+            "init_command": _ISOLATION,
+        }
+
     async def start(self) -> None:
         await self.migrate()
-        kwargs = self.mysql.pymysql_kwargs()
         self._pool = await aiomysql.create_pool(
-            minsize=1,
-            maxsize=self.mysql.pool_size,
-            host=kwargs["host"],
-            port=kwargs["port"],
-            user=kwargs["user"],
-            password=kwargs["password"],
-            db=kwargs["database"],
-            autocommit=False,
-            charset="utf8mb4",
-            connect_timeout=3,
-            pool_recycle=3600,
-            init_command=_ISOLATION,
+            minsize=1, maxsize=self.mysql.pool_size, pool_recycle=3600, **self._connect_kwargs()
         )
         await self._load_scripts()
         self._started = True
@@ -584,19 +587,8 @@ class ClusterEngine:
     async def _writer(self, idx: int) -> aiomysql.Connection:
         conn = self._writer_conns[idx]
         if conn is None or conn.closed:
-            kwargs = self.mysql.pymysql_kwargs()
             conn = self._writer_conns[idx] = await asyncio.wait_for(
-                aiomysql.connect(
-                    host=kwargs["host"],
-                    port=kwargs["port"],
-                    user=kwargs["user"],
-                    password=kwargs["password"],
-                    db=kwargs["database"],
-                    autocommit=False,
-                    charset="utf8mb4",
-                    connect_timeout=3,
-                    init_command=_ISOLATION,
-                ),
+                aiomysql.connect(**self._connect_kwargs()),
                 self.db_timeout,
             )
         return conn
