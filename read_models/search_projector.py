@@ -164,12 +164,12 @@ class SearchProjection:
         if not products:
             return
         out = await self.stock.out_of_stock(list(products))
-        upserted = {e.payload.product.product_id for e in upserts}
+        # Products upserted in this batch are flagged too: the index may have skipped that upsert as a
+        # stale or repeated revision, keeping an older flag. set_stock_flags only rewrites what differs.
         flags = [
             (product_id, sku not in out)
             for sku, product_ids in products.items()
             for product_id in product_ids
-            if product_id not in upserted
         ]
         if flags:
             await index.set_stock_flags(flags)
