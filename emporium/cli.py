@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Annotated
 
@@ -94,7 +95,43 @@ def demo(
         typer.echo(f"demo admin token (Authorization: Bearer TOKEN), saved in {token_file}:")
         typer.echo(settings.admin_token)
     seed_demo(settings, products=products)
+    asyncio.run(_index_before_serving(settings))
     serve(ctx, host=host, port=port)
+
+
+async def _index_before_serving(settings: Settings) -> None:
+    """Project the freshly imported catalog into the search index, so the very first search finds it.
+
+    ``serve`` would get there on its own a moment later (its in-process projector resumes from the same
+    consumer group); doing it first makes the demo deterministic for scripts that search right away.
+    """
+    from prometheus_client import CollectorRegistry
+
+    from emporium.bootstrap import build_runtime
+    from read_models.out_of_stock import open_out_of_stock_set
+    from read_models.projectors import LIVE_SEARCH_GROUP, ProjectorMetrics, ProjectorTask
+    from read_models.search_projector import SearchProjection
+    from search.module import open_index
+
+    runtime = build_runtime(settings, client_id="emporium-demo")
+    index, stock = open_index(settings.search_url), open_out_of_stock_set(settings.cache_url)
+    await runtime.event_log.start()
+    task = ProjectorTask(
+        runtime.event_log,
+        SearchProjection(index=index, stock=stock),
+        group=LIVE_SEARCH_GROUP,
+        metrics=ProjectorMetrics.of(CollectorRegistry()),
+        poll_timeout=0.05,
+    )
+    try:
+        await index.ensure_index()
+        task.start()
+        await task.wait_caught_up(poll_s=0.05, timeout_s=300)
+    finally:
+        await task.stop()
+        await index.close()
+        await stock.close()
+        await runtime.event_log.close()
 
 
 @app.command("config")
