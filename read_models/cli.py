@@ -31,7 +31,7 @@ def project(
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Events per batch.")] = 5000,
 ) -> None:
-    """Run the read-model projectors (search index + out-of-stock set) until Ctrl-C.
+    """Run the read-model projectors (search index, out-of-stock set, recommendations) until Ctrl-C.
 
     For cluster deployments (Kafka, Elasticsearch, Redis); the embedded `serve` runs them in-process.
     Start several for more throughput: the consumer group spreads the partitions over them.
