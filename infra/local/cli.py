@@ -30,12 +30,18 @@ def _stack(stack_dir: Path) -> LocalStack:
     return LocalStack(stack_dir, keep_running=True)
 
 
+def _external(stack: LocalStack, service: str) -> str | None:
+    """An EMPORIUM_*_URL naming a server other than this stack's own (a sourced urls.env is ours)."""
+    url = external_url(service)
+    return url if url and url != stack.url(service) else None
+
+
 def write_urls_env(stack: LocalStack) -> Path:
     """Write ``urls.env``: one ``export EMPORIUM_*_URL=...`` per service that is external or running."""
     lines = ["# Written by `emporium services up`. Use: source .stack/urls.env"]
     for service in SERVICES:
         env_var, _schemes = SERVICE_ENV[service]
-        url = external_url(service) or stack.url(service)
+        url = _external(stack, service) or stack.url(service)
         if url:
             lines.append(f"export {env_var}={shlex.quote(url)}")
     path = stack.base_dir / "urls.env"
@@ -57,7 +63,7 @@ def up(
         choices = ", ".join(SERVICES)
         raise typer.BadParameter(f"unknown service(s) {', '.join(unknown)}; choose from {choices}")
     stack = _stack(stack_dir)
-    external = {s: url for s in wanted if (url := external_url(s))}
+    external = {s: url for s in wanted if (url := _external(stack, s))}
     to_start = [s for s in wanted if s not in external]
     try:
         urls = stack.ensure_many(to_start)
@@ -99,10 +105,11 @@ def down(stack_dir: StackDir = DEFAULT_STACK_DIR) -> None:
 @services_app.command("status")
 def status(stack_dir: StackDir = DEFAULT_STACK_DIR) -> None:
     """Each service's URL and whether it answers a real request now. Exit 1 if a known one does not."""
-    report = _stack(stack_dir).status()
+    stack = _stack(stack_dir)
+    report = stack.status()
     failing = False
     for service in SERVICES:
-        if url := external_url(service):
+        if url := _external(stack, service):
             try:
                 detail, state = probe(service, url), "answers"
             except Exception as exc:

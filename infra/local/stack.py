@@ -311,6 +311,18 @@ def _free_ports(count: int) -> list[int]:
             sock.close()
 
 
+def _ports_free(ports: Iterable[int]) -> bool:
+    """Whether every port can be bound on loopback now (as a server with SO_REUSEADDR would)."""
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
+
+
 def _listening_inodes(port: int) -> set[int]:
     """Socket inodes listening on TCP ``port`` (any address), from /proc/net/tcp{,6}."""
     inodes: set[int] = set()
@@ -755,10 +767,12 @@ class LocalStack:
                         child = self._children.get(name)
                         pending.append(_Pending(SPECS[name], record, child, attempt=0, deadline=deadline))
                         continue
+                    previous_ports = None
                     if record:  # died since it was recorded: clear it away, start afresh
                         log.warning("%s (pid %s) is gone; starting a new one", name, record.pid)
                         self._discard(state, name)
-                    pending.append(self._spawn(state, SPECS[name], attempt=1))
+                        previous_ports = record.ports  # clients hold its URL: keep it when the ports are free
+                    pending.append(self._spawn(state, SPECS[name], attempt=1, ports=previous_ports))
                 self._wait_all(state, pending)
             except BaseException:
                 # A half-started stack is worse than none: stop what this call started.
@@ -855,7 +869,9 @@ class LocalStack:
 
     # ---- start ----------------------------------------------------------------------------------
 
-    def _spawn(self, state: StackState, spec: ServerSpec, attempt: int) -> _Pending:
+    def _spawn(
+        self, state: StackState, spec: ServerSpec, attempt: int, ports: Mapping[str, int] | None = None
+    ) -> _Pending:
         spec.check_installed()
         home = self.base_dir / spec.name
         data_dir = home / "data"
@@ -863,7 +879,9 @@ class LocalStack:
         if data_dir.exists():
             shutil.rmtree(data_dir)
         data_dir.mkdir(parents=True)
-        ports = dict(zip(spec.port_names, _free_ports(len(spec.port_names)), strict=True))
+        if ports is None or set(ports) != set(spec.port_names) or not _ports_free(ports.values()):
+            ports = dict(zip(spec.port_names, _free_ports(len(spec.port_names)), strict=True))
+        ports = dict(ports)
         started_at = time.time()  # before prepare: a cold start includes e.g. mariadb-install-db
         plan = spec.prepare(home, data_dir, ports)
         env = dict(os.environ if plan.env is None else plan.env)
