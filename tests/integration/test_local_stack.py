@@ -408,6 +408,23 @@ def test_already_running_server_is_reused(tmp_path: Path, fake_server) -> None:
     assert not _alive(pid)
 
 
+def test_dead_server_restarts_on_its_old_port(tmp_path: Path, fake_server) -> None:
+    """Clients keep the URL they were given: `services up` after a crash brings the server back there."""
+    fake_server["install"](f"exec {LISTEN}")
+    stack = LocalStack(tmp_path)
+    try:
+        url = stack.ensure("fake")
+        pid = stack.pids()["fake"]
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert stack.ensure("fake") == url
+        assert stack.pids()["fake"] != pid
+    finally:
+        stack.stop_all()
+
+
 _ORPHAN_SCRIPT = textwrap.dedent(
     """
     import os, signal, sys
