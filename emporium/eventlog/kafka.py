@@ -27,7 +27,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError, TopicAlreadyExistsError
 
-from emporium.eventlog.port import OutgoingMessage, Record
+from emporium.eventlog.port import OutgoingMessage, Record, consumer_topics
 
 log = structlog.get_logger(__name__)
 
@@ -254,12 +254,8 @@ class KafkaConsumer:
         *,
         start_from: Literal["earliest", "latest"] = "earliest",
     ) -> None:
-        if not topics:
-            raise ValueError("a consumer needs at least one topic")
-        if start_from not in ("earliest", "latest"):
-            raise ValueError("start_from must be 'earliest' or 'latest'")
+        self.topics = consumer_topics(topics, start_from)
         self._log = log
-        self.topics = tuple(dict.fromkeys(topics))
         self.group = group
         self.start_from = start_from
         self._consumer: AIOKafkaConsumer | None = None

@@ -70,3 +70,12 @@ class EventLog(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+def consumer_topics(topics: Sequence[str], start_from: str) -> tuple[str, ...]:
+    """Check a consumer's arguments the same way in every adapter; the topics, de-duplicated in order."""
+    if not topics:
+        raise ValueError("a consumer needs at least one topic")
+    if start_from not in ("earliest", "latest"):
+        raise ValueError("start_from must be 'earliest' or 'latest'")
+    return tuple(dict.fromkeys(topics))

@@ -36,7 +36,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import structlog
 
-from emporium.eventlog.port import OutgoingMessage, Record
+from emporium.eventlog.port import OutgoingMessage, Record, consumer_topics
 
 log = structlog.get_logger(__name__)
 
@@ -360,12 +360,8 @@ class SqliteConsumer:
         *,
         start_from: Literal["earliest", "latest"] = "earliest",
     ) -> None:
-        if not topics:
-            raise ValueError("a consumer needs at least one topic")
-        if start_from not in ("earliest", "latest"):
-            raise ValueError("start_from must be 'earliest' or 'latest'")
+        self.topics = consumer_topics(topics, start_from)
         self._log = log
-        self.topics = tuple(dict.fromkeys(topics))
         self.group = group
         self.start_from = start_from
         self.member_id = uuid.uuid4().hex
