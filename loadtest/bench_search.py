@@ -1,22 +1,28 @@
-"""Benchmark: ``GET /v1/search`` on the embedded stack with the real catalogs indexed.
+"""Benchmark: ``GET /v1/search`` on the embedded stack with the real catalogs indexed, under skewed traffic.
 
     python -m loadtest.bench_search [--concurrency 8] [--seconds 5] [--runs 3] [--no-cache]
-                                    [--keep | --reuse DIR]
+                                    [--queries 20000] [--zipf 1.0] [--keep | --reuse DIR]
 
 1. Imports bigbasket + myntra (about 40k products) through the ingest profiles into a fresh data dir
    (SQLite event log). Without ``../shared/datasets`` it imports the synthetic catalog instead, and says so.
 2. Projects the catalog into Tantivy with the search projector in this process and reports events/s.
 3. Serves the app (``emporium serve``: uvicorn, uvloop, httptools, one worker) in a subprocess and, once
-   every consumer has caught up, drives it with ``loadtest.httpload`` at a fixed concurrency: alternately
-   ``/healthz`` (the same server's baseline) and a realistic search mix (``--queries`` distinct URLs of real
-   product-name queries, 20% with a typo, 25% with a filter or a sort), several runs each. By default the
-   result cache is warmed by one pass over the mix first (steady state of a storefront whose queries
-   repeat: rendered pages are reused while the live out-of-stock set agrees with every item they examined,
-   so the stock check still runs per request); ``--no-cache`` measures every search against the index.
-   ``--keep`` keeps the data dir, ``--reuse DIR`` serves it again without importing (no projection number).
+   every consumer has caught up, drives it with ``loadtest.httpload`` at a fixed concurrency, alternately
+   ``/healthz`` (the same server's baseline) and searches, several runs each.
 
-Prints per-run numbers and the medians: search p99 (target <= 30 ms) and search throughput as a share of
-``/healthz`` throughput under the same tool and concurrency (target >= 40%).
+The searches are storefront-shaped: ``--queries`` distinct URLs built from every real product name (its
+leading 1-3 words; 20% with a typo, 25% with a filter or a sort, 5% a deeper page), ranked by how many
+products share the query (common queries first), and requested with Zipf popularity (``--zipf``: the URL
+of rank r is requested with weight 1/r^s), as one continuous stream across the runs. The server starts
+with a COLD result cache and no warm-up pass over the queries: the cache fills as a real one would, and
+every run reports its rendered-page cache hit rate (from ``/metrics``) next to its latency and
+throughput. ``--no-cache`` disables the cache (every search goes to the index: the worst case).
+``--keep`` keeps the data dir, ``--reuse DIR`` serves it again without importing (no projection number).
+
+Prints per-run numbers and the medians: search p99 (target <= 30 ms), search throughput as a share of
+``/healthz`` throughput under the same tool and concurrency (target >= 40%), the cache hit rate, and the
+server's CPU time per request (from ``/proc``): on a shared machine wall-clock rates swing with other
+load, CPU per request much less, and the throughput ratio is roughly /healthz CPU over search CPU.
 """
 
 from __future__ import annotations
@@ -28,15 +34,19 @@ import random
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
 from emporium.settings import Settings
+from loadtest.children import spawn_emporium
 from loadtest.httpload import LoadResult, drive, get, median
-from loadtest.queries import SORTS, load_corpus, typo
+from loadtest.queries import SORTS, Corpus, load_corpus, typo
+
+ALL_NAMES = 1_000_000  # load_corpus limit: every product name of the catalogs
+REQUESTS_PER_SECOND_CAP = 15_000  # sizes each run's slice of the request stream (more than served)
 
 
 def free_port() -> int:
@@ -146,52 +156,142 @@ async def wait_until_caught_up(settings: Settings, port: int, expected: int) -> 
         await event_log.close()
 
 
-def search_paths(count: int = 2000, seed: int = 11) -> list[str]:
-    corpus = load_corpus()
+def ranked_search_urls(corpus: Corpus, count: int, seed: int = 11) -> list[str]:
+    """``count`` distinct search URLs, most popular first.
+
+    Base queries are ranked by how many products share them (what many products are called is what many
+    shoppers type), ties in a seeded shuffle; each becomes a URL with a 20% chance of a typo, 25% of a
+    filter or sort and 5% of a page beyond the first. The base list is cycled until ``count`` distinct
+    URLs exist (later cycles draw other typos, filters and pages of the same queries).
+    """
     rng = random.Random(seed)
-    paths = []
-    for _ in range(count):
-        q = rng.choice(corpus.queries)
-        if rng.random() < 0.2:
-            words = q.split()
-            j = rng.randrange(len(words))
-            words[j] = typo(words[j], rng)
-            q = " ".join(words)
-        params: dict[str, str] = {"q": q}
-        roll = rng.random()
-        if roll < 0.08 and corpus.categories:
-            params["category"] = rng.choice(corpus.categories)
-        elif roll < 0.14:
-            params.update(price_min="100", price_max="1000")
-        elif roll < 0.18:
-            params["rating_min"] = "4"
-        elif roll < 0.25:
-            params["sort"] = rng.choice(SORTS[1:])
-        paths.append("/v1/search?" + urlencode(params))
-    return paths
+    counts: dict[str, int] = {}
+    for q in corpus.queries:
+        counts[q] = counts.get(q, 0) + 1
+    base = list(counts)
+    rng.shuffle(base)
+    base.sort(key=lambda q: -counts[q])
+    urls: dict[str, None] = {}
+    for _ in range(50):
+        if len(urls) >= count:
+            break
+        for q in base:
+            if len(urls) >= count:
+                break
+            urls.setdefault(_search_url(q, corpus, rng))
+    return list(urls)
 
 
-async def measure(port: int, args: argparse.Namespace) -> tuple[list[LoadResult], list[LoadResult]]:
-    paths = search_paths(args.queries)
-    if args.no_cache:
-        print("result cache disabled: every search goes to the index")
-    else:
-        print(f"warm-up: one pass over the {len(paths)} searches (fills the result cache) ...")
-        started = time.perf_counter()
-        for i in range(0, len(paths), 64):
-            await asyncio.gather(*(get("127.0.0.1", port, p) for p in paths[i : i + 64]))
-        print(f"  done in {time.perf_counter() - started:.1f}s")
-    await drive("127.0.0.1", port, paths, concurrency=args.concurrency, seconds=args.warmup)
-    searches: list[LoadResult] = []
-    healthz: list[LoadResult] = []
-    for run in range(1, args.runs + 1):
-        h = await drive("127.0.0.1", port, ["/healthz"], concurrency=args.concurrency, seconds=args.seconds)
-        s = await drive("127.0.0.1", port, paths, concurrency=args.concurrency, seconds=args.seconds)
-        healthz.append(h)
-        searches.append(s)
-        print(f"run {run}: /healthz  {h.summary()}")
-        print(f"run {run}: /v1/search {s.summary()}  ratio {s.rps / h.rps:.0%}  statuses {s.statuses}")
-    return searches, healthz
+def _search_url(q: str, corpus: Corpus, rng: random.Random) -> str:
+    if rng.random() < 0.2:
+        words = q.split()
+        j = rng.randrange(len(words))
+        words[j] = typo(words[j], rng)
+        q = " ".join(words)
+    params: dict[str, str] = {"q": q}
+    roll = rng.random()
+    if roll < 0.08 and corpus.categories:
+        params["category"] = rng.choice(corpus.categories)
+    elif roll < 0.14:
+        params.update(price_min="100", price_max="1000")
+    elif roll < 0.18:
+        params["rating_min"] = "4"
+    elif roll < 0.25:
+        params["sort"] = rng.choice(SORTS[1:])
+    if rng.random() < 0.05:
+        params["page"] = str(rng.randint(2, 5))
+    return "/v1/search?" + urlencode(params)
+
+
+class RequestStream:
+    """An endless Zipf-distributed stream over ranked URLs, consumed run after run."""
+
+    def __init__(self, urls: list[str], exponent: float, seed: int = 13) -> None:
+        self.urls = urls
+        total = 0.0
+        self.cum_weights = []
+        for rank in range(1, len(urls) + 1):
+            total += 1.0 / rank**exponent
+            self.cum_weights.append(total)
+        self.rng = random.Random(seed)
+        self.seen: set[str] = set()
+
+    def take(self, n: int) -> list[str]:
+        return self.rng.choices(self.urls, cum_weights=self.cum_weights, k=n)
+
+    def consumed(self, paths: list[str], requests: int) -> None:
+        self.seen.update(paths[:requests])
+
+
+async def cache_counts(port: int) -> dict[str, float]:
+    """The server's rendered-page cache counters (``emporium_search_cache_total``) by result."""
+    _, body = await get("127.0.0.1", port, "/metrics")
+    counts: dict[str, float] = {}
+    for line in body.decode().splitlines():
+        if line.startswith("emporium_search_cache_total{"):
+            labels, value = line.rsplit(" ", 1)
+            result = labels.split('result="', 1)[1].split('"', 1)[0]
+            counts[result] = float(value)
+    return counts
+
+
+def hit_rate(before: dict[str, float], after: dict[str, float]) -> float:
+    """Share of searches answered from a rendered page (page_hit among page_hit/page_stale/page_miss)."""
+    delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in ("page_hit", "page_stale", "page_miss")}
+    lookups = sum(delta.values())
+    return delta["page_hit"] / lookups if lookups else 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux ``/proc``; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Run:
+    search: LoadResult
+    healthz: LoadResult
+    hit_rate: float
+    search_cpu_ms: float  # server CPU per request (all its threads), independent of the machine's load
+    healthz_cpu_ms: float
+
+
+async def _timed(pid: int, port: int, paths: list[str], args: argparse.Namespace) -> tuple[LoadResult, float]:
+    cpu = cpu_seconds(pid)
+    result = await drive("127.0.0.1", port, paths, concurrency=args.concurrency, seconds=args.seconds)
+    return result, (cpu_seconds(pid) - cpu) * 1000 / max(1, result.requests)
+
+
+async def measure(port: int, pid: int, args: argparse.Namespace) -> list[Run]:
+    corpus = load_corpus(limit=ALL_NAMES)
+    urls = ranked_search_urls(corpus, args.queries)
+    stream = RequestStream(urls, args.zipf)
+    print(
+        f"search mix: {len(urls):,} distinct URLs from {len(set(corpus.queries)):,} distinct queries "
+        f"({corpus.source}), Zipf s={args.zipf}; "
+        + ("result cache disabled: every search goes to the index" if args.no_cache else "cold result cache")
+    )
+    # warms connections and the server's code paths only: no search is cached before the first run
+    await drive("127.0.0.1", port, ["/healthz"], concurrency=args.concurrency, seconds=args.warmup)
+    runs: list[Run] = []
+    for n in range(1, args.runs + 1):
+        h, h_cpu = await _timed(pid, port, ["/healthz"], args)
+        paths = stream.take(int(args.seconds * REQUESTS_PER_SECOND_CAP))
+        before = await cache_counts(port)
+        s, s_cpu = await _timed(pid, port, paths, args)
+        run = Run(s, h, hit_rate(before, await cache_counts(port)), s_cpu, h_cpu)
+        stream.consumed(paths, s.requests)
+        runs.append(run)
+        print(f"run {n}: /healthz  {h.summary()}  server CPU {h_cpu:.3f} ms/req")
+        print(
+            f"run {n}: /v1/search {s.summary()}  server CPU {s_cpu:.2f} ms/req  ratio {s.rps / h.rps:.0%}  "
+            f"cache hits {run.hit_rate:.0%}  distinct URLs so far {len(stream.seen):,}  statuses {s.statuses}"
+        )
+    return runs
 
 
 def main() -> None:
@@ -210,7 +310,8 @@ def main() -> None:
         default=None,
         help="serve a data dir kept by an earlier --keep run (skips the import and the projection)",
     )
-    parser.add_argument("--queries", type=int, default=2000, help="distinct search URLs in the mix")
+    parser.add_argument("--queries", type=int, default=20_000, help="distinct search URLs in the mix")
+    parser.add_argument("--zipf", type=float, default=1.0, help="Zipf exponent of URL popularity")
     parser.add_argument(
         "--no-cache", action="store_true", help="disable the result cache (engine-bound numbers)"
     )
@@ -244,14 +345,11 @@ def main() -> None:
         server_env.pop("EMPORIUM_SEARCH_URL", None)
         server_env.pop("EMPORIUM_CACHE_URL", None)
         server_env.pop("EMPORIUM_DATABASE_URL", None)
-        server = subprocess.Popen(
-            [sys.executable, "-c", "from emporium.cli import main; main()", "serve", "--port", str(port)],
-            env=server_env,
-            stdout=subprocess.DEVNULL,
-            stderr=open(data_dir / "server.log", "wb"),
+        server = spawn_emporium(
+            ["serve", "--port", str(port)], env=server_env, stderr=open(data_dir / "server.log", "wb")
         )
         uvloop.run(wait_until_caught_up(settings, port, accepted))
-        searches, healthz = uvloop.run(measure(port, args))
+        runs = uvloop.run(measure(port, server.pid, args))
     finally:
         if server is not None:
             server.terminate()
@@ -261,15 +359,22 @@ def main() -> None:
         else:
             print(f"data kept in {data_dir}")
 
-    p99 = median([s.percentile(99) for s in searches]) * 1000
-    p50 = median([s.percentile(50) for s in searches]) * 1000
-    s_rps = median([s.rps for s in searches])
-    h_rps = median([h.rps for h in healthz])
+    p99 = median([r.search.percentile(99) for r in runs]) * 1000
+    p50 = median([r.search.percentile(50) for r in runs]) * 1000
+    s_rps = median([r.search.rps for r in runs])
+    h_rps = median([r.healthz.rps for r in runs])
+    per_run = ", ".join(f"{r.hit_rate:.0%}" for r in runs)
     print()
     print(f"concurrency {args.concurrency}, {args.runs} runs of {args.seconds:.0f}s, medians:")
     print(f"  GET /v1/search  p50 {p50:.2f} ms  p99 {p99:.2f} ms (target <= 30 ms)  {s_rps:,.0f} req/s")
     print(f"  GET /healthz    {h_rps:,.0f} req/s (same server, tool and concurrency)")
     print(f"  search / healthz throughput ratio: {s_rps / h_rps:.0%} (target >= 40%)")
+    hits = median([r.hit_rate for r in runs])
+    print(f"  rendered-page cache hit rate: {hits:.0%} (per run: {per_run}; cold start)")
+    print(
+        f"  server CPU per request: search {median([r.search_cpu_ms for r in runs]):.2f} ms, "
+        f"/healthz {median([r.healthz_cpu_ms for r in runs]):.3f} ms"
+    )
 
 
 if __name__ == "__main__":

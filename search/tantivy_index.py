@@ -16,10 +16,14 @@ Behaviour matches the Elasticsearch adapter:
 * facets come from Tantivy aggregations over the fast fields (exact counts).
 
 Tantivy is synchronous. Writes run in worker threads; one writer per index, guarded by a lock, commits
-at the end of every write call (so a projector that commits its offsets afterwards loses nothing).
-Reads (search, suggest, get) run inline on the event loop: tantivy-py holds the GIL for the whole of
-``Searcher.search``/``aggregate`` (measured: a thread spinning in Python makes no progress during one),
-so a worker thread would block the loop just the same and only add two thread hand-offs per call.
+at the end of every write call (so a projector that commits its offsets afterwards loses nothing), or,
+with ``commit=False``, at the next ``commit_staged`` (a projector then commits its offsets after that).
+Reads (search, suggest, get) run inline on the event loop. tantivy-py 0.27 does release the GIL inside
+``Searcher.search`` and ``aggregate`` (two threads searching run 2x as fast as one), but a search also
+spends about half its CPU in Python (query building, documents, highlights), and serving searches from a
+pool of 1 or 2 threads measured worse here: +15-45% server CPU per uncached search (GIL hand-offs
+between the loop and the workers) and no more throughput on 2 shared cores (``loadtest.bench_search
+--no-cache``: 304 req/s inline vs 221 and 236 with 1 and 2 threads, same data, back to back).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import shutil
 import threading
 import time
 import unicodedata
+import weakref
 from bisect import bisect_right
 from collections.abc import Sequence
 from functools import lru_cache
@@ -64,6 +69,7 @@ from search.port import (
     Sort,
     category_key,
 )
+from search.vocabulary import Vocabulary, VocabularyTracker
 
 TEXT_ANALYZER = "emp_text"  # lowercase + ascii folding + English stemming
 _SEP = "\x1f"  # suggestion terms are "<folded text>\x1f<display text>": prefix-searchable, displayable
@@ -190,45 +196,54 @@ def _brand_suggest(brand: str) -> str:
     return suggest_term("b", brand)
 
 
-def _fields_of(doc: SearchDocument, key: int, blob: bytes) -> dict[str, Any]:
-    """The Tantivy field values of one live document."""
+_MULTI_VALUED = frozenset({"category", "suggest", "warehouses"})
+
+
+def _build(doc: SearchDocument, key: int, blob: bytes) -> tantivy.Document:
+    """The Tantivy document of one live product. Typed ``add_*`` calls: ``Document.from_dict`` of a
+    field dict costs about twice as much per product (it looks every value's type up in the schema)."""
+    document = tantivy.Document()
+    document.add_integer("pid_hash", key)
+    document.add_boolean("live", True)
+    document.add_unsigned("revision", doc.revision)
+    document.add_bytes("doc", blob)
+    document.add_text("title", doc.title)
+    document.add_boolean("in_stock", doc.in_stock)
+    document.add_float("price", float(doc.price))
     rating = doc.rating
-    fields: dict[str, Any] = {
-        "pid_hash": key,
-        "live": True,
-        "revision": doc.revision,
-        "doc": blob,
-        "title": doc.title,
-        "in_stock": doc.in_stock,
-        "price": float(doc.price),
-        "rating_sort": -1.0 if rating is None else float(rating),
-        "popularity": float(doc.popularity),
-        "created_at_ms": doc.created_at_ms,
-        "tiebreak": tiebreak_weight(key),
-    }
+    document.add_float("rating_sort", -1.0 if rating is None else float(rating))
+    document.add_float("popularity", float(doc.popularity))
+    document.add_integer("created_at_ms", doc.created_at_ms)
+    document.add_float("tiebreak", tiebreak_weight(key))
     if doc.description:
-        fields["description"] = doc.description
+        document.add_text("description", doc.description)
     if rating is not None:
-        fields["rating"] = float(rating)
-    suggest: list[str] = []
+        document.add_float("rating", float(rating))
     if doc.brand:
-        fields["brand"] = fields["brand_text"] = doc.brand
-        suggest.append(_brand_suggest(doc.brand))
+        document.add_text("brand", doc.brand)
+        document.add_text("brand_text", doc.brand)
+        document.add_text("suggest", _brand_suggest(doc.brand))
     if doc.category_path:
         text, terms, names = _category_fields(doc.category_path)
-        fields["category_text"] = text
+        document.add_text("category_text", text)
         if terms:
-            fields["category"] = terms
-            suggest += names
-    if suggest:
-        fields["suggest"] = suggest
-    if doc.warehouses:
-        fields["warehouses"] = list(doc.warehouses)
-    return fields
+            for term in terms:
+                document.add_text("category", term)
+            for name in names:
+                document.add_text("suggest", name)
+    for warehouse in doc.warehouses:
+        document.add_text("warehouses", warehouse)
+    return document
+
+
+def _fields_of(doc: SearchDocument, key: int, blob: bytes) -> dict[str, Any]:
+    """The field values ``_document`` writes for one live product (single-valued fields unwrapped)."""
+    values = _build(doc, key, blob).to_dict()
+    return {name: value if name in _MULTI_VALUED else value[0] for name, value in values.items()}
 
 
 def _document(doc: SearchDocument, key: int) -> tantivy.Document:
-    return tantivy.Document.from_dict(_fields_of(doc, key, _encoder.encode(doc)), SCHEMA)
+    return _build(doc, key, _encoder.encode(doc))
 
 
 def _load(searcher: tantivy.Searcher, address: Any) -> SearchDocument:
@@ -267,6 +282,9 @@ class _Engine:
         self._writer: tantivy.IndexWriter | None = None
         self.write_lock = threading.Lock()
         self._revisions: dict[int, int] | None = None
+        # Written but not committed yet (product hash -> document, None for a tombstone): what
+        # ``set_stock_flags`` must start from, since searchers only see committed documents.
+        self.staged: dict[int, SearchDocument | None] = {}
         self.live_query = tantivy.Query.term_query(SCHEMA, "live", True)
 
     @property
@@ -275,7 +293,8 @@ class _Engine:
         covers what another process wrote while it held the directory lock."""
         if self._revisions is None:
             self.writer  # noqa: B018 -- opening the writer loads the map
-        assert self._revisions is not None
+            if self._revisions is None:  # dropped by a failed commit
+                self._revisions = self._load_revisions()
         return self._revisions
 
     def _load_revisions(self) -> dict[int, int]:
@@ -303,13 +322,24 @@ class _Engine:
             self._revisions = self._load_revisions()
         return self._writer
 
+    def stage(self, key: int, document: SearchDocument | None, revision: int | None) -> None:
+        """Record a write added to the writer (``revision`` None: a stock flag, not a new revision)."""
+        self.staged[key] = document
+        if revision is not None:
+            self.revisions[key] = revision
+
     def commit(self) -> None:
+        """Make every staged write durable and searchable; on failure drop them all (the revision map
+        is reloaded from the committed index, so the caller's retry writes them again)."""
         try:
             self.writer.commit()
         except BaseException:
             with contextlib.suppress(Exception):
                 self.writer.rollback()
+            self.staged.clear()
+            self._revisions = None  # reloaded from the committed index on next use
             raise
+        self.staged.clear()
         self.index.reload()
 
     def close(self) -> None:
@@ -319,6 +349,7 @@ class _Engine:
                     self._writer.wait_merging_threads()
                 self._writer = None
                 self._revisions = None
+                self.staged.clear()
 
 
 class TantivySearchIndex:
@@ -345,6 +376,7 @@ class TantivySearchIndex:
         self._pointer_checked = 0.0
         self._switch_lock = threading.Lock()
         self.stale_skipped = 0  # writes skipped as stale or duplicate (observability)
+        self._staging: _Engine | None = None  # the engine holding writes staged by ``commit=False``
 
     # -- index lifecycle ------------------------------------------------------------------------
 
@@ -458,14 +490,49 @@ class TantivySearchIndex:
         return await asyncio.to_thread(run)
 
     # -- writes -----------------------------------------------------------------------------------
+    # Each write commits at its end, or with ``commit=False`` leaves its documents staged (added to the
+    # writer: later writes here see them, searches do not) until ``commit_staged``, so that a projector
+    # can write several polled batches in one Tantivy commit (each commit flushes a segment that merges
+    # later rewrite: fewer, larger commits cost less CPU).
 
-    async def upsert(self, documents: Sequence[SearchDocument]) -> int:
+    def _engine_for_write(self) -> _Engine:
+        """The current engine, never mixing two: writes staged on an engine that a rebuild swapped out
+        were dropped with its writer, so the caller is told to write them again."""
+        engine = self._current()
+        if self._staging is not None and self._staging is not engine:
+            self._staging = None
+            raise SearchIndexError("the search index was swapped while writes were staged; write them again")
+        return engine
+
+    def _finish_write(self, engine: _Engine, commit: bool) -> None:
+        """Commit what this call and earlier staged calls wrote, or keep it staged."""
+        if not engine.staged:
+            return
+        if not commit:
+            self._staging = engine
+            return
+        try:
+            engine.commit()
+        finally:
+            self._staging = None
+
+    async def commit_staged(self) -> None:
+        """Make the writes staged with ``commit=False`` durable and searchable."""
+        if self._staging is not None:
+            await asyncio.to_thread(self._commit_staged)
+
+    def _commit_staged(self) -> None:
+        engine = self._engine_for_write()
+        with engine.write_lock:
+            self._finish_write(engine, commit=True)
+
+    async def upsert(self, documents: Sequence[SearchDocument], *, commit: bool = True) -> int:
         if not documents:
             return 0
-        return await asyncio.to_thread(self._upsert, documents)
+        return await asyncio.to_thread(self._upsert, documents, commit)
 
-    def _upsert(self, documents: Sequence[SearchDocument]) -> int:
-        engine = self._current()
+    def _upsert(self, documents: Sequence[SearchDocument], commit: bool) -> int:
+        engine = self._engine_for_write()
         with engine.write_lock:
             revisions = engine.revisions
             newest: dict[int, SearchDocument] = {}
@@ -475,25 +542,23 @@ class TantivySearchIndex:
                 if (seen is None or doc.revision > seen.revision) and doc.revision > revisions.get(key, -1):
                     newest[key] = doc
             self.stale_skipped += len(documents) - len(newest)
-            if not newest:
-                return 0
-            writer = engine.writer
-            for key, doc in newest.items():
-                if key in revisions:  # the map knows every stored document: new products need no delete
-                    writer.delete_documents_by_term("pid_hash", key)
-                writer.add_document(_document(doc, key))
-            engine.commit()
-            for key, doc in newest.items():
-                revisions[key] = doc.revision
+            if newest:
+                writer = engine.writer
+                for key, doc in newest.items():
+                    if key in revisions:  # the map knows every stored document: new products need no delete
+                        writer.delete_documents_by_term("pid_hash", key)
+                    writer.add_document(_document(doc, key))
+                    engine.stage(key, doc, doc.revision)
+            self._finish_write(engine, commit)
             return len(newest)
 
-    async def delete(self, items: Sequence[tuple[str, int]]) -> int:
+    async def delete(self, items: Sequence[tuple[str, int]], *, commit: bool = True) -> int:
         if not items:
             return 0
-        return await asyncio.to_thread(self._delete, items)
+        return await asyncio.to_thread(self._delete, items, commit)
 
-    def _delete(self, items: Sequence[tuple[str, int]]) -> int:
-        engine = self._current()
+    def _delete(self, items: Sequence[tuple[str, int]], commit: bool) -> int:
+        engine = self._engine_for_write()
         with engine.write_lock:
             revisions = engine.revisions
             newest: dict[int, int] = {}
@@ -502,40 +567,48 @@ class TantivySearchIndex:
                 if revision > newest.get(key, -1) and revision > revisions.get(key, -1):
                     newest[key] = revision
             self.stale_skipped += len(items) - len(newest)
-            if not newest:
-                return 0
-            writer = engine.writer
-            for key, revision in newest.items():
-                if key in revisions:
-                    writer.delete_documents_by_term("pid_hash", key)
-                writer.add_document(_tombstone(key, revision))  # remembers the revision
-            engine.commit()
-            for key, revision in newest.items():
-                revisions[key] = revision
+            if newest:
+                writer = engine.writer
+                for key, revision in newest.items():
+                    if key in revisions:
+                        writer.delete_documents_by_term("pid_hash", key)
+                    writer.add_document(_tombstone(key, revision))  # remembers the revision
+                    engine.stage(key, None, revision)
+            self._finish_write(engine, commit)
             return len(newest)
 
-    async def set_stock_flags(self, items: Sequence[tuple[str, bool]]) -> None:
+    async def set_stock_flags(self, items: Sequence[tuple[str, bool]], *, commit: bool = True) -> None:
         if items:
-            await asyncio.to_thread(self._set_stock_flags, items)
+            await asyncio.to_thread(self._set_stock_flags, items, commit)
 
-    def _set_stock_flags(self, items: Sequence[tuple[str, bool]]) -> None:
-        engine = self._current()
+    def _set_stock_flags(self, items: Sequence[tuple[str, bool]], commit: bool) -> None:
+        engine = self._engine_for_write()
         with engine.write_lock:
             wanted = dict(items)
-            current = {doc.product_id: doc for doc in self._get(engine, list(wanted))}
+            keys = {product_id: product_hash(product_id) for product_id in wanted}
+            current: dict[str, SearchDocument] = {}
+            committed: list[str] = []
+            for product_id, key in keys.items():
+                if key in engine.staged:  # newer than what searchers see (None: deleted)
+                    if (staged := engine.staged[key]) is not None:
+                        current[product_id] = staged
+                else:
+                    committed.append(product_id)
+            if committed:
+                current.update((doc.product_id, doc) for doc in self._get(engine, committed))
             changed = [
                 msgspec.structs.replace(doc, in_stock=wanted[pid])
                 for pid, doc in current.items()
                 if doc.in_stock != wanted[pid]
             ]
-            if not changed:
-                return
-            writer = engine.writer
-            for doc in changed:
-                key = product_hash(doc.product_id)
-                writer.delete_documents_by_term("pid_hash", key)
-                writer.add_document(_document(doc, key))
-            engine.commit()
+            if changed:
+                writer = engine.writer
+                for doc in changed:
+                    key = keys[doc.product_id]
+                    writer.delete_documents_by_term("pid_hash", key)
+                    writer.add_document(_document(doc, key))
+                    engine.stage(key, doc, None)
+            self._finish_write(engine, commit)
 
     # -- reads ------------------------------------------------------------------------------------
 
@@ -569,20 +642,20 @@ class TantivySearchIndex:
     def _search(self, query: SearchQuery) -> SearchResult:
         engine = self._current()
         searcher = engine.index.searcher()
-        text_query, highlight_query = _text_queries(query.text)
+        vocabulary = _vocabulary(engine) if query.text else None
+        text_query, highlight_query = _text_queries(query.text, vocabulary)
         clauses: list[tuple[tantivy.Occur, tantivy.Query]] = [(tantivy.Occur.Must, engine.live_query)]
         if text_query is not None:
             clauses.append((tantivy.Occur.Must, text_query))
         clauses.extend(_filters(query))
         base = tantivy.Query.boolean_query(clauses)
 
-        aggs: dict[str, Any] = {"total": {"value_count": {"field": "pid_hash"}}}
-        if query.with_facets:
-            aggs.update(_facet_aggs(query))
+        facet_aggs = _facet_aggs(query) if query.with_facets else {}
+        aggs: dict[str, Any] = {"total": {"value_count": {"field": "pid_hash"}}, **facet_aggs}
 
         if query.sort is Sort.RELEVANCE and text_query is not None:
-            page, total = _relevance_page(searcher, base, query)
-            agg_result = searcher.aggregate(base, aggs) if query.with_facets else {}
+            page, total = _relevance_page(searcher, base, query)  # counted there: no "total" agg
+            agg_result = searcher.aggregate(base, facet_aggs) if facet_aggs else {}
         else:
             field, descending = _FIELD_SORTS.get(query.sort, _POPULARITY_SORT)
             page_query = base
@@ -593,10 +666,12 @@ class TantivySearchIndex:
                         (tantivy.Occur.Must, _after_filter(field, descending, query)),
                     ]
                 )
+            # "from" is applied here, not by Tantivy: its top_hits panics when "from" is past the last hit
+            skip = 0 if query.search_after is not None else query.offset
             top = {
                 "top_hits": {
-                    "size": query.limit,
-                    "from": 0 if query.search_after is not None else query.offset,
+                    "size": skip + query.limit,
+                    "from": 0,
                     "sort": [{field: "desc" if descending else "asc"}, {"pid_hash": "asc"}],
                     "docvalue_fields": ["pid_hash"],
                 }
@@ -608,7 +683,7 @@ class TantivySearchIndex:
                 agg_result = searcher.aggregate(base, aggs)
                 page_result = searcher.aggregate(page_query, {"page": top})
             total = int(agg_result["total"]["value"] or 0)
-            hashes = [int(h["docvalue_fields"]["pid_hash"][0]) for h in page_result["page"]["hits"]]
+            hashes = [int(h["docvalue_fields"]["pid_hash"][0]) for h in page_result["page"]["hits"][skip:]]
             page = [(0.0, key, address) for key, address in _addresses(searcher, engine, hashes)]
 
         hits = _hits(searcher, page, query, highlight_query)
@@ -714,7 +789,27 @@ def _analyze(text: str) -> list[str]:
     return [t for t in _TEXT.analyze(text) if t]
 
 
-def _unit_query(field: str, tokens: list[str], fuzzy: bool) -> tantivy.Query | None:
+_FIELD_BITS = {field: 1 << bit for bit, field in enumerate(TEXT_FIELDS)}  # a Vocabulary's field masks
+_trackers: weakref.WeakKeyDictionary[_Engine, VocabularyTracker] = weakref.WeakKeyDictionary()
+
+
+def _vocabulary(engine: _Engine) -> Vocabulary | None:
+    """The text vocabulary of the engine's index if it covers the index's current content (call it
+    after taking the searcher: it then covers that searcher too), else None: fuzzy queries then."""
+    tracker = _trackers.get(engine)
+    if tracker is None:
+        fresh = VocabularyTracker(engine.path, list(TEXT_FIELDS), engine.index.searcher, engine.index.reload)
+        tracker = _trackers.setdefault(engine, fresh)
+    return tracker.current()
+
+
+def _unit_query(
+    field: str, tokens: list[str], fuzzy: bool, vocabulary: Vocabulary | None = None
+) -> tantivy.Query | None:
+    """One alternative of a query unit on one field: a phrase, or a word that also matches its typo
+    variants (constant-scored a little below the exact term). With a ``vocabulary`` the variants are
+    the terms it found within the distance, as plain term queries: the same matches and scores as a
+    ``fuzzy_term_query``, without building a Levenshtein automaton per field and per pass."""
     if not tokens:
         return None
     if len(tokens) > 1:
@@ -728,8 +823,21 @@ def _unit_query(field: str, tokens: list[str], fuzzy: bool) -> tantivy.Query | N
     distance = auto_fuzziness(token) if fuzzy else 0
     if distance == 0:
         return exact
-    near = tantivy.Query.fuzzy_term_query(SCHEMA, field, token, distance=distance)
-    return tantivy.Query.disjunction_max_query([exact, tantivy.Query.boost_query(near, FUZZY_WEIGHT)])
+    if vocabulary is None:
+        near = tantivy.Query.boost_query(
+            tantivy.Query.fuzzy_term_query(SCHEMA, field, token, distance=distance), FUZZY_WEIGHT
+        )
+    else:
+        bit = _FIELD_BITS[field]
+        terms = [term for term, fields in vocabulary.variants(token, distance) if fields & bit]
+        if not terms:  # no term of this field is that near, so neither is the token itself
+            return exact
+        matches = [tantivy.Query.term_query(SCHEMA, field, term) for term in terms]
+        either = matches[0]
+        if len(matches) > 1:
+            either = tantivy.Query.boolean_query([(tantivy.Occur.Should, q) for q in matches])
+        near = tantivy.Query.const_score_query(either, FUZZY_WEIGHT)
+    return tantivy.Query.disjunction_max_query([exact, near])
 
 
 def _units(text: str) -> list[list[list[str]]]:
@@ -751,7 +859,9 @@ def _units(text: str) -> list[list[list[str]]]:
     return units
 
 
-def _text_queries(text: str) -> tuple[tantivy.Query | None, tantivy.Query | None]:
+def _text_queries(
+    text: str, vocabulary: Vocabulary | None = None
+) -> tuple[tantivy.Query | None, tantivy.Query | None]:
     """(matching query, highlight query). ``best_fields``: the best field's match counts."""
     units = _units(text)
     if not units:
@@ -761,7 +871,9 @@ def _text_queries(text: str) -> tuple[tantivy.Query | None, tantivy.Query | None
     for field, boost in TEXT_FIELDS.items():
         unit_queries = []
         for alternatives in units:
-            options = [q for q in (_unit_query(field, a, fuzzy=True) for a in alternatives) if q is not None]
+            options = [
+                q for q in (_unit_query(field, a, True, vocabulary) for a in alternatives) if q is not None
+            ]
             unit_queries.append(
                 options[0] if len(options) == 1 else tantivy.Query.disjunction_max_query(options)
             )
@@ -887,13 +999,12 @@ def _addresses(searcher: tantivy.Searcher, engine: _Engine, hashes: list[int]) -
     """Doc addresses of live documents by product hash, in the order given."""
     if not hashes:
         return []
-    query = tantivy.Query.boolean_query(
-        [
-            (tantivy.Occur.Must, tantivy.Query.term_set_query(SCHEMA, "pid_hash", hashes)),
-            (tantivy.Occur.Must, engine.live_query),
-        ]
+    # a disjunction of term queries: for a page of ids ~7x cheaper than a term_set_query (0.08 vs 0.55 ms)
+    either = tantivy.Query.boolean_query(
+        [(tantivy.Occur.Should, tantivy.Query.term_query(SCHEMA, "pid_hash", h)) for h in hashes]
     )
-    hits = searcher.search(query, limit=len(hashes), count=False).hits
+    live = [(tantivy.Occur.Must, either), (tantivy.Occur.Must, engine.live_query)]
+    hits = searcher.search(tantivy.Query.boolean_query(live), limit=len(hashes), count=False).hits
     addresses = [address for _, address in hits]
     keys = searcher.fast_field_values("pid_hash", addresses)
     by_key = {int(k or 0): a for k, a in zip(keys, addresses, strict=True)}
