@@ -6,7 +6,8 @@
    SQLite event log (the synthetic catalog when ``../shared/datasets`` is missing, and it says so).
 2. Each run projects the whole log into a fresh Tantivy index: ``ProjectorTask`` + ``SearchProjection``
    in a new consumer group, exactly as ``serve``/``project`` run it (poll, decode, dead-letter check,
-   handle, commit offsets), timed until the group's lag is 0.
+   stage the index writes, one index commit per ``STAGED_COMMIT_EVENTS`` records or when the log is
+   drained, commit offsets), timed until the group's lag is 0.
 3. Same-run baselines, alternating with the projector runs: the raw adapter ``upsert`` of the same
    documents, decoded and built beforehand (not timed), into a fresh index (revision checks included):
    in one call (one commit: the rate the index alone takes them at), and in calls of ``--batch``

@@ -26,7 +26,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -42,6 +42,11 @@ log = structlog.get_logger(__name__)
 
 LIVE_SEARCH_GROUP = "read-models.search"
 LIVE_STOCK_GROUP = "read-models.stock"
+
+# Records per Tantivy commit when a projection stages its writes (see ``EventProcessor``): catching up
+# takes a few commits instead of one per polled batch (measured: eight commits of 5,000 documents cost
+# ~40% more CPU than one of 40,000, mostly segment flushes and merges); a drained log flushes at once.
+STAGED_COMMIT_EVENTS = 20_000
 
 
 def unique_group(prefix: str) -> str:
@@ -100,8 +105,26 @@ class EventHandler(Protocol):
     async def handle(self, events: Sequence[Envelope]) -> None: ...
 
 
+@runtime_checkable
+class StagingHandler(EventHandler, Protocol):
+    """A projection whose writes can be staged over several batches and made durable at once."""
+
+    @property
+    def staging(self) -> bool:
+        """Whether ``stage`` + ``flush`` apply (e.g. only with an index that stages writes)."""
+        ...
+
+    async def stage(self, events: Sequence[Envelope]) -> None: ...
+
+    async def flush(self) -> None: ...
+
+
 class ProjectorTask:
-    """One projection in one consumer group, as a background task with metrics."""
+    """One projection in one consumer group, as a background task with metrics.
+
+    A projection that stages its writes (``StagingHandler`` with ``staging`` true) runs in the processor's
+    staged mode: one durable write and offset commit per ``commit_every`` records or drained log.
+    """
 
     def __init__(
         self,
@@ -116,6 +139,7 @@ class ProjectorTask:
         lag_interval_s: float = 5.0,
         on_batch: Callable[[int], None] | None = None,
         linger_s: float = 0.0,
+        commit_every: int = STAGED_COMMIT_EVENTS,
     ) -> None:
         self.projection = projection
         self.linger_s = linger_s  # after a partial batch, wait: the next poll then takes a bigger batch
@@ -124,6 +148,8 @@ class ProjectorTask:
         self.metrics = metrics
         self.lag_interval_s = lag_interval_s
         self.on_batch = on_batch
+        self._staging = isinstance(projection, StagingHandler) and projection.staging
+        self._partial = False  # the last batch handed over was not a full one
         self.processor = EventProcessor(
             event_log,
             projection.topics,
@@ -132,14 +158,22 @@ class ProjectorTask:
             batch_size=batch_size,
             poll_timeout=poll_timeout,
             replay=replay,
+            flush=self._flush if self._staging else None,
+            flush_every=commit_every,
         )
         self._task: asyncio.Task[None] | None = None
         self._lag_task: asyncio.Task[None] | None = None
 
     async def _handle(self, consumed: Sequence[ConsumedEvent]) -> None:
         started = time.perf_counter()
-        await self.projection.handle([c.event for c in consumed])
-        name = self.projection.name
+        events = [c.event for c in consumed]
+        projection = self.projection
+        if self._staging:
+            assert isinstance(projection, StagingHandler)
+            await projection.stage(events)
+        else:
+            await projection.handle(events)
+        name = projection.name
         self.metrics.batch_seconds.labels(name).observe(time.perf_counter() - started)
         counts: dict[str, int] = {}
         for c in consumed:
@@ -148,7 +182,18 @@ class ProjectorTask:
             self.metrics.events.labels(name, event_type).inc(count)
         if self.on_batch is not None:
             self.on_batch(len(consumed))
-        if self.linger_s and len(consumed) < self.batch_size:
+        self._partial = len(consumed) < self.batch_size
+        if self._partial and not self._staging:
+            await self._linger()
+
+    async def _flush(self) -> None:
+        assert isinstance(self.projection, StagingHandler)
+        await self.projection.flush()
+        if self._partial:
+            await self._linger()
+
+    async def _linger(self) -> None:
+        if self.linger_s:
             await asyncio.sleep(self.linger_s)
 
     async def refresh_lag(self) -> int:

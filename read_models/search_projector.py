@@ -20,11 +20,15 @@ Per batch (the runner commits offsets only after ``handle`` returned):
 Delivery zones are projected by ``read_models.projectors.ZoneProjection`` in every serving process.
 The index stock flag is near-real-time and lets the index compute totals and facets over in-stock items;
 the out-of-stock set is exact and is checked for every result page.
+
+With an index that stages writes (Tantivy), a runner may ``stage`` several batches and ``flush`` them in one
+index commit (``handle`` is both); steps 1 and 2 are applied at once either way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Protocol, runtime_checkable
 
 import structlog
 
@@ -38,15 +42,31 @@ from emporium.contracts.events import (
 )
 from read_models.out_of_stock import OutOfStockSet, ProductLink, StockChange
 from search.documents import document_from_product
-from search.port import SearchIndex
+from search.port import SearchDocument, SearchIndex, SearchIndexError
 
 log = structlog.get_logger(__name__)
 
 
-def _epoch_ms(event: Envelope) -> int:
-    """``sort=newest`` orders by the time of the product's latest catalog event (the log keeps no
-    separate first-seen time, and a rebuild must reproduce the same value)."""
-    return int(event.occurred_at.timestamp() * 1000)
+@runtime_checkable
+class StagingSearchIndex(Protocol):
+    """An index whose writes can wait (``commit=False``) for one ``commit_staged`` (the Tantivy adapter)."""
+
+    async def upsert(self, documents: Sequence[SearchDocument], *, commit: bool = True) -> int: ...
+
+    async def delete(self, items: Sequence[tuple[str, int]], *, commit: bool = True) -> int: ...
+
+    async def set_stock_flags(self, items: Sequence[tuple[str, bool]], *, commit: bool = True) -> None: ...
+
+    async def commit_staged(self) -> None: ...
+
+    async def refresh(self) -> None: ...
+
+
+def _staging(index: SearchIndex | None) -> StagingSearchIndex | None:
+    """``index`` when its class stages writes (a wrapper that forwards other calls is not one)."""
+    if isinstance(index, StagingSearchIndex) and hasattr(type(index), "commit_staged"):
+        return index
+    return None
 
 
 class StockProjection:
@@ -87,41 +107,80 @@ class SearchProjection:
         self.stock = stock
         self.topics = tuple(topics)
         self.on_index_write = on_index_write  # e.g. invalidate this process's search result cache
+        self._staged_into: StagingSearchIndex | None = None  # holds writes until ``flush``
+        self._refresh_due = False  # a restock was staged: refresh once it is committed
+
+    @property
+    def staging(self) -> bool:
+        return _staging(self.index) is not None
 
     async def handle(self, events: Sequence[Envelope]) -> None:
+        await self.stage(events)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Commit the staged index writes (durable and searchable on return)."""
+        staged, self._staged_into = self._staged_into, None
+        if staged is None:
+            return
+        refresh, self._refresh_due = self._refresh_due, False
+        try:
+            self._check_staging_target(staged)
+            await staged.commit_staged()
+            if refresh:
+                await staged.refresh()
+        finally:
+            if self.on_index_write is not None:
+                self.on_index_write()
+
+    async def stage(self, events: Sequence[Envelope]) -> None:
+        """Apply stock and links now; write the index (staged when it can stage: see ``flush``)."""
         catalog: dict[str, Envelope] = {}
         stock: dict[str, StockChange] = {}
         for event in events:
             payload = event.payload
-            if isinstance(payload, ProductUpserted | ProductRemoved):
-                product_id = (
-                    payload.product.product_id if isinstance(payload, ProductUpserted) else payload.product_id
-                )
-                seen = catalog.get(product_id)
-                if seen is None or event.revision > seen.revision:
-                    catalog[product_id] = event
+            if isinstance(payload, ProductUpserted):
+                product_id = payload.product.product_id
+            elif isinstance(payload, ProductRemoved):
+                product_id = payload.product_id
             elif isinstance(payload, StockLevelChanged):
                 seen_stock = stock.get(payload.sku)
                 if seen_stock is None or event.revision > seen_stock.revision:
                     stock[payload.sku] = StockChange(payload.sku, payload.in_stock, event.revision)
-            # other event types on these topics (supplier onboarded, restock alerts) are not searchable
+                continue
+            else:  # other event types on these topics (supplier onboarded, restock alerts) are not searchable
+                continue
+            seen = catalog.get(product_id)
+            if seen is None or event.revision > seen.revision:
+                catalog[product_id] = event
 
         result = await self.stock.apply(list(stock.values()))
         if catalog:
-            await self.stock.link([self._link(event) for event in catalog.values()])
+            links = []
+            for product_id, event in catalog.items():
+                payload = event.payload
+                sku = payload.product.sku if isinstance(payload, ProductUpserted) else None
+                links.append(ProductLink(product_id, sku))
+            await self.stock.link(links)
         if self.index is not None and (catalog or stock):
+            if (staged := _staging(self.index)) is not None:
+                if self._staged_into is not None:
+                    self._check_staging_target(self._staged_into)
+                self._staged_into = staged  # before writing: a failed write still needs the flush
+                await self._write_index(catalog, stock, result.applied, result.flipped)
+                return
             try:
                 await self._write_index(catalog, stock, result.applied, result.flipped)
             finally:
                 if self.on_index_write is not None:
                     self.on_index_write()
 
-    @staticmethod
-    def _link(event: Envelope) -> ProductLink:
-        payload = event.payload
-        if isinstance(payload, ProductUpserted):
-            return ProductLink(payload.product.product_id, payload.product.sku)
-        return ProductLink(payload.product_id, None)
+    def _check_staging_target(self, target: StagingSearchIndex) -> None:
+        """Writes staged in an index that is no longer ours (a rebuild swapped ``self.index``) may be gone
+        with it: fail, so that the runner hands every staged batch over again."""
+        if target is not self.index:
+            self._staged_into = None
+            raise SearchIndexError("search index changed while writes were staged; writing them again")
 
     async def _write_index(
         self,
@@ -132,26 +191,31 @@ class SearchProjection:
     ) -> None:
         index = self.index
         assert index is not None
-        upserts = [e for e in catalog.values() if isinstance(e.payload, ProductUpserted)]
-        removals = [
-            (e.payload.product_id, e.revision)
-            for e in catalog.values()
-            if isinstance(e.payload, ProductRemoved)
-        ]
+        staged = _staging(index)
+        upserts: list[Envelope] = []
+        removals: list[tuple[str, int]] = []
+        for product_id, event in catalog.items():
+            if isinstance(event.payload, ProductUpserted):
+                upserts.append(event)
+            else:
+                removals.append((product_id, event.revision))
         if upserts:
             out = await self.stock.out_of_stock([e.payload.product.sku for e in upserts])
+            # ``sort=newest`` orders by the time of the product's latest catalog event (the log keeps no
+            # separate first-seen time, and a rebuild must reproduce the same value).
             documents = [
                 document_from_product(
-                    e.payload.product,
+                    product,
                     e.revision,
-                    in_stock=e.payload.product.sku not in out,
-                    created_at_ms=_epoch_ms(e),
+                    in_stock=product.sku not in out,
+                    created_at_ms=int(e.occurred_at.timestamp() * 1000),
                 )
                 for e in upserts
+                for product in (e.payload.product,)
             ]
-            await index.upsert(documents)
+            await (staged.upsert(documents, commit=False) if staged else index.upsert(documents))
         if removals:
-            await index.delete(removals)
+            await (staged.delete(removals, commit=False) if staged else index.delete(removals))
 
         # Index stock flags: SKUs whose state flipped, plus SKUs we did not apply (a duplicate, or another
         # writer such as a rebuild applied it first: the flag is then written from the current truth).
@@ -172,6 +236,9 @@ class SearchProjection:
             for product_id in product_ids
         ]
         if flags:
-            await index.set_stock_flags(flags)
-            if any(in_stock for _, in_stock in flags):
-                await index.refresh()  # a restock must be searchable again at once
+            await (staged.set_stock_flags(flags, commit=False) if staged else index.set_stock_flags(flags))
+            if any(in_stock for _, in_stock in flags):  # a restock must be searchable again at once
+                if staged:
+                    self._refresh_due = True
+                else:
+                    await index.refresh()

@@ -13,8 +13,9 @@ class OutgoingMessage(NamedTuple):
     value: bytes
 
 
-class Record(msgspec.Struct, frozen=True):
-    """One consumed message and where it sits in the log."""
+class Record(msgspec.Struct, frozen=True, gc=False):
+    """One consumed message and where it sits in the log (untracked by the cyclic GC: it holds only
+    immutable values, and consumers keep many of them)."""
 
     topic: str
     partition: int

@@ -9,6 +9,14 @@ Loop contract (at-least-once, poison-proof):
 4. commit only after the handler returned. If it raises, nothing is committed: the same batch is
    retried with exponential backoff (the handler must be idempotent, which every projector is, since
    events carry per-entity revisions) until it succeeds or the processor is stopped.
+
+Staged mode (``flush`` given): the handler only stages its writes (e.g. adds documents to a Tantivy
+writer), and ``flush`` makes everything staged durable. Several polled batches are staged, then flushed
+once and their offsets committed: while the previous batch is still being indexed in the engine's own
+threads, the next one is polled and decoded, and one commit serves up to ``flush_every`` records. A flush
+happens as soon as a poll comes back short of a full batch (the log is drained: a trickle of events is
+never held back) or ``flush_every`` records wait. After any failure every staged batch is handed to the
+handler again before the next flush, since the failed write may have dropped what was staged before it.
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ class ConsumedEvent(NamedTuple):
 
 
 BatchHandler = Callable[[Sequence[ConsumedEvent]], Awaitable[None]]
+BatchFlush = Callable[[], Awaitable[None]]
 
 
 @dataclass
@@ -85,6 +94,8 @@ class EventProcessor:
         retry_initial_s: float = 0.2,
         retry_max_s: float = 30.0,
         replay: bool = False,
+        flush: BatchFlush | None = None,
+        flush_every: int = 0,
     ) -> None:
         self.log = log
         self.topics = tuple(topics)
@@ -97,6 +108,11 @@ class EventProcessor:
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
         self.replay = replay
+        self.flush = flush
+        self.flush_every = max(flush_every, batch_size)
+        self._staged: list[Sequence[ConsumedEvent]] = []  # handled (staged) batches not yet flushed
+        self._staged_records = 0  # records polled since the last offset commit
+        self._restage = False  # a staged write failed: hand every staged batch over again
         self.stats = ProcessorStats()
         self._stop = asyncio.Event()
         self.started = asyncio.Event()  # set once the consumer joined its group (before the first poll)
@@ -126,8 +142,10 @@ class EventProcessor:
             if self.replay:
                 await consumer.seek_to_beginning()
             while not self._stop.is_set():
+                # With staged work, only look for what is already there: flush now if nothing is.
+                timeout = 0.0 if self._staged_records else self.poll_timeout
                 try:
-                    records = await consumer.poll(self.batch_size, self.poll_timeout)
+                    records = await consumer.poll(self.batch_size, timeout)
                 except Exception as exc:  # e.g. a locked SQLite file or a broker hiccup: wait and retry
                     self._log.error("eventlog.poll_failed", error=repr(exc))
                     try:
@@ -135,13 +153,16 @@ class EventProcessor:
                     except _StopRequested:
                         break
                     continue
-                if not records:
-                    continue
                 try:
-                    await self._process(consumer, records)
+                    if records:
+                        await self._process(consumer, records)
+                    elif self._staged_records:
+                        await self._flush_and_commit(consumer)
                 except _StopRequested:
                     break
         finally:
+            self._staged.clear()  # not committed: the group's next member reads it again
+            self._staged_records = 0
             if watcher is not None:
                 watcher.cancel()
             await consumer.stop()
@@ -169,10 +190,45 @@ class EventProcessor:
             # Durably parked before the commit below moves past them.
             await self._retrying("dead_letter", lambda: self.log.publish(self.dead_letter_topic, poison))
             self.stats.dead_lettered += len(poison)
+        if self.flush is None:
+            if events:
+                await self._retrying("handler", lambda: self.handler(events))
+            await self._commit(consumer, len(events))
+            return
+        self._staged.append(events)
+        self._staged_records += len(records)
         if events:
-            await self._retrying("handler", lambda: self.handler(events))
+            await self._retrying("handler", self._stage_newest)
+        if len(records) < self.batch_size or self._staged_records >= self.flush_every:
+            await self._flush_and_commit(consumer)
+
+    async def _stage_newest(self) -> None:
+        batches = self._staged if self._restage else self._staged[-1:]
+        self._restage = True  # cleared only if every batch was handed over
+        for batch in batches:
+            if batch:
+                await self.handler(batch)
+        self._restage = False
+
+    async def _flush_staged(self) -> None:
+        assert self.flush is not None
+        if self._restage:
+            for batch in self._staged:
+                if batch:
+                    await self.handler(batch)
+        self._restage = True
+        await self.flush()
+        self._restage = False
+
+    async def _flush_and_commit(self, consumer: Consumer) -> None:
+        await self._retrying("handler", self._flush_staged)
+        await self._commit(consumer, sum(len(batch) for batch in self._staged))
+        self._staged.clear()
+        self._staged_records = 0
+
+    async def _commit(self, consumer: Consumer, events: int) -> None:
         await self._retrying("commit", consumer.commit)
-        self.stats.processed += len(events)
+        self.stats.processed += events
         self.stats.batches += 1
         self.stats.last_commit_monotonic = time.monotonic()
 
@@ -268,6 +324,7 @@ async def publish_events(log: EventLog, events: Sequence[Envelope]) -> None:
 
 
 __all__ = [
+    "BatchFlush",
     "BatchHandler",
     "ConsumedEvent",
     "EventProcessor",

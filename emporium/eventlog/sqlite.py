@@ -566,8 +566,9 @@ class SqliteConsumer:
         order = order[self._rr :] + order[: self._rr]  # rotate so no partition starves
         positions = [(tp, self._positions[tp]) for tp in order]
 
-        def _read(conn: sqlite3.Connection) -> list[Record]:
+        def _read(conn: sqlite3.Connection) -> tuple[list[Record], dict[TopicPartition, int]]:
             out: list[Record] = []
+            reached: dict[TopicPartition, int] = {}  # next offset per partition read from
             budget = max_records
             for (topic, partition), start in positions:
                 if budget <= 0:
@@ -577,15 +578,15 @@ class SqliteConsumer:
                     ' WHERE topic = ? AND partition = ? AND "offset" >= ? ORDER BY "offset" LIMIT ?',
                     (topic, partition, start, budget),
                 ).fetchall()
-                out.extend(Record(topic, partition, o, k, v, ts) for o, k, v, ts in rows)
-                budget -= len(rows)
-            return out
+                if rows:
+                    out += [Record(topic, partition, o, k, v, ts) for o, k, v, ts in rows]
+                    reached[(topic, partition)] = rows[-1][0] + 1
+                    budget -= len(rows)
+            return out, reached
 
-        records = await self._conn.run(_read)
-        for record in records:
-            tp = (record.topic, record.partition)
-            self._positions[tp] = record.offset + 1
-            self._polled[tp] = record.offset + 1
+        records, reached = await self._conn.run(_read)
+        self._positions.update(reached)
+        self._polled.update(reached)
         return records
 
     async def commit(self) -> None:
