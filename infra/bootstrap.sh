@@ -86,6 +86,15 @@ case "$action" in
     ;;
   bench)
     ensure_system_packages
+    # The HTTP benchmarks drive the server with wrk (a compiled client: a Python driver would eat the
+    # cores the server is measured on). It starts no service, so no policy-rc.d guard is needed.
+    if ! command -v wrk >/dev/null; then
+      say "installing Debian package: wrk"
+      sudo=""
+      [ "$(id -u)" -eq 0 ] || sudo="sudo"
+      $sudo apt-get update -qq
+      $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null
+    fi
     ensure_venv "dev,loadtest"
     exec "$VENV/bin/python" -m loadtest.bench "$@"
     ;;

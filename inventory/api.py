@@ -125,12 +125,13 @@ def error_response(exc: InventoryError) -> Response[dict[str, Any]]:
     return Response(body, status_code=code, headers=headers)
 
 
+_RETRY_AFTER = {"Retry-After": "1"}  # (not ``encoded_headers``: deprecated, it warns on every call)
+
+
 def _fast_json(code: int, body: dict[str, Any]) -> ASGIResponse:
     """Pre-encoded JSON straight to ASGI: the reservation hot path skips response rendering."""
-    headers = [(b"retry-after", b"1")] if code == HTTP_503_SERVICE_UNAVAILABLE else None
-    return ASGIResponse(
-        body=_json.encode(body), status_code=code, media_type=MediaType.JSON, encoded_headers=headers
-    )
+    headers = _RETRY_AFTER if code == HTTP_503_SERVICE_UNAVAILABLE else None
+    return ASGIResponse(body=_json.encode(body), status_code=code, media_type=MediaType.JSON, headers=headers)
 
 
 def _header(request: Request[Any, Any, Any], name: bytes) -> str | None:

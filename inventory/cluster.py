@@ -33,8 +33,12 @@ Invariants (what makes "never oversell, never lose an acknowledged reservation" 
    (A restart that reloads an old RDB/AOF snapshot keeps ``ready``; it is caught by the monitor's
    ``run_id`` check within ``monitor_interval`` or by the dropped connections. Run the fast-path
    Redis without persistence, as the local stack does: a rebuild from MySQL is the recovery.)
-5. **Idempotency:** a key maps to one reservation in Redis (SET, decided atomically with the hold)
-   and in MySQL (UNIQUE). A retry is answered from MySQL once the original is durable.
+5. **Idempotency:** a key maps to one reservation in Redis (a field of the current time bucket's
+   hash, decided atomically with the hold; see reserve_batch.lua) and in MySQL (UNIQUE). A retry is
+   answered from MySQL once the original is durable.
+6. **Per-customer counts** are kept in Redis only for SKUs with a limit. Introducing a limit on a
+   SKU without one stops decisions and reconciles (``stock_pre``/``stock_post`` answer REBUILD), so
+   the counts are rebuilt from MySQL before any decision uses them.
 
 Single Redis primary: scripts touch keys they compute, so this adapter does not run on Redis Cluster.
 """
@@ -50,7 +54,7 @@ import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 import aiomysql
 import msgspec
@@ -124,14 +128,10 @@ class _Fenced(Exception):
     """The batch was decided under an epoch that a reconcile has since replaced."""
 
 
-@dataclass(slots=True)
-class _Decided:
-    """A hold taken in Redis, waiting for the group commit."""
-
-    reservation: Reservation
-    future: asyncio.Future[Reservation]
-    epoch: str
-    decided_at: float
+# A hold taken in Redis, waiting for the group commit: (reservation, the caller's future, epoch,
+# durable), ``durable`` being shared by the holds of one Lua batch and set once they are written.
+# A plain tuple: one is made per reservation on the hot path, at a fraction of a dataclass' cost.
+_Decided: TypeAlias = tuple[Reservation, "asyncio.Future[Reservation]", str, "asyncio.Future[None]"]
 
 
 @dataclass(slots=True)
@@ -153,11 +153,28 @@ def _q(value: str) -> str:
     return "'" + escape_string(value) + "'"
 
 
-def _literal_safe(text: str) -> bool:
+def _double(x: float) -> str:
+    """A float as an SQL approximate-value literal ("...e0"): MySQL parses it straight to DOUBLE,
+    where a plain "123.456" is an exact DECIMAL converted per row (a measurable share of the group
+    commit's server CPU). ``repr`` round-trips, so the stored value is exactly ``x``."""
+    text = repr(x)
+    return text if "e" in text else text + "e0"
+
+
+def _literal_safe(text: str, quotes: int) -> bool:
     """Identifiers are validated to [A-Za-z0-9._:/@+#=-] (domain.validate_identifier), so they need no
-    escaping inside '...'. The hot path checks a whole batch with one C-level scan instead of
-    escaping every value, and falls back to escaping should anything else ever get through."""
-    return "'" not in text and "\\" not in text
+    escaping inside '...'. The hot path checks a whole VALUES list with two C-level scans (exactly the
+    quotes it wrote, no backslash) instead of escaping every value, and falls back to escaping should
+    anything else ever get through."""
+    return "\\" not in text and text.count("'") == quotes
+
+
+# The group commit's INSERTs leave out the columns whose default is the value (schema migration 2).
+_RESERVATION_INSERT = (
+    "INSERT IGNORE INTO inv_reservations"
+    " (id, idempotency_key, sku, customer_id, quantity, expires_at, created_at, updated_at) VALUES "
+)
+_LEDGER_RESERVE = "INSERT INTO inv_ledger (sku, kind, d_held, reservation_id, at) VALUES "
 
 
 def _reservation_values(rows: Sequence[Reservation], now: float) -> str:
@@ -169,31 +186,32 @@ def _reservation_values(rows: Sequence[Reservation], now: float) -> str:
     def f(x: float) -> str:
         text = floats.get(x)
         if text is None:
-            text = floats[x] = repr(x)
+            text = floats[x] = _double(x)
         return text
 
     updated = f(now)
     fast = ",".join(
         f"('{r.reservation_id}','{r.idempotency_key}','{r.sku}','{r.customer_id}',{r.quantity},"
-        f"'held',{f(r.expires_at)},{f(r.created_at)},{updated})"
+        f"{f(r.expires_at)},{f(r.created_at)},{updated})"
         for r in rows
     )
-    if _literal_safe(fast):
+    if _literal_safe(fast, 8 * len(rows)):
         return fast
     return ",".join(
         f"('{r.reservation_id}',{_q(r.idempotency_key)},{_q(r.sku)},{_q(r.customer_id)},"
-        f"{r.quantity},'held',{r.expires_at!r},{r.created_at!r},{updated})"
+        f"{r.quantity},{f(r.expires_at)},{f(r.created_at)},{updated})"
         for r in rows
     )
 
 
 def _ledger_values(rows: Sequence[Reservation], now: float) -> str:
-    """VALUES list of the ledger's 'reserve' movements, one row per reservation."""
-    at = repr(now)
-    fast = ",".join(f"('{r.sku}','reserve',0,{r.quantity},0,'{r.reservation_id}',{at})" for r in rows)
-    if _literal_safe(fast):
+    """VALUES list of the ledger's 'reserve' movements, one row per reservation (columns as in
+    ``_LEDGER_RESERVE``: d_on_hand and d_sold are the column defaults, 0; migration 2)."""
+    at = _double(now)
+    fast = ",".join(f"('{r.sku}','reserve',{r.quantity},'{r.reservation_id}',{at})" for r in rows)
+    if _literal_safe(fast, 6 * len(rows)):
         return fast
-    return ",".join(f"({_q(r.sku)},'reserve',0,{r.quantity},0,'{r.reservation_id}',{at})" for r in rows)
+    return ",".join(f"({_q(r.sku)},'reserve',{r.quantity},'{r.reservation_id}',{at})" for r in rows)
 
 
 class ClusterEngine:
@@ -255,7 +273,7 @@ class ClusterEngine:
         self._write_q: list[_Decided] = []
         self._write_wake = asyncio.Event()
         self._inflight = asyncio.Semaphore(max_inflight)
-        self._durable: dict[str, asyncio.Future[None]] = {}  # rid -> its write batch, until committed
+        self._writing: set[asyncio.Future[None]] = set()  # the durable futures of unwritten batches
         self._in_doubt: list[Reservation] = []
         self._reconcile_lock = asyncio.Lock()
         self._reconcile_task: asyncio.Task[Any] | None = None
@@ -325,7 +343,13 @@ class ClusterEngine:
         await self._redis.aclose()
 
     async def _drain_queues(self) -> None:
-        while self._reserve_q or self._write_q or self._active or self._durable:  # noqa: ASYNC110
+        while (  # noqa: ASYNC110
+            self._reserve_q
+            or self._write_q
+            or self._active
+            or self._writing
+            or self._idle_writers < len(self._writer_conns)
+        ):
             await asyncio.sleep(0.01)
 
     async def migrate(self) -> list[int]:
@@ -351,6 +375,10 @@ class ClusterEngine:
 
     def _k(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
+
+    def _bucket(self, now: float) -> int:
+        """The idempotency hash decisions at ``now`` write to (see reserve_batch.lua)."""
+        return int(now // self.idempotency_ttl)
 
     async def _load_scripts(self) -> None:
         for name, src in self._lua_src.items():
@@ -482,13 +510,20 @@ class ClusterEngine:
                 await self._inflight.acquire()
                 batch = self._reserve_q[: self.max_batch]
                 del self._reserve_q[: self.max_batch]
-                task = asyncio.create_task(self._decide(batch))
+                task = asyncio.create_task(self._decide_or_fail(batch))
                 self._active.add(task)
                 task.add_done_callback(self._decided)
 
     def _decided(self, task: asyncio.Task[Any]) -> None:
         self._active.discard(task)
         self._inflight.release()
+
+    async def _decide_or_fail(self, batch: list[tuple[ReserveRequest, asyncio.Future[Reservation]]]) -> None:
+        try:
+            await self._decide(batch)
+        except Exception as exc:  # a bug must not leave a whole batch of callers waiting forever
+            log.exception("reserve batch failed", error=repr(exc))
+            _fail_all((f for _, f in batch), EngineUnavailable("internal error; retry"))
 
     async def _decide(
         self, batch: list[tuple[ReserveRequest, asyncio.Future[Reservation]]], retry: bool = True
@@ -499,33 +534,26 @@ class ClusterEngine:
             _fail_all((f for _, f in batch), exc)
             return
         now = self.clock()
-        made: list[Reservation] = []
-        lines: list[str] = []
         # Ids as new_reservation_id makes them (time-ordered ms prefix + 80 random bits), but one
         # urandom call per batch instead of one per reservation (a syscall each on the hot path).
+        # A Reservation is built only for the holds Redis grants.
         stamp = f"{int(now * 1000):012x}"
         entropy = os.urandom(10 * len(batch)).hex()
+        expiry: dict[int, float] = {}  # hold_seconds -> expires_at
+        lines: list[str] = []
         for i, (req, _) in enumerate(batch):
-            rid = stamp + entropy[20 * i : 20 * i + 20]
-            res = Reservation(
-                reservation_id=rid,
-                sku=req.sku,
-                quantity=req.quantity,
-                customer_id=req.customer_id,
-                status=Status.HELD,
-                expires_at=round(now + req.hold_seconds, 3),
-                created_at=now,
-                idempotency_key=req.idempotency_key,
-            )
-            made.append(res)
+            exp = expiry.get(req.hold_seconds)
+            if exp is None:
+                exp = expiry[req.hold_seconds] = round(now + req.hold_seconds, 3)
             lines.append(
-                f"{rid} {req.sku} {req.customer_id} {req.quantity} {req.idempotency_key} {res.expires_at}\n"
+                f"{stamp}{entropy[20 * i : 20 * i + 20]} {req.sku} {req.customer_id} {req.quantity}"
+                f" {req.idempotency_key} {exp}\n"
             )
+        bucket = self._bucket(now)
+        bucket_ttl = int((bucket + 3) * self.idempotency_ttl - now) + 1  # fallback; the sweeper unlinks
         started = time.perf_counter()
         try:
-            answer = await self._eval(
-                "reserve_batch", self.prefix, epoch, self.idempotency_ttl, "".join(lines)
-            )
+            answer = await self._eval("reserve_batch", self.prefix, epoch, bucket, bucket_ttl, "".join(lines))
         except EngineUnavailable as exc:
             _fail_all((f for _, f in batch), exc)
             return
@@ -538,17 +566,27 @@ class ClusterEngine:
             else:
                 _fail_all((f for _, f in batch), EngineUnavailable("stock counters are being rebuilt; retry"))
             return
-        durable: asyncio.Future[None] | None = None
-        for (req, fut), res, code in zip(batch, made, answer.split(" "), strict=True):
-            kind = code[0]
-            if kind == "O":
-                if durable is None:
-                    durable = asyncio.get_running_loop().create_future()
-                self._durable[res.reservation_id] = durable
-                self._write_q.append(_Decided(res, fut, epoch, now))
-            elif fut.done():
+        durable: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        decided: list[_Decided] = []
+        held = Status.HELD  # an enum attribute lookup is slow enough to hoist out of the loop
+        for i, ((req, fut), code) in enumerate(zip(batch, answer.split(" "), strict=True)):
+            if code == "O":
+                res = Reservation(
+                    reservation_id=stamp + entropy[20 * i : 20 * i + 20],
+                    sku=req.sku,
+                    quantity=req.quantity,
+                    customer_id=req.customer_id,
+                    status=held,
+                    expires_at=expiry[req.hold_seconds],
+                    created_at=now,
+                    idempotency_key=req.idempotency_key,
+                )
+                decided.append((res, fut, epoch, durable))
                 continue
-            elif kind == "S":
+            if fut.done():
+                continue
+            kind = code[0]
+            if kind == "S":
                 fut.set_exception(InsufficientStock(req.sku, req.quantity, int(code[1:])))
             elif kind == "L":
                 has, limit = code[1:].split(":")
@@ -559,15 +597,19 @@ class ClusterEngine:
                 repeat = asyncio.create_task(self._answer_repeat(req, code[1:], fut))
                 self._active.add(repeat)
                 repeat.add_done_callback(self._active.discard)
-        if durable is not None:
+        if decided:
+            self._writing.add(durable)
+            self._write_q += decided
             self._write_wake.set()
 
     async def _answer_repeat(self, req: ReserveRequest, rid: str, fut: asyncio.Future[Reservation]) -> None:
         try:
-            pending = self._durable.get(rid)
-            if pending is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(pending)
+            # The original may still be on its way to MySQL: wait for the batches written now.
+            # Bounded: a caller must never wait forever; if it is still unsettled, the 503 below asks
+            # the client to retry with the same key.
+            pending = [b for b in self._writing if not b.done()]
+            if pending:
+                await asyncio.wait(pending, timeout=self.db_timeout)
             try:
                 existing = await self.get_reservation(rid)
             except ReservationNotFound:
@@ -622,13 +664,14 @@ class ClusterEngine:
     async def _write_batch(self, batch: list[_Decided], idx: int) -> None:
         by_epoch: dict[str, list[_Decided]] = {}
         for d in batch:
-            by_epoch.setdefault(d.epoch, []).append(d)
+            by_epoch.setdefault(d[2], []).append(d)
         for epoch, items in by_epoch.items():
             await self._commit_holds(epoch, items, idx)
 
     async def _commit_holds(self, epoch: str, items: list[_Decided], idx: int) -> None:
         committing = False
-        outcome: dict[str, Reservation | Exception] = {}
+        outcome: dict[str, Reservation | Exception] | None = None
+        events = 0
         started = time.perf_counter()
         conn: aiomysql.Connection | None = None
         try:
@@ -636,7 +679,7 @@ class ClusterEngine:
                 conn = await self._writer(idx)
                 try:
                     async with conn.cursor() as cur:
-                        outcome = await asyncio.wait_for(
+                        outcome, events = await asyncio.wait_for(
                             self._record_holds(cur, epoch, items), self.db_timeout
                         )
                         committing = True
@@ -666,47 +709,51 @@ class ClusterEngine:
             if committing:
                 # COMMIT was sent: the rows may or may not be in MySQL. Keep the holds (strict) and
                 # settle them with tombstones once MySQL answers again.
-                self._in_doubt.extend(d.reservation for d in items)
+                self._in_doubt.extend(d[0] for d in items)
                 self.stats.in_doubt += len(items)
             else:
-                await self._undo([d.reservation for d in items], epoch)
+                await self._undo([d[0] for d in items], epoch)
             self._settle(items, {}, EngineUnavailable(f"database unavailable: {exc}"))
             return
         self.stats.write_batches += 1
         self.stats.written += len(items)
         self.stats.commit_seconds += time.perf_counter() - started
-        undo = [
-            d.reservation for d in items if outcome.get(d.reservation.reservation_id) is not d.reservation
-        ]
-        if undo:
-            await self._undo(undo, epoch)
+        if outcome is not None:
+            undo = [res for res, *_ in items if outcome.get(res.reservation_id) is not res]
+            if undo:
+                await self._undo(undo, epoch)
         self._settle(items, outcome, None)
-        if self.on_outbox is not None:
+        if events and self.on_outbox is not None:  # most batches cross no threshold: no events
             self.on_outbox()
 
     def _settle(
-        self, items: Sequence[_Decided], outcome: dict[str, Reservation | Exception], error: Exception | None
+        self,
+        items: Sequence[_Decided],
+        outcome: dict[str, Reservation | Exception] | None,
+        error: Exception | None,
     ) -> None:
-        batches: set[asyncio.Future[None]] = set()
-        for d in items:
-            rid = d.reservation.reservation_id
-            b = self._durable.pop(rid, None)
-            if b is not None:
-                batches.add(b)
-            if d.future.done():
+        """Answer the callers: ``error`` for all, else ``outcome`` per id (None: all recorded as decided)."""
+        for res, fut, _, _ in items:
+            if fut.done():
                 continue
-            result = error if error is not None else outcome.get(rid, EngineUnavailable("not recorded"))
-            if isinstance(result, Exception):
-                d.future.set_exception(result)
+            if error is not None:
+                fut.set_exception(error)
+            elif outcome is None:
+                fut.set_result(res)
             else:
-                d.future.set_result(result)
-        for b in batches:
+                result = outcome.get(res.reservation_id, EngineUnavailable("not recorded"))
+                if isinstance(result, Exception):
+                    fut.set_exception(result)
+                else:
+                    fut.set_result(result)
+        for b in {d[3] for d in items}:
+            self._writing.discard(b)
             if not b.done():
                 b.set_result(None)
 
     async def _undo(self, reservations: Sequence[Reservation], epoch: str) -> None:
         """Drop holds that are certainly not in MySQL (and their idempotency keys)."""
-        args: list[Any] = [self.prefix, epoch]
+        args: list[Any] = [self.prefix, epoch, self._bucket(self.clock())]
         for r in reservations:
             args += (_member(r), "undo")
         try:
@@ -717,45 +764,42 @@ class ClusterEngine:
 
     async def _record_holds(
         self, cur: aiomysql.Cursor, epoch: str, items: list[_Decided]
-    ) -> dict[str, Reservation | Exception]:
-        """Inside the writer transaction: fence, rows, duplicates, ledger, counters, outbox."""
+    ) -> tuple[dict[str, Reservation | Exception] | None, int]:
+        """Inside the writer transaction: fence, rows, duplicates, ledger, counters, outbox.
+
+        Returns (None when every row went in as decided, else the outcome per reservation id; the
+        number of outbox events written)."""
         await cur.execute("SELECT epoch FROM inv_meta WHERE id = 1 LOCK IN SHARE MODE")
         (db_epoch,) = await cur.fetchone()
         if str(db_epoch) != epoch:
             raise _Fenced
         now = self.clock()
-        values = _reservation_values([d.reservation for d in items], now)
+        values = _reservation_values([d[0] for d in items], now)
         with warnings.catch_warnings():  # a skipped duplicate is handled below, not a warning
             warnings.simplefilter("ignore")
-            inserted = await cur.execute(
-                "INSERT IGNORE INTO inv_reservations (id, idempotency_key, sku, customer_id, quantity,"
-                " status, expires_at, created_at, updated_at) VALUES " + values
-            )
-        outcome: dict[str, Reservation | Exception] = {
-            d.reservation.reservation_id: d.reservation for d in items
-        }
+            inserted = await cur.execute(_RESERVATION_INSERT + values)
+        outcome: dict[str, Reservation | Exception] | None = None
         accepted = items
         if inserted != len(items):
+            outcome = {res.reservation_id: res for res, *_ in items}
             accepted = await self._resolve_conflicts(cur, items, outcome)
         if not accepted:
-            return outcome
-        ledger = _ledger_values([d.reservation for d in accepted], now)
-        await cur.execute(
-            "INSERT INTO inv_ledger (sku, kind, d_on_hand, d_held, d_sold, reservation_id, at) VALUES "
-            + ledger
-        )
+            return outcome, 0
+        await cur.execute(_LEDGER_RESERVE + _ledger_values([d[0] for d in accepted], now))
         deltas: dict[str, int] = {}
-        for d in accepted:
-            deltas[d.reservation.sku] = deltas.get(d.reservation.sku, 0) + d.reservation.quantity
-        await self._move_counters(cur, {s: (0, q, 0) for s, q in deltas.items()}, reason="reserve", now=now)
-        return outcome
+        for res, *_ in accepted:
+            deltas[res.sku] = deltas.get(res.sku, 0) + res.quantity
+        events = await self._move_counters(
+            cur, {s: (0, q, 0) for s, q in deltas.items()}, reason="reserve", now=now
+        )
+        return outcome, events
 
     async def _resolve_conflicts(
         self, cur: aiomysql.Cursor, items: list[_Decided], outcome: dict[str, Reservation | Exception]
     ) -> list[_Decided]:
         """Rows INSERT IGNORE skipped: an idempotency key already in MySQL, or a tombstoned id."""
-        ids = ",".join(f"'{d.reservation.reservation_id}'" for d in items)
-        keys = ",".join(_q(d.reservation.idempotency_key) for d in items)
+        ids = ",".join(f"'{d[0].reservation_id}'" for d in items)
+        keys = ",".join(_q(d[0].idempotency_key) for d in items)
         await cur.execute(
             f"SELECT {RESERVATION_COLUMNS} FROM inv_reservations"
             f" WHERE id IN ({ids}) OR idempotency_key IN ({keys})"
@@ -765,7 +809,7 @@ class ClusterEngine:
         by_key = {r.idempotency_key: r for r in rows}
         accepted: list[_Decided] = []
         for d in items:
-            mine = d.reservation
+            mine = d[0]
             row = by_id.get(mine.reservation_id)
             if row is not None and row.idempotency_key == mine.idempotency_key:
                 accepted.append(d)
@@ -798,8 +842,10 @@ class ClusterEngine:
         *,
         reason: str,
         now: float,
-    ) -> dict[str, StockLevel]:
-        """Apply (d_on_hand, d_held, d_sold) per SKU under row locks; write events to the outbox."""
+    ) -> int:
+        """Apply (d_on_hand, d_held, d_sold) per SKU under row locks; write events to the outbox.
+
+        Returns the number of outbox events written."""
         skus = sorted(deltas)  # fixed lock order: no deadlocks between writers
         placeholders = ",".join(["%s"] * len(skus))
         await cur.execute(
@@ -809,7 +855,6 @@ class ClusterEngine:
         before = {s.sku: s for s in (stock_from_row(r) for r in await cur.fetchall())}
         updates: list[tuple[Any, ...]] = []
         events: list[tuple[str, str, str]] = []
-        after_all: dict[str, StockLevel] = {}
         for sku in skus:
             b = before.get(sku)
             if b is None:
@@ -824,7 +869,6 @@ class ClusterEngine:
                 revision=b.revision + 1,
                 warehouses=b.warehouses,
             )
-            after_all[sku] = a
             updates.append((a.on_hand, a.held, a.sold, a.revision, now, sku))
             events += _text_rows(
                 outbox_rows(b, a, reason=reason, low_stock_threshold=self.low_stock_threshold)
@@ -838,7 +882,7 @@ class ClusterEngine:
             await cur.executemany(
                 "INSERT INTO inv_outbox (topic, msg_key, value) VALUES (%s, %s, %s)", events
             )
-        return after_all
+        return len(events)
 
     # transitions: MySQL first, then Redis --------------------------------------------------------------
 
@@ -875,7 +919,7 @@ class ClusterEngine:
         epoch = self._epoch
         if not finals or epoch is None:
             return
-        args: list[Any] = [self.prefix, epoch]
+        args: list[Any] = [self.prefix, epoch, self._bucket(self.clock())]
         for pair in finals:
             args += pair
         with contextlib.suppress(EngineUnavailable):
@@ -1045,6 +1089,7 @@ class ClusterEngine:
         feed_revision: int | None,
     ) -> StockLevel | None:
         now = self.clock()
+        rebuild = False
         async with self._txn() as cur:
             await cur.execute(
                 f"SELECT {STOCK_COLUMNS}, feed_revision FROM inv_stock WHERE sku = %s FOR UPDATE", (sku,)
@@ -1066,7 +1111,9 @@ class ClusterEngine:
             lim = -1 if after.per_customer_limit is None else after.per_customer_limit
             epoch = self._epoch
             if epoch is not None:  # make Redis strict before MySQL changes (we hold the row lock)
-                await self._eval("stock_pre", self.prefix, epoch, sku, on_hand, lim)
+                if await self._eval("stock_pre", self.prefix, epoch, sku, on_hand, lim) == "REBUILD":
+                    rebuild = True
+                    self._lost("per-customer limit introduced (its counts are rebuilt)")
             await cur.execute(
                 """INSERT INTO inv_stock (sku, on_hand, held, sold, per_customer_limit, revision,
                        feed_revision, warehouses, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
@@ -1101,7 +1148,7 @@ class ClusterEngine:
         epoch = self._epoch
         if epoch is not None:
             with contextlib.suppress(EngineUnavailable):
-                await self._eval(
+                post = await self._eval(
                     "stock_post",
                     self.prefix,
                     epoch,
@@ -1112,6 +1159,14 @@ class ClusterEngine:
                     after.held,
                     after.sold,
                 )
+                if post == "REBUILD":
+                    rebuild = True
+                    self._lost("per-customer limit introduced (its counts are rebuilt)")
+        if rebuild:  # answer once reservations are decided again (bounded: the change is committed)
+            task = self._reconcile_task
+            if task is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(asyncio.shield(task), self.db_timeout)
         if self.on_outbox is not None:
             self.on_outbox()
         return after
@@ -1239,11 +1294,12 @@ class ClusterEngine:
                         " WHERE status IN ('held', 'confirmed') GROUP BY sku, customer_id"
                     )
                     customers = await cur.fetchall()
+                    bucket = self._bucket(now)
                     await cur.execute(
-                        "SELECT idempotency_key, id FROM inv_reservations WHERE created_at > %s",
-                        (now - self.idempotency_ttl,),
+                        "SELECT idempotency_key, id, created_at FROM inv_reservations WHERE created_at >= %s",
+                        ((bucket - 1) * self.idempotency_ttl,),
                     )
-                    idem = [(k, i) for k, i in await cur.fetchall() if not k.startswith(LOST_PREFIX)]
+                    idem = [r for r in await cur.fetchall() if not r[0].startswith(LOST_PREFIX)]
                     await conn.commit()
                 finally:
                     with contextlib.suppress(Exception):
@@ -1287,14 +1343,21 @@ class ClusterEngine:
                 pipe.zadd(f"{base}:x", {f"{rid} {sku} {cust} {int(qty)} {key}": float(exp)})
                 n += 1
                 await flush()
+            limited = {s.sku for s in stocks if s.per_customer_limit is not None}
             for sku, cust, total in customers:
-                pipe.hset(f"{base}:c:{sku}", cust, int(total))
+                if sku in limited:  # counts are kept only for SKUs with a limit
+                    pipe.hset(f"{base}:c:{sku}", cust, int(total))
+                    n += 1
+                    await flush()
+            buckets: set[int] = set()
+            for key, rid, created_at in idem:
+                b = self._bucket(float(created_at))
+                buckets.add(b)
+                pipe.hset(f"{base}:i:{b}", key, rid)
                 n += 1
                 await flush()
-            for key, rid in idem:
-                pipe.set(f"{base}:i:{key}", rid, ex=self.idempotency_ttl)
-                n += 1
-                await flush()
+            for b in buckets:
+                pipe.expire(f"{base}:i:{b}", int((b + 3) * self.idempotency_ttl - now) + 1)
             await flush(force=True)
             await self._redis.set(self._k("ready"), epoch)
         except _RedisError as exc:
@@ -1345,10 +1408,23 @@ class ClusterEngine:
                 continue
             try:
                 await self.expire_due()
+                await self._drop_old_idempotency()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("inventory sweep failed", error=repr(exc))
+
+    async def _drop_old_idempotency(self) -> None:
+        """UNLINK idempotency buckets that no decision reads any more: freed off Redis' main thread,
+        where their own (fallback) expiry would free a big hash synchronously."""
+        epoch = self._epoch
+        if epoch is None:
+            return
+        bucket = self._bucket(self.clock())
+        with contextlib.suppress(_RedisError):
+            await self._redis.unlink(
+                self._k(epoch, "i", str(bucket - 2)), self._k(epoch, "i", str(bucket - 3))
+            )
 
     async def _monitor_loop(self) -> None:
         """Detect Redis loss/restart and MySQL recovery between requests."""

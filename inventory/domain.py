@@ -32,8 +32,12 @@ MIN_HOLD_SECONDS: Final = 1
 MAX_HOLD_SECONDS: Final = 24 * 3600
 DEFAULT_HOLD_SECONDS: Final = 600
 DEFAULT_LOW_STOCK_THRESHOLD: Final = 5
-# Identifiers travel inside Redis keys and SQL literals: keep them printable and bounded.
-_ID_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+#=-]{0,127}$")
+# Identifiers travel inside Redis keys, the Lua scripts' line protocol and SQL literals: keep them
+# printable and bounded. Always fullmatch: "$" would also accept a trailing newline.
+_ID: Final = r"[A-Za-z0-9][A-Za-z0-9._:/@+#=-]{0,127}"
+_ID_RE: Final = re.compile(_ID)
+# A reservation's three identifiers in one regex call: validate_reserve runs for every request.
+_RESERVE_IDS_RE: Final = re.compile(f"{_ID}\n{_ID}\n{_ID}")
 
 
 class Status(StrEnum):
@@ -163,7 +167,7 @@ class ReconcileReport(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def validate_identifier(value: object, what: str) -> str:
-    if not isinstance(value, str) or not _ID_RE.match(value):
+    if not isinstance(value, str) or not _ID_RE.fullmatch(value):
         raise InvalidRequest(
             f"{what} must be 1-128 printable characters (letters, digits, . _ : / @ + # = -), got {value!r}"
         )
@@ -193,6 +197,17 @@ def validate_limit(value: object) -> int | None:
 
 
 def validate_reserve(request: ReserveRequest) -> ReserveRequest:
+    sku, customer, key, quantity = request.sku, request.customer_id, request.idempotency_key, request.quantity
+    if (  # fast path for a valid request; anything else is checked field by field for its message
+        type(quantity) is int
+        and 1 <= quantity <= MAX_QUANTITY
+        and MIN_HOLD_SECONDS <= request.hold_seconds <= MAX_HOLD_SECONDS
+        and type(sku) is str
+        and type(customer) is str
+        and type(key) is str
+        and _RESERVE_IDS_RE.fullmatch(f"{sku}\n{customer}\n{key}")
+    ):
+        return request
     validate_identifier(request.sku, "sku")
     validate_identifier(request.customer_id, "customer_id")
     validate_identifier(request.idempotency_key, "Idempotency-Key")

@@ -1,5 +1,5 @@
 -- Decide a batch of reservations atomically (one EVALSHA for many requests).
--- ARGV: prefix, epoch, idempotency_ttl_s, requests. ``requests`` is one string, a line per request:
+-- ARGV: prefix, epoch, bucket, bucket_ttl_s, requests. ``requests`` is one string, a line per request:
 -- "rid sku customer qty idem_key expires_at\n" (identifiers never contain blanks). Packing the batch
 -- into one argument keeps the client's per-argument encoding cost out of the hot path.
 -- Returns 'NOTREADY' when this epoch's counters are not built (Redis lost/flushed: reconcile first),
@@ -7,22 +7,29 @@
 -- the limit | 'U' unknown sku | 'D<rid>' idempotency key already maps to rid.
 -- Counters are read once per SKU (and customer) per batch, tracked in Lua tables and written back
 -- once at the end: the script is atomic, so nothing can observe the intermediate state.
+-- Idempotency keys are fields of one hash per time bucket (``i:<bucket>``, key -> rid; the engine
+-- numbers buckets floor(now / idempotency_ttl)) and are looked up in the current and the previous
+-- bucket, so each is remembered for at least the TTL. A hash field costs Redis far less than a key of
+-- its own with an expiry (the engine UNLINKs old buckets; their TTL is only the fallback).
+-- Per-customer counts (``c:<sku>``) are kept only for SKUs that have a limit; introducing a limit
+-- rebuilds them from MySQL (stock_pre/stock_post answer REBUILD).
 local P, E = ARGV[1], ARGV[2]
 if redis.call('GET', P .. ':ready') ~= E then return 'NOTREADY' end
 local base = P .. ':' .. E .. ':'
-local ttl = tonumber(ARGV[3])
+local ikey = base .. 'i:' .. ARGV[3]
+local iold = base .. 'i:' .. (tonumber(ARGV[3]) - 1)
 local xkey = base .. 'x'
 local out = {}
 local n = 0
+local claimed = false
 local stocks = {}  -- sku -> {available, limit, taken} or false when unknown
-local custs = {}   -- "sku customer" -> {has (held + sold), taken}
--- The idempotency key costs one command per request: a request that would take stock claims its key
--- with SET NX (taken -> it is a retry, answer D and take nothing); one that would be refused looks it
--- up with GET (a retry of an earlier success is answered D, not with today's refusal).
-for rid, sku, cust, qs, idem, exp in string.gmatch(ARGV[4], '(%S+) (%S+) (%S+) (%S+) (%S+) (%S+)\n') do
+local custs = {}   -- "sku customer" -> {has (held + sold), taken}, only for SKUs with a limit
+-- A request that would take stock claims its key (HGET in the previous bucket, HSETNX in the current
+-- one; already there -> it is a retry, answer D and take nothing); one that would be refused looks it
+-- up (a retry of an earlier success is answered D, not with today's refusal).
+for rid, sku, cust, qs, idem, exp in string.gmatch(ARGV[5], '(%S+) (%S+) (%S+) (%S+) (%S+) (%S+)\n') do
   n = n + 1
   local q = tonumber(qs)
-  local ikey = base .. 'i:' .. idem
   local st = stocks[sku]
   if st == nil then
     local v = redis.call('HMGET', base .. 's:' .. sku, 'oh', 'h', 'so', 'lim')
@@ -39,30 +46,34 @@ for rid, sku, cust, qs, idem, exp in string.gmatch(ARGV[4], '(%S+) (%S+) (%S+) (
     refusal = 'U'
   elseif st[1] < q then
     refusal = 'S' .. math.max(st[1], 0)
-  else
+  elseif st[2] >= 0 then
     local ck = sku .. ' ' .. cust
     c = custs[ck]
     if c == nil then
-      c = {0, 0}
-      if st[2] >= 0 then c[1] = tonumber(redis.call('HGET', base .. 'c:' .. sku, cust) or '0') end
+      c = {tonumber(redis.call('HGET', base .. 'c:' .. sku, cust) or '0'), 0}
       custs[ck] = c
     end
-    if st[2] >= 0 and c[1] + c[2] + q > st[2] then refusal = 'L' .. (c[1] + c[2]) .. ':' .. st[2] end
+    if c[1] + c[2] + q > st[2] then refusal = 'L' .. (c[1] + c[2]) .. ':' .. st[2] end
   end
   if refusal then
-    local prev = redis.call('GET', ikey)
+    local prev = redis.call('HGET', ikey, idem) or redis.call('HGET', iold, idem)
     if prev then out[n] = 'D' .. prev else out[n] = refusal end
-  elseif redis.call('SET', ikey, rid, 'NX', 'EX', ttl) then
-    st[1] = st[1] - q
-    st[3] = st[3] + q
-    c[2] = c[2] + q
-    -- The hold itself is its member in the expiry index: "rid sku customer qty idem_key".
-    redis.call('ZADD', xkey, exp, rid .. ' ' .. sku .. ' ' .. cust .. ' ' .. qs .. ' ' .. idem)
-    out[n] = 'O'
   else
-    out[n] = 'D' .. redis.call('GET', ikey)
+    local prev = redis.call('HGET', iold, idem)
+    if not prev and redis.call('HSETNX', ikey, idem, rid) == 1 then
+      claimed = true
+      st[1] = st[1] - q
+      st[3] = st[3] + q
+      if c then c[2] = c[2] + q end
+      -- The hold itself is its member in the expiry index: "rid sku customer qty idem_key".
+      redis.call('ZADD', xkey, exp, rid .. ' ' .. sku .. ' ' .. cust .. ' ' .. qs .. ' ' .. idem)
+      out[n] = 'O'
+    else
+      out[n] = 'D' .. (prev or redis.call('HGET', ikey, idem))
+    end
   end
 end
+if claimed then redis.call('EXPIRE', ikey, ARGV[4]) end
 for sku, st in pairs(stocks) do
   if st and st[3] > 0 then redis.call('HINCRBY', base .. 's:' .. sku, 'h', st[3]) end
 end

@@ -168,6 +168,29 @@ async def test_limit_released_hold_frees_quota(h: Harness) -> None:
     await h.engine.reserve(req(qty=2, customer="carol"))
 
 
+async def test_limit_introduced_later_counts_earlier_holds_and_sales(h: Harness) -> None:
+    """A limit set mid-sale counts what the customer already holds and bought before it existed."""
+    await h.engine.set_on_hand("SKU-1", 100)
+    bought = await h.engine.reserve(req(qty=2, customer="dave"))
+    await h.engine.confirm(bought.reservation_id)
+    held = await h.engine.reserve(req(qty=1, customer="dave"))
+    await h.engine.set_on_hand("SKU-1", 100, per_customer_limit=4)
+    with pytest.raises(LimitExceeded) as over:
+        await h.engine.reserve(req(qty=2, customer="dave"))
+    assert (over.value.limit, over.value.already) == (4, 3)
+    await h.engine.release(held.reservation_id)  # a released hold frees quota under the new limit
+    await h.engine.reserve(req(qty=2, customer="dave"))
+    # Lifted, used, then set again: the count still includes everything held or sold meanwhile.
+    await h.engine.set_on_hand("SKU-1", 100, per_customer_limit=0)
+    await h.engine.reserve(req(qty=1, customer="dave"))
+    await h.engine.set_on_hand("SKU-1", 100, per_customer_limit=5)
+    with pytest.raises(LimitExceeded) as again:
+        await h.engine.reserve(req(qty=1, customer="dave"))
+    assert again.value.already == 5
+    audit = h.audit("SKU-1")
+    assert audit.consistent, audit
+
+
 async def test_confirm_and_release_lifecycle(h: Harness) -> None:
     await h.engine.set_on_hand("SKU-1", 10)
     a = await h.engine.reserve(req(qty=2))
