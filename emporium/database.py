@@ -48,4 +48,6 @@ def parse_database_url(url: str) -> SqliteTarget | MysqlTarget:
             database=parts.path.lstrip("/") or "emporium",
             pool_size=int(query.get("pool_size", ["10"])[0]),
         )
-    raise ValueError(f"unsupported database URL {url!r}: use sqlite:///PATH or mysql://USER:PASS@HOST:PORT/DB")
+    raise ValueError(
+        f"unsupported database URL {url!r}: use sqlite:///PATH or mysql://USER:PASS@HOST:PORT/DB"
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from typing import Any
 
 import structlog
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -55,6 +56,15 @@ class HttpMetrics:
             registry=registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
+        # Labelled children by (handler id, method, status): label lookup is a lock and several
+        # dict operations in prometheus_client, too much to repeat on every request of the hot path.
+        self._series: dict[tuple[int, str, int], tuple[Any, Any]] = {}
+
+    def _labelled(self, handler: Any, method: str, status: int) -> tuple[Any, Any]:
+        route = "unmatched"
+        if handler is not None and getattr(handler, "paths", None):
+            route = sorted(handler.paths)[0]
+        return self.requests.labels(method, route, str(status)), self.latency.labels(method, route)
 
     def middleware(self, app: ASGIApp) -> ASGIApp:
         async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
@@ -73,12 +83,14 @@ class HttpMetrics:
             try:
                 await app(scope, receive, send_wrapper)
             finally:
+                elapsed = time.perf_counter() - started
                 handler = scope.get("route_handler")
-                route = "unmatched"
-                if handler is not None and getattr(handler, "paths", None):
-                    route = sorted(handler.paths)[0]
-                method = scope.get("method", "GET")
-                self.requests.labels(method, route, str(status)).inc()
-                self.latency.labels(method, route).observe(time.perf_counter() - started)
+                method = str(scope.get("method", "GET")) if handler is not None else "other"
+                key = (id(handler), method, status)  # bounded: unknown paths all share "other"
+                series = self._series.get(key)
+                if series is None:
+                    series = self._series[key] = self._labelled(handler, method, status)
+                series[0].inc()
+                series[1].observe(elapsed)
 
         return wrapped

@@ -24,7 +24,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from decimal import Decimal
@@ -33,6 +32,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from loadtest.bench_search import free_port
+from loadtest.children import spawn_emporium
 from loadtest.httpload import get, median
 
 PRODUCTS = 400
@@ -143,12 +143,7 @@ async def measure(event_log_url: str, port: int, args: argparse.Namespace) -> li
 
 
 def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-c", "from emporium.cli import main; main()", *cmd],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("wb"),
-    )
+    return spawn_emporium(cmd, env=env, stderr=log.open("wb"))
 
 
 def main() -> None:

@@ -26,8 +26,11 @@ async def catalog_events(kafka_url: str, supplier_id: str) -> list[tuple[str, st
             for record in batch:
                 event = decode_event(record.value)
                 payload = event.payload
-                owner = payload.product.supplier_id if isinstance(payload, ProductUpserted) else getattr(
-                    payload, "supplier_id", None)
+                owner = (
+                    payload.product.supplier_id
+                    if isinstance(payload, ProductUpserted)
+                    else getattr(payload, "supplier_id", None)
+                )
                 if owner == supplier_id and isinstance(payload, ProductUpserted | ProductRemoved):
                     out.append((type(payload).__name__, event.key, event.revision))
     finally:

@@ -1,0 +1,42 @@
+"""Child processes of a benchmark: an `emporium` command that cannot outlive the bench.
+
+A bench killed by a timeout or SIGKILL never runs its ``finally`` blocks, and an orphaned server
+keeps eating CPU on a 2-core machine. Linux's parent-death signal ends the child instead.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+PR_SET_PDEATHSIG = 1
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _die_with_parent() -> None:
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def spawn_emporium(
+    args: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    stdout: IO[Any] | int | None = subprocess.DEVNULL,
+    stderr: IO[Any] | int | None = None,
+    new_session: bool = False,
+) -> subprocess.Popen[bytes]:
+    """Start ``emporium ARGS`` from the repository root; it gets SIGTERM if the bench dies."""
+    return subprocess.Popen(
+        [sys.executable, "-c", "from emporium.cli import main; main()", *args],
+        cwd=ROOT,
+        env=dict(env),
+        stdout=stdout,
+        stderr=stderr,
+        start_new_session=new_session,
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+    )
