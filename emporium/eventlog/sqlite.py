@@ -373,6 +373,7 @@ class SqliteConsumer:
         self._last_sync = 0.0
         self._needs_sync = True
         self._rr = 0
+        self._idle_at: object = None  # (log's MAX(id), positions) of the last fetch that found nothing
         self._heartbeat: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._running = False
@@ -565,8 +566,15 @@ class SqliteConsumer:
         self._rr = (self._rr + 1) % len(order)
         order = order[self._rr :] + order[: self._rr]  # rotate so no partition starves
         positions = [(tp, self._positions[tp]) for tp in order]
+        # An idle consumer polls every partition every few ms; when nothing was appended to the log
+        # since a fetch that found nothing at these same positions, one indexed MAX(id) says so.
+        where = tuple(sorted(positions))
+        idle_at = self._idle_at
 
-        def _read(conn: sqlite3.Connection) -> tuple[list[Record], dict[TopicPartition, int]]:
+        def _read(conn: sqlite3.Connection) -> tuple[list[Record], dict[TopicPartition, int], object]:
+            top = conn.execute("SELECT MAX(id) FROM records").fetchone()[0]
+            if idle_at == (top, where):
+                return [], {}, idle_at
             out: list[Record] = []
             reached: dict[TopicPartition, int] = {}  # next offset per partition read from
             budget = max_records
@@ -582,9 +590,9 @@ class SqliteConsumer:
                     out += [Record(topic, partition, o, k, v, ts) for o, k, v, ts in rows]
                     reached[(topic, partition)] = rows[-1][0] + 1
                     budget -= len(rows)
-            return out, reached
+            return out, reached, None if out else (top, where)
 
-        records, reached = await self._conn.run(_read)
+        records, reached, self._idle_at = await self._conn.run(_read)
         self._positions.update(reached)
         self._polled.update(reached)
         return records
