@@ -42,6 +42,7 @@ from inventory.testing import (
     mysql_target,
     mysql_url_with_database,
 )
+from loadtest.children import cpu_seconds as process_cpu_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -164,12 +165,11 @@ def server_pids(redis_url: str, mysql_url: str) -> dict[str, int]:
 
 def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
     """utime + stime of this process and of ``pids`` (read from /proc)."""
-    tick = os.sysconf("SC_CLK_TCK")
     out = {"python": time.process_time()}
     for name, pid in pids.items():
-        with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            out[name] = (int(fields[11]) + int(fields[12])) / tick
+        seconds = process_cpu_seconds(pid)
+        if seconds == seconds:  # not NaN: the process is still there
+            out[name] = seconds
     return out
 
 

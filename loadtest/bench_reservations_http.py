@@ -35,7 +35,7 @@ from typing import Any
 import httpx
 
 from inventory.testing import audit_mysql, drop_mysql_database, free_port, mysql_url_with_database
-from loadtest.children import spawn_emporium
+from loadtest.children import cpu_seconds, spawn_emporium
 
 WRK_SCRIPT = Path(__file__).with_name("wrk_reservations.lua")
 UNITS = 5_000_000  # on-hand per run: far more than a run can sell, so 201 is the common answer
@@ -59,15 +59,6 @@ class WrkResult:
     statuses: dict[int, int]
     socket_errors: dict[str, int]
     server_cpu_us: float  # server process CPU per request: steadier than rps on a shared machine
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process (Linux /proc); NaN elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_wrk(

@@ -41,7 +41,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from emporium.settings import Settings
-from loadtest.children import spawn_emporium
+from loadtest.children import cpu_seconds, spawn_emporium
 from loadtest.httpload import LoadResult, drive, get, median
 from loadtest.queries import SORTS, Corpus, load_corpus, typo
 
@@ -240,15 +240,6 @@ def hit_rate(before: dict[str, float], after: dict[str, float]) -> float:
     delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in ("page_hit", "page_stale", "page_miss")}
     lookups = sum(delta.values())
     return delta["page_hit"] / lookups if lookups else 0.0
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux ``/proc``; NaN elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass

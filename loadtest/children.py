@@ -1,4 +1,4 @@
-"""Child processes of a benchmark: an `emporium` command that cannot outlive the bench.
+"""Processes of a benchmark: an `emporium` command that cannot outlive the bench, and CPU readings.
 
 A bench killed by a timeout or SIGKILL never runs its ``finally`` blocks, and an orphaned server
 keeps eating CPU on a 2-core machine. Linux's parent-death signal ends the child instead.
@@ -7,6 +7,7 @@ keeps eating CPU on a 2-core machine. Linux's parent-death signal ends the child
 from __future__ import annotations
 
 import ctypes
+import os
 import signal
 import subprocess
 import sys
@@ -40,3 +41,12 @@ def spawn_emporium(
         start_new_session=new_session,
         preexec_fn=_die_with_parent if sys.platform == "linux" else None,
     )
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux ``/proc``; NaN elsewhere or once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
