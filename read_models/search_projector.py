@@ -28,7 +28,6 @@ index commit (``handle`` is both); steps 1 and 2 are applied at once either way.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol, runtime_checkable
 
 import structlog
 
@@ -42,31 +41,9 @@ from emporium.contracts.events import (
 )
 from read_models.out_of_stock import OutOfStockSet, ProductLink, StockChange
 from search.documents import document_from_product
-from search.port import SearchDocument, SearchIndex, SearchIndexError
+from search.port import SearchIndex, SearchIndexError
 
 log = structlog.get_logger(__name__)
-
-
-@runtime_checkable
-class StagingSearchIndex(Protocol):
-    """An index whose writes can wait (``commit=False``) for one ``commit_staged`` (the Tantivy adapter)."""
-
-    async def upsert(self, documents: Sequence[SearchDocument], *, commit: bool = True) -> int: ...
-
-    async def delete(self, items: Sequence[tuple[str, int]], *, commit: bool = True) -> int: ...
-
-    async def set_stock_flags(self, items: Sequence[tuple[str, bool]], *, commit: bool = True) -> None: ...
-
-    async def commit_staged(self) -> None: ...
-
-    async def refresh(self) -> None: ...
-
-
-def _staging(index: SearchIndex | None) -> StagingSearchIndex | None:
-    """``index`` when its class stages writes (a wrapper that forwards other calls is not one)."""
-    if isinstance(index, StagingSearchIndex) and hasattr(type(index), "commit_staged"):
-        return index
-    return None
 
 
 class StockProjection:
@@ -107,12 +84,12 @@ class SearchProjection:
         self.stock = stock
         self.topics = tuple(topics)
         self.on_index_write = on_index_write  # e.g. invalidate this process's search result cache
-        self._staged_into: StagingSearchIndex | None = None  # holds writes until ``flush``
+        self._staged_into: SearchIndex | None = None  # holds writes until ``flush``
         self._refresh_due = False  # a restock was staged: refresh once it is committed
 
     @property
     def staging(self) -> bool:
-        return _staging(self.index) is not None
+        return self.index is not None and self.index.stages_writes
 
     async def handle(self, events: Sequence[Envelope]) -> None:
         await self.stage(events)
@@ -163,10 +140,10 @@ class SearchProjection:
                 links.append(ProductLink(product_id, sku))
             await self.stock.link(links)
         if self.index is not None and (catalog or stock):
-            if (staged := _staging(self.index)) is not None:
+            if self.index.stages_writes:
                 if self._staged_into is not None:
                     self._check_staging_target(self._staged_into)
-                self._staged_into = staged  # before writing: a failed write still needs the flush
+                self._staged_into = self.index  # before writing: a failed write still needs the flush
                 await self._write_index(catalog, stock, result.applied, result.flipped)
                 return
             try:
@@ -175,7 +152,7 @@ class SearchProjection:
                 if self.on_index_write is not None:
                     self.on_index_write()
 
-    def _check_staging_target(self, target: StagingSearchIndex) -> None:
+    def _check_staging_target(self, target: SearchIndex) -> None:
         """Writes staged in an index that is no longer ours (a rebuild swapped ``self.index``) may be gone
         with it: fail, so that the runner hands every staged batch over again."""
         if target is not self.index:
@@ -191,7 +168,7 @@ class SearchProjection:
     ) -> None:
         index = self.index
         assert index is not None
-        staged = _staging(index)
+        commit = not index.stages_writes  # staged writes wait for ``flush``
         upserts: list[Envelope] = []
         removals: list[tuple[str, int]] = []
         for product_id, event in catalog.items():
@@ -213,9 +190,9 @@ class SearchProjection:
                 for e in upserts
                 for product in (e.payload.product,)
             ]
-            await (staged.upsert(documents, commit=False) if staged else index.upsert(documents))
+            await index.upsert(documents, commit=commit)
         if removals:
-            await (staged.delete(removals, commit=False) if staged else index.delete(removals))
+            await index.delete(removals, commit=commit)
 
         # Index stock flags: SKUs whose state flipped, plus SKUs we did not apply (a duplicate, or another
         # writer such as a rebuild applied it first: the flag is then written from the current truth).
@@ -236,9 +213,9 @@ class SearchProjection:
             for product_id in product_ids
         ]
         if flags:
-            await (staged.set_stock_flags(flags, commit=False) if staged else index.set_stock_flags(flags))
+            await index.set_stock_flags(flags, commit=commit)
             if any(in_stock for _, in_stock in flags):  # a restock must be searchable again at once
-                if staged:
-                    self._refresh_due = True
-                else:
+                if commit:
                     await index.refresh()
+                else:
+                    self._refresh_due = True

@@ -213,6 +213,8 @@ _LIVE = {"term": {"live": True}}
 class ElasticsearchSearchIndex:
     """``SearchIndex`` and ``IndexRebuild`` on Elasticsearch; ``name`` is the alias (and prefix)."""
 
+    stages_writes = False  # each bulk request is durable when it returns
+
     def __init__(
         self,
         hosts: str | list[str] | None = None,
@@ -308,6 +310,9 @@ class ElasticsearchSearchIndex:
         except es_errors.TransportError as exc:
             raise SearchIndexError(f"elasticsearch unreachable: {exc}") from exc
 
+    async def commit_staged(self) -> None:
+        """Nothing is staged: bulk writes are durable as they return."""
+
     async def refresh(self) -> None:
         await self.client.indices.refresh(index=self.target)
 
@@ -348,7 +353,8 @@ class ElasticsearchSearchIndex:
             raise SearchIndexError(f"{len(failures)} search index writes failed, e.g. {sample}")
         return int(written)
 
-    async def upsert(self, documents: Sequence[SearchDocument]) -> int:
+    async def upsert(self, documents: Sequence[SearchDocument], *, commit: bool = True) -> int:
+        del commit  # every bulk write is durable as it returns: nothing to stage
         newest: dict[str, SearchDocument] = {}
         for doc in documents:  # a batch may repeat a product: only its newest revision can win
             seen = newest.get(doc.product_id)
@@ -368,7 +374,8 @@ class ElasticsearchSearchIndex:
         ]
         return await self._bulk(actions)
 
-    async def delete(self, items: Sequence[tuple[str, int]]) -> int:
+    async def delete(self, items: Sequence[tuple[str, int]], *, commit: bool = True) -> int:
+        del commit  # every bulk write is durable as it returns: nothing to stage
         newest: dict[str, int] = {}
         for product_id, revision in items:
             newest[product_id] = max(revision, newest.get(product_id, revision))
@@ -386,13 +393,14 @@ class ElasticsearchSearchIndex:
         ]
         return await self._bulk(actions)
 
-    async def set_stock_flags(self, items: Sequence[tuple[str, bool]]) -> None:
+    async def set_stock_flags(self, items: Sequence[tuple[str, bool]], *, commit: bool = True) -> None:
         """Rewrite the flag at the document's own version (``external_gte``).
 
         A partial update would bump the internal version and make the next catalog revision look
         stale; re-indexing at the same version keeps the revision sequence intact. A newer revision
         written in between wins (409, skipped): it was built with the current stock state.
         """
+        del commit  # durable as it returns
         wanted = dict(items)
         if not wanted:
             return

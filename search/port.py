@@ -121,23 +121,33 @@ class SearchResult(msgspec.Struct, kw_only=True, frozen=True):
 
 
 class SearchIndex(Protocol):
+    @property
+    def stages_writes(self) -> bool:
+        """True when writes with ``commit=False`` wait for one ``commit_staged`` (Tantivy: a commit per
+        batch costs segment flushes and merges); False when every write is durable as it returns."""
+        ...
+
     async def ensure_index(self) -> None:
         """Create the live index (behind its alias) if it does not exist."""
         ...
 
-    async def upsert(self, documents: Sequence[SearchDocument]) -> int:
+    async def upsert(self, documents: Sequence[SearchDocument], *, commit: bool = True) -> int:
         """Write documents; one whose revision is not newer than the stored one is skipped.
 
-        Returns how many were written.
+        Returns how many were written. ``commit=False`` stages the write (see ``stages_writes``).
         """
         ...
 
-    async def delete(self, items: Sequence[tuple[str, int]]) -> int:
+    async def delete(self, items: Sequence[tuple[str, int]], *, commit: bool = True) -> int:
         """Delete (product_id, revision) pairs; a stale revision does not delete newer data."""
         ...
 
-    async def set_stock_flags(self, items: Sequence[tuple[str, bool]]) -> None:
+    async def set_stock_flags(self, items: Sequence[tuple[str, bool]], *, commit: bool = True) -> None:
         """Update the in-stock flag of existing documents (no revision: stock has its own read model)."""
+        ...
+
+    async def commit_staged(self) -> None:
+        """Make every staged write durable and searchable (a no-op where nothing is staged)."""
         ...
 
     async def search(self, query: SearchQuery) -> SearchResult: ...

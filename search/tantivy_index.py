@@ -356,6 +356,7 @@ class TantivySearchIndex:
     """``SearchIndex`` and ``IndexRebuild`` over Tantivy directories under ``root``."""
 
     POINTER_CHECK_SECONDS = 0.2
+    stages_writes = True  # a commit per projector batch costs segment flushes and merges
 
     def __init__(
         self,

@@ -179,11 +179,11 @@ class FlakyIndex:
     def __getattr__(self, name: str) -> object:
         return getattr(self.index, name)
 
-    async def upsert(self, documents: list) -> int:  # type: ignore[type-arg]
+    async def upsert(self, documents: list, *, commit: bool = True) -> int:  # type: ignore[type-arg]
         if self.failures:
             self.failures -= 1
             raise ConnectionError("index unavailable")
-        return await self.index.upsert(documents)
+        return await self.index.upsert(documents, commit=commit)
 
 
 async def test_failed_index_write_is_retried_and_nothing_is_skipped(tmp_path: Path) -> None:

@@ -24,6 +24,8 @@ from search.port import (
 
 
 class MemorySearchIndex:
+    stages_writes = False
+
     def __init__(self) -> None:
         self.docs: dict[str, SearchDocument] = {}
         self.tombstones: dict[str, int] = {}
@@ -33,7 +35,9 @@ class MemorySearchIndex:
 
     async def ensure_index(self) -> None: ...
 
-    async def upsert(self, documents: Sequence[SearchDocument]) -> int:
+    async def commit_staged(self) -> None: ...
+
+    async def upsert(self, documents: Sequence[SearchDocument], *, commit: bool = True) -> int:
         if self.fail_next_upsert:
             self.fail_next_upsert = False
             raise ConnectionError("index down")
@@ -46,7 +50,7 @@ class MemorySearchIndex:
                 written += 1
         return written
 
-    async def delete(self, items: Sequence[tuple[str, int]]) -> int:
+    async def delete(self, items: Sequence[tuple[str, int]], *, commit: bool = True) -> int:
         deleted = 0
         for product_id, revision in items:
             current = self.docs.get(product_id)
@@ -56,7 +60,7 @@ class MemorySearchIndex:
                 deleted += 1
         return deleted
 
-    async def set_stock_flags(self, items: Sequence[tuple[str, bool]]) -> None:
+    async def set_stock_flags(self, items: Sequence[tuple[str, bool]], *, commit: bool = True) -> None:
         for product_id, in_stock in items:
             doc = self.docs.get(product_id)
             if doc is not None:
