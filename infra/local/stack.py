@@ -959,6 +959,9 @@ class LocalStack:
         record = item.record
         exited = item.process.poll() if item.process else None
         if exited is not None or not _alive(record.pid, record.start_ticks):
+            if exited is None and item.process is not None:  # it died after poll(): collect its code
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    exited = item.process.wait(timeout=5)
             raise StackError(
                 f"{record.server} exited (code {exited}) before answering; "
                 f"log {record.log_file}:\n{_tail(Path(record.log_file))}"
