@@ -68,6 +68,7 @@ from redis.exceptions import NoScriptError
 from redis.exceptions import RedisError as _RedisError
 
 from emporium.database import MysqlTarget
+from emporium.tasks import cancel_and_wait
 from inventory import schema
 from inventory.domain import (
     DEFAULT_LOW_STOCK_THRESHOLD,
@@ -322,11 +323,7 @@ class ClusterEngine:
         # Let queued decisions finish their commit so nothing acknowledged is half-done.
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._drain_queues(), 5)
-        for task in [*self._tasks, self._reconcile_task]:
-            if task is not None and not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        await cancel_and_wait([*self._tasks, self._reconcile_task])
         self._tasks.clear()
         for _, fut in self._reserve_q:
             if not fut.done():

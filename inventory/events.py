@@ -18,6 +18,7 @@ import structlog
 from emporium.contracts.events import CATALOG_TOPIC, ProductUpserted, encode_event, new_event
 from emporium.eventlog.port import EventLog, OutgoingMessage
 from emporium.eventlog.processing import ConsumedEvent, EventProcessor
+from emporium.tasks import cancel_and_wait
 from inventory.domain import EngineUnavailable, InventoryError, StockLevel, stock_events
 
 log = structlog.get_logger(__name__)
@@ -88,11 +89,8 @@ class OutboxRelay:
         self._task = asyncio.create_task(self._run(), name="inventory-outbox-relay")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait([self._task])
+        self._task = None
         with contextlib.suppress(Exception):
             await self.drain_once()
 

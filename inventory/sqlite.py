@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import structlog
 
+from emporium.tasks import cancel_and_wait
 from inventory import schema
 from inventory.domain import (
     DEFAULT_LOW_STOCK_THRESHOLD,
@@ -104,10 +105,7 @@ class SqliteEngine:
             self._tasks.append(asyncio.create_task(self._sweep(), name="inventory-sqlite-sweeper"))
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
         for _, fut in self._pending:
             if not fut.done():

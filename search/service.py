@@ -39,6 +39,7 @@ from emporium.contracts.events import (
     new_event,
 )
 from emporium.eventlog.port import EventLog, OutgoingMessage
+from emporium.tasks import cancel_and_wait
 from read_models.logistics import DeliveryZones, UnknownZone
 from read_models.out_of_stock import OutOfStockSet
 from search.port import Hit, InvalidQuery, SearchIndex, SearchQuery, SearchResult, Sort
@@ -646,11 +647,7 @@ class ActivityPublisher:
         task, self._task = self._task, None
         if task is None:
             return
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
+        await cancel_and_wait([task])
         try:
             await asyncio.wait_for(self.flush(), flush_timeout_s)
         except (TimeoutError, Exception) as exc:
