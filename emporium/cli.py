@@ -74,6 +74,7 @@ def serve(
     import uvicorn
 
     from emporium.app import create_app
+    from emporium.http_protocol import CoalescingHttpToolsProtocol
 
     settings = settings_from(ctx)
     asgi_app = create_app(settings)
@@ -91,7 +92,7 @@ def serve(
         log_config=None,
         access_log=False,
         loop=loop.value,
-        http="httptools",
+        http=CoalescingHttpToolsProtocol,
         proxy_headers=proxy_headers,
     )
 
