@@ -12,10 +12,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from litestar import MediaType, Request, Response, delete, get, post, put
+from litestar import Request, Response, delete, get, post, put
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath
-from litestar.response.base import ASGIResponse
 from litestar.status_codes import (
     HTTP_200_OK,
     HTTP_201_CREATED,
@@ -30,6 +29,7 @@ from litestar.status_codes import (
     HTTP_503_SERVICE_UNAVAILABLE,
 )
 
+from emporium.responses import JsonBytes
 from inventory.domain import (
     DEFAULT_HOLD_SECONDS,
     EngineUnavailable,
@@ -125,13 +125,13 @@ def error_response(exc: InventoryError) -> Response[dict[str, Any]]:
     return Response(body, status_code=code, headers=headers)
 
 
-_RETRY_AFTER = {"Retry-After": "1"}  # (not ``encoded_headers``: deprecated, it warns on every call)
+_RETRY_AFTER = ((b"retry-after", b"1"),)
 
 
-def _fast_json(code: int, body: dict[str, Any]) -> ASGIResponse:
+def _fast_json(code: int, body: dict[str, Any]) -> JsonBytes:
     """Pre-encoded JSON straight to ASGI: the reservation hot path skips response rendering."""
-    headers = _RETRY_AFTER if code == HTTP_503_SERVICE_UNAVAILABLE else None
-    return ASGIResponse(body=_json.encode(body), status_code=code, media_type=MediaType.JSON, headers=headers)
+    headers = _RETRY_AFTER if code == HTTP_503_SERVICE_UNAVAILABLE else ()
+    return JsonBytes(_json.encode(body), code, headers)
 
 
 def _header(request: Request[Any, Any, Any], name: bytes) -> str | None:
@@ -200,7 +200,7 @@ def build_handlers(engine_ref: Any, admin_token: str | None) -> list[Any]:
             503: ResponseSpec(ErrorOut, description="Engine refusing (rebuilding counters, database down)"),
         },
     )
-    async def create_reservation(request: Request[Any, Any, Any]) -> ASGIResponse:
+    async def create_reservation(request: Request[Any, Any, Any]) -> JsonBytes:
         """Hold stock for a customer. Body ``{sku, quantity, customer_id[, hold_seconds]}``; send an
         ``Idempotency-Key`` header: repeating it returns the same reservation and takes nothing more."""
         chunks: list[bytes] = []
