@@ -3,11 +3,28 @@
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import msgspec
 
 from inventory.api import _fast_json, error_payload
 from inventory.domain import EngineUnavailable, InsufficientStock, InvalidRequest, LimitExceeded
+
+
+async def _sent(response: Any) -> tuple[int, dict[bytes, bytes], bytes]:
+    """Run the ASGI response; (status, headers, body) as the server would send them."""
+    messages: list[Any] = []
+
+    async def send(message: Any) -> None:
+        messages.append(message)
+
+    async def receive() -> Any:
+        raise AssertionError("a response does not read the request")
+
+    await response({"type": "http"}, receive, send)
+    start, body = messages
+    assert start["type"] == "http.response.start" and body["more_body"] is False
+    return start["status"], dict(start["headers"]), body["body"]
 
 
 def test_refusals_map_to_status_and_json_body() -> None:
@@ -18,20 +35,19 @@ def test_refusals_map_to_status_and_json_body() -> None:
     assert error_payload(InvalidRequest("quantity must be an integer"))[0] == 422
 
 
-def test_fast_json_503_says_when_to_retry_without_deprecation_warnings() -> None:
+async def test_fast_json_503_says_when_to_retry_without_deprecation_warnings() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        response = _fast_json(*error_payload(EngineUnavailable("database unavailable")))
-    headers = dict(response.encode_headers())
-    assert response.status_code == 503
+        status, headers, body = await _sent(_fast_json(*error_payload(EngineUnavailable("db down"))))
+    assert status == 503
     assert headers[b"retry-after"] == b"1"
     assert headers[b"content-type"] == b"application/json"
-    assert msgspec.json.decode(response.body)["detail"] == "database unavailable"
+    assert msgspec.json.decode(body)["detail"] == "db down"
 
 
-def test_fast_json_success_has_length_and_no_retry_after() -> None:
-    response = _fast_json(201, {"reservation_id": "r1"})
-    headers = dict(response.encode_headers())
-    assert response.status_code == 201
+async def test_fast_json_success_has_length_and_no_retry_after() -> None:
+    status, headers, body = await _sent(_fast_json(201, {"reservation_id": "r1"}))
+    assert status == 201
     assert b"retry-after" not in headers
-    assert headers[b"content-length"] == str(len(response.body)).encode()
+    assert headers[b"content-length"] == str(len(body)).encode()
+    assert msgspec.json.decode(body) == {"reservation_id": "r1"}
