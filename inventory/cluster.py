@@ -233,7 +233,7 @@ class ClusterEngine:
         max_write_batch: int = 5000,
         max_inflight: int = 4,
         writers: int = 3,
-        write_spill: int = 256,
+        write_spill: int = 64,
         dispatch_spill: int = 256,
         idempotency_ttl: int = 24 * 3600,
         lost_grace: float = 2.0,
@@ -648,9 +648,10 @@ class ClusterEngine:
 
     async def _write_loop(self, idx: int) -> None:
         # Writer 0 takes whatever is queued; writer i joins only when more than i * write_spill
-        # decisions wait. Light and HTTP-shaped load (a few hundred clients) thus gets few, large
-        # transactions: each round trip is a send syscall that wakes MySQL, and at 200 HTTP clients
-        # spilling at 32 halved the batches and cost ~10% more server CPU per reservation. A deep
+        # decisions wait. Light load thus gets few, large transactions: each round trip is a send
+        # syscall that wakes MySQL. At 200 HTTP clients, spilling at 32 (and a Lua batch per loop
+        # turn) made commits of ~48 and cost ~10% more server CPU per reservation than now (~50);
+        # 256 (one writer) left the loop idle while a commit was out and served ~12% fewer. A deep
         # queue (thousands of in-process callers) is shared among the idle writers: closed-loop
         # clients otherwise fall into lock step (all of them in one Lua batch, then one commit, Redis
         # and MySQL taking turns) while parallel transactions overlap their round trips and InnoDB
