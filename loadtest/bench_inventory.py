@@ -28,6 +28,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -42,17 +43,30 @@ from inventory.testing import (
     mysql_target,
     mysql_url_with_database,
 )
+from loadtest.children import core_split, pin
 from loadtest.children import cpu_seconds as process_cpu_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@dataclass(frozen=True)
+class Servers:
+    redis_url: str
+    mysql_url: str
+    pids: tuple[int, ...] = ()  # of a private stack (empty for servers given in the environment)
+
+    def pin(self, cpus: set[int]) -> None:
+        for pid in self.pids:
+            pin(pid, cpus)
+
+
 @contextlib.contextmanager
-def servers() -> Iterator[tuple[str, str]]:
+def servers() -> Iterator[Servers]:
+    """Redis and MariaDB: the environment's (EMPORIUM_CACHE_URL, EMPORIUM_DATABASE_URL) or a private stack."""
     redis_url = os.environ.get("EMPORIUM_CACHE_URL", "")
     mysql_url = os.environ.get("EMPORIUM_DATABASE_URL", "")
     if redis_url.startswith("redis://") and mysql_url.startswith("mysql://"):
-        yield redis_url, mysql_url
+        yield Servers(redis_url, mysql_url)
         return
     from infra.local.stack import LocalStack
 
@@ -61,7 +75,8 @@ def servers() -> Iterator[tuple[str, str]]:
     try:
         urls = stack.ensure_many(["redis", "mariadb"])
         print(f"# started private redis + mariadb under {home}")
-        yield urls["redis"], urls["mariadb"]
+        pids = tuple(int(s["pid"]) for s in stack.status(check=False).values())
+        yield Servers(urls["redis"], urls["mariadb"], pids)
     finally:
         stack.stop_all()
         shutil.rmtree(home, ignore_errors=True)
@@ -261,7 +276,8 @@ def main() -> None:
     except ImportError:
         pass
 
-    with servers() as (redis_url, mysql_url):
+    with servers() as stack:
+        redis_url, mysql_url = stack.redis_url, stack.mysql_url
         if not args.skip_engine:
             evalsha, naive, engine = [], [], []
             cpu: dict[str, list[float]] = {}
@@ -292,6 +308,9 @@ def main() -> None:
         if not args.skip_http:
             from loadtest.bench_reservations_http import run as http_bench
 
+            split = core_split()
+            if split:
+                stack.pin(split[1])
             http_bench(
                 redis_url,
                 mysql_url,
@@ -299,6 +318,7 @@ def main() -> None:
                 seconds=args.http_seconds,
                 connections=args.concurrency,
                 threads=1,
+                split=split,
             )
 
 

@@ -1,6 +1,7 @@
 """POST /v1/reservations over HTTP against GET /healthz on the same server, driven by wrk.
 
     python -m loadtest.bench_reservations_http [--runs 3] [--seconds 10] [--connections 200] [--threads 1]
+                                               [--no-pin]
 
 Servers: EMPORIUM_CACHE_URL=redis://... and EMPORIUM_DATABASE_URL=mysql://... when set, otherwise a
 private Redis + MariaDB (loadtest.bench_inventory.servers). The API is `emporium serve` (one uvicorn
@@ -12,6 +13,11 @@ on a fresh SKU with enough stock that nearly every request is a real reservation
 After each run the stock is read back: oversell (held + sold above on-hand) must be 0, held + sold must
 equal the 201s wrk saw plus at most one in-flight request per connection (wrk stops mid-request), and
 the MySQL ledger must agree with the counters.
+
+Placement: production runs the API server on its own cores and Redis/MySQL on other hosts. On this
+2-core machine the bench gives the API server one core and the private Redis, MariaDB and wrk the
+other (``loadtest.children.core_split``), for /healthz and reservations alike; ``--no-pin`` lets the
+scheduler place everything (it then runs a woken Redis or MariaDB on the server's core mid-request).
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from typing import Any
 import httpx
 
 from inventory.testing import audit_mysql, drop_mysql_database, free_port, mysql_url_with_database
-from loadtest.children import cpu_seconds, spawn_emporium
+from loadtest.children import core_split, cpu_seconds, spawn_emporium
 
 WRK_SCRIPT = Path(__file__).with_name("wrk_reservations.lua")
 UNITS = 5_000_000  # on-hand per run: far more than a run can sell, so 201 is the common answer
@@ -71,15 +77,23 @@ def run_wrk(
     server_pid: int,
     sku: str = "",
     tag: str = "",
+    cpus: set[int] | None = None,
 ) -> WrkResult:
-    """One wrk run (``mode`` healthz or reserve); parses the script's WRK_RESULT line."""
+    """One wrk run (``mode`` healthz or reserve), on ``cpus`` if given; parses its WRK_RESULT line."""
     url = base + ("/v1/reservations" if mode == "reserve" else "/healthz")
     cmd = [
         wrk_executable(), "-t", str(threads), "-c", str(connections), "-d", f"{seconds:g}s",
         "--timeout", "10s", "--latency", "-s", str(WRK_SCRIPT), url, "--", mode, sku, tag,
     ]  # fmt: skip
     cpu_before = cpu_seconds(server_pid)
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
+    out = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 60,
+        preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
+    ).stdout
     cpu = cpu_seconds(server_pid) - cpu_before
     line = next((ln for ln in out.splitlines() if ln.startswith("WRK_RESULT ")), None)
     if line is None:
@@ -97,7 +111,7 @@ def run_wrk(
 
 @contextlib.contextmanager
 def api_server(
-    redis_url: str, mysql_url: str, token: str, loop: str | None = None
+    redis_url: str, mysql_url: str, token: str, loop: str | None = None, cpus: set[int] | None = None
 ) -> Iterator[tuple[str, str, int]]:
     """`emporium serve` on a free port with a throw-away database; yields (base URL, db URL, pid)."""
     port = free_port()
@@ -114,7 +128,7 @@ def api_server(
     }
     log = (data / "server.log").open("wb")
     serve = ["serve", "--port", str(port), *(["--loop", loop] if loop else [])]
-    proc = spawn_emporium(serve, env=env, stdout=log, stderr=subprocess.STDOUT, new_session=True)
+    proc = spawn_emporium(serve, env=env, stdout=log, stderr=subprocess.STDOUT, new_session=True, cpus=cpus)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -149,6 +163,7 @@ def http_round(
     connections: int,
     threads: int,
     run: int,
+    load_cpus: set[int] | None = None,
 ) -> dict[str, Any]:
     """Warm up, then /healthz and reservations for ``seconds`` each; verify the stock afterwards."""
     sku, tag = f"HTTP{run}", uuid.uuid4().hex[:8]
@@ -166,6 +181,7 @@ def http_round(
             server_pid=server_pid,
             sku=sku,
             tag=tag,
+            cpus=load_cpus,
         )
 
     warm = min(2.0, seconds)  # fills pools and caches; not measured
@@ -217,12 +233,18 @@ def run(
     connections: int,
     threads: int,
     loop: str | None = None,
+    split: tuple[set[int], set[int]] | None = None,
 ) -> list[dict[str, Any]]:
-    """The HTTP bench: ``runs`` rounds against one server; prints each run and the medians."""
+    """The HTTP bench: ``runs`` rounds against one server; prints each run and the medians.
+
+    ``split`` = (the server's cores, wrk's cores): see ``loadtest.children.core_split``."""
     wrk_executable()
     token = uuid.uuid4().hex
     rounds: list[dict[str, Any]] = []
-    with api_server(redis_url, mysql_url, token, loop) as (base, db_url, pid):
+    server_cpus, load_cpus = split if split else (None, None)
+    if split:
+        print(f"# API server on cores {sorted(server_cpus or ())}, wrk on {sorted(load_cpus or ())}")
+    with api_server(redis_url, mysql_url, token, loop, server_cpus) as (base, db_url, pid):
         for n in range(runs):
             result = http_round(
                 base,
@@ -233,6 +255,7 @@ def run(
                 connections=connections,
                 threads=threads,
                 run=n,
+                load_cpus=load_cpus,
             )
             rounds.append(result)
             print(f"run {n + 1}: {line(result)}", flush=True)
@@ -269,18 +292,28 @@ def main() -> None:
     parser.add_argument(
         "--loop", choices=["asyncio", "uvloop"], help="emporium serve --loop (default: serve's)"
     )
+    parser.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="let the scheduler place everything (default: the API server on one core; the private"
+        " Redis, MariaDB and wrk on the others, as if on other hosts)",
+    )
     args = parser.parse_args()
     from loadtest.bench_inventory import servers
 
-    with servers() as (redis_url, mysql_url):
+    split = None if args.no_pin else core_split()
+    with servers() as stack:
+        if split:
+            stack.pin(split[1])
         run(
-            redis_url,
-            mysql_url,
+            stack.redis_url,
+            stack.mysql_url,
             runs=args.runs,
             seconds=args.seconds,
             connections=args.connections,
             threads=args.threads,
             loop=args.loop,
+            split=split,
         )
 
 

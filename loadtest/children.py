@@ -23,6 +23,34 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def core_split() -> tuple[set[int], set[int]] | None:
+    """(the API server's core, every other core) on Linux with 2+ cores, else None.
+
+    Benches that co-locate the API server with Redis, MariaDB and the load tool on this 2-core machine
+    pin the server to one core and the rest to the other, as if they ran on other hosts: unpinned, the
+    scheduler runs a woken Redis or MariaDB on the server's core in the middle of its requests.
+    """
+    if sys.platform != "linux":
+        return None
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        return None
+    return {cores[0]}, set(cores[1:])
+
+
+def pin(pid: int, cpus: set[int]) -> None:
+    """Pin every thread of a running process (best effort: a thread may end meanwhile)."""
+    try:
+        tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        tids = [pid]
+    for tid in tids:
+        try:
+            os.sched_setaffinity(tid, cpus)
+        except OSError:
+            pass
+
+
 def spawn_emporium(
     args: Sequence[str],
     *,
@@ -30,8 +58,16 @@ def spawn_emporium(
     stdout: IO[Any] | int | None = subprocess.DEVNULL,
     stderr: IO[Any] | int | None = None,
     new_session: bool = False,
+    cpus: set[int] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start ``emporium ARGS`` from the repository root; it gets SIGTERM if the bench dies."""
+    """Start ``emporium ARGS`` from the repository root; it gets SIGTERM if the bench dies. With
+    ``cpus`` it runs on those cores only (every thread it starts inherits that)."""
+
+    def prepare() -> None:
+        _die_with_parent()
+        if cpus:
+            os.sched_setaffinity(0, cpus)
+
     return subprocess.Popen(
         [sys.executable, "-c", "from emporium.cli import main; main()", *args],
         cwd=ROOT,
@@ -39,7 +75,7 @@ def spawn_emporium(
         stdout=stdout,
         stderr=stderr,
         start_new_session=new_session,
-        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        preexec_fn=prepare if sys.platform == "linux" else None,
     )
 
 
