@@ -9,6 +9,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pymysql
 import pytest
 
 from inventory.cluster import ClusterEngine
@@ -39,7 +40,7 @@ def gate_writes(engine: ClusterEngine) -> asyncio.Event:
         await gate.wait()
         await original(*args)
 
-    engine._commit_holds = gated  # type: ignore[method-assign]
+    engine._commit_holds = gated  # type: ignore[method-assign, assignment]
     return gate
 
 
@@ -130,3 +131,34 @@ async def abandon(engine: ClusterEngine) -> None:
         engine._pool.terminate()
         await engine._pool.wait_closed()
     await engine._redis.aclose()
+
+
+async def test_batch_decided_before_another_reconcile_is_fenced_and_retryable(
+    redis_url: str, db_url: str
+) -> None:
+    """The group commit's first round trip reads the MySQL epoch with the rows: a batch decided under
+    an epoch that another process's reconcile replaced writes nothing and answers a retryable 503."""
+    engine = ClusterEngine(redis_url, mysql_target(db_url), sweep_interval=None, monitor_interval=3600)
+    await engine.start()
+    try:
+        await engine.set_on_hand("R", 5)
+        gate = gate_writes(engine)
+        pending = asyncio.create_task(engine.reserve(req("fenced")))
+
+        async def decided() -> bool:
+            fast = await engine.fast_path_stock("R")
+            return fast is not None and fast.held == 2
+
+        await until(decided)
+        conn = pymysql.connect(**mysql_target(db_url).pymysql_kwargs())
+        with conn.cursor() as cur:  # what another process's reconcile does first
+            cur.execute("UPDATE inv_meta SET epoch = epoch + 1 WHERE id = 1")
+        conn.commit()
+        conn.close()
+        gate.set()
+        with pytest.raises(EngineUnavailable, match="rebuilt"):
+            await pending
+        audit = audit_mysql(db_url, "R")
+        assert audit.consistent and audit.held == 0  # nothing of the fenced batch reached MySQL
+    finally:
+        await engine.close()
