@@ -6,7 +6,7 @@
 1. Imports bigbasket + myntra (about 40k products) through the ingest profiles into a fresh data dir
    (SQLite event log). Without ``../shared/datasets`` it imports the synthetic catalog instead, and says so.
 2. Projects the catalog into Tantivy with the search projector in this process and reports events/s.
-3. Serves the app (``emporium serve``: uvicorn, uvloop, httptools, one worker) in a subprocess and, once
+3. Serves the app (``emporium serve``: uvicorn, asyncio loop, httptools, one worker) in a subprocess and, once
    every consumer has caught up, drives it with ``loadtest.httpload`` at a fixed concurrency, alternately
    ``/healthz`` (the same server's baseline) and searches, several runs each.
 
