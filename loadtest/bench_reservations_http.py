@@ -17,7 +17,7 @@ the MySQL ledger must agree with the counters.
 Placement: production runs the API server on its own cores and Redis/MySQL on other hosts. On this
 2-core machine the bench gives the API server one core and the private Redis, MariaDB and wrk the
 other (``loadtest.children.core_split``), for /healthz and reservations alike; ``--no-pin`` lets the
-scheduler place everything (it then runs a woken Redis or MariaDB on the server's core mid-request).
+scheduler place everything (a woken Redis or MariaDB may then run on the server's core mid-request).
 """
 
 from __future__ import annotations
