@@ -20,15 +20,29 @@ local ikey = base .. 'i:' .. ARGV[3]
 local iold = base .. 'i:' .. (tonumber(ARGV[3]) - 1)
 local xkey = base .. 'x'
 local out = {}
-local n = 0
 local claimed = false
 local stocks = {}  -- sku -> {available, limit, taken} or false when unknown
 local custs = {}   -- "sku customer" -> {has (held + sold), taken}, only for SKUs with a limit
 -- A request that would take stock claims its key (HGET in the previous bucket, HSETNX in the current
 -- one; already there -> it is a retry, answer D and take nothing); one that would be refused looks it
 -- up (a retry of an earlier success is answered D, not with today's refusal).
+-- The batch's lookups in the previous bucket (which nothing here writes) are one HMGET, and its new
+-- holds one ZADD: each redis.call costs about as much as the work it does.
+local reqs = {}
 for rid, sku, cust, qs, idem, exp in string.gmatch(ARGV[5], '(%S+) (%S+) (%S+) (%S+) (%S+) (%S+)\n') do
-  n = n + 1
+  reqs[#reqs + 1] = {rid, sku, cust, qs, idem, exp}
+end
+local CHUNK = 2000  -- arguments per call stay far below Lua's C stack limit
+local olds = {}
+for i = 1, #reqs, CHUNK do
+  local keys = {}
+  for j = i, math.min(i + CHUNK - 1, #reqs) do keys[#keys + 1] = reqs[j][5] end
+  local got = redis.call('HMGET', iold, unpack(keys))
+  for j = 1, #keys do olds[i + j - 1] = got[j] end
+end
+local holds = {}
+for n = 1, #reqs do
+  local rid, sku, cust, qs, idem, exp = unpack(reqs[n])
   local q = tonumber(qs)
   local st = stocks[sku]
   if st == nil then
@@ -55,23 +69,25 @@ for rid, sku, cust, qs, idem, exp in string.gmatch(ARGV[5], '(%S+) (%S+) (%S+) (
     end
     if c[1] + c[2] + q > st[2] then refusal = 'L' .. (c[1] + c[2]) .. ':' .. st[2] end
   end
+  local prev = olds[n]
   if refusal then
-    local prev = redis.call('HGET', ikey, idem) or redis.call('HGET', iold, idem)
+    prev = redis.call('HGET', ikey, idem) or prev
     if prev then out[n] = 'D' .. prev else out[n] = refusal end
+  elseif not prev and redis.call('HSETNX', ikey, idem, rid) == 1 then
+    claimed = true
+    st[1] = st[1] - q
+    st[3] = st[3] + q
+    if c then c[2] = c[2] + q end
+    -- The hold itself is its member in the expiry index: "rid sku customer qty idem_key".
+    holds[#holds + 1] = exp
+    holds[#holds + 1] = rid .. ' ' .. sku .. ' ' .. cust .. ' ' .. qs .. ' ' .. idem
+    out[n] = 'O'
   else
-    local prev = redis.call('HGET', iold, idem)
-    if not prev and redis.call('HSETNX', ikey, idem, rid) == 1 then
-      claimed = true
-      st[1] = st[1] - q
-      st[3] = st[3] + q
-      if c then c[2] = c[2] + q end
-      -- The hold itself is its member in the expiry index: "rid sku customer qty idem_key".
-      redis.call('ZADD', xkey, exp, rid .. ' ' .. sku .. ' ' .. cust .. ' ' .. qs .. ' ' .. idem)
-      out[n] = 'O'
-    else
-      out[n] = 'D' .. (prev or redis.call('HGET', ikey, idem))
-    end
+    out[n] = 'D' .. (prev or redis.call('HGET', ikey, idem))
   end
+end
+for i = 1, #holds, CHUNK do
+  redis.call('ZADD', xkey, unpack(holds, i, math.min(i + CHUNK - 1, #holds)))
 end
 if claimed then redis.call('EXPIRE', ikey, ARGV[4]) end
 for sku, st in pairs(stocks) do
