@@ -799,10 +799,8 @@ class ClusterEngine:
         """
         now = self.clock()
         rows = [d[0] for d in items]
-        deltas: dict[str, int] = {}
-        for res in rows:
-            deltas[res.sku] = deltas.get(res.sku, 0) + res.quantity
-        skus = sorted(deltas)  # fixed lock order: no deadlocks between writers
+        moves = _hold_moves(rows)
+        skus = sorted(moves)  # fixed lock order: no deadlocks between writers
         with warnings.catch_warnings():  # a skipped duplicate is handled below, not a warning
             warnings.simplefilter("ignore")
             await cur.execute(
@@ -824,7 +822,6 @@ class ClusterEngine:
             await cur.connection.rollback()
             return None
         before = {s.sku: s for s in (stock_from_row(r) for r in stock_rows)}
-        moves = {s: (0, q, 0) for s, q in deltas.items()}
         updates, events = self._counter_moves(before, moves, "reserve", now)
         at = _double(now)
         statements = [
@@ -864,11 +861,8 @@ class ClusterEngine:
         if not accepted:
             return outcome, 0
         await cur.execute(_LEDGER_RESERVE + _ledger_values([d[0] for d in accepted], now))
-        deltas: dict[str, int] = {}
-        for res, *_ in accepted:
-            deltas[res.sku] = deltas.get(res.sku, 0) + res.quantity
         events = await self._move_counters(
-            cur, {s: (0, q, 0) for s, q in deltas.items()}, reason="reserve", now=now
+            cur, _hold_moves([d[0] for d in accepted]), reason="reserve", now=now
         )
         return outcome, events
 
@@ -1556,6 +1550,14 @@ def _fail_all(futures: Any, exc: Exception) -> None:
     for fut in futures:
         if not fut.done():
             fut.set_exception(exc)
+
+
+def _hold_moves(holds: Sequence[Reservation]) -> dict[str, tuple[int, int, int]]:
+    """Counter moves (d_on_hand, d_held, d_sold) per SKU of recording new holds."""
+    held: dict[str, int] = {}
+    for res in holds:
+        held[res.sku] = held.get(res.sku, 0) + res.quantity
+    return {sku: (0, q, 0) for sku, q in held.items()}
 
 
 async def _run_statements(cur: aiomysql.Cursor, statements: str) -> None:

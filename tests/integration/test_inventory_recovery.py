@@ -52,6 +52,16 @@ async def until(predicate: Any, within: float = 10.0) -> None:
         await asyncio.sleep(0.02)
 
 
+async def until_held(engine: ClusterEngine, held: int) -> None:
+    """Wait until Redis has decided holds of ``held`` units of R (whether or not MySQL has them)."""
+
+    async def decided() -> bool:
+        fast = await engine.fast_path_stock("R")
+        return fast is not None and fast.held == held
+
+    await until(decided)
+
+
 def req(key: str, qty: int = 2) -> ReserveRequest:
     return ReserveRequest(sku="R", quantity=qty, customer_id="c", idempotency_key=key, hold_seconds=30)
 
@@ -65,11 +75,7 @@ async def test_sweeper_tombstones_undurable_hold_and_refuses_late_write(redis_ur
         gate = gate_writes(engine)
         pending = asyncio.create_task(engine.reserve(req("late")))
 
-        async def decided() -> bool:
-            fast = await engine.fast_path_stock("R")
-            return fast is not None and fast.held == 2
-
-        await until(decided)
+        await until_held(engine, 2)
         clock.advance(30 + 2)  # past expiry + grace, still not in MySQL
         await engine.expire_due()
         fast = await engine.fast_path_stock("R")
@@ -93,11 +99,7 @@ async def test_crashed_process_leaves_no_stranded_stock_after_reconcile(redis_ur
     gate_writes(first)
     pending = [asyncio.create_task(first.reserve(req(f"crash-{i}", qty=1))) for i in range(4)]
 
-    async def decided() -> bool:
-        fast = await first.fast_path_stock("R")
-        return fast is not None and fast.held == 4
-
-    await until(decided)
+    await until_held(first, 4)
     # "kill -9": the process vanishes with decisions in Redis that never reached MySQL.
     for task in [*first._tasks, *pending]:
         task.cancel()
@@ -145,11 +147,7 @@ async def test_batch_decided_before_another_reconcile_is_fenced_and_retryable(
         gate = gate_writes(engine)
         pending = asyncio.create_task(engine.reserve(req("fenced")))
 
-        async def decided() -> bool:
-            fast = await engine.fast_path_stock("R")
-            return fast is not None and fast.held == 2
-
-        await until(decided)
+        await until_held(engine, 2)
         conn = pymysql.connect(**mysql_target(db_url).pymysql_kwargs())
         with conn.cursor() as cur:  # what another process's reconcile does first
             cur.execute("UPDATE inv_meta SET epoch = epoch + 1 WHERE id = 1")
