@@ -6,6 +6,7 @@ JSON 400s (Litestar's parameter validation for types, ``InvalidRequest`` for com
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Annotated, cast
 
@@ -14,8 +15,10 @@ from litestar import Controller, MediaType, Request, Response, Router, get
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import NotFoundException
 from litestar.params import HeaderParameter, PathParameter, QueryParameter
+from litestar.types import ASGIApp, Receive, Scope, Send
 from redis.exceptions import RedisError
 
+from emporium.responses import JsonBytes
 from search.port import SearchIndexError, Sort
 from search.service import (
     MAX_PAGE_SIZE,
@@ -29,8 +32,12 @@ from search.service import (
     SuggestResponse,
 )
 
-UserId = Annotated[str | None, HeaderParameter(name="X-User-Id", required=False, max_length=200)]
-SessionId = Annotated[str | None, HeaderParameter(name="X-Session-Id", required=False, max_length=200)]
+MAX_ID_LENGTH = 200
+UserId = Annotated[str | None, HeaderParameter(name="X-User-Id", required=False, max_length=MAX_ID_LENGTH)]
+SessionId = Annotated[
+    str | None, HeaderParameter(name="X-Session-Id", required=False, max_length=MAX_ID_LENGTH)
+]
+REUSE_PAGES = "reuse_pages"  # route ``opt`` flag: ``reuse_pages`` middleware may answer this route
 Service = NamedDependency[SearchService]
 log = structlog.get_logger(__name__)
 
@@ -39,9 +46,10 @@ class StorefrontController(Controller):
     path = "/"
     tags = ["storefront"]
 
-    @get("/search")
+    @get("/search", opt={REUSE_PAGES: True})
     async def search(
         self,
+        scope: Scope,
         service: Service,
         user_id: UserId,
         session_id: SessionId,
@@ -83,7 +91,7 @@ class StorefrontController(Controller):
             user_id=user_id,
             session_id=session_id,
         )
-        return _json_response(await service.search_json(request))
+        return _json_response(await service.search_json(request, scope["query_string"]))
 
     @get("/suggest")
     async def suggest(
@@ -136,6 +144,34 @@ def _unavailable(_: Request, exc: Exception) -> Response[dict[str, object]]:
     return Response(body, status_code=503, media_type=MediaType.JSON, headers={"Retry-After": "1"})
 
 
+def reuse_pages(service: SearchService) -> Callable[[ASGIApp], ASGIApp]:
+    """Middleware answering a repeated search URL with the page rendered for it, before the framework
+    parses and validates parameters (``SearchService.reuse_json``); anything else passes through."""
+
+    def middleware(app: ASGIApp) -> ASGIApp:
+        async def reuse(scope: Scope, receive: Receive, send: Send) -> None:
+            handler = scope.get("route_handler")
+            if handler is not None and handler.opt.get(REUSE_PAGES):  # the GET search route
+                user_id = session_id = None
+                for name, value in scope["headers"]:
+                    if name == b"x-user-id":
+                        user_id = value.decode("latin-1")
+                    elif name == b"x-session-id":
+                        session_id = value.decode("latin-1")
+                if len(user_id or "") <= MAX_ID_LENGTH and len(session_id or "") <= MAX_ID_LENGTH:
+                    body = await service.reuse_json(
+                        scope["query_string"], user_id=user_id, session_id=session_id
+                    )
+                    if body is not None:
+                        await JsonBytes(body)(scope, receive, send)
+                        return
+            await app(scope, receive, send)
+
+        return reuse
+
+    return middleware
+
+
 def storefront_router(service: SearchService) -> Router:
     """Routes under /v1 with the service injected (one instance per app)."""
 
@@ -146,6 +182,7 @@ def storefront_router(service: SearchService) -> Router:
         path="/v1",
         route_handlers=[StorefrontController],
         dependencies={"service": Provide(provide_service, use_cache=True, sync_to_thread=False)},
+        middleware=[reuse_pages(service)],
         exception_handlers={
             InvalidRequest: _invalid_request,
             SearchIndexError: _unavailable,

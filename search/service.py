@@ -200,6 +200,7 @@ class CachedPage(msgspec.Struct, frozen=True):
     total: int
     examined: tuple[str, ...]
     out: frozenset[str]
+    performed: SearchPerformed  # the activity event of a reuse, without the shopper's ids
 
 
 class ResultCache:
@@ -221,11 +222,13 @@ class ResultCache:
         self.generation = 0
         self._entries: OrderedDict[bytes, tuple[int, float, SearchResult]] = OrderedDict()
         self._pages: OrderedDict[bytes, tuple[int, float, CachedPage]] = OrderedDict()
+        self._urls: OrderedDict[bytes, tuple[int, float, CachedPage]] = OrderedDict()
 
     def invalidate(self) -> None:
         self.generation += 1
         self._entries.clear()
         self._pages.clear()
+        self._urls.clear()
 
     def get(self, key: bytes) -> SearchResult | None:
         return self._get(self._entries, key)
@@ -238,6 +241,13 @@ class ResultCache:
 
     def put_page(self, key: bytes, generation: int, page: CachedPage) -> None:
         self._put(self._pages, key, generation, page)
+
+    def get_url(self, query_string: bytes) -> CachedPage | None:
+        """The page last rendered for exactly this raw query string (``SearchService.reuse_json``)."""
+        return self._get(self._urls, query_string)
+
+    def put_url(self, query_string: bytes, generation: int, page: CachedPage) -> None:
+        self._put(self._urls, query_string, generation, page)
 
     def _get(self, entries: OrderedDict[bytes, tuple[int, float, _V]], key: bytes) -> _V | None:
         entry = entries.get(key)
@@ -371,7 +381,7 @@ class SearchService:
         self._performed(plan, request, response.total)
         return response
 
-    async def search_json(self, request: SearchRequest) -> bytes:
+    async def search_json(self, request: SearchRequest, query_string: bytes | None = None) -> bytes:
         """``search`` rendered as the JSON body of ``GET /v1/search``, reusing a cached rendered page when
         the live out-of-stock set still agrees with every item that page examined.
 
@@ -379,6 +389,8 @@ class SearchService:
         same page the index would give now (the cache is invalidated on every index write); the stock
         check makes it the same page the stock filter would give now. Pages with ``deliver_to`` are not
         reused: their ETAs follow the delivery-zone model, which changes independently of the index.
+        With ``query_string`` (the request's raw one), the page is also remembered under it for
+        ``reuse_json``.
         """
         plan = self.plan(request)
         cache = self.cache
@@ -387,35 +399,66 @@ class SearchService:
             self._performed(plan, request, response.total)
             return encode_json(response)
         key = _query_key.encode(plan.query)
+        generation = cache.generation
         cached = cache.get_page(key)
         if cached is not None:
             out = await self.stock.out_of_stock(cached.examined) if cached.examined else set()
             if out == cached.out:
                 self._count_cache("page_hit")
-                self._performed(plan, request, cached.total)
+                self._emit(cached.performed, request.user_id, request.session_id)
+                if query_string is not None:
+                    cache.put_url(query_string, generation, cached)
                 return cached.body
             self._count_cache("page_stale")
         else:
             self._count_cache("page_miss")
-        generation = cache.generation
         response, examined, out = await self._execute(plan)
-        body = encode_json(response)
-        cache.put_page(key, generation, CachedPage(body, response.total, tuple(examined), frozenset(out)))
-        self._performed(plan, request, response.total)
-        return body
+        performed = self._event(plan, request, response.total)
+        page = CachedPage(encode_json(response), response.total, tuple(examined), frozenset(out), performed)
+        cache.put_page(key, generation, page)
+        if query_string is not None:
+            cache.put_url(query_string, generation, page)
+        self._emit(performed, request.user_id, request.session_id)
+        return page.body
+
+    async def reuse_json(
+        self, query_string: bytes, *, user_id: str | None = None, session_id: str | None = None
+    ) -> bytes | None:
+        """The body ``search_json`` rendered for this exact raw query string, if it is still exact now;
+        ``None`` means "not known": the caller takes the full path (parsing, validation, ``search_json``).
+
+        Why: most storefront searches repeat a URL seen moments ago, and for those the framework's
+        parameter parsing and validation cost more than the answer itself. Only pages that passed
+        validation are ever stored, and each is re-checked against the live out-of-stock set like any
+        reused page.
+        """
+        cache = self.cache
+        if cache is None:
+            return None
+        cached = cache.get_url(query_string)
+        if cached is None:
+            return None
+        out = await self.stock.out_of_stock(cached.examined) if cached.examined else set()
+        if out != cached.out:
+            return None  # the full path recomputes the page (and counts it stale)
+        self._count_cache("page_hit")
+        self._emit(cached.performed, user_id, session_id)
+        return cached.body
 
     def _performed(self, plan: Plan, request: SearchRequest, total: int) -> None:
-        if self.activity is not None:
-            self.activity.emit(
-                SearchPerformed(
-                    query=plan.query.text,
-                    filters=_filters(request),
-                    total=total,
-                    user_id=request.user_id,
-                    session_id=request.session_id,
-                ),
-                key=request.user_id or request.session_id or "anonymous",
-            )
+        self._emit(self._event(plan, request, total), request.user_id, request.session_id)
+
+    @staticmethod
+    def _event(plan: Plan, request: SearchRequest, total: int) -> SearchPerformed:
+        """The search's activity event without the shopper's ids (a cached page's reuses add theirs)."""
+        return SearchPerformed(query=plan.query.text, filters=_filters(request), total=total)
+
+    def _emit(self, performed: SearchPerformed, user_id: str | None, session_id: str | None) -> None:
+        if self.activity is None:
+            return
+        if user_id is not None or session_id is not None:
+            performed = msgspec.structs.replace(performed, user_id=user_id, session_id=session_id)
+        self.activity.emit(performed, key=user_id or session_id or "anonymous")
 
     async def execute(self, plan: Plan) -> SearchResponse:
         response, _, _ = await self._execute(plan)

@@ -8,6 +8,7 @@ import msgspec
 from memory_search_index import MemorySearchIndex, doc
 from prometheus_client import CollectorRegistry
 
+from emporium.contracts.events import SearchPerformed
 from read_models.logistics import DeliveryZones
 from read_models.out_of_stock import MemoryOutOfStockSet, StockChange
 from search.port import Sort
@@ -78,3 +79,47 @@ async def test_index_write_invalidates_rendered_pages() -> None:
     service.cache.invalidate()  # what the in-process projector does after each index write
     page = msgspec.json.decode(await service.search_json(request), type=SearchResponse)
     assert page.hits[0].product_id == "s1:0500"
+
+
+async def test_a_repeated_url_is_answered_before_parsing_and_still_exact() -> None:
+    from litestar import Litestar
+    from litestar.testing import AsyncTestClient
+
+    from search.api import storefront_router
+
+    service, index, oos, registry = await make()
+    activity = RecordingActivity()
+    service.activity = activity  # type: ignore[assignment]
+    app = Litestar(route_handlers=[storefront_router(service)])
+    url = "/v1/search?q=tea&sort=price_asc&size=5"
+    async with AsyncTestClient(app) as client:
+        first = await client.get(url)
+        searches, plan = index.searches, service.plan
+        service.plan = unplanned  # type: ignore[method-assign]
+        again = await client.get(url, headers={"X-User-Id": "u7"})
+        service.plan = plan  # type: ignore[method-assign]
+        assert again.status_code == 200 and again.content == first.content
+        assert again.headers["content-type"] == "application/json"
+        assert index.searches == searches and page_hits(registry, "page_hit") == 1
+        assert activity.emitted[-1][0].user_id == "u7" and activity.emitted[-1][1] == "u7"
+        assert activity.emitted[-1][0].query == "tea" and activity.emitted[-1][0].total == 30
+
+        gone = first.json()["hits"][0]["sku"]
+        await oos.apply([StockChange(gone, False, 1)])
+        after = (await client.get(url)).json()  # the reused URL re-checks the live stock set
+        assert gone not in [h["sku"] for h in after["hits"]] and len(after["hits"]) == 5
+
+        too_long = await client.get(url, headers={"X-User-Id": "u" * 201})
+        assert too_long.status_code == 400  # a repeat still gets the full path's validation
+
+
+def unplanned(_: object) -> None:
+    raise AssertionError("a repeated URL must not be parsed and planned again")
+
+
+class RecordingActivity:
+    def __init__(self) -> None:
+        self.emitted: list[tuple[SearchPerformed, str]] = []
+
+    def emit(self, payload: SearchPerformed, *, key: str) -> None:
+        self.emitted.append((payload, key))
