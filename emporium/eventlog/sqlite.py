@@ -203,9 +203,10 @@ class SqliteEventLog:
         self._conn = self.connection("eventlog-writer")
         self._topics: dict[str, int] = {}
         self._started = False
-        # Wakes in-process consumers as soon as a publish commits; other processes are seen by polling.
-        self._published: asyncio.Event | None = None
-        self._watch: sqlite3.Connection | None = None  # the loop thread's own: see ``_top_record``
+        # Wakes in-process consumers of a topic as soon as a publish to it commits; other processes are
+        # seen by polling. Per topic: a busy topic (storefront activity) must not wake every consumer.
+        self._wakers: dict[str, set[asyncio.Event]] = {}
+        self._watch: sqlite3.Connection | None = None  # the loop thread's own: see ``_quiet_since``
 
     @classmethod
     def from_url(cls, url: str) -> SqliteEventLog:
@@ -260,32 +261,46 @@ class SqliteEventLog:
 
     # in-process notification -------------------------------------------------------------------
 
-    def _top_record(self) -> object:
-        """The log's highest record id (None: empty), read on the event-loop thread; ``UNKNOWN`` when
-        it cannot tell right now.
+    def _quiet_since(self, since: object, topics: Sequence[str]) -> object:
+        """The log's highest record id (None: empty) if no record of ``topics`` was appended after
+        record id ``since``, else ``UNKNOWN``; read on the event-loop thread.
 
         Idle consumers poll every few milliseconds for records published by other processes; asking
         their worker threads each time cost the serving thread a GIL hand-off per poll and ~5% of a
-        busy API server's CPU. One indexed MAX(id) here takes microseconds and never waits: in WAL
-        mode a reader does not block on writers, and a busy file answers ``UNKNOWN`` (the caller then
-        asks its thread as before).
+        busy API server's CPU. Here one indexed MAX(id) answers when nothing was appended at all, and
+        a scan of only the records appended since (a busy topic's last few milliseconds) answers when
+        other topics grew. It never waits: in WAL mode a reader does not block on writers, and a busy
+        file answers ``UNKNOWN`` (the caller then asks its thread as before). Exact because writers are
+        serialized: a record committed later always has a higher id.
         """
         try:
             if self._watch is None:
                 self._watch = sqlite3.connect(self.path, isolation_level=None, timeout=0)
-            return self._watch.execute("SELECT MAX(id) FROM records").fetchone()[0]
+            top = self._watch.execute("SELECT MAX(id) FROM records").fetchone()[0]
+            if top == since:
+                return top
+            if since is None or not isinstance(since, int):
+                return UNKNOWN
+            marks = ", ".join("?" * len(topics))
+            newer = self._watch.execute(
+                f"SELECT 1 FROM records WHERE id > ? AND topic IN ({marks}) LIMIT 1",
+                (since, *topics),
+            ).fetchone()
+            return UNKNOWN if newer is not None else top
         except sqlite3.Error:
             return UNKNOWN
 
-    def _published_event(self) -> asyncio.Event:
-        if self._published is None:
-            self._published = asyncio.Event()
-        return self._published
+    def _subscribe(self, topics: Sequence[str], waker: asyncio.Event) -> None:
+        for topic in topics:
+            self._wakers.setdefault(topic, set()).add(waker)
 
-    def _notify(self) -> None:
-        event = self._published_event()
-        self._published = asyncio.Event()
-        event.set()
+    def _unsubscribe(self, topics: Sequence[str], waker: asyncio.Event) -> None:
+        for topic in topics:
+            self._wakers.get(topic, set()).discard(waker)
+
+    def _notify(self, topic: str) -> None:
+        for waker in self._wakers.get(topic, ()):
+            waker.set()
 
     # publishing --------------------------------------------------------------------------------
 
@@ -327,7 +342,7 @@ class SqliteEventLog:
                     )
 
         await self._conn.run(_append)
-        self._notify()
+        self._notify(topic)
 
     # consuming ---------------------------------------------------------------------------------
 
@@ -398,6 +413,7 @@ class SqliteConsumer:
         self._needs_sync = True
         self._rr = 0
         self._idle_at: object = None  # (log's MAX(id), positions) of the last fetch that found nothing
+        self._wake = asyncio.Event()  # set by an in-process publish to one of ``topics``
         self._heartbeat: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._running = False
@@ -412,6 +428,7 @@ class SqliteConsumer:
         for topic in self.topics:
             self._partition_counts[topic] = await self._log.topic_partitions(topic)
         self._running = True
+        self._log._subscribe(self.topics, self._wake)
         deadline = time.monotonic() + self._log.session_timeout_s + 2 * self._log.heartbeat_interval_s
         async with self._lock:
             await self._sync_assignment(release_busy=True)
@@ -427,6 +444,7 @@ class SqliteConsumer:
         if not self._running:
             return
         self._running = False
+        self._log._unsubscribe(self.topics, self._wake)
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -571,7 +589,7 @@ class SqliteConsumer:
                 stale = time.monotonic() - self._last_sync >= 2 * self._log.heartbeat_interval_s
                 if self._needs_sync or stale:
                     await self._sync_assignment(release_busy=True)
-                wake = self._log._published_event()
+                self._wake.clear()
                 records = await self._fetch(max_records) if self._positions else []
                 if self._positions:
                     self._replay_pending = False
@@ -582,7 +600,7 @@ class SqliteConsumer:
                 return []
             # Woken at once by a publish in this process; other processes are seen within `delay`.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout=min(delay, remaining))
+                await asyncio.wait_for(self._wake.wait(), timeout=min(delay, remaining))
             delay = min(delay * 2, 0.05)
 
     async def _fetch(self, max_records: int) -> list[Record]:
@@ -590,12 +608,15 @@ class SqliteConsumer:
         self._rr = (self._rr + 1) % len(order)
         order = order[self._rr :] + order[: self._rr]  # rotate so no partition starves
         positions = [(tp, self._positions[tp]) for tp in order]
-        # An idle consumer polls every partition every few ms; when nothing was appended to the log
-        # since a fetch that found nothing at these same positions, one indexed MAX(id) says so.
+        # An idle consumer polls every partition every few ms; when nothing of its topics was appended
+        # since a fetch that found nothing at these same positions, the loop thread can tell.
         where = tuple(sorted(positions))
         idle_at = self._idle_at
-        if idle_at is not None and idle_at == (self._log._top_record(), where):
-            return []  # nothing appended since the last fetch found nothing here
+        if isinstance(idle_at, tuple) and idle_at[1] == where:
+            top = self._log._quiet_since(idle_at[0], self.topics)
+            if top is not UNKNOWN:
+                self._idle_at = (top, where)
+                return []  # nothing of ours appended since the last fetch found nothing here
 
         def _read(conn: sqlite3.Connection) -> tuple[list[Record], dict[TopicPartition, int], object]:
             top = conn.execute("SELECT MAX(id) FROM records").fetchone()[0]

@@ -493,6 +493,31 @@ async def test_sqlite_other_process_publishes_while_this_one_consumes(tmp_path: 
         await log.close()
 
 
+async def test_sqlite_idle_consumer_sees_its_topic_behind_a_busy_other_topic(tmp_path: Path) -> None:
+    """An idle consumer skips the records of topics it does not read without missing its own, also
+    when they come from another process (no in-process wake-up) between bursts of another topic."""
+    url = f"sqlite:///{tmp_path}/events.db"
+    here, other = SqliteEventLog.from_url(url), SqliteEventLog.from_url(url)
+    await here.start()
+    await other.start()
+    consumer = here.consumer(["quiet"], "g")
+    await consumer.start()
+    try:
+        assert await consumer.poll(timeout=0.05) == []
+        for round_no in range(5):
+            for _ in range(3):
+                await here.publish("busy", [OutgoingMessage("k", b"noise") for _ in range(20)])
+                assert await consumer.poll(timeout=0.01) == []
+            await other.publish("quiet", [OutgoingMessage("k", b"%d" % round_no)])
+            await here.publish("busy", [OutgoingMessage("k", b"noise")])
+            records = await consumer.poll(timeout=2.0)
+            assert [r.value for r in records] == [b"%d" % round_no]
+    finally:
+        await consumer.stop()
+        await here.close()
+        await other.close()
+
+
 def test_sqlite_partitioning_is_stable() -> None:
     # crc32, not Python's per-process salted hash(): every process and restart agrees.
     assert partition_for("a", 4) == 0xE8B7BE43 % 4
