@@ -1,7 +1,8 @@
 """Benchmark: ``GET /v1/search`` on the embedded stack with the real catalogs indexed, under skewed traffic.
 
     python -m loadtest.bench_search [--concurrency 8] [--seconds 5] [--runs 3] [--no-cache]
-                                    [--queries 20000] [--zipf 1.0] [--keep | --reuse DIR]
+                                    [--queries 20000] [--zipf 1.0] [--steady-after SECONDS]
+                                    [--keep | --reuse DIR]
 
 1. Imports bigbasket + myntra (about 40k products) through the ingest profiles into a fresh data dir
    (SQLite event log). Without ``../shared/datasets`` it imports the synthetic catalog instead, and says so.
@@ -17,6 +18,9 @@ of rank r is requested with weight 1/r^s), as one continuous stream across the r
 with a COLD result cache and no warm-up pass over the queries: the cache fills as a real one would, and
 every run reports its rendered-page cache hit rate (from ``/metrics``) next to its latency and
 throughput. ``--no-cache`` disables the cache (every search goes to the index: the worst case).
+``--steady-after S`` first sends the same stream for S seconds without measuring, so the runs see the
+cache of a server that has been up a while (how full it gets depends on ``--queries`` and the server's
+``EMPORIUM_SEARCH_CACHE_ENTRIES``, both printed).
 ``--keep`` keeps the data dir, ``--reuse DIR`` serves it again without importing (no projection number).
 
 Prints per-run numbers and the medians: search p99 (target <= 30 ms), search throughput as a share of
@@ -264,10 +268,24 @@ async def measure(port: int, pid: int, args: argparse.Namespace) -> list[Run]:
     print(
         f"search mix: {len(urls):,} distinct URLs from {len(set(corpus.queries)):,} distinct queries "
         f"({corpus.source}), Zipf s={args.zipf}; "
-        + ("result cache disabled: every search goes to the index" if args.no_cache else "cold result cache")
+        + (
+            "result cache disabled: every search goes to the index"
+            if args.no_cache
+            else f"cold result cache of {args.cache_entries:,} entries"
+        )
     )
     # warms connections and the server's code paths only: no search is cached before the first run
     await drive("127.0.0.1", port, ["/healthz"], concurrency=args.concurrency, seconds=args.warmup)
+    if args.steady_after > 0:
+        paths = stream.take(int(args.steady_after * REQUESTS_PER_SECOND_CAP))
+        before = await cache_counts(port)
+        warm = await drive("127.0.0.1", port, paths, concurrency=args.concurrency, seconds=args.steady_after)
+        stream.consumed(paths, warm.requests)
+        print(
+            f"steady state: {warm.requests:,} searches first, not measured ({args.steady_after:.0f}s, "
+            f"cache hits {hit_rate(before, await cache_counts(port)):.0%}, "
+            f"distinct URLs so far {len(stream.seen):,})"
+        )
     runs: list[Run] = []
     for n in range(1, args.runs + 1):
         h, h_cpu = await _timed(pid, port, ["/healthz"], args)
@@ -306,6 +324,14 @@ def main() -> None:
     parser.add_argument(
         "--no-cache", action="store_true", help="disable the result cache (engine-bound numbers)"
     )
+    parser.add_argument(
+        "--steady-after",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="first send the search stream this long without measuring (a server that has been up a "
+        "while); default 0: measure from a cold cache",
+    )
     args = parser.parse_args()
 
     import uvloop
@@ -330,8 +356,8 @@ def main() -> None:
 
         port = free_port()
         server_env = {**os.environ, **env, "EMPORIUM_LOG_LEVEL": "warning"}
-        if args.no_cache:
-            server_env["EMPORIUM_SEARCH_CACHE_ENTRIES"] = "0"
+        args.cache_entries = 0 if args.no_cache else load_settings(env=server_env).search_cache_entries
+        server_env["EMPORIUM_SEARCH_CACHE_ENTRIES"] = str(args.cache_entries)
         server_env.pop("EMPORIUM_EVENT_LOG_URL", None)
         server_env.pop("EMPORIUM_SEARCH_URL", None)
         server_env.pop("EMPORIUM_CACHE_URL", None)
@@ -361,7 +387,8 @@ def main() -> None:
     print(f"  GET /healthz    {h_rps:,.0f} req/s (same server, tool and concurrency)")
     print(f"  search / healthz throughput ratio: {s_rps / h_rps:.0%} (target >= 40%)")
     hits = median([r.hit_rate for r in runs])
-    print(f"  rendered-page cache hit rate: {hits:.0%} (per run: {per_run}; cold start)")
+    start = f"after {args.steady_after:.0f}s of searches" if args.steady_after > 0 else "cold start"
+    print(f"  rendered-page cache hit rate: {hits:.0%} (per run: {per_run}; {start})")
     print(
         f"  server CPU per request: search {median([r.search_cpu_ms for r in runs]):.2f} ms, "
         f"/healthz {median([r.healthz_cpu_ms for r in runs]):.3f} ms"
