@@ -132,14 +132,17 @@ def demo(
 
 
 async def _index_before_serving(settings: Settings) -> None:
-    """Project the freshly imported catalog into the search index, so the very first search finds it.
+    """Project the freshly imported catalog into the search index and its feed stock into the inventory,
+    so the very first search finds it and the very first reservation of it succeeds.
 
-    ``serve`` would get there on its own a moment later (its in-process projector resumes from the same
-    consumer group); doing it first makes the demo deterministic for scripts that search right away.
+    ``serve`` would get there on its own a moment later (its in-process consumers resume from the same
+    consumer groups); doing it first makes the demo deterministic for scripts that start right away.
     """
     from prometheus_client import CollectorRegistry
 
     from emporium.bootstrap import build_runtime
+    from inventory.events import FeedStockConsumer
+    from inventory.factory import build_engine
     from read_models.out_of_stock import open_out_of_stock_set
     from read_models.projectors import LIVE_SEARCH_GROUP, ProjectorMetrics, ProjectorTask
     from read_models.search_projector import SearchProjection
@@ -147,7 +150,8 @@ async def _index_before_serving(settings: Settings) -> None:
 
     runtime = build_runtime(settings, client_id="emporium-demo")
     index, stock = open_index(settings.search_url), open_out_of_stock_set(settings.cache_url)
-    await runtime.event_log.start()
+    engine = build_engine(settings)
+    feed = FeedStockConsumer(engine, runtime.event_log)
     task = ProjectorTask(
         runtime.event_log,
         SearchProjection(index=index, stock=stock),
@@ -155,12 +159,19 @@ async def _index_before_serving(settings: Settings) -> None:
         metrics=ProjectorMetrics.of(CollectorRegistry()),
         poll_timeout=0.05,
     )
+    await runtime.event_log.start()
     try:
         await index.ensure_index()
+        await engine.start()
         task.start()
-        await task.wait_caught_up(poll_s=0.05, timeout_s=300)
+        feed.start()
+        await asyncio.gather(
+            task.wait_caught_up(poll_s=0.05, timeout_s=300), feed.wait_caught_up(timeout_s=300)
+        )
     finally:
         await task.stop()
+        await feed.stop()
+        await engine.close()
         await index.close()
         await stock.close()
         await runtime.event_log.close()

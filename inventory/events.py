@@ -114,6 +114,30 @@ class FeedStockConsumer:
         self.processor = EventProcessor(event_log, [CATALOG_TOPIC], group, self.handle)
         self._task: asyncio.Task[None] | None = None
         self.applied = 0
+        self._caught_up = False
+
+    async def caught_up(self) -> None:
+        """Readiness: raises until the consumer has once taken in every catalog event published before
+        (until then a product the storefront already shows can still be missing its stock). Later lag
+        is normal operation and does not make the server unready."""
+        if self._caught_up:
+            return
+        behind = sum((await self.processor.refresh_lag()).values())
+        if behind:
+            raise RuntimeError(f"stock feed catching up: {behind} catalog events to take in")
+        self._caught_up = True
+
+    async def wait_caught_up(self, *, timeout_s: float, poll_s: float = 0.05) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            try:
+                return await self.caught_up()
+            except RuntimeError:
+                if self._task is not None and self._task.done():
+                    self._task.result()  # re-raise a crash
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+            await asyncio.sleep(poll_s)
 
     async def handle(self, events: Sequence[ConsumedEvent]) -> None:
         for consumed in events:

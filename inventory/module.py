@@ -39,7 +39,7 @@ class InventoryModule:
         await self.relay.stop()
 
     def readiness_checks(self) -> dict[str, ReadinessCheck]:
-        return {"engine": self.engine.ping}
+        return {"engine": self.engine.ping, "stock_feed": self.feed.caught_up}
 
 
 def create_module(runtime: Runtime) -> InventoryModule:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from emporium.settings import load_settings
-from ingest.demo import DEMO_SUPPLIER, demo_key_path, seed_demo
+from ingest.demo import DEMO_SEED, DEMO_SUPPLIER, demo_key_path, seed_demo
 from ingest.synthetic import WAREHOUSES, generate_products
 
 
@@ -81,6 +81,12 @@ def test_emporium_demo_serves_the_seeded_catalog(tmp_path: Path) -> None:
                 pass
             assert time.monotonic() < deadline, "emporium demo did not answer /healthz within 90 s"
             time.sleep(0.3)
+        # As soon as it answers, the demo is ready and its products have their feed stock.
+        ready = httpx.get(f"{base}/readyz", timeout=10)
+        assert ready.status_code == 200 and ready.json()["checks"]["inventory.stock_feed"] == "ok", ready.text
+        in_stock = next(p for p in generate_products(400, seed=DEMO_SEED) if any(p["stock"].values()))
+        stock = httpx.get(f"{base}/v1/stock/{in_stock['sku']}", timeout=10)
+        assert stock.status_code == 200 and stock.json()["on_hand"] == sum(in_stock["stock"].values())
         key = (tmp_path / "demo" / "demo-supplier-api-key").read_text().strip()
         headers = {"X-Api-Key": key, "Content-Type": "text/csv"}
         feeds = f"{base}/v1/suppliers/{DEMO_SUPPLIER}/feeds"
