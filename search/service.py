@@ -405,9 +405,11 @@ class SearchService:
             out = await self.stock.out_of_stock(cached.examined) if cached.examined else set()
             if out == cached.out:
                 self._count_cache("page_hit")
-                self._emit(cached.performed, request.user_id, request.session_id)
-                if query_string is not None:
+                if query_string is not None:  # the same page under another URL, with its own event
+                    performed = self._event(plan, request, cached.total)
+                    cached = msgspec.structs.replace(cached, performed=performed)
                     cache.put_url(query_string, generation, cached)
+                self._performed(plan, request, cached.total)
                 return cached.body
             self._count_cache("page_stale")
         else:

@@ -123,3 +123,23 @@ class RecordingActivity:
 
     def emit(self, payload: SearchPerformed, *, key: str) -> None:
         self.emitted.append((payload, key))
+
+
+async def test_a_read_model_outage_on_a_repeated_url_is_a_503() -> None:
+    from litestar import Litestar
+    from litestar.testing import AsyncTestClient
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from search.api import storefront_router
+
+    service, _, oos, _ = await make()
+    app = Litestar(route_handlers=[storefront_router(service)])
+    async with AsyncTestClient(app) as client:
+        assert (await client.get("/v1/search?q=tea")).status_code == 200
+
+        async def down(_: object) -> set[str]:
+            raise RedisConnectionError("stock set down")
+
+        oos.out_of_stock = down  # type: ignore[method-assign]
+        again = await client.get("/v1/search?q=tea")
+        assert again.status_code == 503 and again.headers["retry-after"] == "1", again.text
