@@ -38,7 +38,8 @@ import time
 import unicodedata
 import weakref
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, cast
@@ -77,6 +78,9 @@ _SEP = "\x1f"  # suggestion terms are "<folded text>\x1f<display text>": prefix-
 # field -> boost, as in the Elasticsearch adapter's multi_match
 TEXT_FIELDS: dict[str, float] = {"title": 3.0, "brand_text": 2.0, "description": 1.0, "category_text": 1.0}
 PHRASE_BOOST = 2.0
+# A relevance search fetches at least 64 hits; when that is every match, the first page's facets are
+# counted over those documents instead of a second pass over the index (0.4 vs 1.3-2 ms per search).
+FACETS_FROM_HITS_MAX = 64
 FUZZY_WEIGHT = 0.8  # a fuzzy match scores a little below the exact term
 
 # sort -> (fast field, descending?)
@@ -654,9 +658,16 @@ class TantivySearchIndex:
         facet_aggs = _facet_aggs(query) if query.with_facets else {}
         aggs: dict[str, Any] = {"total": {"value_count": {"field": "pid_hash"}}, **facet_aggs}
 
+        loaded: dict[tuple[int, int], SearchDocument] = {}
         if query.sort is Sort.RELEVANCE and text_query is not None:
-            page, total = _relevance_page(searcher, base, query)  # counted there: no "total" agg
-            agg_result = searcher.aggregate(base, facet_aggs) if facet_aggs else {}
+            page, total, every = _relevance_page(searcher, base, query)  # counted there: no "total" agg
+            if facet_aggs and every is not None and len(every) <= FACETS_FROM_HITS_MAX:
+                # The fetch already holds every match: count the facets over those documents (the
+                # same counts as the aggregation, without evaluating the query a second time).
+                loaded = {_address_key(a): _load(searcher, a) for _, _, a in every}
+                agg_result = _count_facets(loaded.values())
+            else:
+                agg_result = searcher.aggregate(base, facet_aggs) if facet_aggs else {}
         else:
             field, descending = _FIELD_SORTS.get(query.sort, _POPULARITY_SORT)
             page_query = base
@@ -687,7 +698,7 @@ class TantivySearchIndex:
             hashes = [int(h["docvalue_fields"]["pid_hash"][0]) for h in page_result["page"]["hits"][skip:]]
             page = [(0.0, key, address) for key, address in _addresses(searcher, engine, hashes)]
 
-        hits = _hits(searcher, page, query, highlight_query)
+        hits = _hits(searcher, page, query, highlight_query, loaded)
         facets = _facets(agg_result, query) if query.with_facets else {}
         return SearchResult(hits=hits, total=total, facets=facets)
 
@@ -961,8 +972,9 @@ def _after_filter(field: str, descending: bool, query: SearchQuery) -> tantivy.Q
 
 def _relevance_page(
     searcher: tantivy.Searcher, base: tantivy.Query, query: SearchQuery
-) -> tuple[list[tuple[float, int, Any]], int]:
-    """Top hits by (score desc, hash asc), fetching deeper until the page is certain.
+) -> tuple[list[tuple[float, int, Any]], int, list[tuple[float, int, Any]] | None]:
+    """Top hits by (score desc, hash asc), fetching deeper until the page is certain; also every match
+    when the fetch got them all (else None).
 
     Tantivy orders equal scores arbitrarily; a hit is placed for sure only when its score is above the
     lowest score fetched (or everything was fetched), so the fetch grows until the page is all sure.
@@ -992,7 +1004,8 @@ def _relevance_page(
         start = query.offset if after is None else bisect_right([(e[0], e[1]) for e in entries], after)
         if complete or start + query.limit <= sure:
             page = entries[start : start + query.limit]
-            return [(-neg, key, address) for neg, key, address in page], total
+            every = [(-neg, key, address) for neg, key, address in entries] if complete else None
+            return [(-neg, key, address) for neg, key, address in page], total, every
         fetch *= 4
 
 
@@ -1024,11 +1037,16 @@ def _sort_values(doc: SearchDocument, sort: Sort, score: float, key: int, has_te
     return (float(doc.popularity), key)
 
 
+def _address_key(address: Any) -> tuple[int, int]:
+    return (address.segment_ord, address.doc)
+
+
 def _hits(
     searcher: tantivy.Searcher,
     page: list[tuple[float, int, Any]],
     query: SearchQuery,
     highlight_query: tantivy.Query | None,
+    loaded: dict[tuple[int, int], SearchDocument] | None = None,
 ) -> list[Hit]:
     generators: dict[str, Any] = {}
     if query.with_highlights and highlight_query is not None and page:
@@ -1039,7 +1057,9 @@ def _hits(
     has_text = highlight_query is not None
     hits = []
     for score, key, address in page:
-        doc = _load(searcher, address)
+        doc = loaded.get(_address_key(address)) if loaded else None
+        if doc is None:
+            doc = _load(searcher, address)
         highlights: dict[str, list[str]] = {}
         for field, generator in generators.items():
             snippet = generator.snippet_from_doc(tantivy.Document(**{field: getattr(doc, field)}))
@@ -1082,6 +1102,30 @@ def _facet_aggs(query: SearchQuery) -> dict[str, Any]:
         "category": {"terms": {"field": "category", "size": 1 << 16, "segment_size": exact}},
         "price": {"range": {"field": "price", "ranges": ranges}},
     }
+
+
+def _count_facets(documents: Iterable[SearchDocument]) -> dict[str, Any]:
+    """What ``searcher.aggregate(query, _facet_aggs(...))`` returns for a query matching exactly these
+    documents (every bucket; ``_facets`` picks and orders them): the same fields, terms and ranges."""
+    brands: Counter[str] = Counter()
+    categories: Counter[str] = Counter()
+    prices: Counter[str] = Counter()
+    for doc in documents:
+        if doc.brand:
+            brands[doc.brand] += 1
+        if doc.category_path:
+            categories.update(_category_fields(doc.category_path)[1])
+        price = float(doc.price)
+        for bucket in DEFAULT_PRICE_RANGES:
+            if (bucket.low is None or price >= float(bucket.low)) and (
+                bucket.high is None or price < float(bucket.high)
+            ):
+                prices[bucket.key] += 1
+
+    def buckets(counts: Counter[str]) -> dict[str, list[dict[str, Any]]]:
+        return {"buckets": [{"key": key, "doc_count": n} for key, n in counts.items()]}
+
+    return {"brand": buckets(brands), "category": buckets(categories), "price": buckets(prices)}
 
 
 def _facets(result: dict[str, Any], query: SearchQuery) -> dict[str, list[FacetBucket]]:

@@ -249,6 +249,32 @@ async def test_facets_match_csv_counts(engine: Loaded) -> None:
     assert {b.value: b.count for b in fashion.facets["category"]} == dict(genders)
 
 
+async def test_facets_of_a_text_query_are_the_counts_over_its_matches(engine: Loaded) -> None:
+    """However an adapter counts them (an aggregation, or the fetched hits when they are every match),
+    a text query's facets are exactly the counts over the documents it matches."""
+    by_id = {d.product_id: d for d in engine.docs}
+    sizes = []
+    for text in ("garlic oil", "shampoo", "jeans", "biscuit"):
+        result = await engine.index.search(SearchQuery(text=text, limit=20, facet_size=10_000))
+        matched = [by_id[i] for i in await _all_ids(engine.index, SearchQuery(text=text, limit=100))]
+        sizes.append(len(matched))
+        assert result.total == len(matched), text
+        brands = Counter(d.brand for d in matched if d.brand)
+        assert {b.value: b.count for b in result.facets["brand"]} == dict(brands), text
+        top_level = Counter(d.category_path[0] for d in matched if d.category_path)
+        assert {b.value: b.count for b in result.facets["category"]} == dict(top_level), text
+        in_range = [
+            sum(
+                1
+                for d in matched
+                if (r.low is None or d.price >= r.low) and (r.high is None or d.price < r.high)
+            )
+            for r in DEFAULT_PRICE_RANGES
+        ]
+        assert [b.count for b in result.facets["price"]] == in_range, text
+    assert min(sizes) < 64 < max(sizes), sizes  # both ways of counting are exercised
+
+
 # -- sorting and paging -------------------------------------------------------------------------
 
 SORT_KEYS: dict[Sort, Callable[[SearchDocument], Any]] = {
