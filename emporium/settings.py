@@ -33,8 +33,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     log_format: str = "json"  # "json" or "console"
     # Run projectors inside `serve` (embedded default); a cluster deployment runs `emporium project`.
     inprocess_projectors: bool = True
-    # Search result cache entries per serving process (0 disables); the stock filter is never cached.
-    search_cache_entries: int = 4096
+    # Rendered search pages cached per serving process (~10 KiB each, plus a sixteenth as many index
+    # answers at ~45 KiB: ~200 MB when full); 0 disables. The stock filter is never cached.
+    search_cache_entries: int = 16384
 
     @property
     def embedded(self) -> bool:

@@ -214,10 +214,16 @@ class ResultCache:
     out-of-stock filter still runs on every request, so a stock-out is hidden at once either way: a
     rendered page (``CachedPage``) is served only if the live out-of-stock set still says the same about
     every item the page examined.
+
+    Sizes: ``max_entries`` rendered pages (~10 KiB each: the JSON and the SKUs it examined) and, by
+    default, a sixteenth as many index answers (~45 KiB each: full documents). Pages answer the repeats;
+    answers serve what pages cannot (a page gone stale after a stock-out, ``deliver_to`` pages, deeper
+    fetch rounds), so the memory goes mostly to pages.
     """
 
-    def __init__(self, max_entries: int = 4096, ttl_s: float = 1.0) -> None:
+    def __init__(self, max_entries: int = 16384, ttl_s: float = 1.0, max_answers: int | None = None) -> None:
         self.max_entries = max_entries
+        self.max_answers = max(64, max_entries // 16) if max_answers is None else max_answers
         self.ttl_s = ttl_s
         self.generation = 0
         self._entries: OrderedDict[bytes, tuple[int, float, SearchResult]] = OrderedDict()
@@ -234,20 +240,20 @@ class ResultCache:
         return self._get(self._entries, key)
 
     def put(self, key: bytes, generation: int, result: SearchResult) -> None:
-        self._put(self._entries, key, generation, result)
+        self._put(self._entries, key, generation, result, self.max_answers)
 
     def get_page(self, key: bytes) -> CachedPage | None:
         return self._get(self._pages, key)
 
     def put_page(self, key: bytes, generation: int, page: CachedPage) -> None:
-        self._put(self._pages, key, generation, page)
+        self._put(self._pages, key, generation, page, self.max_entries)
 
     def get_url(self, query_string: bytes) -> CachedPage | None:
         """The page last rendered for exactly this raw query string (``SearchService.reuse_json``)."""
         return self._get(self._urls, query_string)
 
     def put_url(self, query_string: bytes, generation: int, page: CachedPage) -> None:
-        self._put(self._urls, query_string, generation, page)
+        self._put(self._urls, query_string, generation, page, self.max_entries)
 
     def _get(self, entries: OrderedDict[bytes, tuple[int, float, _V]], key: bytes) -> _V | None:
         entry = entries.get(key)
@@ -261,13 +267,18 @@ class ResultCache:
         return value
 
     def _put(
-        self, entries: OrderedDict[bytes, tuple[int, float, _V]], key: bytes, generation: int, value: _V
+        self,
+        entries: OrderedDict[bytes, tuple[int, float, _V]],
+        key: bytes,
+        generation: int,
+        value: _V,
+        limit: int,
     ) -> None:
         if generation != self.generation:  # the index changed while this query ran
             return
         entries[key] = (generation, time.monotonic() + self.ttl_s, value)
         entries.move_to_end(key)
-        while len(entries) > self.max_entries:
+        while len(entries) > limit:
             entries.popitem(last=False)
 
 

@@ -218,10 +218,11 @@ def test_result_cache_bounds_entries_and_expires() -> None:
     result = SearchResult(hits=[], total=0)
     cache.put(b"a", cache.generation, result)
     assert cache.get(b"a") is None  # expired at once with ttl 0
-    cache = ResultCache(max_entries=2, ttl_s=60)
+    cache = ResultCache(max_entries=2, ttl_s=60, max_answers=2)
     for key in (b"a", b"b", b"c"):
         cache.put(key, cache.generation, result)
     assert cache.get(b"a") is None and cache.get(b"c") is result
+    assert ResultCache(max_entries=16384).max_answers == 1024  # memory goes mostly to pages
     stale = cache.generation
     cache.invalidate()
     cache.put(b"d", stale, result)  # computed before the index changed: not stored
