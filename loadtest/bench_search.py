@@ -1,7 +1,8 @@
 """Benchmark: ``GET /v1/search`` on the embedded stack with the real catalogs indexed, under skewed traffic.
 
     python -m loadtest.bench_search [--concurrency 8] [--seconds 5] [--runs 3] [--no-cache]
-                                    [--queries 20000] [--zipf 1.0] [--steady-after SECONDS]
+                                    [--queries 20000] [--zipf 1.0] [--fresh SHARE]
+                                    [--steady-after SECONDS]
                                     [--keep | --reuse DIR]
 
 1. Imports bigbasket + myntra (about 40k products) through the ingest profiles into a fresh data dir
@@ -20,7 +21,9 @@ every run reports its rendered-page cache hit rate (from ``/metrics``) next to i
 throughput. ``--no-cache`` disables the cache (every search goes to the index: the worst case).
 ``--steady-after S`` first sends the same stream for S seconds without measuring, so the runs see the
 cache of a server that has been up a while (how full it gets depends on ``--queries`` and the server's
-``EMPORIUM_SEARCH_CACHE_ENTRIES``, both printed).
+``EMPORIUM_SEARCH_CACHE_ENTRIES``, both printed). The URL set is finite, so a long warm-up fills the
+cache with nearly all of it; ``--fresh SHARE`` mixes in that share of never-repeated searches, the
+long tail a real query log keeps bringing.
 ``--keep`` keeps the data dir, ``--reuse DIR`` serves it again without importing (no projection number).
 
 Prints per-run numbers and the medians: search p99 (target <= 30 ms), search throughput as a share of
@@ -208,20 +211,38 @@ def _search_url(q: str, corpus: Corpus, rng: random.Random) -> str:
 
 
 class RequestStream:
-    """An endless Zipf-distributed stream over ranked URLs, consumed run after run."""
+    """An endless Zipf-distributed stream over ranked URLs, consumed run after run.
 
-    def __init__(self, urls: list[str], exponent: float, seed: int = 13) -> None:
+    With ``fresh`` > 0 that share of the requests are searches never sent before (a real product-name
+    query with a price cap no one used yet): the long tail of a real query log, which no cache holds.
+    Without it the stream has a finite set of URLs, and a cache that has seen them all answers nearly
+    everything.
+    """
+
+    def __init__(
+        self, urls: list[str], exponent: float, *, fresh: float = 0.0, queries: list[str], seed: int = 13
+    ) -> None:
         self.urls = urls
         total = 0.0
         self.cum_weights = []
         for rank in range(1, len(urls) + 1):
             total += 1.0 / rank**exponent
             self.cum_weights.append(total)
+        self.fresh = fresh
+        self.queries = queries
         self.rng = random.Random(seed)
         self.seen: set[str] = set()
+        self._fresh_count = 0
 
     def take(self, n: int) -> list[str]:
-        return self.rng.choices(self.urls, cum_weights=self.cum_weights, k=n)
+        paths = self.rng.choices(self.urls, cum_weights=self.cum_weights, k=n)
+        if self.fresh > 0:
+            for i in range(n):
+                if self.rng.random() < self.fresh:
+                    self._fresh_count += 1
+                    q = self.rng.choice(self.queries)
+                    paths[i] = "/v1/search?" + urlencode({"q": q, "price_max": 100_000 + self._fresh_count})
+        return paths
 
     def consumed(self, paths: list[str], requests: int) -> None:
         self.seen.update(paths[:requests])
@@ -264,10 +285,10 @@ async def _timed(pid: int, port: int, paths: list[str], args: argparse.Namespace
 async def measure(port: int, pid: int, args: argparse.Namespace) -> list[Run]:
     corpus = load_corpus(limit=ALL_NAMES)
     urls = ranked_search_urls(corpus, args.queries)
-    stream = RequestStream(urls, args.zipf)
+    stream = RequestStream(urls, args.zipf, fresh=args.fresh, queries=sorted(set(corpus.queries)))
     print(
         f"search mix: {len(urls):,} distinct URLs from {len(set(corpus.queries)):,} distinct queries "
-        f"({corpus.source}), Zipf s={args.zipf}; "
+        f"({corpus.source}), Zipf s={args.zipf}, {args.fresh:.0%} first-time searches; "
         + (
             "result cache disabled: every search goes to the index"
             if args.no_cache
@@ -323,6 +344,13 @@ def main() -> None:
     parser.add_argument("--zipf", type=float, default=1.0, help="Zipf exponent of URL popularity")
     parser.add_argument(
         "--no-cache", action="store_true", help="disable the result cache (engine-bound numbers)"
+    )
+    parser.add_argument(
+        "--fresh",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="share of searches that are first-time URLs, never repeated (the long tail); default 0",
     )
     parser.add_argument(
         "--steady-after",
