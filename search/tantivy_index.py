@@ -13,7 +13,8 @@ Behaviour matches the Elasticsearch adapter:
   ``search/analysis/synonyms.txt`` expanded at query time, a title phrase boost;
 * sorts are exact total orders: relevance ties and field ties break on a 64-bit product hash, and
   ``search_after`` becomes a range filter on (sort field, hash), so paging never repeats or skips;
-* facets come from Tantivy aggregations over the fast fields (exact counts).
+* facets come from Tantivy aggregations over the fast fields (exact counts), or, when a relevance
+  search's fetch already holds every match, are counted over those documents (the same counts).
 
 Tantivy is synchronous. Writes run in worker threads; one writer per index, guarded by a lock, commits
 at the end of every write call (so a projector that commits its offsets afterwards loses nothing), or,
