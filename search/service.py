@@ -416,11 +416,11 @@ class SearchService:
             out = await self.stock.out_of_stock(cached.examined) if cached.examined else set()
             if out == cached.out:
                 self._count_cache("page_hit")
-                if query_string is not None:  # the same page under another URL, with its own event
-                    performed = self._event(plan, request, cached.total)
-                    cached = msgspec.structs.replace(cached, performed=performed)
-                    cache.put_url(query_string, generation, cached)
-                self._performed(plan, request, cached.total)
+                performed = self._event(plan, request, cached.total)
+                if query_string is not None:  # the same page, remembered under this URL with its event
+                    reused = msgspec.structs.replace(cached, performed=performed)
+                    cache.put_url(query_string, generation, reused)
+                self._emit(performed, request.user_id, request.session_id)
                 return cached.body
             self._count_cache("page_stale")
         else:
