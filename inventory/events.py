@@ -17,7 +17,7 @@ import structlog
 
 from emporium.contracts.events import CATALOG_TOPIC, ProductUpserted, encode_event, new_event
 from emporium.eventlog.port import EventLog, OutgoingMessage
-from emporium.eventlog.processing import ConsumedEvent, EventProcessor
+from emporium.eventlog.processing import ConsumedEvent, EventProcessor, wait_caught_up
 from emporium.tasks import cancel_and_wait
 from inventory.domain import EngineUnavailable, InventoryError, StockLevel, stock_events
 
@@ -116,28 +116,24 @@ class FeedStockConsumer:
         self.applied = 0
         self._caught_up = False
 
+    async def lag(self) -> int:
+        """Catalog events not yet committed by this consumer's group."""
+        return sum((await self.processor.refresh_lag()).values())
+
     async def caught_up(self) -> None:
         """Readiness: raises until the consumer has once taken in every catalog event published before
         (until then a product the storefront already shows can still be missing its stock). Later lag
         is normal operation and does not make the server unready."""
         if self._caught_up:
             return
-        behind = sum((await self.processor.refresh_lag()).values())
+        behind = await self.lag()
         if behind:
             raise RuntimeError(f"stock feed catching up: {behind} catalog events to take in")
         self._caught_up = True
 
-    async def wait_caught_up(self, *, timeout_s: float, poll_s: float = 0.05) -> None:
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        while True:
-            try:
-                return await self.caught_up()
-            except RuntimeError:
-                if self._task is not None and self._task.done():
-                    self._task.result()  # re-raise a crash
-                if asyncio.get_running_loop().time() > deadline:
-                    raise
-            await asyncio.sleep(poll_s)
+    async def wait_caught_up(self, *, timeout_s: float) -> None:
+        await wait_caught_up(self.lag, self._task, what="stock feed", timeout_s=timeout_s)
+        self._caught_up = True
 
     async def handle(self, events: Sequence[ConsumedEvent]) -> None:
         for consumed in events:

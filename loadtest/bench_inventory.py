@@ -55,9 +55,13 @@ class Servers:
     mysql_url: str
     pids: tuple[int, ...] = ()  # of a private stack (empty for servers given in the environment)
 
-    def pin(self, cpus: set[int]) -> None:
-        for pid in self.pids:
-            pin(pid, cpus)
+    def split_cores(self) -> tuple[set[int], set[int]] | None:
+        """``core_split()``, with these servers pinned beside the load tool (as if on other hosts)."""
+        split = core_split()
+        if split:
+            for pid in self.pids:
+                pin(pid, split[1])
+        return split
 
 
 @contextlib.contextmanager
@@ -308,9 +312,7 @@ def main() -> None:
         if not args.skip_http:
             from loadtest.bench_reservations_http import run as http_bench
 
-            split = core_split()
-            if split:
-                stack.pin(split[1])
+            split = stack.split_cores()
             http_bench(
                 redis_url,
                 mysql_url,

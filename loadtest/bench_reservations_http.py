@@ -41,7 +41,7 @@ from typing import Any
 import httpx
 
 from inventory.testing import audit_mysql, drop_mysql_database, free_port, mysql_url_with_database
-from loadtest.children import core_split, cpu_seconds, spawn_emporium
+from loadtest.children import cpu_seconds, spawn_emporium
 
 WRK_SCRIPT = Path(__file__).with_name("wrk_reservations.lua")
 UNITS = 5_000_000  # on-hand per run: far more than a run can sell, so 201 is the common answer
@@ -301,10 +301,8 @@ def main() -> None:
     args = parser.parse_args()
     from loadtest.bench_inventory import servers
 
-    split = None if args.no_pin else core_split()
     with servers() as stack:
-        if split:
-            stack.pin(split[1])
+        split = None if args.no_pin else stack.split_cores()
         run(
             stack.redis_url,
             stack.mysql_url,

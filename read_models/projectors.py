@@ -33,7 +33,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from emporium.contracts.events import LOGISTICS_TOPIC, Envelope
 from emporium.eventlog.port import EventLog
-from emporium.eventlog.processing import ConsumedEvent, EventProcessor
+from emporium.eventlog.processing import ConsumedEvent, EventProcessor, wait_caught_up
 from read_models.logistics import DeliveryZones
 from read_models.out_of_stock import OutOfStockSet
 from search.port import SearchIndex
@@ -218,16 +218,9 @@ class ProjectorTask:
 
     async def wait_caught_up(self, *, poll_s: float = 0.05, timeout_s: float | None = None) -> None:
         """Return once the group has committed everything published so far (lag 0)."""
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while True:
-            if self._task is not None and self._task.done():
-                self._task.result()  # re-raise a crash
-                raise RuntimeError(f"projector {self.group} stopped before catching up")
-            if await self.refresh_lag() == 0:
-                return
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"projector {self.group} still behind after {timeout_s}s")
-            await asyncio.sleep(poll_s)
+        await wait_caught_up(
+            self.refresh_lag, self._task, what=f"projector {self.group}", poll_s=poll_s, timeout_s=timeout_s
+        )
 
     async def stop(self) -> None:
         self.processor.stop()

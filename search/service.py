@@ -413,8 +413,7 @@ class SearchService:
         generation = cache.generation
         cached = cache.get_page(key)
         if cached is not None:
-            out = await self.stock.out_of_stock(cached.examined) if cached.examined else set()
-            if out == cached.out:
+            if await self._still_exact(cached):
                 self._count_cache("page_hit")
                 performed = self._event(plan, request, cached.total)
                 if query_string is not None:  # the same page, remembered under this URL with its event
@@ -449,14 +448,16 @@ class SearchService:
         if cache is None:
             return None
         cached = cache.get_url(query_string)
-        if cached is None:
-            return None
-        out = await self.stock.out_of_stock(cached.examined) if cached.examined else set()
-        if out != cached.out:
-            return None  # the full path recomputes the page (and counts it stale)
+        if cached is None or not await self._still_exact(cached):
+            return None  # the full path renders the page (and counts a stale one)
         self._count_cache("page_hit")
         self._emit(cached.performed, user_id, session_id)
         return cached.body
+
+    async def _still_exact(self, page: CachedPage) -> bool:
+        """The live out-of-stock set says the same of every item the page examined as when rendered."""
+        out = await self.stock.out_of_stock(page.examined) if page.examined else set()
+        return out == page.out
 
     def _performed(self, plan: Plan, request: SearchRequest, total: int) -> None:
         self._emit(self._event(plan, request, total), request.user_id, request.session_id)

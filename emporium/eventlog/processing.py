@@ -332,3 +332,25 @@ __all__ = [
     "publish_events",
     "run_consumer",
 ]
+
+
+async def wait_caught_up(
+    lag: Callable[[], Awaitable[int]],
+    task: asyncio.Task[None] | None,
+    *,
+    what: str,
+    poll_s: float = 0.05,
+    timeout_s: float | None = None,
+) -> None:
+    """Return once ``lag()`` (records not yet committed by a consumer group) is 0; re-raise the crash
+    of the ``task`` running that consumer, or fail if it ended first, or after ``timeout_s``."""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    while True:
+        if task is not None and task.done():
+            task.result()  # re-raise a crash
+            raise RuntimeError(f"{what} stopped before catching up")
+        if await lag() == 0:
+            return
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(f"{what} still behind after {timeout_s}s")
+        await asyncio.sleep(poll_s)

@@ -279,7 +279,7 @@ class SqliteEventLog:
             top = self._watch.execute("SELECT MAX(id) FROM records").fetchone()[0]
             if top == since:
                 return top
-            if since is None or not isinstance(since, int):
+            if not isinstance(since, int):  # the log was empty (None) or could not tell
                 return UNKNOWN
             marks = ", ".join("?" * len(topics))
             newer = self._watch.execute(

@@ -66,16 +66,21 @@ def req(key: str, qty: int = 2) -> ReserveRequest:
     return ReserveRequest(sku="R", quantity=qty, customer_id="c", idempotency_key=key, hold_seconds=30)
 
 
+async def hold_not_yet_written(engine: ClusterEngine, key: str) -> tuple[asyncio.Event, asyncio.Task[Any]]:
+    """A 2-unit hold of R that Redis has decided and whose group commit waits for the returned gate."""
+    await engine.set_on_hand("R", 5)
+    gate = gate_writes(engine)
+    pending = asyncio.create_task(engine.reserve(req(key)))
+    await until_held(engine, 2)
+    return gate, pending
+
+
 async def test_sweeper_tombstones_undurable_hold_and_refuses_late_write(redis_url: str, db_url: str) -> None:
     clock = FakeClock()
     engine = ClusterEngine(redis_url, mysql_target(db_url), clock=clock, sweep_interval=None, lost_grace=1.0)
     await engine.start()
     try:
-        await engine.set_on_hand("R", 5)
-        gate = gate_writes(engine)
-        pending = asyncio.create_task(engine.reserve(req("late")))
-
-        await until_held(engine, 2)
+        gate, pending = await hold_not_yet_written(engine, "late")
         clock.advance(30 + 2)  # past expiry + grace, still not in MySQL
         await engine.expire_due()
         fast = await engine.fast_path_stock("R")
@@ -143,11 +148,7 @@ async def test_batch_decided_before_another_reconcile_is_fenced_and_retryable(
     engine = ClusterEngine(redis_url, mysql_target(db_url), sweep_interval=None, monitor_interval=3600)
     await engine.start()
     try:
-        await engine.set_on_hand("R", 5)
-        gate = gate_writes(engine)
-        pending = asyncio.create_task(engine.reserve(req("fenced")))
-
-        await until_held(engine, 2)
+        gate, pending = await hold_not_yet_written(engine, "fenced")
         conn = pymysql.connect(**mysql_target(db_url).pymysql_kwargs())
         with conn.cursor() as cur:  # what another process's reconcile does first
             cur.execute("UPDATE inv_meta SET epoch = epoch + 1 WHERE id = 1")
