@@ -289,11 +289,10 @@ class FeedReader:
                 continue
             try:
                 obj = decode(raw)
-            except msgspec.DecodeError as exc:
-                yield LineError(line, f"invalid JSON: {exc}")
-                continue
-            except UnicodeDecodeError:
-                yield LineError(line, "invalid UTF-8 byte sequence")
+            except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+                # msgspec >= 0.23 reports bad UTF-8 as a DecodeError; older ones raised
+                # UnicodeDecodeError. Either way, tell the supplier which it was.
+                yield LineError(line, _ndjson_reason(raw, exc))
                 continue
             if not isinstance(obj, dict):
                 yield LineError(line, f"expected a JSON object, got {type(obj).__name__}")
@@ -437,3 +436,11 @@ def _only_blank_extras(fields: list[str], names: list[str], width: int) -> bool:
 
 _JSON_DECODER = msgspec.json.Decoder(float_hook=Decimal)
 _STDLIB_JSON = json.JSONDecoder(parse_float=Decimal)
+
+
+def _ndjson_reason(raw: bytes, exc: Exception) -> str:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "invalid UTF-8 byte sequence"
+    return f"invalid JSON: {exc}"
