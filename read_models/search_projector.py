@@ -83,8 +83,12 @@ class SearchProjection:
         self.index = index  # None: keep only the stock set (warm-up of a volatile, in-process set)
         self.stock = stock
         self.topics = tuple(topics)
-        self.on_index_write = on_index_write  # e.g. invalidate this process's search result cache
+        # Called after each index write that may change a search answer (e.g. to invalidate this process's
+        # result cache); never for stock events that flip no SKU, which change nothing searchable: a stock
+        # feed updating quantities does not flush the cache.
+        self.on_index_write = on_index_write
         self._staged_into: SearchIndex | None = None  # holds writes until ``flush``
+        self._staged_changes = False  # the staged writes may change search answers
         self._refresh_due = False  # a restock was staged: refresh once it is committed
 
     @property
@@ -101,14 +105,15 @@ class SearchProjection:
         if staged is None:
             return
         refresh, self._refresh_due = self._refresh_due, False
+        changed, self._staged_changes = self._staged_changes, False
         try:
             self._check_staging_target(staged)
             await staged.commit_staged()
             if refresh:
                 await staged.refresh()
         finally:
-            if self.on_index_write is not None:
-                self.on_index_write()
+            if changed:
+                self._index_written()
 
     async def stage(self, events: Sequence[Envelope]) -> None:
         """Apply stock and links now; write the index (staged when it can stage: see ``flush``)."""
@@ -144,13 +149,20 @@ class SearchProjection:
                 if self._staged_into is not None:
                     self._check_staging_target(self._staged_into)
                 self._staged_into = self.index  # before writing: a failed write still needs the flush
-                await self._write_index(catalog, stock, result.applied, result.flipped)
+                staged_before, self._staged_changes = self._staged_changes, True  # if the write fails midway
+                wrote = await self._write_index(catalog, stock, result.applied, result.flipped)
+                self._staged_changes = staged_before or wrote
                 return
+            wrote = True  # a write that failed midway may have changed part of the index
             try:
-                await self._write_index(catalog, stock, result.applied, result.flipped)
+                wrote = await self._write_index(catalog, stock, result.applied, result.flipped)
             finally:
-                if self.on_index_write is not None:
-                    self.on_index_write()
+                if wrote:
+                    self._index_written()
+
+    def _index_written(self) -> None:
+        if self.on_index_write is not None:
+            self.on_index_write()
 
     def _check_staging_target(self, target: SearchIndex) -> None:
         """Writes staged in an index that is no longer ours (a rebuild swapped ``self.index``) may be gone
@@ -165,7 +177,8 @@ class SearchProjection:
         stock: dict[str, StockChange],
         applied: Sequence[StockChange],
         flipped: Sequence[StockChange],
-    ) -> None:
+    ) -> bool:
+        """Write the batch into the index; False if there was nothing to write."""
         index = self.index
         assert index is not None
         commit = not index.stages_writes  # staged writes wait for ``flush``
@@ -200,10 +213,10 @@ class SearchProjection:
         flipped_skus = {c.sku for c in flipped}
         touched = [sku for sku in stock if sku in flipped_skus or sku not in applied_skus]
         if not touched:
-            return
+            return bool(catalog)
         products = await self.stock.products_for(touched)
         if not products:
-            return
+            return bool(catalog)
         out = await self.stock.out_of_stock(list(products))
         # Products upserted in this batch are flagged too: the index may have skipped that upsert as a
         # stale or repeated revision, keeping an older flag. set_stock_flags only rewrites what differs.
@@ -219,3 +232,4 @@ class SearchProjection:
                     await index.refresh()
                 else:
                     self._refresh_due = True
+        return bool(catalog or flags)

@@ -132,3 +132,29 @@ async def test_warmup_projection_without_index_only_fills_stock_set() -> None:
     await projection.handle([upserted(product(1), 1), stock("SKU-1", False, 1)])
     assert await oos.out_of_stock(["SKU-1"]) == {"SKU-1"}
     assert await oos.products_for(["SKU-1"]) == {"SKU-1": ["s1:1"]}
+
+
+class _StagingIndex(MemorySearchIndex):
+    stages_writes = True  # as Tantivy: writes wait for ``flush``
+
+
+@pytest.mark.parametrize("index_type", [MemorySearchIndex, _StagingIndex])
+async def test_only_writes_that_change_answers_notify(index_type: type[MemorySearchIndex]) -> None:
+    """A stock feed updating quantities flips no SKU: the result cache must survive it."""
+    notified: list[int] = []
+    projection = SearchProjection(
+        index=index_type(), stock=MemoryOutOfStockSet(), on_index_write=lambda: notified.append(1)
+    )
+
+    async def notifications(events: list[Envelope]) -> int:
+        before = len(notified)
+        await projection.stage(events)
+        await projection.flush()
+        return len(notified) - before
+
+    assert await notifications([upserted(product(1), 1), stock("SKU-1", True, 1)]) == 1
+    assert await notifications([stock("SKU-1", True, 2), stock("SKU-1", True, 3)]) == 0  # quantities only
+    assert await notifications([stock("SKU-1", False, 4)]) == 1  # a stock-out flips the index flag
+    assert await notifications([stock("SKU-1", False, 5)]) == 0
+    assert await notifications([stock("SKU-1", True, 6)]) == 1  # a restock
+    assert await notifications([removed(product(1), 2)]) == 1
