@@ -2,7 +2,7 @@
 
     python -m loadtest.bench_search [--concurrency 8] [--seconds 5] [--runs 3] [--no-cache]
                                     [--queries 20000] [--zipf 1.0] [--fresh SHARE]
-                                    [--steady-after SECONDS]
+                                    [--steady-after SECONDS] [--stock-outs PER_SECOND]
                                     [--keep | --reuse DIR]
 
 1. Imports bigbasket + myntra (about 40k products) through the ingest profiles into a fresh data dir
@@ -24,6 +24,9 @@ cache of a server that has been up a while (how full it gets depends on ``--quer
 ``EMPORIUM_SEARCH_CACHE_ENTRIES``, both printed). The URL set is finite, so a long warm-up fills the
 cache with nearly all of it; ``--fresh SHARE`` mixes in that share of never-repeated searches, the
 long tail a real query log keeps bringing.
+``--stock-outs R`` publishes R stock-outs per second of random catalog SKUs to the event log while the
+searches run (a flash sale emptying shelves; the server projects them as it would inventory's events);
+they are restocked at the end, so a kept data dir stays as it was.
 ``--keep`` keeps the data dir, ``--reuse DIR`` serves it again without importing (no projection number).
 
 Prints per-run numbers and the medians: search p99 (target <= 30 ms), search throughput as a share of
@@ -267,6 +270,73 @@ def hit_rate(before: dict[str, float], after: dict[str, float]) -> float:
     return delta["page_hit"] / lookups if lookups else 0.0
 
 
+async def catalog_skus(port: int) -> list[str]:
+    """Every SKU the server can find, paged with the cursor (setup, not measured)."""
+    import json
+
+    skus: list[str] = []
+    params = {"in_stock": "false", "size": "100", "sort": "price_asc"}
+    while True:
+        _, body = await get("127.0.0.1", port, "/v1/search?" + urlencode(params))
+        page = json.loads(body)
+        skus += [hit["sku"] for hit in page["hits"]]
+        if not page.get("next_cursor"):
+            return skus
+        params["cursor"] = page["next_cursor"]
+
+
+class StockOuts:
+    """Publishes stock-outs of random SKUs at a steady rate, as inventory would during a flash sale."""
+
+    def __init__(self, event_log_url: str, skus: list[str], per_second: float, seed: int = 17) -> None:
+        from emporium.eventlog.factory import open_event_log
+
+        self.event_log = open_event_log(event_log_url, client_id="bench-search-stock-outs")
+        self.skus = skus
+        self.per_second = per_second
+        self.rng = random.Random(seed)
+        self.revision = time.time_ns() // 1000  # newer than anything published before
+        self.out: list[str] = []
+
+    async def _publish(self, skus: list[str], in_stock: bool) -> None:
+        from emporium.contracts.events import StockLevelChanged, new_event
+        from emporium.eventlog.processing import publish_events
+
+        events = []
+        for sku in skus:
+            self.revision += 1
+            quantity = 1 if in_stock else 0
+            payload = StockLevelChanged(
+                sku=sku,
+                on_hand=quantity,
+                held=0,
+                sold=0,
+                available=quantity,
+                in_stock=in_stock,
+                reason="bench",
+            )
+            events.append(new_event(payload, key=sku, revision=self.revision, producer="bench"))
+        await publish_events(self.event_log, events)
+
+    async def run(self, seconds: float) -> int:
+        """Stock-outs for ``seconds``, in ticks of 50 ms; how many were published."""
+        started, sent = time.monotonic(), 0
+        while (elapsed := time.monotonic() - started) < seconds:
+            due = int(elapsed * self.per_second) - sent
+            if due > 0:
+                batch = self.rng.sample(self.skus, due)
+                await self._publish(batch, in_stock=False)
+                self.out += batch
+                sent += due
+            await asyncio.sleep(0.05)
+        return sent
+
+    async def restock_all(self) -> None:
+        for start in range(0, len(self.out), 500):
+            await self._publish(self.out[start : start + 500], in_stock=True)
+        self.out.clear()
+
+
 @dataclass
 class Run:
     search: LoadResult
@@ -274,6 +344,7 @@ class Run:
     hit_rate: float
     search_cpu_ms: float  # server CPU per request (all its threads), independent of the machine's load
     healthz_cpu_ms: float
+    stock_outs: int = 0
 
 
 async def _timed(pid: int, port: int, paths: list[str], args: argparse.Namespace) -> tuple[LoadResult, float]:
@@ -282,7 +353,7 @@ async def _timed(pid: int, port: int, paths: list[str], args: argparse.Namespace
     return result, (cpu_seconds(pid) - cpu) * 1000 / max(1, result.requests)
 
 
-async def measure(port: int, pid: int, args: argparse.Namespace) -> list[Run]:
+async def measure(port: int, pid: int, args: argparse.Namespace, event_log_url: str) -> list[Run]:
     corpus = load_corpus(limit=ALL_NAMES)
     urls = ranked_search_urls(corpus, args.queries)
     stream = RequestStream(urls, args.zipf, fresh=args.fresh, queries=sorted(set(corpus.queries)))
@@ -307,20 +378,40 @@ async def measure(port: int, pid: int, args: argparse.Namespace) -> list[Run]:
             f"cache hits {hit_rate(before, await cache_counts(port)):.0%}, "
             f"distinct URLs so far {len(stream.seen):,})"
         )
-    runs: list[Run] = []
-    for n in range(1, args.runs + 1):
-        h, h_cpu = await _timed(pid, port, ["/healthz"], args)
-        paths = stream.take(int(args.seconds * REQUESTS_PER_SECOND_CAP))
-        before = await cache_counts(port)
-        s, s_cpu = await _timed(pid, port, paths, args)
-        run = Run(s, h, hit_rate(before, await cache_counts(port)), s_cpu, h_cpu)
-        stream.consumed(paths, s.requests)
-        runs.append(run)
-        print(f"run {n}: /healthz  {h.summary()}  server CPU {h_cpu:.3f} ms/req")
+    stock_outs = None
+    if args.stock_outs > 0:
+        stock_outs = StockOuts(event_log_url, await catalog_skus(port), args.stock_outs)
+        await stock_outs.event_log.start()
         print(
-            f"run {n}: /v1/search {s.summary()}  server CPU {s_cpu:.2f} ms/req  ratio {s.rps / h.rps:.0%}  "
-            f"cache hits {run.hit_rate:.0%}  distinct URLs so far {len(stream.seen):,}  statuses {s.statuses}"
+            f"stock-outs: {args.stock_outs:g}/s of random SKUs among {len(stock_outs.skus):,} during searches"
         )
+    runs: list[Run] = []
+    try:
+        for n in range(1, args.runs + 1):
+            h, h_cpu = await _timed(pid, port, ["/healthz"], args)
+            paths = stream.take(int(args.seconds * REQUESTS_PER_SECOND_CAP))
+            before = await cache_counts(port)
+            if stock_outs is None:
+                s, s_cpu = await _timed(pid, port, paths, args)
+                sold_out = 0
+            else:
+                (s, s_cpu), sold_out = await asyncio.gather(
+                    _timed(pid, port, paths, args), stock_outs.run(args.seconds)
+                )
+            run = Run(s, h, hit_rate(before, await cache_counts(port)), s_cpu, h_cpu, sold_out)
+            stream.consumed(paths, s.requests)
+            runs.append(run)
+            print(f"run {n}: /healthz  {h.summary()}  server CPU {h_cpu:.3f} ms/req")
+            print(
+                f"run {n}: /v1/search {s.summary()}  server CPU {s_cpu:.2f} ms/req  "
+                f"ratio {s.rps / h.rps:.0%}  cache hits {run.hit_rate:.0%}  "
+                f"distinct URLs so far {len(stream.seen):,}  statuses {s.statuses}"
+                + (f"  stock-outs {sold_out}" if stock_outs is not None else "")
+            )
+    finally:
+        if stock_outs is not None:
+            await stock_outs.restock_all()
+            await stock_outs.event_log.close()
     return runs
 
 
@@ -360,6 +451,13 @@ def main() -> None:
         help="first send the search stream this long without measuring (a server that has been up a "
         "while); default 0: measure from a cold cache",
     )
+    parser.add_argument(
+        "--stock-outs",
+        type=float,
+        default=0.0,
+        metavar="PER_SECOND",
+        help="publish this many stock-outs per second of random SKUs while searches run; default 0",
+    )
     args = parser.parse_args()
 
     import uvloop
@@ -394,7 +492,7 @@ def main() -> None:
             ["serve", "--port", str(port)], env=server_env, stderr=open(data_dir / "server.log", "wb")
         )
         uvloop.run(wait_until_caught_up(settings, port, accepted))
-        runs = uvloop.run(measure(port, server.pid, args))
+        runs = uvloop.run(measure(port, server.pid, args, settings.event_log_url))
     finally:
         if server is not None:
             server.terminate()
@@ -416,6 +514,8 @@ def main() -> None:
     print(f"  search / healthz throughput ratio: {s_rps / h_rps:.0%} (target >= 40%)")
     hits = median([r.hit_rate for r in runs])
     start = f"after {args.steady_after:.0f}s of searches" if args.steady_after > 0 else "cold start"
+    if args.stock_outs > 0:
+        start += f"; {median([r.stock_outs for r in runs]):.0f} stock-outs per run"
     print(f"  rendered-page cache hit rate: {hits:.0%} (per run: {per_run}; {start})")
     print(
         f"  server CPU per request: search {median([r.search_cpu_ms for r in runs]):.2f} ms, "

@@ -36,7 +36,7 @@ from emporium.eventlog.port import EventLog
 from emporium.eventlog.processing import ConsumedEvent, EventProcessor, wait_caught_up
 from read_models.logistics import DeliveryZones
 from read_models.out_of_stock import OutOfStockSet
-from search.port import SearchIndex
+from search.port import IndexChange, SearchIndex
 
 log = structlog.get_logger(__name__)
 
@@ -276,7 +276,7 @@ def live_projectors(
     metrics: ProjectorMetrics,
     batch_size: int = LIVE_BATCH_SIZE,
     index_linger_s: float = 0.2,
-    on_index_write: Callable[[], None] | None = None,
+    on_index_write: Callable[[IndexChange], None] | None = None,
 ) -> list[ProjectorTask]:
     """The read-model projectors of a deployment: the out-of-stock fast path and the search index.
 

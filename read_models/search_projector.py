@@ -41,7 +41,7 @@ from emporium.contracts.events import (
 )
 from read_models.out_of_stock import OutOfStockSet, ProductLink, StockChange
 from search.documents import document_from_product
-from search.port import SearchIndex, SearchIndexError
+from search.port import IndexChange, SearchIndex, SearchIndexError
 
 log = structlog.get_logger(__name__)
 
@@ -78,17 +78,17 @@ class SearchProjection:
         index: SearchIndex | None,
         stock: OutOfStockSet,
         topics: Sequence[str] = (CATALOG_TOPIC, INVENTORY_TOPIC),
-        on_index_write: Callable[[], None] | None = None,
+        on_index_write: Callable[[IndexChange], None] | None = None,
     ) -> None:
         self.index = index  # None: keep only the stock set (warm-up of a volatile, in-process set)
         self.stock = stock
         self.topics = tuple(topics)
-        # Called after each index write that may change a search answer (e.g. to invalidate this process's
-        # result cache); never for stock events that flip no SKU, which change nothing searchable: a stock
-        # feed updating quantities does not flush the cache.
+        # Called after each index write that may change a search answer, with what it changed (e.g. to
+        # invalidate this process's result cache); never for stock events that flip no SKU, which change
+        # nothing searchable: a stock feed updating quantities does not flush the cache.
         self.on_index_write = on_index_write
         self._staged_into: SearchIndex | None = None  # holds writes until ``flush``
-        self._staged_changes = False  # the staged writes may change search answers
+        self._staged_changes: IndexChange | None = None  # what the staged writes change
         self._refresh_due = False  # a restock was staged: refresh once it is committed
 
     @property
@@ -105,15 +105,15 @@ class SearchProjection:
         if staged is None:
             return
         refresh, self._refresh_due = self._refresh_due, False
-        changed, self._staged_changes = self._staged_changes, False
+        changed, self._staged_changes = self._staged_changes, None
         try:
             self._check_staging_target(staged)
             await staged.commit_staged()
             if refresh:
                 await staged.refresh()
         finally:
-            if changed:
-                self._index_written()
+            if changed is not None:
+                self._index_written(changed)
 
     async def stage(self, events: Sequence[Envelope]) -> None:
         """Apply stock and links now; write the index (staged when it can stage: see ``flush``)."""
@@ -149,20 +149,21 @@ class SearchProjection:
                 if self._staged_into is not None:
                     self._check_staging_target(self._staged_into)
                 self._staged_into = self.index  # before writing: a failed write still needs the flush
-                staged_before, self._staged_changes = self._staged_changes, True  # if the write fails midway
-                wrote = await self._write_index(catalog, stock, result.applied, result.flipped)
-                self._staged_changes = staged_before or wrote
+                staged_before = self._staged_changes
+                self._staged_changes = IndexChange.CONTENT  # if the write fails midway
+                change = await self._write_index(catalog, stock, result.applied, result.flipped)
+                self._staged_changes = _larger(staged_before, change)
                 return
-            wrote = True  # a write that failed midway may have changed part of the index
+            wrote: IndexChange | None = IndexChange.CONTENT  # a write that failed midway changed some
             try:
                 wrote = await self._write_index(catalog, stock, result.applied, result.flipped)
             finally:
-                if wrote:
-                    self._index_written()
+                if wrote is not None:
+                    self._index_written(wrote)
 
-    def _index_written(self) -> None:
+    def _index_written(self, change: IndexChange) -> None:
         if self.on_index_write is not None:
-            self.on_index_write()
+            self.on_index_write(change)
 
     def _check_staging_target(self, target: SearchIndex) -> None:
         """Writes staged in an index that is no longer ours (a rebuild swapped ``self.index``) may be gone
@@ -177,8 +178,8 @@ class SearchProjection:
         stock: dict[str, StockChange],
         applied: Sequence[StockChange],
         flipped: Sequence[StockChange],
-    ) -> bool:
-        """Write the batch into the index; False if there was nothing to write."""
+    ) -> IndexChange | None:
+        """Write the batch into the index; what that changed (None: nothing written)."""
         index = self.index
         assert index is not None
         commit = not index.stages_writes  # staged writes wait for ``flush``
@@ -212,11 +213,12 @@ class SearchProjection:
         applied_skus = {c.sku for c in applied}
         flipped_skus = {c.sku for c in flipped}
         touched = [sku for sku in stock if sku in flipped_skus or sku not in applied_skus]
+        wrote = IndexChange.CONTENT if catalog else None
         if not touched:
-            return bool(catalog)
+            return wrote
         products = await self.stock.products_for(touched)
         if not products:
-            return bool(catalog)
+            return wrote
         out = await self.stock.out_of_stock(list(products))
         # Products upserted in this batch are flagged too: the index may have skipped that upsert as a
         # stale or repeated revision, keeping an older flag. set_stock_flags only rewrites what differs.
@@ -232,4 +234,13 @@ class SearchProjection:
                     await index.refresh()
                 else:
                     self._refresh_due = True
-        return bool(catalog or flags)
+                return IndexChange.CONTENT
+            return wrote or IndexChange.STOCK_OUTS
+        return wrote
+
+
+def _larger(a: IndexChange | None, b: IndexChange | None) -> IndexChange | None:
+    """The change that covers both: any content change covers stock-outs."""
+    if IndexChange.CONTENT in (a, b):
+        return IndexChange.CONTENT
+    return a or b

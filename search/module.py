@@ -68,8 +68,8 @@ class SearchModule:
         self.projector_metrics = ProjectorMetrics.of(runtime.metrics)
         self.activity = ActivityPublisher(runtime.event_log, metrics=self.search_metrics)
         inprocess = settings.inprocess_projectors
-        # In-process projectors invalidate the cache on every index write (exact); otherwise the index is
-        # written by other processes and a short TTL bounds staleness (like an index refresh interval).
+        # In-process projectors report every index write to the cache (``index_changed``); otherwise the
+        # index is written by other processes and a short TTL bounds staleness (like an index refresh).
         self.cache = (
             ResultCache(settings.search_cache_entries, ttl_s=300.0 if inprocess else 1.0)
             if settings.search_cache_entries > 0
@@ -119,9 +119,9 @@ class SearchModule:
             else:
                 self.tasks.append(warmup)
         if inprocess:
-            invalidate = self.cache.invalidate if self.cache is not None else None
+            changed = self.cache.index_changed if self.cache is not None else None
             projectors = live_projectors(
-                event_log, index=self.index, stock=self.stock, metrics=metrics, on_index_write=invalidate
+                event_log, index=self.index, stock=self.stock, metrics=metrics, on_index_write=changed
             )
             for task in projectors:
                 task.start()

@@ -43,6 +43,13 @@ class Sort(StrEnum):
     NEWEST = "newest"
 
 
+class IndexChange(StrEnum):
+    """What an index write changed, for whoever keeps search answers (``ResultCache``)."""
+
+    CONTENT = "content"  # products written or removed, or restocked: any answer may change
+    STOCK_OUTS = "stock_outs"  # only in-stock flags cleared: answers can only lose those products
+
+
 class PriceRange(msgspec.Struct, frozen=True):
     """A price facet bucket: [low, high); None means unbounded."""
 

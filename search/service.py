@@ -20,11 +20,12 @@ import asyncio
 import base64
 import binascii
 import hashlib
+import math
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import msgspec
 import structlog
@@ -42,7 +43,7 @@ from emporium.eventlog.port import EventLog, OutgoingMessage
 from emporium.tasks import cancel_and_wait
 from read_models.logistics import DeliveryZones, UnknownZone
 from read_models.out_of_stock import OutOfStockSet
-from search.port import Hit, InvalidQuery, SearchIndex, SearchQuery, SearchResult, Sort
+from search.port import Hit, IndexChange, InvalidQuery, SearchIndex, SearchQuery, SearchResult, Sort
 
 log = structlog.get_logger(__name__)
 
@@ -203,17 +204,28 @@ class CachedPage(msgspec.Struct, frozen=True):
     performed: SearchPerformed  # the activity event of a reuse, without the shopper's ids
 
 
+class CacheStamp(NamedTuple):
+    generation: int  # ``ResultCache.invalidate`` calls so far
+    at: float  # monotonic time the computation started
+
+
 class ResultCache:
     """Memoizes index answers (``SearchQuery`` -> ``SearchResult``) and rendered pages, never the stock
     filter.
 
     Storefront traffic repeats itself (the head of the query distribution, page reloads, facet clicks),
     and the index is near-real-time anyway, so an index answer can be reused until the index changes: the
-    in-process projector calls ``invalidate()`` after every index write (exact), and ``ttl_s`` bounds the
+    in-process projector reports every index write (``index_changed``), and ``ttl_s`` bounds the
     staleness when the index is written by other processes (``emporium project``, a rebuild). The exact
     out-of-stock filter still runs on every request, so a stock-out is hidden at once either way: a
     rendered page (``CachedPage``) is served only if the live out-of-stock set still says the same about
     every item the page examined.
+
+    A write of new content (products, restocks) empties the cache at once. A write that only flags
+    stock-outs spares what was computed before it for ``stock_out_grace_s`` more: those pages already hide
+    the items (the re-check above); only their ``total`` and facet counts may still include them, as an
+    index between refreshes would. Without the grace, a flash sale would empty the cache with every sale
+    that empties a shelf.
 
     Sizes: ``max_entries`` rendered pages (~10 KiB each: the JSON and the SKUs it examined) and, by
     default, a sixteenth as many index answers (~45 KiB each: full documents). Pages answer the repeats;
@@ -221,17 +233,37 @@ class ResultCache:
     fetch rounds), so the memory goes mostly to pages.
     """
 
-    def __init__(self, max_entries: int = 16384, ttl_s: float = 1.0, max_answers: int | None = None) -> None:
+    def __init__(
+        self,
+        max_entries: int = 16384,
+        ttl_s: float = 1.0,
+        max_answers: int | None = None,
+        stock_out_grace_s: float = 1.0,
+    ) -> None:
         self.max_entries = max_entries
         self.max_answers = max(64, max_entries // 16) if max_answers is None else max_answers
         self.ttl_s = ttl_s
+        self.stock_out_grace_s = stock_out_grace_s
         self.generation = 0
-        self._entries: OrderedDict[bytes, tuple[int, float, SearchResult]] = OrderedDict()
-        self._pages: OrderedDict[bytes, tuple[int, float, CachedPage]] = OrderedDict()
-        self._urls: OrderedDict[bytes, tuple[int, float, CachedPage]] = OrderedDict()
+        self._entries: OrderedDict[bytes, tuple[CacheStamp, float, SearchResult]] = OrderedDict()
+        self._pages: OrderedDict[bytes, tuple[CacheStamp, float, CachedPage]] = OrderedDict()
+        self._urls: OrderedDict[bytes, tuple[CacheStamp, float, CachedPage]] = OrderedDict()
+        self._stock_outs: deque[float] = deque()  # when stock-out writes were reported, oldest first
+        self._computed_after = -math.inf  # what was computed before this is out of date
+
+    def stamp(self) -> CacheStamp:
+        """Take before computing what will be cached: the ``put`` then knows what it may have missed."""
+        return CacheStamp(self.generation, time.monotonic())
+
+    def index_changed(self, change: IndexChange) -> None:
+        if change is IndexChange.STOCK_OUTS:
+            self._stock_outs.append(time.monotonic())
+        else:
+            self.invalidate()
 
     def invalidate(self) -> None:
         self.generation += 1
+        self._stock_outs.clear()
         self._entries.clear()
         self._pages.clear()
         self._urls.clear()
@@ -239,28 +271,37 @@ class ResultCache:
     def get(self, key: bytes) -> SearchResult | None:
         return self._get(self._entries, key)
 
-    def put(self, key: bytes, generation: int, result: SearchResult) -> None:
-        self._put(self._entries, key, generation, result, self.max_answers)
+    def put(self, key: bytes, stamp: CacheStamp, result: SearchResult) -> None:
+        self._put(self._entries, key, stamp, result, self.max_answers)
 
     def get_page(self, key: bytes) -> CachedPage | None:
         return self._get(self._pages, key)
 
-    def put_page(self, key: bytes, generation: int, page: CachedPage) -> None:
-        self._put(self._pages, key, generation, page, self.max_entries)
+    def put_page(self, key: bytes, stamp: CacheStamp, page: CachedPage) -> None:
+        self._put(self._pages, key, stamp, page, self.max_entries)
 
     def get_url(self, query_string: bytes) -> CachedPage | None:
         """The page last rendered for exactly this raw query string (``SearchService.reuse_json``)."""
         return self._get(self._urls, query_string)
 
-    def put_url(self, query_string: bytes, generation: int, page: CachedPage) -> None:
-        self._put(self._urls, query_string, generation, page, self.max_entries)
+    def put_url(self, query_string: bytes, stamp: CacheStamp, page: CachedPage) -> None:
+        self._put(self._urls, query_string, stamp, page, self.max_entries)
 
-    def _get(self, entries: OrderedDict[bytes, tuple[int, float, _V]], key: bytes) -> _V | None:
+    def _current(self, stamp: CacheStamp, now: float) -> bool:
+        """Whether what was computed at ``stamp`` still stands: no content change since, and no
+        stock-out since whose grace is over."""
+        outs, grace = self._stock_outs, self.stock_out_grace_s
+        while outs and outs[0] + grace <= now:
+            self._computed_after = outs.popleft()
+        return stamp.generation == self.generation and stamp.at > self._computed_after
+
+    def _get(self, entries: OrderedDict[bytes, tuple[CacheStamp, float, _V]], key: bytes) -> _V | None:
         entry = entries.get(key)
         if entry is None:
             return None
-        generation, expires, value = entry
-        if generation != self.generation or time.monotonic() > expires:
+        stamp, expires, value = entry
+        now = time.monotonic()
+        if now > expires or not self._current(stamp, now):
             del entries[key]
             return None
         entries.move_to_end(key)
@@ -268,15 +309,16 @@ class ResultCache:
 
     def _put(
         self,
-        entries: OrderedDict[bytes, tuple[int, float, _V]],
+        entries: OrderedDict[bytes, tuple[CacheStamp, float, _V]],
         key: bytes,
-        generation: int,
+        stamp: CacheStamp,
         value: _V,
         limit: int,
     ) -> None:
-        if generation != self.generation:  # the index changed while this query ran
+        now = time.monotonic()
+        if not self._current(stamp, now):  # the index changed while this was computed
             return
-        entries[key] = (generation, time.monotonic() + self.ttl_s, value)
+        entries[key] = (stamp, now + self.ttl_s, value)
         entries.move_to_end(key)
         while len(entries) > limit:
             entries.popitem(last=False)
@@ -318,9 +360,9 @@ class SearchService:
         result = cache.get(key)
         self._count_cache("hit" if result is not None else "miss")
         if result is None:
-            generation = cache.generation
+            stamp = cache.stamp()
             result = await self.index.search(query)
-            cache.put(key, generation, result)
+            cache.put(key, stamp, result)
         return result
 
     # Validation --------------------------------------------------------------------------------
@@ -410,7 +452,7 @@ class SearchService:
             self._performed(plan, request, response.total)
             return encode_json(response)
         key = _query_key.encode(plan.query)
-        generation = cache.generation
+        stamp = cache.stamp()
         cached = cache.get_page(key)
         if cached is not None:
             if await self._still_exact(cached):
@@ -418,7 +460,7 @@ class SearchService:
                 performed = self._event(plan, request, cached.total)
                 if query_string is not None:  # the same page, remembered under this URL with its event
                     reused = msgspec.structs.replace(cached, performed=performed)
-                    cache.put_url(query_string, generation, reused)
+                    cache.put_url(query_string, stamp, reused)
                 self._emit(performed, request.user_id, request.session_id)
                 return cached.body
             self._count_cache("page_stale")
@@ -427,9 +469,9 @@ class SearchService:
         response, examined, out = await self._execute(plan)
         performed = self._event(plan, request, response.total)
         page = CachedPage(encode_json(response), response.total, tuple(examined), frozenset(out), performed)
-        cache.put_page(key, generation, page)
+        cache.put_page(key, stamp, page)
         if query_string is not None:
-            cache.put_url(query_string, generation, page)
+            cache.put_url(query_string, stamp, page)
         self._emit(performed, request.user_id, request.session_id)
         return page.body
 

@@ -17,6 +17,7 @@ from emporium.contracts.events import (
 )
 from read_models.out_of_stock import MemoryOutOfStockSet
 from read_models.search_projector import SearchProjection
+from search.port import IndexChange
 
 
 def product(n: int, *, title: str | None = None, sku: str | None = None) -> Product:
@@ -140,21 +141,24 @@ class _StagingIndex(MemorySearchIndex):
 
 @pytest.mark.parametrize("index_type", [MemorySearchIndex, _StagingIndex])
 async def test_only_writes_that_change_answers_notify(index_type: type[MemorySearchIndex]) -> None:
-    """A stock feed updating quantities flips no SKU: the result cache must survive it."""
-    notified: list[int] = []
+    """A stock feed updating quantities flips no SKU: the result cache must survive it. A write that only
+    flags stock-outs says so (answers can only lose those items); anything else is new content."""
+    notified: list[IndexChange] = []
     projection = SearchProjection(
-        index=index_type(), stock=MemoryOutOfStockSet(), on_index_write=lambda: notified.append(1)
+        index=index_type(), stock=MemoryOutOfStockSet(), on_index_write=notified.append
     )
 
-    async def notifications(events: list[Envelope]) -> int:
+    async def notifications(events: list[Envelope]) -> list[IndexChange]:
         before = len(notified)
         await projection.stage(events)
         await projection.flush()
-        return len(notified) - before
+        return notified[before:]
 
-    assert await notifications([upserted(product(1), 1), stock("SKU-1", True, 1)]) == 1
-    assert await notifications([stock("SKU-1", True, 2), stock("SKU-1", True, 3)]) == 0  # quantities only
-    assert await notifications([stock("SKU-1", False, 4)]) == 1  # a stock-out flips the index flag
-    assert await notifications([stock("SKU-1", False, 5)]) == 0
-    assert await notifications([stock("SKU-1", True, 6)]) == 1  # a restock
-    assert await notifications([removed(product(1), 2)]) == 1
+    content, outs = [IndexChange.CONTENT], [IndexChange.STOCK_OUTS]
+    assert await notifications([upserted(product(1), 1), stock("SKU-1", True, 1)]) == content
+    assert await notifications([stock("SKU-1", True, 2), stock("SKU-1", True, 3)]) == []  # quantities only
+    assert await notifications([stock("SKU-1", False, 4)]) == outs  # a stock-out flips the index flag
+    assert await notifications([stock("SKU-1", False, 5)]) == []
+    assert await notifications([stock("SKU-1", True, 6)]) == content  # a restock
+    assert await notifications([stock("SKU-1", False, 7), upserted(product(2), 1)]) == content
+    assert await notifications([removed(product(1), 2)]) == content

@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from emporium.contracts.events import SearchPerformed
 from read_models.logistics import DeliveryZones
 from read_models.out_of_stock import MemoryOutOfStockSet, StockChange
-from search.port import Sort
+from search.port import IndexChange, Sort
 from search.service import ResultCache, SearchMetrics, SearchRequest, SearchResponse, SearchService
 
 ZONES = DeliveryZones.from_file()
@@ -76,9 +76,44 @@ async def test_index_write_invalidates_rendered_pages() -> None:
     await service.search_json(request)
     await index.upsert([doc(500, price=Decimal(0))])
     assert service.cache is not None
-    service.cache.invalidate()  # what the in-process projector does after each index write
+    service.cache.index_changed(IndexChange.CONTENT)  # what the in-process projector reports
     page = msgspec.json.decode(await service.search_json(request), type=SearchResponse)
     assert page.hits[0].product_id == "s1:0500"
+
+
+async def test_stock_outs_keep_the_cache_for_a_grace_period_only() -> None:
+    """A stock-out write leaves cached pages for up to the grace (they hide the item already); new
+    content, such as a restock, empties the cache at once."""
+    service, index, oos, registry = await make()
+    cache = service.cache
+    assert cache is not None
+    cache.stock_out_grace_s = 60.0
+    cheap = SearchRequest(q="tea", sort=Sort.PRICE_ASC, size=5)
+    dear = SearchRequest(q="tea", sort=Sort.PRICE_DESC, size=5)
+    first = msgspec.json.decode(await service.search_json(cheap), type=SearchResponse)
+    await service.search_json(dear)
+    searches = index.searches
+    gone = first.hits[0]
+    await oos.apply([StockChange(gone.sku, False, 1)])
+    await index.set_stock_flags([(gone.product_id, False)])
+    cache.index_changed(IndexChange.STOCK_OUTS)
+    again = msgspec.json.decode(await service.search_json(cheap), type=SearchResponse)
+    assert gone.sku not in [h.sku for h in again.hits] and len(again.hits) == 5  # re-rendered, exact
+    await service.search_json(dear)  # never showed the item: reused as it is
+    assert index.searches == searches and page_hits(registry, "page_hit") == 1
+
+    cache.stock_out_grace_s = 0.0
+    cache.index_changed(IndexChange.STOCK_OUTS)  # the grace is over: what was computed before it goes
+    await service.search_json(dear)
+    assert index.searches > searches
+    searches = index.searches
+    await service.search_json(dear)  # computed after that stock-out: stays
+    assert index.searches == searches
+    await oos.apply([StockChange(gone.sku, True, 2)])
+    await index.set_stock_flags([(gone.product_id, True)])
+    cache.index_changed(IndexChange.CONTENT)  # a restock
+    back = msgspec.json.decode(await service.search_json(cheap), type=SearchResponse)
+    assert back.hits[0].sku == gone.sku and index.searches > searches
 
 
 async def test_a_repeated_url_is_answered_before_parsing_and_still_exact() -> None:

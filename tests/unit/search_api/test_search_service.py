@@ -14,7 +14,7 @@ from emporium.contracts.events import ACTIVITY_TOPIC, SearchPerformed, ZoneWareh
 from emporium.eventlog.port import OutgoingMessage
 from read_models.logistics import DeliveryZones
 from read_models.out_of_stock import MemoryOutOfStockSet, StockChange
-from search.port import Sort
+from search.port import IndexChange, Sort
 from search.service import (
     ActivityPublisher,
     InvalidRequest,
@@ -205,7 +205,7 @@ async def test_result_cache_reuses_index_answers_but_never_the_stock_filter(setu
     assert first.hits[0].sku not in [h.sku for h in second.hits]  # ...and still filtered exactly
     assert len(second.hits) == 3
     await index.upsert([doc(500, price=Decimal(0))])
-    cache.invalidate()  # what the in-process projector does after each index write
+    cache.index_changed(IndexChange.CONTENT)  # what the in-process projector reports after a write
     third = await service.search(SearchRequest(q="tea", sort=Sort.PRICE_ASC, size=3))
     assert third.hits[0].product_id == "s1:0500" and index.searches > searches
 
@@ -216,14 +216,14 @@ def test_result_cache_bounds_entries_and_expires() -> None:
 
     cache = ResultCache(max_entries=2, ttl_s=0.0)
     result = SearchResult(hits=[], total=0)
-    cache.put(b"a", cache.generation, result)
+    cache.put(b"a", cache.stamp(), result)
     assert cache.get(b"a") is None  # expired at once with ttl 0
     cache = ResultCache(max_entries=2, ttl_s=60, max_answers=2)
     for key in (b"a", b"b", b"c"):
-        cache.put(key, cache.generation, result)
+        cache.put(key, cache.stamp(), result)
     assert cache.get(b"a") is None and cache.get(b"c") is result
     assert ResultCache(max_entries=16384).max_answers == 1024  # memory goes mostly to pages
-    stale = cache.generation
+    stale = cache.stamp()
     cache.invalidate()
     cache.put(b"d", stale, result)  # computed before the index changed: not stored
     assert cache.get(b"d") is None
