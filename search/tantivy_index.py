@@ -1001,7 +1001,7 @@ def _relevance_page(
         scored = result.hits
         complete = len(scored) < fetch
         end = min(wanted, len(scored))
-        if end < len(scored):
+        if 0 < end < len(scored):
             boundary = scored[end - 1][0]
             while end < len(scored) and scored[end][0] == boundary:
                 end += 1  # ties with the page's last hit may order before it

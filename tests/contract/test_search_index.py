@@ -278,6 +278,14 @@ async def test_facets_of_a_text_query_are_the_counts_over_its_matches(engine: Lo
         assert min(sizes) < FACET_FETCH < max(sizes) and any(64 < n < FACET_FETCH for n in sizes), sizes
 
 
+async def test_a_text_query_without_hits_still_counts(engine: Loaded) -> None:
+    """``limit=0``: the total and the facets, no hits (a count-only request)."""
+    full = await engine.index.search(SearchQuery(text="shampoo", limit=20))
+    counted = await engine.index.search(SearchQuery(text="shampoo", limit=0))
+    assert counted.hits == [] and counted.total == full.total > 0
+    assert counted.facets == full.facets
+
+
 # -- sorting and paging -------------------------------------------------------------------------
 
 SORT_KEYS: dict[Sort, Callable[[SearchDocument], Any]] = {
