@@ -23,54 +23,40 @@ import uuid
 from decimal import Decimal
 from pathlib import Path
 
+import msgspec
+
 from search.port import SearchDocument
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
 
 def load_documents(datasets: Path = DATASETS, limit: int | None = None) -> tuple[list[SearchDocument], str]:
+    """The documents the projector would index for the real catalogs: each row mapped by its supplier's
+    ingest profile, validated, and turned into a document (``document_from_product``)."""
+    from ingest.profiles import get_profile
+    from ingest.validation import RowRejected, validate
+    from search.documents import document_from_product
+
     docs: list[SearchDocument] = []
-    if (datasets / "bigbasket_products.csv").exists() and (datasets / "myntra_products.csv").exists():
-        with (datasets / "bigbasket_products.csv").open(newline="", encoding="utf-8") as fh:
-            reader = csv.reader(fh)
-            next(reader)
-            for i, row in enumerate(reader):
-                docs.append(
-                    SearchDocument(
-                        product_id=f"bigbasket:{row[0]}",
-                        revision=1,
-                        supplier_id="bigbasket",
-                        sku=f"BB-{row[0]}",
-                        title=row[1].strip(),
-                        brand=row[4].strip(),
-                        category_path=tuple(p.strip() for p in (row[2], row[3], row[7]) if p.strip()),
-                        price=Decimal(row[5]),
-                        rating=float(row[8]) if row[8] else None,
-                        warehouses=(f"WH-{i % 4}",),
+    feeds = [(name, datasets / f"{name}_products.csv") for name in ("bigbasket", "myntra")]
+    if all(path.exists() for _, path in feeds):
+        for supplier, path in feeds:
+            profile = get_profile(supplier, supplier, source_dir=path.parent)
+            with path.open(newline="", encoding="utf-8") as fh:
+                for i, row in enumerate(csv.DictReader(fh)):
+                    try:
+                        product = validate(profile.map(row), supplier)
+                    except RowRejected:
+                        continue
+                    doc = document_from_product(
+                        product,
+                        1,
+                        in_stock=True,
+                        created_at_ms=1_700_000_000_000 + len(docs),
                         popularity=float(i % 1000),
-                        created_at_ms=1_700_000_000_000 + i,
                     )
-                )
-        with (datasets / "myntra_products.csv").open(newline="", encoding="utf-8") as fh:
-            reader = csv.reader(fh)
-            next(reader)
-            for i, row in enumerate(reader):
-                docs.append(
-                    SearchDocument(
-                        product_id=f"myntra:{row[0]}",
-                        revision=1,
-                        supplier_id="myntra",
-                        sku=f"MY-{row[0]}",
-                        title=row[1].strip(),
-                        description=row[6],
-                        brand=row[2].strip(),
-                        category_path=("Fashion", row[3].strip()),
-                        price=Decimal(row[4]),
-                        warehouses=(f"WH-{i % 4}",),
-                        popularity=float(i % 1000),
-                        created_at_ms=1_700_000_100_000 + i,
-                    )
-                )
+                    # the catalogs carry no stock: four warehouses in turn, for the delivery filter
+                    docs.append(msgspec.structs.replace(doc, warehouses=(f"WH-{len(docs) % 4}",)))
         source = f"real catalogs from {datasets}"
     else:
         words = ["organic", "cotton", "shirt", "oil", "rice", "garlic", "blue", "steel", "bottle", "soap"]
