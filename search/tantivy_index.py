@@ -56,7 +56,6 @@ from search.analysis import (
     prefix_fuzziness,
     query_words,
 )
-from search.facet_table import BucketKeys, FacetTable, count_facets
 from search.port import (
     DEFAULT_PRICE_RANGES,
     MAX_CATEGORY_DEPTH,
@@ -71,6 +70,7 @@ from search.port import (
     Sort,
     category_key,
 )
+from search.versions import BucketKeys, DocumentMemo, FacetTable, count_facets
 from search.vocabulary import Vocabulary, VocabularyTracker
 
 TEXT_ANALYZER = "emp_text"  # lowercase + ascii folding + English stemming
@@ -80,7 +80,7 @@ _SEP = "\x1f"  # suggestion terms are "<folded text>\x1f<display text>": prefix-
 TEXT_FIELDS: dict[str, float] = {"title": 3.0, "brand_text": 2.0, "description": 1.0, "category_text": 1.0}
 PHRASE_BOOST = 2.0
 # A first relevance page fetches this many hits; when that is every match, its facets are counted over
-# them (``facet_table``) instead of a second pass over the index. Counting costs ~1 us per match in
+# them (``versions.FacetTable``) instead of a second pass over the index. Counting costs ~1 us per match in
 # Python, the aggregation ~0.45 ms per query in Tantivy: past a few hundred matches the index is faster.
 FACET_FETCH = 256
 FUZZY_WEIGHT = 0.8  # a fuzzy match scores a little below the exact term
@@ -293,6 +293,7 @@ class _Engine:
         self.staged: dict[int, SearchDocument | None] = {}
         self.live_query = tantivy.Query.term_query(SCHEMA, "live", True)
         self.facets = FacetTable(lambda path: _category_fields(path)[1])
+        self.documents = DocumentMemo()
 
     @property
     def revisions(self) -> dict[int, int]:
@@ -701,7 +702,7 @@ class TantivySearchIndex:
             hashes = [int(h["docvalue_fields"]["pid_hash"][0]) for h in page_result["page"]["hits"][skip:]]
             page = [(0.0, key, address) for key, address in _addresses(searcher, engine, hashes)]
 
-        hits = _hits(searcher, page, query, highlight_query, loaded)
+        hits = _hits(searcher, engine, page, query, highlight_query, loaded)
         facets = _facets(agg_result, query) if query.with_facets else {}
         return SearchResult(hits=hits, total=total, facets=facets)
 
@@ -1109,8 +1110,30 @@ def _bucket_keys(
     return engine.facets.lookup(matches.keys, revisions, load)
 
 
+def _documents(
+    searcher: tantivy.Searcher,
+    engine: _Engine,
+    page: list[tuple[float, int, Any]],
+    query: SearchQuery,
+    loaded: dict[tuple[int, int], SearchDocument] | None,
+) -> list[SearchDocument]:
+    """The documents of a page's (score, key, address) hits; an in-stock-only page's from the memo of
+    versions (``versions.DocumentMemo``)."""
+    addresses = [address for _, _, address in page]
+
+    def load(i: int) -> SearchDocument:
+        doc = loaded.get(_address_key(addresses[i])) if loaded else None
+        return _load(searcher, addresses[i]) if doc is None else doc
+
+    if not query.in_stock_only or not page:
+        return [load(i) for i in range(len(page))]
+    revisions = cast(list[int], searcher.fast_field_values("revision", addresses))
+    return engine.documents.lookup([key for _, key, _ in page], revisions, load)
+
+
 def _hits(
     searcher: tantivy.Searcher,
+    engine: _Engine,
     page: list[tuple[float, int, Any]],
     query: SearchQuery,
     highlight_query: tantivy.Query | None,
@@ -1124,10 +1147,7 @@ def _hits(
             generators[field] = generator
     has_text = highlight_query is not None
     hits = []
-    for score, key, address in page:
-        doc = loaded.get(_address_key(address)) if loaded else None
-        if doc is None:
-            doc = _load(searcher, address)
+    for (score, key, _), doc in zip(page, _documents(searcher, engine, page, query, loaded), strict=True):
         highlights: dict[str, list[str]] = {}
         for field, generator in generators.items():
             snippet = generator.snippet_from_doc(tantivy.Document(**{field: getattr(doc, field)}))

@@ -409,6 +409,32 @@ async def test_facets_follow_each_new_revision(engine: Loaded) -> None:
     assert await facets() == {"brand": {"Zenith": 1}, "category": {"Home": 1}, "price": {"500-1000": 1}}
 
 
+async def test_hits_carry_the_document_as_it_is_now(engine: Loaded) -> None:
+    """Whatever an adapter remembers between searches, a hit is the current document: its newest
+    revision and its current stock flag."""
+    index = engine.make()
+    await index.ensure_index()
+    first = _doc("a", 1, title="Widget one", description="plain")
+    await index.upsert([first, _doc("b", 1, title="Widget two")])
+    await index.refresh()
+
+    async def hit_a(in_stock_only: bool) -> SearchDocument | None:
+        await index.refresh()
+        result = await index.search(SearchQuery(text="widget", in_stock_only=in_stock_only))
+        return next((h.document for h in result.hits if h.document.product_id == "a"), None)
+
+    assert await hit_a(True) == first
+    await index.set_stock_flags([("a", False)])
+    assert await hit_a(True) is None
+    assert await hit_a(False) == msgspec.structs.replace(first, in_stock=False)
+    await index.set_stock_flags([("a", True)])
+    assert await hit_a(True) == first
+    second = _doc("a", 2, title="Widget one", description="now with a manual", price=Decimal(12))
+    await index.upsert([second])
+    assert await hit_a(True) == second
+    assert await hit_a(False) == second
+
+
 async def test_deletes_are_versioned(engine: Loaded) -> None:
     index = engine.make()
     await index.ensure_index()

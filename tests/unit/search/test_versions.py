@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from search.facet_table import FacetTable, count_facets, price_bucket
 from search.port import SearchDocument
+from search.versions import FacetTable, count_facets, price_bucket
 
 
 def _doc(
@@ -35,7 +35,7 @@ def test_price_buckets_are_half_open() -> None:
 def test_counts_come_back_in_the_aggregation_shape() -> None:
     table = FacetTable(_levels)
     docs = [_doc("a"), _doc("b", brand="Zenith", price="700"), _doc("c", brand="", path=())]
-    counted = count_facets(table.bucket_keys(d) for d in docs)
+    counted = count_facets(table.value_of(d) for d in docs)
     as_dicts = {name: {b["key"]: b["doc_count"] for b in v["buckets"]} for name, v in counted.items()}
     assert as_dicts == {
         "brand": {"Acme": 1, "Zenith": 1},  # no bucket for a product without a brand
