@@ -10,7 +10,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -36,6 +36,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # Rendered search pages cached per serving process (~10 KiB each, plus a sixteenth as many index
     # answers at ~45 KiB: ~200 MB when full); 0 disables. The stock filter is never cached.
     search_cache_entries: int = 16384
+    # How long cached search pages outlive a stock-out (they already hide the item; only totals and
+    # facet counts may still count it): more keeps more pages through a flash sale, 0 drops them at once.
+    search_stock_out_grace_s: Annotated[float, msgspec.Meta(ge=0)] = 1.0
 
     @property
     def embedded(self) -> bool:
@@ -64,6 +67,7 @@ _FIELDS = {
     "log_format": str,
     "inprocess_projectors": bool,
     "search_cache_entries": int,
+    "search_stock_out_grace_s": float,
 }
 
 

@@ -71,7 +71,11 @@ class SearchModule:
         # In-process projectors report every index write to the cache (``index_changed``); otherwise the
         # index is written by other processes and a short TTL bounds staleness (like an index refresh).
         self.cache = (
-            ResultCache(settings.search_cache_entries, ttl_s=300.0 if inprocess else 1.0)
+            ResultCache(
+                settings.search_cache_entries,
+                ttl_s=300.0 if inprocess else 1.0,
+                stock_out_grace_s=settings.search_stock_out_grace_s,
+            )
             if settings.search_cache_entries > 0
             else None
         )

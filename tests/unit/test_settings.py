@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from emporium.settings import load_settings
+
+
+def test_env_beats_file_and_file_beats_defaults(tmp_path: Path) -> None:
+    config = tmp_path / "emporium.toml"
+    config.write_text("[emporium]\nsearch_cache_entries = 10\nsearch_stock_out_grace_s = 2.5\n")
+    env = {"EMPORIUM_CONFIG": str(config), "EMPORIUM_SEARCH_CACHE_ENTRIES": "20"}
+    settings = load_settings(env=env, data_dir=str(tmp_path / "data"))
+    assert settings.search_cache_entries == 20
+    assert settings.search_stock_out_grace_s == 2.5
+    assert settings.search_url == f"tantivy:///{tmp_path / 'data' / 'search'}"
+    assert load_settings(env={}, data_dir=str(tmp_path)).search_stock_out_grace_s == 1.0
+
+
+def test_a_negative_grace_is_refused() -> None:
+    with pytest.raises(msgspec.ValidationError, match="search_stock_out_grace_s"):
+        load_settings(env={"EMPORIUM_SEARCH_STOCK_OUT_GRACE_S": "-1"})
