@@ -439,8 +439,9 @@ class SearchService:
         the live out-of-stock set still agrees with every item that page examined.
 
         The cache key is the whole index query (text, filters, sort, page window), so a reuse is the
-        same page the index would give now (the cache is invalidated on every index write); the stock
-        check makes it the same page the stock filter would give now. Pages with ``deliver_to`` are not
+        same page the index would give now (``ResultCache.index_changed``: up to a stock-out's grace, its
+        ``total`` and facets may still count the item); the stock check makes it the same page the stock
+        filter would give now. Pages with ``deliver_to`` are not
         reused: their ETAs follow the delivery-zone model, which changes independently of the index.
         With ``query_string`` (the request's raw one), the page is also remembered under it for
         ``reuse_json``.
