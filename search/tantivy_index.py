@@ -989,8 +989,8 @@ def _relevance_page(
 
     Tantivy returns hits by score, ordering equal scores arbitrarily; a hit is placed for sure only when
     its score is above the lowest score fetched (or everything was fetched), so the fetch grows until the
-    page is all sure. Only the page and the hits tied with its last one are ordered here: a fetch of a
-    thousand matches (for the facets) costs no Python work per match beyond reading its key.
+    page is all sure. Only the page and the hits tied with its last one are ordered here: fetching every
+    match (for the facets) costs no Python work per match beyond reading its key.
     """
     if query.search_after is not None:
         return _relevance_page_after(searcher, base, query)
