@@ -25,7 +25,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import NamedTuple, TypeVar
+from typing import TypeVar
 
 import msgspec
 import structlog
@@ -204,11 +204,6 @@ class CachedPage(msgspec.Struct, frozen=True):
     performed: SearchPerformed  # the activity event of a reuse, without the shopper's ids
 
 
-class CacheStamp(NamedTuple):
-    generation: int  # ``ResultCache.invalidate`` calls so far
-    at: float  # monotonic time the computation started
-
-
 class ResultCache:
     """Memoizes index answers (``SearchQuery`` -> ``SearchResult``) and rendered pages, never the stock
     filter.
@@ -244,16 +239,17 @@ class ResultCache:
         self.max_answers = max(64, max_entries // 16) if max_answers is None else max_answers
         self.ttl_s = ttl_s
         self.stock_out_grace_s = stock_out_grace_s
-        self.generation = 0
-        self._entries: OrderedDict[bytes, tuple[CacheStamp, float, SearchResult]] = OrderedDict()
-        self._pages: OrderedDict[bytes, tuple[CacheStamp, float, CachedPage]] = OrderedDict()
-        self._urls: OrderedDict[bytes, tuple[CacheStamp, float, CachedPage]] = OrderedDict()
+        # Entries hold (stamp, expires, value); a stamp is the monotonic time its computation started.
+        self._entries: OrderedDict[bytes, tuple[float, float, SearchResult]] = OrderedDict()
+        self._pages: OrderedDict[bytes, tuple[float, float, CachedPage]] = OrderedDict()
+        self._urls: OrderedDict[bytes, tuple[float, float, CachedPage]] = OrderedDict()
         self._stock_outs: deque[float] = deque()  # when stock-out writes were reported, oldest first
         self._computed_after = -math.inf  # what was computed before this is out of date
 
-    def stamp(self) -> CacheStamp:
+    @staticmethod
+    def stamp() -> float:
         """Take before computing what will be cached: the ``put`` then knows what it may have missed."""
-        return CacheStamp(self.generation, time.monotonic())
+        return time.monotonic()
 
     def index_changed(self, change: IndexChange) -> None:
         if change is IndexChange.STOCK_OUTS:
@@ -262,7 +258,7 @@ class ResultCache:
             self.invalidate()
 
     def invalidate(self) -> None:
-        self.generation += 1
+        self._computed_after = time.monotonic()
         self._stock_outs.clear()
         self._entries.clear()
         self._pages.clear()
@@ -271,31 +267,31 @@ class ResultCache:
     def get(self, key: bytes) -> SearchResult | None:
         return self._get(self._entries, key)
 
-    def put(self, key: bytes, stamp: CacheStamp, result: SearchResult) -> None:
+    def put(self, key: bytes, stamp: float, result: SearchResult) -> None:
         self._put(self._entries, key, stamp, result, self.max_answers)
 
     def get_page(self, key: bytes) -> CachedPage | None:
         return self._get(self._pages, key)
 
-    def put_page(self, key: bytes, stamp: CacheStamp, page: CachedPage) -> None:
+    def put_page(self, key: bytes, stamp: float, page: CachedPage) -> None:
         self._put(self._pages, key, stamp, page, self.max_entries)
 
     def get_url(self, query_string: bytes) -> CachedPage | None:
         """The page last rendered for exactly this raw query string (``SearchService.reuse_json``)."""
         return self._get(self._urls, query_string)
 
-    def put_url(self, query_string: bytes, stamp: CacheStamp, page: CachedPage) -> None:
+    def put_url(self, query_string: bytes, stamp: float, page: CachedPage) -> None:
         self._put(self._urls, query_string, stamp, page, self.max_entries)
 
-    def _current(self, stamp: CacheStamp, now: float) -> bool:
+    def _current(self, stamp: float, now: float) -> bool:
         """Whether what was computed at ``stamp`` still stands: no content change since, and no
         stock-out since whose grace is over."""
         outs, grace = self._stock_outs, self.stock_out_grace_s
         while outs and outs[0] + grace <= now:
             self._computed_after = outs.popleft()
-        return stamp.generation == self.generation and stamp.at > self._computed_after
+        return stamp > self._computed_after
 
-    def _get(self, entries: OrderedDict[bytes, tuple[CacheStamp, float, _V]], key: bytes) -> _V | None:
+    def _get(self, entries: OrderedDict[bytes, tuple[float, float, _V]], key: bytes) -> _V | None:
         entry = entries.get(key)
         if entry is None:
             return None
@@ -309,9 +305,9 @@ class ResultCache:
 
     def _put(
         self,
-        entries: OrderedDict[bytes, tuple[CacheStamp, float, _V]],
+        entries: OrderedDict[bytes, tuple[float, float, _V]],
         key: bytes,
-        stamp: CacheStamp,
+        stamp: float,
         value: _V,
         limit: int,
     ) -> None:
