@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import structlog
 from litestar import Litestar, MediaType, Request, Response, get
 from litestar.exceptions import HTTPException
-from litestar.openapi import OpenAPIConfig
+from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -63,7 +64,11 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
         """Liveness: the process answers."""
         return {"status": "ok", "version": __version__}
 
-    @get("/readyz", tags=["operations"])
+    @get(
+        "/readyz",
+        tags=["operations"],
+        responses={503: ResponseSpec(dict[str, Any], description="A port is down (see checks)")},
+    )
     async def readyz() -> Response[dict[str, object]]:
         """Readiness: every configured port answers a real request."""
         results = dict(await asyncio.gather(*(_run_check(n, c) for n, c in checks.items())))

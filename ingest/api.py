@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency, Provide
+from litestar.enums import RequestEncodingType
 from litestar.exceptions import (
     ClientException,
     HTTPException,
@@ -23,10 +24,11 @@ from litestar.exceptions import (
     NotFoundException,
     PermissionDeniedException,
 )
-from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
+from litestar.params import Body, FromPath, HeaderParameter, QueryParameter
 from litestar.router import Router
 from litestar.status_codes import HTTP_201_CREATED
 
+from emporium.openapi import errors
 from emporium.settings import Settings
 from ingest.model import FeedReport, Mode
 from ingest.parsing import FeedError, FeedFormat, FeedTooLarge, format_from_content_type
@@ -41,6 +43,9 @@ _PROFILE_HELP = f"mapping profile: one of {', '.join(PROFILE_NAMES)}"
 class NewSupplier(msgspec.Struct, forbid_unknown_fields=True):
     supplier_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     name: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+
+
+_CLOSED = {"additionalProperties": False}  # documents forbid_unknown_fields (Litestar does not)
 
 
 class SupplierCreated(msgspec.Struct):
@@ -127,7 +132,7 @@ class SupplierController(Controller):
     async def add_supplier(
         self,
         ingest_api: NamedDependency[IngestApi],
-        data: JSONBody[NewSupplier],
+        data: Annotated[NewSupplier, Body(media_type=RequestEncodingType.JSON, schema_extra=_CLOSED)],
         authorization: Annotated[str | None, HeaderParameter(name="Authorization", required=False)] = None,
     ) -> SupplierCreated:
         """Needs ``Authorization: Bearer <EMPORIUM_ADMIN_TOKEN>``; returns the supplier's API key once."""
@@ -149,6 +154,7 @@ class SupplierController(Controller):
         status_code=HTTP_201_CREATED,
         summary="Push a catalog feed (CSV, NDJSON or JSON array; gzip optional)",
         raises=_FEED_ERRORS,
+        responses=errors({400: "Bad parameter, or a feed that cannot be read at all"}),  # one 400 schema
         request_max_body_size=None,  # enforced while streaming, with Settings.feed_max_bytes
     )
     async def push_feed(

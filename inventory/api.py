@@ -9,12 +9,13 @@ from __future__ import annotations
 import hmac
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, delete, get, post, put
 from litestar.openapi import ResponseSpec
-from litestar.params import FromPath
+from litestar.openapi.spec import OpenAPIType, Schema
+from litestar.params import PathParameter
 from litestar.status_codes import (
     HTTP_200_OK,
     HTTP_201_CREATED,
@@ -29,9 +30,16 @@ from litestar.status_codes import (
     HTTP_503_SERVICE_UNAVAILABLE,
 )
 
+from emporium.openapi import errors, header, reads_json
 from emporium.responses import JsonBytes
 from inventory.domain import (
     DEFAULT_HOLD_SECONDS,
+    ID_PATTERN,
+    MAX_HOLD_SECONDS,
+    MAX_ID_LENGTH,
+    MAX_ON_HAND,
+    MAX_QUANTITY,
+    MIN_HOLD_SECONDS,
     EngineUnavailable,
     IdempotencyConflict,
     InsufficientStock,
@@ -73,9 +81,57 @@ class ReservationOut(msgspec.Struct):
     expires_at: str
 
 
-class ErrorOut(msgspec.Struct):
-    status_code: int
-    detail: str
+class StockOut(msgspec.Struct):
+    sku: str
+    on_hand: int
+    held: int
+    sold: int
+    available: int
+    in_stock: bool
+    per_customer_limit: int | None
+    revision: int
+    warehouses: dict[str, int] | None = None  # per warehouse, where the catalog knows them
+
+
+# OpenAPI only: the handlers read these bodies raw (the reservation hot path skips Litestar's parsing),
+# and the domain validates them, answering 422 with a message per field.
+_ID_SCHEMA = Schema(type=OpenAPIType.STRING, pattern=f"^{ID_PATTERN}$", max_length=MAX_ID_LENGTH)
+_ID_DOC = {"pattern": f"^{ID_PATTERN}$", "max_length": MAX_ID_LENGTH}
+_RESERVE_SCHEMA = Schema(
+    type=OpenAPIType.OBJECT,
+    required=["sku", "quantity", "customer_id"],
+    properties={
+        "sku": _ID_SCHEMA,
+        "quantity": Schema(type=OpenAPIType.INTEGER, minimum=1, maximum=MAX_QUANTITY),
+        "customer_id": _ID_SCHEMA,
+        "hold_seconds": Schema(
+            type=OpenAPIType.INTEGER,
+            minimum=MIN_HOLD_SECONDS,
+            maximum=MAX_HOLD_SECONDS,
+            default=DEFAULT_HOLD_SECONDS,
+        ),
+    },
+)
+_STOCK_SCHEMA = Schema(
+    type=OpenAPIType.OBJECT,
+    required=["on_hand"],
+    properties={
+        "on_hand": Schema(type=OpenAPIType.INTEGER, minimum=0, maximum=MAX_ON_HAND),
+        "per_customer_limit": Schema(
+            one_of=[
+                Schema(type=OpenAPIType.INTEGER, minimum=0, maximum=MAX_ON_HAND),
+                Schema(type=OpenAPIType.NULL),
+            ],
+            description="Cap on held + sold per customer; 0 removes it, null keeps it",
+        ),
+    },
+)
+_IDEMPOTENCY_KEY = header(
+    "Idempotency-Key", _ID_SCHEMA, "Repeating a key returns the same reservation and takes nothing more"
+)
+ReservationId = Annotated[str, PathParameter(schema_extra=_ID_DOC)]
+Sku = Annotated[str, PathParameter(schema_extra=_ID_DOC)]
+_UNAVAILABLE = "Engine refusing (rebuilding counters, database down); retry (Retry-After)"
 
 
 _json = msgspec.json.Encoder()
@@ -192,12 +248,20 @@ def build_handlers(engine_ref: Any, admin_token: str | None) -> list[Any]:
         tags=["inventory"],
         opt=opt,
         status_code=HTTP_201_CREATED,
+        operation_class=reads_json(_RESERVE_SCHEMA, headers=[_IDEMPOTENCY_KEY]),
         responses={
             201: ResponseSpec(ReservationOut, description="Reserved (or the same reservation again)"),
-            409: ResponseSpec(ErrorOut, description="Short of stock (``available``) or key reused"),
-            422: ResponseSpec(ErrorOut, description="Invalid sku, quantity, customer id or key"),
-            429: ResponseSpec(ErrorOut, description="Over the per-customer limit (``remaining``)"),
-            503: ResponseSpec(ErrorOut, description="Engine refusing (rebuilding counters, database down)"),
+            **errors(
+                {
+                    400: "The body is not a JSON object",
+                    404: "Unknown SKU",
+                    409: "Short of stock (``available``) or key reused",
+                    413: f"Body larger than {MAX_BODY} bytes",
+                    422: "Invalid sku, quantity, customer id, hold or key",
+                    429: "Over the per-customer limit (``remaining``)",
+                    503: _UNAVAILABLE,
+                }
+            ),
         },
     )
     async def create_reservation(request: Request[Any, Any, Any]) -> JsonBytes:
@@ -218,7 +282,9 @@ def build_handlers(engine_ref: Any, admin_token: str | None) -> list[Any]:
             body = _reserve_decoder.decode(b"".join(chunks))
         except msgspec.DecodeError as exc:
             return _fast_json(*_payload(HTTP_400_BAD_REQUEST, f"invalid JSON body: {exc}"))
-        key = _header(request, b"idempotency-key") or f"srv-{uuid.uuid4().hex}"
+        key = _header(request, b"idempotency-key")  # an empty one is refused (422), not replaced
+        if key is None:
+            key = f"srv-{uuid.uuid4().hex}"
         try:
             hold = body.hold_seconds
             if isinstance(hold, bool) or not isinstance(hold, int):
@@ -237,9 +303,23 @@ def build_handlers(engine_ref: Any, admin_token: str | None) -> list[Any]:
         return _fast_json(HTTP_201_CREATED, reservation_json(res))
 
     @post(
-        "/v1/reservations/{reservation_id:str}/confirm", tags=["inventory"], opt=opt, status_code=HTTP_200_OK
+        "/v1/reservations/{reservation_id:str}/confirm",
+        tags=["inventory"],
+        opt=opt,
+        status_code=HTTP_200_OK,
+        responses={
+            200: ResponseSpec(ReservationOut, description="Confirmed (or already confirmed)"),
+            **errors(
+                {
+                    404: "Unknown reservation",
+                    409: "Expired or released",
+                    422: "Malformed reservation id",
+                    503: _UNAVAILABLE,
+                }
+            ),
+        },
     )
-    async def confirm_reservation(reservation_id: FromPath[str]) -> Response[dict[str, Any]]:
+    async def confirm_reservation(reservation_id: ReservationId) -> Response[dict[str, Any]]:
         """Turn a live hold into a sale; 409 when it expired or was released."""
         try:
             res = await engine().confirm(validate_identifier(reservation_id, "reservation id"))
@@ -247,8 +327,16 @@ def build_handlers(engine_ref: Any, admin_token: str | None) -> list[Any]:
             return error_response(exc)
         return Response(reservation_json(res), status_code=HTTP_200_OK)
 
-    @get("/v1/reservations/{reservation_id:str}", tags=["inventory"], opt=opt)
-    async def get_reservation(reservation_id: FromPath[str]) -> Response[dict[str, Any]]:
+    @get(
+        "/v1/reservations/{reservation_id:str}",
+        tags=["inventory"],
+        opt=opt,
+        responses={
+            200: ResponseSpec(ReservationOut, description="The reservation and its status"),
+            **errors({404: "Unknown reservation", 422: "Malformed reservation id", 503: _UNAVAILABLE}),
+        },
+    )
+    async def get_reservation(reservation_id: ReservationId) -> Response[dict[str, Any]]:
         try:
             res = await engine().get_reservation(validate_identifier(reservation_id, "reservation id"))
         except InventoryError as exc:
@@ -256,8 +344,24 @@ def build_handlers(engine_ref: Any, admin_token: str | None) -> list[Any]:
         return Response(reservation_json(res), status_code=HTTP_200_OK)
 
     # Declared 200 because Litestar forbids a body type on 204 handlers; success answers 204 (no body).
-    @delete("/v1/reservations/{reservation_id:str}", tags=["inventory"], opt=opt, status_code=HTTP_200_OK)
-    async def release_reservation(reservation_id: FromPath[str]) -> Response[Any]:
+    @delete(
+        "/v1/reservations/{reservation_id:str}",
+        tags=["inventory"],
+        opt=opt,
+        status_code=HTTP_200_OK,
+        responses={
+            204: ResponseSpec(None, description="Released (or already released or expired)"),
+            **errors(
+                {
+                    404: "Unknown reservation",
+                    409: "Already confirmed",
+                    422: "Malformed reservation id",
+                    503: _UNAVAILABLE,
+                }
+            ),
+        },
+    )
+    async def release_reservation(reservation_id: ReservationId) -> Response[Any]:
         """Give the held stock back (idempotent); 409 for a confirmed reservation."""
         try:
             await engine().release(validate_identifier(reservation_id, "reservation id"))
@@ -265,8 +369,16 @@ def build_handlers(engine_ref: Any, admin_token: str | None) -> list[Any]:
             return error_response(exc)
         return Response(None, status_code=HTTP_204_NO_CONTENT)
 
-    @get("/v1/stock/{sku:str}", tags=["inventory"], opt=opt)
-    async def get_stock(sku: FromPath[str]) -> Response[dict[str, Any]]:
+    @get(
+        "/v1/stock/{sku:str}",
+        tags=["inventory"],
+        opt=opt,
+        responses={
+            200: ResponseSpec(StockOut, description="The SKU's stock"),
+            **errors({404: "Unknown SKU", 422: "Malformed SKU", 503: _UNAVAILABLE}),
+        },
+    )
+    async def get_stock(sku: Sku) -> Response[dict[str, Any]]:
         """Acknowledged stock of a SKU: on_hand, held, sold, available."""
         try:
             stock = await engine().get_stock(validate_identifier(sku, "sku"))
@@ -274,8 +386,27 @@ def build_handlers(engine_ref: Any, admin_token: str | None) -> list[Any]:
             return error_response(exc)
         return Response(stock_json(stock), status_code=HTTP_200_OK)
 
-    @put("/v1/stock/{sku:str}", tags=["inventory"], opt=opt, status_code=HTTP_200_OK)
-    async def put_stock(sku: FromPath[str], request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+    @put(
+        "/v1/stock/{sku:str}",
+        tags=["inventory"],
+        opt=opt,
+        status_code=HTTP_200_OK,
+        operation_class=reads_json(_STOCK_SCHEMA),
+        responses={
+            200: ResponseSpec(StockOut, description="The SKU's stock after the change"),
+            **errors(
+                {
+                    400: "The body is not a JSON object",
+                    401: "No admin bearer token",
+                    403: "Wrong admin token",
+                    413: f"Body larger than {MAX_BODY} bytes",
+                    422: "Malformed SKU, on_hand or per_customer_limit",
+                    503: _UNAVAILABLE,
+                }
+            ),
+        },
+    )
+    async def put_stock(sku: Sku, request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
         """Admin: set on-hand (and optionally ``per_customer_limit``; 0 removes it). Bearer token.
 
         Per-customer counts are kept only for SKUs with a limit, so giving a limit to a SKU that had

@@ -16,8 +16,10 @@ from litestar import MediaType, Request, Response, Router, get
 from litestar.di import NamedDependency, Provide
 from litestar.params import PathParameter, QueryParameter
 
+from emporium.openapi import errors
 from read_models.recommendations import (
     MAX_USER_ID_LENGTH,
+    USER_ID_PATTERN,
     USER_ID_RULE,
     InvalidUserId,
     RecommendationsStore,
@@ -57,11 +59,20 @@ class RecommendationsReader:
 Reader = NamedDependency[RecommendationsReader]
 
 
-@get("/recommendations/{user_id:str}", tags=["storefront"])
+@get(
+    "/recommendations/{user_id:str}",
+    tags=["storefront"],
+    responses=errors({400: "Malformed user id or limit", 503: "Store down; retry (Retry-After)"}),
+)
 async def get_recommendations(
     reader: Reader,
     user_id: Annotated[
-        str, PathParameter(description=f"The shopper's id: {USER_ID_RULE}", max_length=MAX_USER_ID_LENGTH)
+        str,
+        PathParameter(
+            description=f"The shopper's id: {USER_ID_RULE}",
+            max_length=MAX_USER_ID_LENGTH,
+            schema_extra={"pattern": f"^{USER_ID_PATTERN}$"},  # checked by validate_user_id, for its message
+        ),
     ],
     limit: Annotated[
         int | None, QueryParameter(ge=1, le=MAX_LIMIT, description=f"At most this many (1 to {MAX_LIMIT})")

@@ -14,13 +14,17 @@ import structlog
 from litestar import Controller, MediaType, Request, Response, Router, get
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import NotFoundException
+from litestar.openapi.spec import OpenAPIType, Schema
 from litestar.params import HeaderParameter, PathParameter, QueryParameter
 from litestar.types import ASGIApp, Receive, Scope, Send
 from redis.exceptions import RedisError
 
+from emporium.openapi import errors, optional_list, optional_number
 from emporium.responses import JsonBytes
 from search.port import SearchIndexError, Sort
 from search.service import (
+    MAX_BRANDS,
+    MAX_OFFSET,
     MAX_PAGE_SIZE,
     MAX_QUERY_LENGTH,
     MAX_SUGGESTIONS,
@@ -46,7 +50,16 @@ class StorefrontController(Controller):
     path = "/"
     tags = ["storefront"]
 
-    @get("/search", opt={REUSE_PAGES: True})
+    @get(
+        "/search",
+        opt={REUSE_PAGES: True},
+        responses=errors(
+            {
+                400: "A bad parameter (type, range, length, unknown sort or zone, stale cursor)",
+                503: "A read model is down; retry (Retry-After)",
+            }
+        ),
+    )
     async def search(
         self,
         scope: Scope,
@@ -54,22 +67,47 @@ class StorefrontController(Controller):
         user_id: UserId,
         session_id: SessionId,
         q: Annotated[
-            str, QueryParameter(description=f"Full text, typo-tolerant; at most {MAX_QUERY_LENGTH} chars")
+            str,
+            QueryParameter(
+                description=f"Full text, typo-tolerant; at most {MAX_QUERY_LENGTH} chars",
+                max_length=MAX_QUERY_LENGTH,
+            ),
         ] = "",
         category: Annotated[
             str | None, QueryParameter(description="Category path prefix, e.g. 'Fashion>Men'")
         ] = None,
-        brand: Annotated[list[str] | None, QueryParameter(description="Brand (repeat for several)")] = None,
-        price_min: Annotated[Decimal | None, QueryParameter(description=">= 0")] = None,
-        price_max: Annotated[Decimal | None, QueryParameter(description=">= price_min")] = None,
-        rating_min: Annotated[float | None, QueryParameter(description="0 to 5")] = None,
+        brand: Annotated[
+            list[str] | None,
+            QueryParameter(
+                description=f"Brand (repeat for several, at most {MAX_BRANDS})",
+                max_items=MAX_BRANDS,
+                schema_extra=optional_list(Schema(type=OpenAPIType.STRING, max_length=MAX_QUERY_LENGTH)),
+            ),
+        ] = None,
+        price_min: Annotated[
+            Decimal | None, QueryParameter(description=">= 0", schema_extra=optional_number(minimum=0))
+        ] = None,
+        price_max: Annotated[
+            Decimal | None,
+            QueryParameter(description=">= 0 and >= price_min", schema_extra=optional_number(minimum=0)),
+        ] = None,
+        rating_min: Annotated[float | None, QueryParameter(description="0 to 5", ge=0, le=5)] = None,
         in_stock: Annotated[bool, QueryParameter(description="Only items in stock now (exact)")] = True,
         deliver_to: Annotated[
             str | None, QueryParameter(description="Delivery zone code: only items that ship there, with ETA")
         ] = None,
         sort: Annotated[Sort, QueryParameter(description="Result order")] = Sort.RELEVANCE,
-        page: Annotated[int, QueryParameter(description="1-based page (shallow paging)")] = 1,
-        size: Annotated[int, QueryParameter(description=f"Hits per page, 1 to {MAX_PAGE_SIZE}")] = 20,
+        page: Annotated[
+            int,
+            QueryParameter(
+                description=f"1-based page (shallow paging: page * size at most {MAX_OFFSET})",
+                ge=1,
+                le=MAX_OFFSET,
+            ),
+        ] = 1,
+        size: Annotated[
+            int, QueryParameter(description=f"Hits per page, 1 to {MAX_PAGE_SIZE}", ge=1, le=MAX_PAGE_SIZE)
+        ] = 20,
         cursor: Annotated[
             str | None, QueryParameter(description="next_cursor of the previous page, for deep paging")
         ] = None,
@@ -93,17 +131,29 @@ class StorefrontController(Controller):
         )
         return _json_response(await service.search_json(request, scope["query_string"]))
 
-    @get("/suggest")
+    @get(
+        "/suggest",
+        responses=errors({400: "q missing or too long, or limit out of range", 503: "Index down; retry"}),
+    )
     async def suggest(
         self,
         service: Service,
-        q: Annotated[str, QueryParameter(description="What the shopper typed so far")],
-        limit: Annotated[int, QueryParameter(description=f"1 to {MAX_SUGGESTIONS}")] = MAX_SUGGESTIONS,
+        q: Annotated[
+            str, QueryParameter(description="What the shopper typed so far", max_length=MAX_QUERY_LENGTH)
+        ],
+        limit: Annotated[
+            int, QueryParameter(description=f"1 to {MAX_SUGGESTIONS}", ge=1, le=MAX_SUGGESTIONS)
+        ] = MAX_SUGGESTIONS,
     ) -> SuggestResponse:
         """Autocomplete: up to 10 completions from titles, brands and categories (typo-tolerant)."""
         return await service.suggest(q, limit)
 
-    @get("/products/{product_id:str}")
+    @get(
+        "/products/{product_id:str}",
+        responses=errors(
+            {400: "Unknown delivery zone or bad header", 404: "No such product", 503: "Index down; retry"}
+        ),
+    )
     async def product(
         self,
         service: Service,

@@ -54,6 +54,7 @@ MAX_FETCH_ROUNDS = 6
 OVERFETCH_MARGIN = 5
 MAX_FETCH = 4 * MAX_PAGE_SIZE
 MAX_SUGGESTIONS = 10
+MAX_BRANDS = 50  # brand values per search
 CURSOR_VERSION = 1
 
 
@@ -387,7 +388,7 @@ class SearchService:
         if request.rating_min is not None and not (0 <= request.rating_min <= 5):
             raise InvalidRequest("rating_min must be between 0 and 5")
         brands = tuple(sorted({b.strip() for b in request.brand if b.strip()}))
-        if any(len(b) > MAX_QUERY_LENGTH for b in brands) or len(brands) > 50:
+        if any(len(b) > MAX_QUERY_LENGTH for b in brands) or len(brands) > MAX_BRANDS:
             raise InvalidRequest("too many or too long brand values")
 
         zone = request.deliver_to.strip().upper() if request.deliver_to else None

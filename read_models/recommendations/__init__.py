@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from read_models.recommendations.port import (
     MAX_USER_ID_LENGTH,
+    USER_ID_PATTERN,
     USER_ID_RULE,
     InvalidUserId,
     Recommendations,
@@ -36,6 +37,7 @@ def open_recommendations_store(url: str) -> RecommendationsStore:
 
 __all__ = [
     "MAX_USER_ID_LENGTH",
+    "USER_ID_PATTERN",
     "USER_ID_RULE",
     "InvalidUserId",
     "Recommendations",

@@ -23,7 +23,8 @@ import msgspec
 
 MAX_USER_ID_LENGTH: Final = 128
 # Ids the analytics jobs and storefronts use: numeric ids, UUIDs, "supplier:ref"-style, e-mail-like.
-_USER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+-]*")
+USER_ID_PATTERN: Final = r"[A-Za-z0-9][A-Za-z0-9._:@+-]*"
+_USER_ID = re.compile(USER_ID_PATTERN)
 USER_ID_RULE: Final = (
     f"1 to {MAX_USER_ID_LENGTH} characters: letters, digits and . _ : @ + - (starting with a letter or digit)"
 )

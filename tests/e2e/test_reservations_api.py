@@ -173,6 +173,8 @@ async def test_reservation_lifecycle_and_errors(api: Api) -> None:
     assert (await c.post("/v1/reservations", content=b"{not json")).status_code == 400
     assert (await c.post("/v1/reservations", json={**body, "sku": "GHOST"})).status_code == 404
     assert (await c.post("/v1/reservations", json={**body, "customer_id": ""})).status_code == 422
+    empty_key = await c.post("/v1/reservations", json=body, headers={"Idempotency-Key": ""})
+    assert empty_key.status_code == 422 and "Idempotency-Key" in empty_key.json()["detail"]
 
     rid = res["reservation_id"]
     ok = await c.post(f"/v1/reservations/{rid}/confirm")
