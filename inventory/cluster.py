@@ -238,6 +238,7 @@ class ClusterEngine:
         idempotency_ttl: int = 24 * 3600,
         lost_grace: float = 2.0,
         db_timeout: float = 10.0,
+        reserve_deadline: float = 15.0,
         on_outbox: Callable[[], None] | None = None,
     ) -> None:
         # One Redis may serve several deployments/tests: keys are namespaced by the database name.
@@ -247,6 +248,10 @@ class ClusterEngine:
         self.sweep_interval, self.monitor_interval = sweep_interval, monitor_interval
         self.max_batch, self.max_write_batch = max_batch, max_write_batch
         self.idempotency_ttl, self.lost_grace, self.db_timeout = idempotency_ttl, lost_grace, db_timeout
+        # Every step of a reservation is bounded, but a caller could still queue behind retries of
+        # stuck batches: past this, it gets a retryable 503 (its hold, if granted later, answers a
+        # retry with the same Idempotency-Key, or expires).
+        self.reserve_deadline = reserve_deadline
         self.on_outbox = on_outbox
         self.dispatch_spill = max(1, dispatch_spill)
         self.stats = _Stats()
@@ -272,6 +277,7 @@ class ClusterEngine:
         self._run_id: str | None = None
         self._db_ok = True
         self._db_error = ""
+        self._waiting: dict[asyncio.Future[Reservation], float] = {}  # caller -> loop time of its deadline
         self._reserve_q: list[tuple[ReserveRequest, asyncio.Future[Reservation]]] = []
         self._reserve_wake = asyncio.Event()
         self._write_q: list[_Decided] = []
@@ -318,6 +324,7 @@ class ClusterEngine:
                 for i in range(len(self._writer_conns))
             ),
             asyncio.create_task(self._monitor_loop(), name="inventory-monitor"),
+            asyncio.create_task(self._deadline_loop(), name="inventory-deadlines"),
         ]
         if self.sweep_interval:
             self._tasks.append(asyncio.create_task(self._sweep_loop(), name="inventory-sweeper"))
@@ -498,10 +505,32 @@ class ClusterEngine:
     async def reserve(self, request: ReserveRequest) -> Reservation:
         validate_reserve(request)
         self._check_open()
-        fut: asyncio.Future[Reservation] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Reservation] = loop.create_future()
         self._reserve_q.append((request, fut))
         self._reserve_wake.set()
-        return await fut
+        # A dict entry, not a timer per call (a third of the engine's Python time per reservation):
+        # one deadline for all, so insertion order is deadline order for ``_deadline_loop``.
+        self._waiting[fut] = loop.time() + self.reserve_deadline
+        try:
+            return await fut
+        finally:
+            del self._waiting[fut]
+
+    async def _deadline_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        refusal = f"not decided within {self.reserve_deadline:g} s; retry with the same Idempotency-Key"
+        while True:
+            await asyncio.sleep(min(1.0, self.reserve_deadline / 4))
+            now = loop.time()
+            expired = []
+            for fut, at in self._waiting.items():
+                if at > now:
+                    break
+                expired.append(fut)
+            for fut in expired:
+                if not fut.done():  # the batch answers a future only if not done: this answer stands
+                    fut.set_exception(EngineUnavailable(refusal))
 
     async def _dispatch_loop(self) -> None:
         while True:

@@ -109,7 +109,10 @@ class StorefrontController(Controller):
             int, QueryParameter(description=f"Hits per page, 1 to {MAX_PAGE_SIZE}", ge=1, le=MAX_PAGE_SIZE)
         ] = 20,
         cursor: Annotated[
-            str | None, QueryParameter(description="next_cursor of the previous page, for deep paging")
+            str | None,
+            QueryParameter(
+                description="next_cursor of the previous page, for deep paging (empty: the first page)"
+            ),
         ] = None,
     ) -> Response[SearchResponse]:
         """Search the catalog: full text with facets, filters, sorting and real-time stock filtering."""
@@ -125,7 +128,7 @@ class StorefrontController(Controller):
             sort=sort,
             page=page,
             size=size,
-            cursor=cursor,
+            cursor=cursor or None,  # an empty form field is no cursor
             user_id=user_id,
             session_id=session_id,
         )

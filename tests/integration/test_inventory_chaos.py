@@ -11,6 +11,7 @@ Idempotency-Key; they stop on 201 (bought) or 409 (sold out).
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -228,6 +229,46 @@ async def test_mysql_killed_and_restarted_mid_sale(own_mariadb: PrivateServer, r
             assert (await engine.get_reservation(rid)).status is Status.CONFIRMED
         await assert_exact(engine, db_url, "FLASH", sale)
     finally:
+        await engine.close()
+        drop_mysql_database(db_url)
+
+
+async def test_frozen_mysql_answers_within_the_deadline(own_mariadb: PrivateServer, redis_url: str) -> None:
+    """MySQL hangs (SIGSTOP: connections open, no answers) for longer than a caller may wait: the caller
+    gets a retryable refusal at the deadline, and its retry with the same key, once MySQL is back,
+    gets one reservation: the stock is taken once."""
+    db_url = mysql_url_with_database(own_mariadb.url, unique_name("inv_frozen"))
+    engine = ClusterEngine(
+        redis_url, mysql_target(db_url), monitor_interval=0.2, db_timeout=60, reserve_deadline=1.0
+    )
+    await engine.start()
+    assert own_mariadb.proc is not None
+    pid = own_mariadb.proc.pid
+    try:
+        await engine.set_on_hand("FROZEN", 10)
+        request = ReserveRequest(sku="FROZEN", quantity=2, customer_id="ann", idempotency_key="frozen-1")
+        os.kill(pid, signal.SIGSTOP)
+        started = time.monotonic()
+        with pytest.raises(EngineUnavailable):
+            await engine.reserve(request)
+        assert time.monotonic() - started < 3.0
+        os.kill(pid, signal.SIGCONT)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                res = await engine.reserve(request)
+                break
+            except EngineUnavailable:
+                assert time.monotonic() < deadline, "no answer after MySQL came back"
+                await asyncio.sleep(0.2)
+        assert (await engine.reserve(request)).reservation_id == res.reservation_id
+        await wait_until(lambda: audit_mysql(db_url, "FROZEN").held == 2, 30, "the hold recorded")
+        audit = audit_mysql(db_url, "FROZEN")
+        assert audit.consistent and audit.held == 2 and audit.sold == 0, audit
+        live = reservations_in_mysql(db_url, "FROZEN")
+        assert set(live) == {res.reservation_id}, live
+    finally:
+        os.kill(pid, signal.SIGCONT)
         await engine.close()
         drop_mysql_database(db_url)
 

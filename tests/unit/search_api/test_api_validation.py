@@ -53,6 +53,13 @@ async def test_bad_parameters_are_json_400(client: AsyncTestClient, query: str) 
     assert response.json()["detail"]
 
 
+async def test_empty_form_fields_mean_absent(client: AsyncTestClient) -> None:
+    """A storefront form submits empty fields: they filter nothing and start at the first page."""
+    plain = (await client.get("/v1/search?q=")).json()
+    empty = (await client.get("/v1/search?q=&cursor=&category=&deliver_to=")).json()
+    assert empty["total"] == plain["total"] and empty["hits"] == plain["hits"]
+
+
 async def test_unknown_zone_lists_zones(client: AsyncTestClient) -> None:
     body = (await client.get("/v1/search?deliver_to=MARS")).json()
     assert "BLR" in body["extra"]["zones"]
