@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, Response, delete, get, post, put
+from litestar import HttpMethod, Request, Response, delete, get, post, put, route
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import OpenAPIType, Schema
 from litestar.params import PathParameter
@@ -235,6 +236,18 @@ async def _body(request: Request[Any, Any, Any]) -> bytes | Response[dict[str, A
     return raw
 
 
+def _options(path: str, *methods: str) -> HTTPRouteHandler:
+    """OPTIONS for a path served by several handlers: Litestar 2's default lists only the methods of
+    the first handler registered there (litestar#4169, fixed in 3.0). Register it before them."""
+    allow = ", ".join(sorted({*methods, "OPTIONS"}))
+
+    @route(path, http_method=[HttpMethod.OPTIONS], include_in_schema=False, sync_to_thread=False)
+    def options() -> Response[None]:
+        return Response(None, status_code=HTTP_204_NO_CONTENT, headers={"Allow": allow})
+
+    return options
+
+
 def build_handlers(engine_ref: Any, admin_token: str | None) -> list[Any]:
     """Route handlers bound to ``engine_ref.engine`` (read per call so the module can swap it)."""
 
@@ -442,6 +455,8 @@ def build_handlers(engine_ref: Any, admin_token: str | None) -> list[Any]:
         return Response(stock_json(stock), status_code=HTTP_200_OK)
 
     return [
+        _options("/v1/reservations/{reservation_id:str}", "GET", "DELETE"),
+        _options("/v1/stock/{sku:str}", "GET", "PUT"),
         create_reservation,
         confirm_reservation,
         get_reservation,

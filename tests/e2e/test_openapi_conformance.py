@@ -116,3 +116,12 @@ def test_every_answer_is_documented(base_url: str, mode: GenerationMode) -> None
         except (AssertionError, BaseExceptionGroup) as exc:  # report every operation, not the first
             failures[operation.label] = str(exc)[:3000]
     assert not failures, "\n\n".join(f"{label}:\n{why}" for label, why in failures.items())
+
+
+def test_options_lists_the_documented_methods(base_url: str) -> None:
+    document = httpx.get(f"{base_url}/docs/openapi.json").json()
+    with httpx.Client(base_url=base_url) as client:
+        for path, operations in document["paths"].items():
+            url = path.replace("{", "").replace("}", "")  # any value fits each path parameter
+            allowed = client.options(url).headers["allow"]
+            assert set(allowed.split(", ")) == {*(m.upper() for m in operations), "OPTIONS"}, path
