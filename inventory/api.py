@@ -96,8 +96,8 @@ class StockOut(msgspec.Struct):
 
 # OpenAPI only: the handlers read these bodies raw (the reservation hot path skips Litestar's parsing),
 # and the domain validates them, answering 422 with a message per field.
-_ID_SCHEMA = Schema(type=OpenAPIType.STRING, pattern=f"^{ID_PATTERN}$", max_length=MAX_ID_LENGTH)
-_ID_DOC = {"pattern": f"^{ID_PATTERN}$", "max_length": MAX_ID_LENGTH}
+_ID_DOC: dict[str, Any] = {"pattern": f"^{ID_PATTERN}$", "max_length": MAX_ID_LENGTH}
+_ID_SCHEMA = Schema(type=OpenAPIType.STRING, **_ID_DOC)
 _RESERVE_SCHEMA = Schema(
     type=OpenAPIType.OBJECT,
     required=["sku", "quantity", "customer_id"],
@@ -130,8 +130,8 @@ _STOCK_SCHEMA = Schema(
 _IDEMPOTENCY_KEY = header(
     "Idempotency-Key", _ID_SCHEMA, "Repeating a key returns the same reservation and takes nothing more"
 )
-ReservationId = Annotated[str, PathParameter(schema_extra=_ID_DOC)]
-Sku = Annotated[str, PathParameter(schema_extra=_ID_DOC)]
+# Documented only: the domain checks identifiers, answering 422 with its own message.
+Identifier = Annotated[str, PathParameter(schema_extra=_ID_DOC)]
 _UNAVAILABLE = "Engine refusing (rebuilding counters, database down); retry (Retry-After)"
 
 
@@ -236,9 +236,18 @@ async def _body(request: Request[Any, Any, Any]) -> bytes | Response[dict[str, A
     return raw
 
 
-def _options(path: str, *methods: str) -> HTTPRouteHandler:
-    """OPTIONS for a path served by several handlers: Litestar 2's default lists only the methods of
-    the first handler registered there (litestar#4169, fixed in 3.0). Register it before them."""
+def _with_options(handlers: list[HTTPRouteHandler]) -> list[HTTPRouteHandler]:
+    """``handlers`` preceded by an OPTIONS handler for each path that several of them serve: Litestar 2's
+    default one lists only the methods of the first handler registered on a path (litestar#4169, fixed
+    in 3.0), unless an OPTIONS handler is registered there first."""
+    methods: dict[str, set[str]] = {}
+    for handler in handlers:
+        for path in handler.paths:
+            methods.setdefault(path, set()).update(handler.http_methods)
+    return [_options(path, allowed) for path, allowed in methods.items() if len(allowed) > 1] + handlers
+
+
+def _options(path: str, methods: set[str]) -> HTTPRouteHandler:
     allow = ", ".join(sorted({*methods, "OPTIONS"}))
 
     @route(path, http_method=[HttpMethod.OPTIONS], include_in_schema=False, sync_to_thread=False)
@@ -332,7 +341,7 @@ def build_handlers(engine_ref: Any, admin_token: str | None) -> list[Any]:
             ),
         },
     )
-    async def confirm_reservation(reservation_id: ReservationId) -> Response[dict[str, Any]]:
+    async def confirm_reservation(reservation_id: Identifier) -> Response[dict[str, Any]]:
         """Turn a live hold into a sale; 409 when it expired or was released."""
         try:
             res = await engine().confirm(validate_identifier(reservation_id, "reservation id"))
@@ -349,7 +358,7 @@ def build_handlers(engine_ref: Any, admin_token: str | None) -> list[Any]:
             **errors({404: "Unknown reservation", 422: "Malformed reservation id", 503: _UNAVAILABLE}),
         },
     )
-    async def get_reservation(reservation_id: ReservationId) -> Response[dict[str, Any]]:
+    async def get_reservation(reservation_id: Identifier) -> Response[dict[str, Any]]:
         try:
             res = await engine().get_reservation(validate_identifier(reservation_id, "reservation id"))
         except InventoryError as exc:
@@ -374,7 +383,7 @@ def build_handlers(engine_ref: Any, admin_token: str | None) -> list[Any]:
             ),
         },
     )
-    async def release_reservation(reservation_id: ReservationId) -> Response[Any]:
+    async def release_reservation(reservation_id: Identifier) -> Response[Any]:
         """Give the held stock back (idempotent); 409 for a confirmed reservation."""
         try:
             await engine().release(validate_identifier(reservation_id, "reservation id"))
@@ -391,7 +400,7 @@ def build_handlers(engine_ref: Any, admin_token: str | None) -> list[Any]:
             **errors({404: "Unknown SKU", 422: "Malformed SKU", 503: _UNAVAILABLE}),
         },
     )
-    async def get_stock(sku: Sku) -> Response[dict[str, Any]]:
+    async def get_stock(sku: Identifier) -> Response[dict[str, Any]]:
         """Acknowledged stock of a SKU: on_hand, held, sold, available."""
         try:
             stock = await engine().get_stock(validate_identifier(sku, "sku"))
@@ -419,7 +428,7 @@ def build_handlers(engine_ref: Any, admin_token: str | None) -> list[Any]:
             ),
         },
     )
-    async def put_stock(sku: Sku, request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+    async def put_stock(sku: Identifier, request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
         """Admin: set on-hand (and optionally ``per_customer_limit``; 0 removes it). Bearer token.
 
         Per-customer counts are kept only for SKUs with a limit, so giving a limit to a SKU that had
@@ -454,13 +463,13 @@ def build_handlers(engine_ref: Any, admin_token: str | None) -> list[Any]:
             return error_response(exc)
         return Response(stock_json(stock), status_code=HTTP_200_OK)
 
-    return [
-        _options("/v1/reservations/{reservation_id:str}", "GET", "DELETE"),
-        _options("/v1/stock/{sku:str}", "GET", "PUT"),
-        create_reservation,
-        confirm_reservation,
-        get_reservation,
-        release_reservation,
-        get_stock,
-        put_stock,
-    ]
+    return _with_options(
+        [
+            create_reservation,
+            confirm_reservation,
+            get_reservation,
+            release_reservation,
+            get_stock,
+            put_stock,
+        ]
+    )

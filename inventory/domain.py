@@ -35,7 +35,7 @@ DEFAULT_LOW_STOCK_THRESHOLD: Final = 5
 # Identifiers travel inside Redis keys, the Lua scripts' line protocol and SQL literals: keep them
 # printable and bounded. Always fullmatch: "$" would also accept a trailing newline.
 MAX_ID_LENGTH: Final = 128
-ID_PATTERN: Final = r"[A-Za-z0-9][A-Za-z0-9._:/@+#=-]{0,127}"  # an sku, customer, reservation or key
+ID_PATTERN: Final = rf"[A-Za-z0-9][A-Za-z0-9._:/@+#=-]{{0,{MAX_ID_LENGTH - 1}}}"  # sku, customer, id, key
 _ID_RE: Final = re.compile(ID_PATTERN)
 # A reservation's three identifiers in one regex call: validate_reserve runs for every request.
 _RESERVE_IDS_RE: Final = re.compile(f"{ID_PATTERN}\n{ID_PATTERN}\n{ID_PATTERN}")
