@@ -203,6 +203,7 @@ class CachedPage(msgspec.Struct, frozen=True):
     examined: tuple[str, ...]
     out: frozenset[str]
     performed: SearchPerformed  # the activity event of a reuse, without the shopper's ids
+    stamp: float  # when its computation started (``ResultCache.stamp``): what it may have missed
 
 
 class ResultCache:
@@ -274,15 +275,16 @@ class ResultCache:
     def get_page(self, key: bytes) -> CachedPage | None:
         return self._get(self._pages, key)
 
-    def put_page(self, key: bytes, stamp: float, page: CachedPage) -> None:
-        self._put(self._pages, key, stamp, page, self.max_entries)
+    def put_page(self, key: bytes, page: CachedPage) -> None:
+        self._put(self._pages, key, page.stamp, page, self.max_entries)
 
     def get_url(self, query_string: bytes) -> CachedPage | None:
         """The page last rendered for exactly this raw query string (``SearchService.reuse_json``)."""
         return self._get(self._urls, query_string)
 
-    def put_url(self, query_string: bytes, stamp: float, page: CachedPage) -> None:
-        self._put(self._urls, query_string, stamp, page, self.max_entries)
+    def put_url(self, query_string: bytes, page: CachedPage) -> None:
+        """Under the page's own stamp: a page reused under another URL is as old as when computed."""
+        self._put(self._urls, query_string, page.stamp, page, self.max_entries)
 
     def _current(self, stamp: float, now: float) -> bool:
         """Whether what was computed at ``stamp`` still stands: no content change since, and no
@@ -458,7 +460,7 @@ class SearchService:
                 performed = self._event(plan, request, cached.total)
                 if query_string is not None:  # the same page, remembered under this URL with its event
                     reused = msgspec.structs.replace(cached, performed=performed)
-                    cache.put_url(query_string, stamp, reused)
+                    cache.put_url(query_string, reused)
                 self._emit(performed, request.user_id, request.session_id)
                 return cached.body
             self._count_cache("page_stale")
@@ -466,10 +468,12 @@ class SearchService:
             self._count_cache("page_miss")
         response, examined, out = await self._execute(plan)
         performed = self._event(plan, request, response.total)
-        page = CachedPage(encode_json(response), response.total, tuple(examined), frozenset(out), performed)
-        cache.put_page(key, stamp, page)
+        page = CachedPage(
+            encode_json(response), response.total, tuple(examined), frozenset(out), performed, stamp
+        )
+        cache.put_page(key, page)
         if query_string is not None:
-            cache.put_url(query_string, stamp, page)
+            cache.put_url(query_string, page)
         self._emit(performed, request.user_id, request.session_id)
         return page.body
 

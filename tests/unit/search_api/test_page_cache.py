@@ -116,6 +116,22 @@ async def test_stock_outs_keep_the_cache_for_a_grace_period_only() -> None:
     assert back.hits[0].sku == gone.sku and index.searches > searches
 
 
+async def test_a_page_reused_under_another_url_keeps_its_age() -> None:
+    """Remembering a page under a new URL during a stock-out's grace must not outlive that grace."""
+    service, *_ = await make()
+    cache = service.cache
+    assert cache is not None
+    cache.stock_out_grace_s = 60.0
+    dear = SearchRequest(q="tea", sort=Sort.PRICE_DESC, size=5)
+    await service.search_json(dear, b"q=tea&sort=price_desc&size=5")
+    cache.index_changed(IndexChange.STOCK_OUTS)
+    await service.search_json(dear, b"size=5&q=tea&sort=price_desc")  # the same page, another URL
+    assert await service.reuse_json(b"size=5&q=tea&sort=price_desc") is not None
+    cache.stock_out_grace_s = 0.0  # that stock-out's grace is over: the page was computed before it
+    assert await service.reuse_json(b"size=5&q=tea&sort=price_desc") is None
+    assert await service.reuse_json(b"q=tea&sort=price_desc&size=5") is None
+
+
 async def test_a_repeated_url_is_answered_before_parsing_and_still_exact() -> None:
     from litestar import Litestar
     from litestar.testing import AsyncTestClient
