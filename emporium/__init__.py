@@ -1,3 +1,5 @@
-"""Emporium's shared kernel: event contracts, the event-log port, settings, app factory and CLI."""
+"""Emporium's entry points: the HTTP app, the ``emporium`` CLI and the composition root.
 
-__version__ = "0.1.0"
+This package sits on top: it imports every context (ingest, inventory, search, read_models) and the
+shared kernel; nothing imports it back.
+"""

@@ -15,11 +15,11 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from emporium import __version__
 from emporium.bootstrap import build_modules, build_runtime
-from emporium.observability import HttpMetrics
-from emporium.runtime import Module, ReadinessCheck, Runtime
-from emporium.settings import Settings
+from kernel import __version__
+from kernel.observability import HttpMetrics
+from kernel.runtime import Module, ReadinessCheck, Runtime
+from kernel.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -117,7 +117,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
             path="/docs",
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
         ),
-        logging_config=None,  # logging is configured once by emporium.observability
+        logging_config=None,  # logging is configured once by kernel.observability
         debug=False,
     )
     app.state.runtime = runtime

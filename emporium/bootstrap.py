@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from emporium.eventlog.factory import open_event_log
-from emporium.runtime import Module, Runtime
-from emporium.settings import Settings
+from kernel.eventlog.factory import open_event_log
+from kernel.runtime import Module, Runtime
+from kernel.settings import Settings
 
 
 def build_runtime(settings: Settings, *, client_id: str = "emporium") -> Runtime:

@@ -28,12 +28,12 @@ from litestar.params import Body, FromPath, HeaderParameter, QueryParameter
 from litestar.router import Router
 from litestar.status_codes import HTTP_201_CREATED
 
-from emporium.openapi import errors
-from emporium.settings import Settings
 from ingest.model import FeedReport, Mode
 from ingest.parsing import FeedError, FeedFormat, FeedTooLarge, format_from_content_type
 from ingest.profiles import PROFILE_NAMES
 from ingest.service import IngestError, IngestService
+from kernel.openapi import errors
+from kernel.settings import Settings
 
 SPOOL_MEMORY_BYTES = 8 * 1024 * 1024
 API_KEY_HEADER = "X-Api-Key"

@@ -11,8 +11,8 @@ from typing import Literal
 
 import msgspec
 
-from emporium.contracts.events import Envelope, Payload, Product, ProductRemoved, ProductUpserted
 from ingest.parsing import LineError
+from kernel.contracts.events import Envelope, Payload, Product, ProductRemoved, ProductUpserted
 
 PRODUCER = "ingest"
 MAX_REPORTED_ERRORS = 1000

@@ -7,11 +7,11 @@ from typing import Any
 
 from prometheus_client import Counter
 
-from emporium.runtime import ReadinessCheck, Runtime
 from ingest.api import IngestApi, build_router
 from ingest.model import FeedReport
 from ingest.service import IngestService
 from ingest.store import open_ingest_store
+from kernel.runtime import ReadinessCheck, Runtime
 
 
 class IngestMetrics:

@@ -33,9 +33,6 @@ from typing import IO
 
 import structlog
 
-from emporium.contracts.events import Envelope, Product, SupplierOnboarded, new_event
-from emporium.eventlog.port import EventLog
-from emporium.eventlog.processing import publish_events
 from ingest.auth import hash_secret, new_api_key, parse_api_key, verify_secret
 from ingest.model import (
     PRODUCER,
@@ -52,6 +49,9 @@ from ingest.parsing import FeedFormat, FeedReader, LineError
 from ingest.profiles import Profile, get_profile
 from ingest.store import IngestStore, SupplierExists
 from ingest.validation import RowRejected, validate
+from kernel.contracts.events import Envelope, Product, SupplierOnboarded, new_event
+from kernel.eventlog.port import EventLog
+from kernel.eventlog.processing import publish_events
 
 log = structlog.get_logger(__name__)
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from emporium.database import MysqlTarget, SqliteTarget, parse_database_url
 from ingest.model import FeedReport, ProductState, SupplierRecord
+from kernel.database import MysqlTarget, SqliteTarget, parse_database_url
 
 
 class SupplierExists(Exception):

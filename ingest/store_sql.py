@@ -18,9 +18,9 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from emporium.database import MysqlTarget, SqliteTarget
 from ingest.model import FeedReport, ProductState, SupplierRecord
 from ingest.store import SupplierExists
+from kernel.database import MysqlTarget, SqliteTarget
 
 T = TypeVar("T")
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from emporium.contracts.events import Product
+from kernel.contracts.events import Product
 
 MAX_PRICE = Decimal("1000000000")
 MAX_REF_LENGTH = 128

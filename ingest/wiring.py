@@ -6,12 +6,12 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from emporium.eventlog.factory import open_event_log
-from emporium.settings import Settings
 from ingest.model import FeedReport, Mode
 from ingest.parsing import FeedFormat, format_from_filename
 from ingest.service import IngestService
 from ingest.store import open_ingest_store
+from kernel.eventlog.factory import open_event_log
+from kernel.settings import Settings
 
 
 @asynccontextmanager

@@ -31,8 +31,6 @@ from litestar.status_codes import (
     HTTP_503_SERVICE_UNAVAILABLE,
 )
 
-from emporium.openapi import errors, header, reads_json
-from emporium.responses import JsonBytes
 from inventory.domain import (
     DEFAULT_HOLD_SECONDS,
     ID_PATTERN,
@@ -57,6 +55,8 @@ from inventory.domain import (
     validate_on_hand,
 )
 from inventory.port import ReservationEngine
+from kernel.openapi import errors, header, reads_json
+from kernel.responses import JsonBytes
 
 MAX_BODY = 16 * 1024
 

@@ -68,8 +68,6 @@ from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError
 from redis.exceptions import RedisError as _RedisError
 
-from emporium.database import MysqlTarget
-from emporium.tasks import cancel_and_wait
 from inventory import schema
 from inventory.domain import (
     DEFAULT_LOW_STOCK_THRESHOLD,
@@ -100,6 +98,8 @@ from inventory.sql_common import (
     reservation_from_row,
     stock_from_row,
 )
+from kernel.database import MysqlTarget
+from kernel.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")

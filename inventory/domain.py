@@ -24,7 +24,7 @@ from typing import Final
 
 import msgspec
 
-from emporium.contracts.events import Payload, RestockAlert, StockLevelChanged
+from kernel.contracts.events import Payload, RestockAlert, StockLevelChanged
 
 MAX_QUANTITY: Final = 1_000  # units per reservation; more is a bulk order, not a checkout
 MAX_ON_HAND: Final = 1_000_000_000

@@ -15,11 +15,11 @@ from typing import Protocol
 
 import structlog
 
-from emporium.contracts.events import CATALOG_TOPIC, ProductUpserted, encode_event, new_event
-from emporium.eventlog.port import EventLog, OutgoingMessage
-from emporium.eventlog.processing import ConsumedEvent, EventProcessor, wait_caught_up
-from emporium.tasks import cancel_and_wait
 from inventory.domain import EngineUnavailable, InventoryError, StockLevel, stock_events
+from kernel.contracts.events import CATALOG_TOPIC, ProductUpserted, encode_event, new_event
+from kernel.eventlog.port import EventLog, OutgoingMessage
+from kernel.eventlog.processing import ConsumedEvent, EventProcessor, wait_caught_up
+from kernel.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 

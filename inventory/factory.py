@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from emporium.database import MysqlTarget, SqliteTarget, parse_database_url
-from emporium.settings import Settings
 from inventory.cluster import ClusterEngine
 from inventory.sqlite import SqliteEngine
+from kernel.database import MysqlTarget, SqliteTarget, parse_database_url
+from kernel.settings import Settings
 
 
 class InventoryConfigError(ValueError):

@@ -7,10 +7,10 @@ from typing import Any
 
 import structlog
 
-from emporium.runtime import ReadinessCheck, Runtime
 from inventory.api import build_handlers
 from inventory.events import FeedStockConsumer, OutboxRelay
 from inventory.factory import build_engine
+from kernel.runtime import ReadinessCheck, Runtime
 
 log = structlog.get_logger(__name__)
 

@@ -21,7 +21,6 @@ from typing import Any, TypeVar
 
 import structlog
 
-from emporium.tasks import cancel_and_wait
 from inventory import schema
 from inventory.domain import (
     DEFAULT_LOW_STOCK_THRESHOLD,
@@ -53,6 +52,7 @@ from inventory.sql_common import (
     reservation_from_row,
     stock_from_row,
 )
+from kernel.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import msgspec
 import pymysql
 
-from emporium.database import MysqlTarget, parse_database_url
+from kernel.database import MysqlTarget, parse_database_url
 
 
 class FakeClock:

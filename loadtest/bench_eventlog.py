@@ -33,10 +33,10 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from emporium.eventlog.kafka import KafkaEventLog, parse_kafka_url
-from emporium.eventlog.port import EventLog, OutgoingMessage
-from emporium.eventlog.sqlite import SqliteEventLog
-from emporium.observability import configure_logging
+from kernel.eventlog.kafka import KafkaEventLog, parse_kafka_url
+from kernel.eventlog.port import EventLog, OutgoingMessage
+from kernel.eventlog.sqlite import SqliteEventLog
+from kernel.observability import configure_logging
 
 PUBLISH_BATCH = 1000
 POLL_BATCH = 5000

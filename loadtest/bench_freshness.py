@@ -50,7 +50,7 @@ def word(n: int) -> str:
 
 
 def catalog() -> list[Any]:
-    from emporium.contracts.events import Product, ProductUpserted, new_event
+    from kernel.contracts.events import Product, ProductUpserted, new_event
 
     events = []
     for n in range(PRODUCTS):
@@ -70,7 +70,7 @@ def catalog() -> list[Any]:
 
 
 def stock_out(n: int, revision: int) -> Any:
-    from emporium.contracts.events import StockLevelChanged, new_event
+    from kernel.contracts.events import StockLevelChanged, new_event
 
     payload = StockLevelChanged(sku=f"FRESH-{n}", on_hand=0, held=0, sold=0, available=0, in_stock=False)
     return new_event(payload, key=f"FRESH-{n}", revision=revision, producer="bench")
@@ -102,8 +102,8 @@ async def wait_ready(port: int, deadline_s: float = 300) -> None:
 
 async def measure(event_log_url: str, port: int, args: argparse.Namespace) -> list[tuple[float, float]]:
     """Per run: (p99 freshness, median search round trip)."""
-    from emporium.eventlog.factory import open_event_log
-    from emporium.eventlog.processing import publish_events
+    from kernel.eventlog.factory import open_event_log
+    from kernel.eventlog.processing import publish_events
 
     event_log = open_event_log(event_log_url, client_id="bench-freshness")
     await event_log.start()

@@ -24,12 +24,12 @@ import time
 import uuid
 from pathlib import Path
 
-from emporium.settings import load_settings
 from ingest.model import FeedReport
 from ingest.parsing import FeedFormat, FeedReader
 from ingest.profiles import get_profile
 from ingest.service import _prepare_batch
 from ingest.wiring import import_path, ingest_service
+from kernel.settings import load_settings
 
 DATASET = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "bigbasket_products.csv"
 TARGET_EMBEDDED = 20_000

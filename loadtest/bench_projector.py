@@ -29,17 +29,17 @@ import uuid
 from pathlib import Path
 from statistics import median
 
-from emporium.settings import Settings
+from kernel.settings import Settings
 from search.port import SearchDocument
 
 
 async def project_once(settings: Settings, search_root: Path, batch: int) -> tuple[int, float, float]:
     from prometheus_client import CollectorRegistry
 
-    from emporium.eventlog.factory import open_event_log
-    from read_models.out_of_stock import MemoryOutOfStockSet
-    from read_models.projectors import ProjectorMetrics, ProjectorTask
-    from read_models.search_projector import SearchProjection
+    from kernel.eventlog.factory import open_event_log
+    from kernel.eventlog.projection import ProjectorMetrics, ProjectorTask
+    from search.out_of_stock import MemoryOutOfStockSet
+    from search.projection import SearchProjection
     from search.tantivy_index import TantivySearchIndex
 
     event_log = open_event_log(settings.event_log_url)
@@ -69,8 +69,8 @@ async def project_once(settings: Settings, search_root: Path, batch: int) -> tup
 
 async def prebuilt_documents(settings: Settings) -> list[SearchDocument]:
     """Every catalog upsert of the log as the projector would index it (in stock, newest revision)."""
-    from emporium.contracts.events import CATALOG_TOPIC, ProductUpserted, decode_event
-    from emporium.eventlog.factory import open_event_log
+    from kernel.contracts.events import CATALOG_TOPIC, ProductUpserted, decode_event
+    from kernel.eventlog.factory import open_event_log
     from search.documents import document_from_product
 
     event_log = open_event_log(settings.event_log_url)
@@ -150,7 +150,7 @@ def main() -> None:
 
     import uvloop
 
-    from emporium.settings import load_settings
+    from kernel.settings import load_settings
     from loadtest.bench_search import import_catalogs
 
     data_dir = args.reuse or Path(tempfile.mkdtemp(prefix="emporium-bench-projector-"))

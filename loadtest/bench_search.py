@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
-from emporium.settings import Settings
+from kernel.settings import Settings
 from loadtest.children import cpu_seconds, spawn_emporium
 from loadtest.httpload import LoadResult, drive, get, median
 from loadtest.queries import SORTS, Corpus, load_corpus, typo
@@ -105,11 +105,12 @@ async def import_catalogs(settings: Settings, synthetic_products: int) -> int:
 async def project(settings: Settings) -> tuple[int, float]:
     from prometheus_client import CollectorRegistry
 
-    from emporium.eventlog.factory import open_event_log
-    from read_models.out_of_stock import MemoryOutOfStockSet
-    from read_models.projectors import LIVE_SEARCH_GROUP, ProjectorMetrics, ProjectorTask
-    from read_models.search_projector import SearchProjection
+    from kernel.eventlog.factory import open_event_log
+    from kernel.eventlog.projection import ProjectorMetrics, ProjectorTask
     from search.factory import open_search_index
+    from search.out_of_stock import MemoryOutOfStockSet
+    from search.projection import SearchProjection
+    from search.projectors import LIVE_SEARCH_GROUP
 
     event_log = open_event_log(settings.event_log_url)
     index = open_search_index(settings.search_url)
@@ -136,8 +137,8 @@ async def project(settings: Settings) -> tuple[int, float]:
 
 async def wait_until_caught_up(settings: Settings, port: int, expected: int) -> None:
     """Every consumer of the catalog in the server (search, inventory feed) is done: no background CPU."""
-    from emporium.contracts.events import CATALOG_TOPIC
-    from emporium.eventlog.factory import open_event_log
+    from kernel.contracts.events import CATALOG_TOPIC
+    from kernel.eventlog.factory import open_event_log
 
     event_log = open_event_log(settings.event_log_url)
     await event_log.start()
@@ -289,7 +290,7 @@ class StockOuts:
     """Publishes stock-outs of random SKUs at a steady rate, as inventory would during a flash sale."""
 
     def __init__(self, event_log_url: str, skus: list[str], per_second: float, seed: int = 17) -> None:
-        from emporium.eventlog.factory import open_event_log
+        from kernel.eventlog.factory import open_event_log
 
         self.event_log = open_event_log(event_log_url, client_id="bench-search-stock-outs")
         self.skus = skus
@@ -299,8 +300,8 @@ class StockOuts:
         self.out: list[str] = []
 
     async def _publish(self, skus: list[str], in_stock: bool) -> None:
-        from emporium.contracts.events import StockLevelChanged, new_event
-        from emporium.eventlog.processing import publish_events
+        from kernel.contracts.events import StockLevelChanged, new_event
+        from kernel.eventlog.processing import publish_events
 
         events = []
         for sku in skus:
@@ -462,7 +463,7 @@ def main() -> None:
 
     import uvloop
 
-    from emporium.settings import load_settings
+    from kernel.settings import load_settings
 
     data_dir = args.reuse or Path(tempfile.mkdtemp(prefix="emporium-bench-search-"))
     env = {"EMPORIUM_DATA_DIR": str(data_dir)}

@@ -16,7 +16,7 @@ from litestar import MediaType, Request, Response, Router, get
 from litestar.di import NamedDependency, Provide
 from litestar.params import PathParameter, QueryParameter
 
-from emporium.openapi import errors
+from kernel.openapi import errors
 from read_models.recommendations import (
     MAX_USER_ID_LENGTH,
     USER_ID_PATTERN,

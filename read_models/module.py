@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from emporium.runtime import ReadinessCheck, Runtime
+from kernel.eventlog.projection import ProjectorMetrics, ProjectorTask
+from kernel.runtime import ReadinessCheck, Runtime
 from read_models.api import recommendations_router
-from read_models.projectors import ProjectorMetrics, ProjectorTask
 from read_models.recommendations import RecommendationsStore, open_recommendations_store
 from read_models.recommendations_projector import recommendations_projector
 

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 import structlog
 
-from emporium.contracts.events import RECOMMENDATIONS_TOPIC, Envelope, RecommendationsComputed
-from emporium.eventlog.port import EventLog
-from read_models.projectors import ProjectorMetrics, ProjectorTask
+from kernel.contracts.events import RECOMMENDATIONS_TOPIC, Envelope, RecommendationsComputed
+from kernel.eventlog.port import EventLog
+from kernel.eventlog.projection import ProjectorMetrics, ProjectorTask
 from read_models.recommendations import (
     Recommendations,
     RecommendationsStore,

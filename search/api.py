@@ -19,8 +19,8 @@ from litestar.params import HeaderParameter, PathParameter, QueryParameter
 from litestar.types import ASGIApp, Receive, Scope, Send
 from redis.exceptions import RedisError
 
-from emporium.openapi import errors, optional_list, optional_number
-from emporium.responses import JsonBytes
+from kernel.openapi import errors, optional_list, optional_number
+from kernel.responses import JsonBytes
 from search.port import SearchIndexError, Sort
 from search.service import (
     MAX_BRANDS,

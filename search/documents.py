@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from emporium.contracts.events import Product
+from kernel.contracts.events import Product
 from search.port import SearchDocument
 
 

@@ -19,19 +19,14 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from emporium.runtime import ReadinessCheck, Runtime
-from read_models.logistics import DeliveryZones
-from read_models.out_of_stock import OutOfStockSet, open_out_of_stock_set
-from read_models.projectors import (
-    ProjectorMetrics,
-    ProjectorTask,
-    ZoneProjection,
-    live_projectors,
-    unique_group,
-)
-from read_models.search_projector import SearchProjection
+from kernel.eventlog.projection import ProjectorMetrics, ProjectorTask, unique_group
+from kernel.runtime import ReadinessCheck, Runtime
 from search.api import storefront_router
+from search.delivery_zones import DeliveryZones
+from search.out_of_stock import OutOfStockSet, open_out_of_stock_set
 from search.port import RebuildableSearchIndex, SearchIndex
+from search.projection import SearchProjection
+from search.projectors import ZoneProjection, live_projectors
 from search.service import ActivityPublisher, ResultCache, SearchMetrics, SearchService
 
 if TYPE_CHECKING:

@@ -31,7 +31,7 @@ import msgspec
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from emporium.contracts.events import (
+from kernel.contracts.events import (
     ACTIVITY_TOPIC,
     Payload,
     ProductViewed,
@@ -39,10 +39,10 @@ from emporium.contracts.events import (
     encode_event,
     new_event,
 )
-from emporium.eventlog.port import EventLog, OutgoingMessage
-from emporium.tasks import cancel_and_wait
-from read_models.logistics import DeliveryZones, UnknownZone
-from read_models.out_of_stock import OutOfStockSet
+from kernel.eventlog.port import EventLog, OutgoingMessage
+from kernel.tasks import cancel_and_wait
+from search.delivery_zones import DeliveryZones, UnknownZone
+from search.out_of_stock import OutOfStockSet
 from search.port import Hit, IndexChange, InvalidQuery, SearchIndex, SearchQuery, SearchResult, Sort
 
 log = structlog.get_logger(__name__)

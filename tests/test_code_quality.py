@@ -7,7 +7,17 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ["emporium", "ingest", "search", "inventory", "read_models", "analytics", "infra", "loadtest"]
+PACKAGES = [
+    "emporium",
+    "kernel",
+    "ingest",
+    "search",
+    "inventory",
+    "read_models",
+    "analytics",
+    "infra",
+    "loadtest",
+]
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:

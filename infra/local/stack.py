@@ -104,7 +104,7 @@ def probe_redis(url: str, timeout: float) -> str:
 def probe_mysql(url: str, timeout: float) -> str:
     import pymysql
 
-    from emporium.database import MysqlTarget, parse_database_url
+    from kernel.database import MysqlTarget, parse_database_url
 
     target = parse_database_url(url)
     if not isinstance(target, MysqlTarget):

@@ -20,7 +20,7 @@ def open_recommendations_store(url: str) -> RecommendationsStore:
     """``sqlite:///PATH`` (embedded) or ``cassandra://HOST:PORT/KEYSPACE?...``; call ``start()`` next."""
     scheme = url.split("://", 1)[0].lower()
     if scheme == "sqlite":
-        from emporium.database import SqliteTarget, parse_database_url
+        from kernel.database import SqliteTarget, parse_database_url
         from read_models.recommendations.sqlite import SqliteRecommendationsStore
 
         target = parse_database_url(url)

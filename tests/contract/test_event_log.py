@@ -19,16 +19,16 @@ from pathlib import Path
 
 import pytest
 
-from emporium.contracts.events import (
+from kernel.contracts.events import (
     ProductViewed,
     decode_dead_letter,
     encode_event,
     new_event,
 )
-from emporium.eventlog.kafka import KafkaEventLog
-from emporium.eventlog.port import Consumer, EventLog, OutgoingMessage, Record
-from emporium.eventlog.processing import ConsumedEvent, EventProcessor, publish_events
-from emporium.eventlog.sqlite import SqliteEventLog, partition_for
+from kernel.eventlog.kafka import KafkaEventLog
+from kernel.eventlog.port import Consumer, EventLog, OutgoingMessage, Record
+from kernel.eventlog.processing import ConsumedEvent, EventProcessor, publish_events
+from kernel.eventlog.sqlite import SqliteEventLog, partition_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -393,7 +393,7 @@ async def test_failing_handler_is_retried_and_nothing_committed_meanwhile(event_
 
 
 async def test_publish_events_routes_envelopes_by_topic(event_log: EventLog) -> None:
-    from emporium.contracts.events import ACTIVITY_TOPIC, INVENTORY_TOPIC, StockLevelChanged
+    from kernel.contracts.events import ACTIVITY_TOPIC, INVENTORY_TOPIC, StockLevelChanged
 
     events = [
         new_event(ProductViewed(product_id="p1"), key="p1", revision=1, producer="t"),
@@ -472,8 +472,8 @@ async def test_sqlite_other_process_publishes_while_this_one_consumes(tmp_path: 
     await consumer.start()
     script = (
         "import asyncio\n"
-        "from emporium.eventlog.sqlite import SqliteEventLog\n"
-        "from emporium.eventlog.port import OutgoingMessage\n"
+        "from kernel.eventlog.sqlite import SqliteEventLog\n"
+        "from kernel.eventlog.port import OutgoingMessage\n"
         "async def main():\n"
         f"    log = SqliteEventLog.from_url({url!r})\n"
         "    await log.start()\n"
@@ -525,7 +525,7 @@ def test_sqlite_partitioning_is_stable() -> None:
         [
             sys.executable,
             "-c",
-            "from emporium.eventlog.sqlite import partition_for as p; print(p('sku-1', 8))",
+            "from kernel.eventlog.sqlite import partition_for as p; print(p('sku-1', 8))",
         ],
         cwd=ROOT,
         capture_output=True,
@@ -553,7 +553,7 @@ async def test_sqlite_partitions_of_a_crashed_member_move_on_after_the_session_t
     await log.publish("t", messages(keys=20, per_key=5))
     script = (
         "import asyncio, os\n"
-        "from emporium.eventlog.sqlite import SqliteEventLog\n"
+        "from kernel.eventlog.sqlite import SqliteEventLog\n"
         "async def main():\n"
         f"    log = SqliteEventLog.from_url({url!r})\n"
         "    consumer = log.consumer(['t'], 'g')\n"

@@ -11,10 +11,10 @@ from urllib.parse import urlsplit, urlunsplit
 import pymysql
 import pytest
 
-from emporium.database import MysqlTarget, parse_database_url
 from ingest.model import FeedReport, FeedStatus, ProductState, SupplierRecord
 from ingest.parsing import LineError
 from ingest.store import IngestStore, SupplierExists, open_ingest_store
+from kernel.database import MysqlTarget, parse_database_url
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from emporium.contracts.events import RestockAlert, StockLevelChanged, decode_event
 from inventory.cluster import ClusterEngine
 from inventory.domain import (
     EngineUnavailable,
@@ -40,6 +39,7 @@ from inventory.testing import (
     mysql_url_with_database,
     unique_name,
 )
+from kernel.contracts.events import RestockAlert, StockLevelChanged, decode_event
 
 
 class Harness:

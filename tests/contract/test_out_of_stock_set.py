@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from read_models.out_of_stock import (
+from search.out_of_stock import (
     MemoryOutOfStockSet,
     OutOfStockSet,
     ProductLink,

@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from emporium.settings import load_settings
-from ingest.demo import DEMO_SEED, DEMO_SUPPLIER, demo_key_path, seed_demo
+from emporium.demo import DEMO_SEED, DEMO_SUPPLIER, demo_key_path, seed_demo
 from ingest.synthetic import WAREHOUSES, generate_products
+from kernel.settings import load_settings
 
 
 def test_synthetic_catalog_is_deterministic_and_realistic() -> None:

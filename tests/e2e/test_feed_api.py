@@ -11,9 +11,9 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from emporium.app import create_app
-from emporium.contracts.events import CATALOG_TOPIC, ProductUpserted, decode_event
-from emporium.eventlog.factory import open_event_log
-from emporium.settings import load_settings
+from kernel.contracts.events import CATALOG_TOPIC, ProductUpserted, decode_event
+from kernel.eventlog.factory import open_event_log
+from kernel.settings import load_settings
 
 ADMIN = "admin-token-for-tests"
 MAX_BYTES = 64 * 1024

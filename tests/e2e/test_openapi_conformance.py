@@ -31,8 +31,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from emporium.app import create_app
-from emporium.settings import load_settings
 from inventory.testing import free_port
+from kernel.settings import load_settings
 
 TOKEN = "openapi-admin-token"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}

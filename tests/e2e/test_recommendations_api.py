@@ -10,11 +10,11 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from emporium.app import create_app
-from emporium.contracts.events import RECOMMENDATIONS_TOPIC, Envelope, RecommendationsComputed, new_event
-from emporium.eventlog.factory import open_event_log
-from emporium.eventlog.port import EventLog
-from emporium.eventlog.processing import publish_events
-from emporium.settings import load_settings
+from kernel.contracts.events import RECOMMENDATIONS_TOPIC, Envelope, RecommendationsComputed, new_event
+from kernel.eventlog.factory import open_event_log
+from kernel.eventlog.port import EventLog
+from kernel.eventlog.processing import publish_events
+from kernel.settings import load_settings
 from read_models.recommendations_projector import RECOMMENDATIONS_GROUP
 
 

@@ -22,7 +22,6 @@ import uvicorn
 from litestar import Litestar
 
 from emporium.app import create_app
-from emporium.settings import load_settings
 from inventory.cluster import ClusterEngine
 from inventory.testing import (
     audit_mysql,
@@ -32,6 +31,7 @@ from inventory.testing import (
     mysql_url_with_database,
     unique_name,
 )
+from kernel.settings import load_settings
 
 TOKEN = "test-admin-token"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}

@@ -13,7 +13,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from emporium.app import create_app
-from emporium.contracts.events import (
+from kernel.contracts.events import (
     ACTIVITY_TOPIC,
     CATALOG_TOPIC,
     INVENTORY_TOPIC,
@@ -26,11 +26,11 @@ from emporium.contracts.events import (
     decode_event,
     new_event,
 )
-from emporium.eventlog.factory import open_event_log
-from emporium.eventlog.port import EventLog
-from emporium.eventlog.processing import publish_events
-from emporium.settings import load_settings
-from read_models.projectors import LIVE_SEARCH_GROUP
+from kernel.eventlog.factory import open_event_log
+from kernel.eventlog.port import EventLog
+from kernel.eventlog.processing import publish_events
+from kernel.settings import load_settings
+from search.projectors import LIVE_SEARCH_GROUP
 
 ADMIN_TOKEN = "e2e-admin-token"
 CATALOG = [

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from emporium.contracts.events import CATALOG_TOPIC, ProductUpserted, decode_event
-from emporium.settings import Settings, load_settings
 from ingest.service import IngestService
 from ingest.wiring import import_path, ingest_service
+from kernel.contracts.events import CATALOG_TOPIC, ProductUpserted, decode_event
+from kernel.settings import Settings, load_settings
 
 
 @pytest.fixture

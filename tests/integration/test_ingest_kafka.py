@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from emporium.contracts.events import CATALOG_TOPIC, ProductRemoved, ProductUpserted, decode_event
-from emporium.eventlog.factory import open_event_log
-from emporium.settings import load_settings
 from ingest.synthetic import write_csv, write_ndjson
 from ingest.wiring import import_path, ingest_service
+from kernel.contracts.events import CATALOG_TOPIC, ProductRemoved, ProductUpserted, decode_event
+from kernel.eventlog.factory import open_event_log
+from kernel.settings import load_settings
 
 
 async def catalog_events(kafka_url: str, supplier_id: str) -> list[tuple[str, str, int]]:

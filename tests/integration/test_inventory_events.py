@@ -11,7 +11,12 @@ from typing import Any
 
 import pytest
 
-from emporium.contracts.events import (
+from inventory.cluster import ClusterEngine
+from inventory.domain import ReserveRequest
+from inventory.events import FeedStockConsumer, OutboxRelay
+from inventory.sqlite import SqliteEngine
+from inventory.testing import drop_mysql_database, mysql_target, mysql_url_with_database, unique_name
+from kernel.contracts.events import (
     INVENTORY_TOPIC,
     Product,
     ProductUpserted,
@@ -20,13 +25,8 @@ from emporium.contracts.events import (
     decode_event,
     new_event,
 )
-from emporium.eventlog.processing import publish_events
-from emporium.eventlog.sqlite import SqliteEventLog
-from inventory.cluster import ClusterEngine
-from inventory.domain import ReserveRequest
-from inventory.events import FeedStockConsumer, OutboxRelay
-from inventory.sqlite import SqliteEngine
-from inventory.testing import drop_mysql_database, mysql_target, mysql_url_with_database, unique_name
+from kernel.eventlog.processing import publish_events
+from kernel.eventlog.sqlite import SqliteEventLog
 
 
 @pytest.fixture(params=["sqlite", "cluster"])

@@ -23,7 +23,6 @@ import pymysql
 import pytest
 import redis
 
-from emporium.database import MysqlTarget, parse_database_url
 from infra.local import stack as stack_module
 from infra.local.stack import (
     SERVICE_ENV,
@@ -34,6 +33,7 @@ from infra.local.stack import (
     StackError,
     probe_kafka,
 )
+from kernel.database import MysqlTarget, parse_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 EMPORIUM = str(Path(sys.executable).with_name("emporium"))

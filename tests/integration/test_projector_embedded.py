@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from emporium.contracts.events import (
+from kernel.contracts.events import (
     CATALOG_TOPIC,
     Envelope,
     Product,
@@ -21,14 +21,14 @@ from emporium.contracts.events import (
     StockLevelChanged,
     new_event,
 )
-from emporium.eventlog.port import OutgoingMessage
-from emporium.eventlog.processing import publish_events
-from emporium.eventlog.sqlite import SqliteEventLog
-from read_models.logistics import DeliveryZones
-from read_models.out_of_stock import MemoryOutOfStockSet
-from read_models.projectors import ProjectorMetrics, ProjectorTask
-from read_models.search_projector import SearchProjection
+from kernel.eventlog.port import OutgoingMessage
+from kernel.eventlog.processing import publish_events
+from kernel.eventlog.projection import ProjectorMetrics, ProjectorTask
+from kernel.eventlog.sqlite import SqliteEventLog
+from search.delivery_zones import DeliveryZones
+from search.out_of_stock import MemoryOutOfStockSet
 from search.port import Sort
+from search.projection import SearchProjection
 from search.service import SearchRequest, SearchService
 from search.tantivy_index import TantivySearchIndex
 

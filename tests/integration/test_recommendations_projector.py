@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from emporium.contracts.events import RECOMMENDATIONS_TOPIC, Envelope, RecommendationsComputed, new_event
-from emporium.eventlog.port import OutgoingMessage
-from emporium.eventlog.processing import publish_events
-from emporium.eventlog.sqlite import SqliteEventLog
-from read_models.projectors import ProjectorMetrics, ProjectorTask
+from kernel.contracts.events import RECOMMENDATIONS_TOPIC, Envelope, RecommendationsComputed, new_event
+from kernel.eventlog.port import OutgoingMessage
+from kernel.eventlog.processing import publish_events
+from kernel.eventlog.projection import ProjectorMetrics, ProjectorTask
+from kernel.eventlog.sqlite import SqliteEventLog
 from read_models.recommendations import RecommendationsStore, open_recommendations_store
 from read_models.recommendations_projector import (
     RECOMMENDATIONS_GROUP,

@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 from prometheus_client import CollectorRegistry
 
-from emporium.contracts.events import (
+from kernel.contracts.events import (
     Envelope,
     Product,
     ProductUpserted,
@@ -19,14 +19,14 @@ from emporium.contracts.events import (
     encode_event,
     new_event,
 )
-from emporium.eventlog.factory import open_event_log
-from emporium.eventlog.port import EventLog, OutgoingMessage
-from read_models.logistics import DeliveryZones
-from read_models.out_of_stock import RedisOutOfStockSet
-from read_models.projectors import ProjectorMetrics, ProjectorTask
-from read_models.search_projector import SearchProjection
+from kernel.eventlog.factory import open_event_log
+from kernel.eventlog.port import EventLog, OutgoingMessage
+from kernel.eventlog.projection import ProjectorMetrics, ProjectorTask
+from search.delivery_zones import DeliveryZones
 from search.factory import open_search_index
+from search.out_of_stock import RedisOutOfStockSet
 from search.port import RebuildableSearchIndex
+from search.projection import SearchProjection
 from search.service import SearchRequest, SearchService
 
 pytestmark = pytest.mark.cluster

@@ -12,18 +12,19 @@ from pathlib import Path
 
 import pytest
 
-from emporium.contracts.events import Envelope, Product, ProductUpserted, StockLevelChanged, new_event
-from emporium.eventlog.processing import publish_events
-from emporium.eventlog.sqlite import SqliteEventLog
-from emporium.runtime import Runtime
-from emporium.settings import load_settings
-from read_models.logistics import DeliveryZones
-from read_models.out_of_stock import MemoryOutOfStockSet
-from read_models.projectors import LIVE_SEARCH_GROUP, ProjectorMetrics, ProjectorTask
-from read_models.rebuild import rebuild_search
-from read_models.search_projector import SearchProjection
+from kernel.contracts.events import Envelope, Product, ProductUpserted, StockLevelChanged, new_event
+from kernel.eventlog.processing import publish_events
+from kernel.eventlog.projection import ProjectorMetrics, ProjectorTask
+from kernel.eventlog.sqlite import SqliteEventLog
+from kernel.runtime import Runtime
+from kernel.settings import load_settings
+from search.delivery_zones import DeliveryZones
 from search.factory import open_search_index
+from search.out_of_stock import MemoryOutOfStockSet
 from search.port import RebuildableSearchIndex
+from search.projection import SearchProjection
+from search.projectors import LIVE_SEARCH_GROUP
+from search.rebuild import rebuild_search
 from search.service import SearchRequest, SearchService
 
 PRODUCTS = 600

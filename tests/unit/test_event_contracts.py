@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from emporium.contracts.events import (
+from kernel.contracts.events import (
     ACTIVITY_TOPIC,
     CATALOG_TOPIC,
     PAYLOAD_TYPES,

@@ -5,7 +5,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from emporium.settings import load_settings
+from kernel.settings import load_settings
 
 
 def test_env_beats_file_and_file_beats_defaults(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from emporium.tasks import cancel_and_wait
+from kernel.tasks import cancel_and_wait
 
 
 async def test_a_task_that_swallows_one_cancellation_is_cancelled_again() -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from emporium.contracts.events import Product, ProductRemoved, ProductUpserted
 from ingest.auth import hash_secret, new_api_key, parse_api_key, verify_secret
 from ingest.model import ProductState, fingerprint, plan_removals, plan_upserts
+from kernel.contracts.events import Product, ProductRemoved, ProductUpserted
 
 
 def make(pid: str = "s:1", price: str = "1.00", **kw) -> Product:

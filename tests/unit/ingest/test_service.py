@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from emporium.contracts.events import ProductRemoved, ProductUpserted, SupplierOnboarded, decode_event
-from emporium.eventlog.port import OutgoingMessage
 from ingest.model import FeedStatus
 from ingest.parsing import FeedError, FeedFormat
 from ingest.service import Conflict, Forbidden, IngestService, InvalidRequest, NotFound, Unauthorized
 from ingest.store import open_ingest_store
+from kernel.contracts.events import ProductRemoved, ProductUpserted, SupplierOnboarded, decode_event
+from kernel.eventlog.port import OutgoingMessage
 
 HEADER = "sku,title,price,stock.w1\n"
 

@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emporium.contracts.events import RestockAlert, StockLevelChanged
 from inventory.domain import (
     MAX_QUANTITY,
     InsufficientStock,
@@ -33,6 +32,7 @@ from inventory.domain import (
     validate_quantity,
     validate_reserve,
 )
+from kernel.contracts.events import RestockAlert, StockLevelChanged
 
 
 def req(qty: int = 1, customer: str = "c1", sku: str = "S") -> ReserveRequest:

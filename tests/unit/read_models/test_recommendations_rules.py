@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from emporium.contracts.events import ProductViewed, RecommendationsComputed, new_event
+from kernel.contracts.events import ProductViewed, RecommendationsComputed, new_event
 from read_models.recommendations import (
     InvalidUserId,
     Recommendations,

@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from memory_search_index import MemorySearchIndex, doc
+from fakes import MemorySearchIndex, doc
 
-from read_models.logistics import DeliveryZones
-from read_models.out_of_stock import MemoryOutOfStockSet, StockChange
 from search.api import storefront_router
+from search.delivery_zones import DeliveryZones
+from search.out_of_stock import MemoryOutOfStockSet, StockChange
 from search.service import SearchService
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from decimal import Decimal
 
 import msgspec
-from memory_search_index import MemorySearchIndex, doc
+from fakes import MemorySearchIndex, doc
 from prometheus_client import CollectorRegistry
 
-from emporium.contracts.events import SearchPerformed
-from read_models.logistics import DeliveryZones
-from read_models.out_of_stock import MemoryOutOfStockSet, StockChange
+from kernel.contracts.events import SearchPerformed
+from search.delivery_zones import DeliveryZones
+from search.out_of_stock import MemoryOutOfStockSet, StockChange
 from search.port import IndexChange, Sort
 from search.service import ResultCache, SearchMetrics, SearchRequest, SearchResponse, SearchService
 

@@ -7,13 +7,13 @@ from decimal import Decimal
 
 import msgspec
 import pytest
-from memory_search_index import MemorySearchIndex, doc
+from fakes import MemorySearchIndex, doc
 from prometheus_client import CollectorRegistry
 
-from emporium.contracts.events import ACTIVITY_TOPIC, SearchPerformed, ZoneWarehouse, decode_event
-from emporium.eventlog.port import OutgoingMessage
-from read_models.logistics import DeliveryZones
-from read_models.out_of_stock import MemoryOutOfStockSet, StockChange
+from kernel.contracts.events import ACTIVITY_TOPIC, SearchPerformed, ZoneWarehouse, decode_event
+from kernel.eventlog.port import OutgoingMessage
+from search.delivery_zones import DeliveryZones
+from search.out_of_stock import MemoryOutOfStockSet, StockChange
 from search.port import IndexChange, Sort
 from search.service import (
     ActivityPublisher,

@@ -9,14 +9,13 @@ from typing import Annotated, Any
 import msgspec
 import typer
 
-from emporium.settings import Settings
+from emporium.cli.context import settings_from
+from kernel.settings import Settings
 
 inventory_app = typer.Typer(help="Inventory: schema migrations, reconcile Redis from MySQL, stock levels.")
 
 
 def _settings(ctx: typer.Context) -> Settings:
-    from emporium.cli import settings_from
-
     return settings_from(ctx)
 
 
@@ -35,7 +34,7 @@ def _run(coro: Any) -> Any:
 @inventory_app.command()
 def migrate(ctx: typer.Context) -> None:
     """Apply pending schema migrations to the inventory database (safe to repeat)."""
-    from emporium.database import MysqlTarget, parse_database_url
+    from kernel.database import MysqlTarget, parse_database_url
 
     settings = _settings(ctx)
     target = parse_database_url(settings.database_url)

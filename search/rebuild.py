@@ -29,11 +29,11 @@ from typing import cast
 import msgspec
 import structlog
 
-from emporium.runtime import Runtime
-from read_models.out_of_stock import OutOfStockSet
-from read_models.projectors import ProjectorMetrics, ProjectorTask
-from read_models.search_projector import SearchProjection
+from kernel.eventlog.projection import ProjectorMetrics, ProjectorTask
+from kernel.runtime import Runtime
+from search.out_of_stock import OutOfStockSet
 from search.port import RebuildableSearchIndex
+from search.projection import SearchProjection
 
 log = structlog.get_logger(__name__)
 

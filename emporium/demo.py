@@ -13,11 +13,11 @@ from pathlib import Path
 
 import typer
 
-from emporium.settings import Settings
-from ingest.cli import render_report
+from emporium.cli.feeds import render_report
 from ingest.model import FeedReport
 from ingest.synthetic import write_csv
 from ingest.wiring import import_path, ingest_service
+from kernel.settings import Settings
 
 DEMO_SUPPLIER = "demo"
 DEMO_SEED = 42

@@ -10,20 +10,19 @@ from typing import Annotated, cast
 import msgspec
 import typer
 
-from emporium.settings import Settings
+from emporium.cli.context import settings_from
 from ingest.model import FeedReport, FeedStatus, Mode
 from ingest.parsing import FeedError, FeedFormat
 from ingest.profiles import PROFILE_NAMES
 from ingest.service import IngestError
 from ingest.wiring import import_path, ingest_service
+from kernel.settings import Settings
 
 feed_app = typer.Typer(help="Supplier catalog feeds.", no_args_is_help=True)
 suppliers_app = typer.Typer(help="Suppliers and their API keys.", no_args_is_help=True)
 
 
 def _settings(ctx: typer.Context) -> Settings:
-    from emporium.cli import settings_from
-
     return settings_from(ctx)
 
 

@@ -1,9 +1,9 @@
 """The event-log port: ordered-per-key publishing and consumer groups with explicit commits.
 
 Adapters: ``sqlite`` (embedded default) and ``kafka`` (aiokafka). Open one with
-:func:`emporium.eventlog.factory.open_event_log` from a URL.
+:func:`kernel.eventlog.factory.open_event_log` from a URL.
 """
 
-from emporium.eventlog.port import Consumer, EventLog, OutgoingMessage, Record
+from kernel.eventlog.port import Consumer, EventLog, OutgoingMessage, Record
 
 __all__ = ["Consumer", "EventLog", "OutgoingMessage", "Record"]

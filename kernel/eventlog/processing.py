@@ -32,7 +32,7 @@ from typing import Literal, NamedTuple
 import structlog
 from tenacity import AsyncRetrying, retry_if_not_exception_type, wait_exponential, wait_random
 
-from emporium.contracts.events import (
+from kernel.contracts.events import (
     DEAD_LETTER_TOPIC,
     DeadLetter,
     Envelope,
@@ -41,7 +41,7 @@ from emporium.contracts.events import (
     encode_dead_letter,
     encode_event,
 )
-from emporium.eventlog.port import Consumer, EventLog, OutgoingMessage, Record
+from kernel.eventlog.port import Consumer, EventLog, OutgoingMessage, Record
 
 _base_log = structlog.get_logger(__name__)
 

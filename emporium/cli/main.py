@@ -9,8 +9,10 @@ from typing import Annotated
 
 import typer
 
-from emporium.observability import configure_logging
-from emporium.settings import Settings, load_settings
+from emporium.cli import feeds, inventory, projectors, services
+from emporium.cli.context import settings_from
+from kernel.observability import configure_logging
+from kernel.settings import Settings, load_settings
 
 app = typer.Typer(
     name="emporium",
@@ -20,13 +22,6 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
-
-
-def settings_from(ctx: typer.Context) -> Settings:
-    """Settings loaded once by the root callback and shared with every sub-command."""
-    settings = ctx.find_root().obj
-    assert isinstance(settings, Settings)
-    return settings
 
 
 @app.callback()
@@ -113,7 +108,7 @@ def demo(
 
     import msgspec
 
-    from ingest.demo import seed_demo
+    from emporium.demo import seed_demo
 
     settings = settings_from(ctx)
     if settings.admin_token is None:
@@ -143,10 +138,11 @@ async def _index_before_serving(settings: Settings) -> None:
     from emporium.bootstrap import build_runtime
     from inventory.events import FeedStockConsumer
     from inventory.factory import build_engine
-    from read_models.out_of_stock import open_out_of_stock_set
-    from read_models.projectors import LIVE_SEARCH_GROUP, ProjectorMetrics, ProjectorTask
-    from read_models.search_projector import SearchProjection
+    from kernel.eventlog.projection import ProjectorMetrics, ProjectorTask
     from search.module import open_index
+    from search.out_of_stock import open_out_of_stock_set
+    from search.projection import SearchProjection
+    from search.projectors import LIVE_SEARCH_GROUP
 
     runtime = build_runtime(settings, client_id="emporium-demo")
     index, stock = open_index(settings.search_url), open_out_of_stock_set(settings.cache_url)
@@ -185,22 +181,8 @@ def show_config(ctx: typer.Context) -> None:
     typer.echo(json.dumps(settings_from(ctx).public_dict(), indent=2))
 
 
-def _mount_subcommands() -> None:
-    from importlib import import_module
-
-    for module_name in (
-        "ingest.cli",
-        "read_models.cli",
-        "search.cli",
-        "inventory.cli",
-        "analytics.cli",
-        "infra.local.cli",
-    ):
-        module = import_module(module_name)
-        module.register(app)
-
-
-_mount_subcommands()
+for _group in (feeds, projectors, inventory, services):
+    _group.register(app)
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError, TopicAlreadyExistsError
 
-from emporium.eventlog.port import OutgoingMessage, Record, consumer_topics
+from kernel.eventlog.port import OutgoingMessage, Record, consumer_topics
 
 log = structlog.get_logger(__name__)
 
@@ -47,7 +47,7 @@ def parse_kafka_url(url: str) -> tuple[str, dict[str, str]]:
 
 
 class KafkaEventLog:
-    """The cluster adapter of :class:`emporium.eventlog.port.EventLog`."""
+    """The cluster adapter of :class:`kernel.eventlog.port.EventLog`."""
 
     def __init__(
         self,

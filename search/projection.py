@@ -17,7 +17,7 @@ Per batch (the runner commits offsets only after ``handle`` returned):
    whose stock state changed. A restock makes the index refresh, so the item is back in the very next
    search (a stock-out needs no refresh: the out-of-stock set already hides it).
 
-Delivery zones are projected by ``read_models.projectors.ZoneProjection`` in every serving process.
+Delivery zones are projected by ``search.projectors.ZoneProjection`` in every serving process.
 The index stock flag is near-real-time and lets the index compute totals and facets over in-stock items;
 the out-of-stock set is exact and is checked for every result page.
 
@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 
 import structlog
 
-from emporium.contracts.events import (
+from kernel.contracts.events import (
     CATALOG_TOPIC,
     INVENTORY_TOPIC,
     Envelope,
@@ -39,8 +39,8 @@ from emporium.contracts.events import (
     ProductUpserted,
     StockLevelChanged,
 )
-from read_models.out_of_stock import OutOfStockSet, ProductLink, StockChange
 from search.documents import document_from_product
+from search.out_of_stock import OutOfStockSet, ProductLink, StockChange
 from search.port import IndexChange, SearchIndex, SearchIndexError
 
 log = structlog.get_logger(__name__)

@@ -36,7 +36,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import structlog
 
-from emporium.eventlog.port import OutgoingMessage, Record, consumer_topics
+from kernel.eventlog.port import OutgoingMessage, Record, consumer_topics
 
 log = structlog.get_logger(__name__)
 
@@ -178,7 +178,7 @@ def _begin_offset(conn: sqlite3.Connection, topic: str, partition: int) -> int:
 
 
 class SqliteEventLog:
-    """The embedded default adapter of :class:`emporium.eventlog.port.EventLog`."""
+    """The embedded default adapter of :class:`kernel.eventlog.port.EventLog`."""
 
     def __init__(
         self,
@@ -216,7 +216,7 @@ class SqliteEventLog:
             raise ValueError(f"not a sqlite URL: {url!r}")
         if parts.netloc:
             raise ValueError(f"sqlite URL must look like sqlite:///path/events.db, got {url!r}")
-        # Same convention as emporium.database: sqlite:///rel/path -> rel/path, sqlite:////abs -> /abs
+        # Same convention as kernel.database: sqlite:///rel/path -> rel/path, sqlite:////abs -> /abs
         raw = unquote(parts.path)
         path = raw[1:] if raw.startswith("/") else raw
         if not path:

@@ -1,20 +1,11 @@
-"""Running projections: live projectors, bounded catch-ups (warm-up, rebuild) and the zone follower.
+"""Running a projection: one idempotent handler in one consumer group, as a background task with metrics.
 
-Every runner is an ``emporium.eventlog.processing.EventProcessor`` (poll -> decode/dead-letter -> handle ->
-commit, retrying a failed batch forever), plus Prometheus metrics on the runtime's registry.
+Every runner is an ``kernel.eventlog.processing.EventProcessor`` (poll -> decode/dead-letter -> handle ->
+commit, retrying a failed batch forever), plus Prometheus metrics on the runtime's registry. Contexts
+bring the projections (``search.projectors``, ``read_models``); this module knows none of them.
 
-Consumer groups:
-
-* ``read-models.stock``: the out-of-stock fast path (inventory topic -> out-of-stock set only);
-* ``read-models.search``: the live search-index projector. Both run in ``emporium project``, or
-  in-process in ``serve``; Kafka spreads partitions over every process in a group.
-* ``read-models.search.warmup.<unique>``: a volatile (in-process) out-of-stock set is refilled at start
-  by replaying catalog + inventory from the beginning.
-* ``read-models.zones.<unique>``: each serving process follows the logistics topic itself (tiny topic),
-  so every replica has every zone.
-* ``read-models.search.rebuild.<time>``: ``emporium rebuild search``.
-
-Unique groups are never resumed; Kafka expires their offsets after ``offsets.retention.minutes``.
+Unique groups (``unique_group``) are never resumed; Kafka expires their offsets after
+``offsets.retention.minutes``.
 """
 
 from __future__ import annotations
@@ -31,17 +22,11 @@ from typing import Protocol, runtime_checkable
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from emporium.contracts.events import LOGISTICS_TOPIC, Envelope
-from emporium.eventlog.port import EventLog
-from emporium.eventlog.processing import ConsumedEvent, EventProcessor, wait_caught_up
-from read_models.logistics import DeliveryZones
-from read_models.out_of_stock import OutOfStockSet
-from search.port import IndexChange, SearchIndex
+from kernel.contracts.events import Envelope
+from kernel.eventlog.port import EventLog
+from kernel.eventlog.processing import ConsumedEvent, EventProcessor, wait_caught_up
 
 log = structlog.get_logger(__name__)
-
-LIVE_SEARCH_GROUP = "read-models.search"
-LIVE_STOCK_GROUP = "read-models.stock"
 
 # Records per Tantivy commit when a projection stages its writes (see ``EventProcessor``): catching up
 # takes a few commits instead of one per polled batch (measured: eight commits of 5,000 documents cost
@@ -243,63 +228,3 @@ class ProjectorTask:
         self.start()
         assert self._task is not None
         await self._task
-
-
-class ZoneProjection:
-    """DeliveryZoneUpdated -> the in-memory zones model of this process."""
-
-    name = "zones"
-    topics = (LOGISTICS_TOPIC,)
-
-    def __init__(self, zones: DeliveryZones) -> None:
-        self.zones = zones
-
-    async def handle(self, events: Sequence[Envelope]) -> None:
-        from emporium.contracts.events import DeliveryZoneUpdated
-
-        for event in events:
-            if isinstance(event.payload, DeliveryZoneUpdated):
-                self.zones.update(event.payload.zone, event.payload.warehouses, revision=event.revision)
-
-
-# A Tantivy commit (or an Elasticsearch bulk + refresh) has a large fixed cost, so catching up (a restart,
-# a big feed import) goes ~2x faster in batches of 5,000 than of 1,000; a trickle of events never waits for
-# a batch to fill (the poll returns what is there).
-LIVE_BATCH_SIZE = 5000
-
-
-def live_projectors(
-    event_log: EventLog,
-    *,
-    index: SearchIndex,
-    stock: OutOfStockSet,
-    metrics: ProjectorMetrics,
-    batch_size: int = LIVE_BATCH_SIZE,
-    index_linger_s: float = 0.2,
-    on_index_write: Callable[[IndexChange], None] | None = None,
-) -> list[ProjectorTask]:
-    """The read-model projectors of a deployment: the out-of-stock fast path and the search index.
-
-    The index projector lingers after a partial batch: index writes are expensive (a Tantivy commit, an
-    Elasticsearch bulk + refresh) and near-real-time anyway, so a trickle of stock events becomes a few
-    larger writes instead of one commit each. Stock-outs do not wait for it (the fast path filters them).
-    """
-    from read_models.search_projector import SearchProjection, StockProjection
-
-    return [
-        ProjectorTask(
-            event_log,
-            StockProjection(stock=stock),
-            group=LIVE_STOCK_GROUP,
-            metrics=metrics,
-            batch_size=batch_size,
-        ),
-        ProjectorTask(
-            event_log,
-            SearchProjection(index=index, stock=stock, on_index_write=on_index_write),
-            group=LIVE_SEARCH_GROUP,
-            metrics=metrics,
-            batch_size=batch_size,
-            linger_s=index_linger_s,
-        ),
-    ]

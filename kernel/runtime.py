@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import CollectorRegistry
 
-from emporium.settings import Settings
+from kernel.settings import Settings
 
 if TYPE_CHECKING:
     from litestar.types import ControllerRouterHandler
 
-    from emporium.eventlog.port import EventLog
+    from kernel.eventlog.port import EventLog
 
 ReadinessCheck = Callable[[], Awaitable[None]]
 

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from emporium.contracts.events import DeliveryZoneUpdated, ZoneWarehouse, new_event
-from read_models.logistics import DeliveryZones, UnknownZone, default_zones_file
-from read_models.projectors import ZoneProjection
+from kernel.contracts.events import DeliveryZoneUpdated, ZoneWarehouse, new_event
+from search.delivery_zones import DeliveryZones, UnknownZone, default_zones_file
+from search.projectors import ZoneProjection
 
 
 def test_shipped_zones_file_loads() -> None:

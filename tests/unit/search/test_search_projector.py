@@ -5,9 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from memory_search_index import MemorySearchIndex
+from fakes import MemorySearchIndex
 
-from emporium.contracts.events import (
+from kernel.contracts.events import (
     Envelope,
     Product,
     ProductRemoved,
@@ -15,9 +15,9 @@ from emporium.contracts.events import (
     StockLevelChanged,
     new_event,
 )
-from read_models.out_of_stock import MemoryOutOfStockSet
-from read_models.search_projector import SearchProjection
+from search.out_of_stock import MemoryOutOfStockSet
 from search.port import IndexChange
+from search.projection import SearchProjection
 
 
 def product(n: int, *, title: str | None = None, sku: str | None = None) -> Product:

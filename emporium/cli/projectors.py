@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from emporium.settings import Settings
+from emporium.cli.context import settings_from
+from kernel.settings import Settings
 
 if TYPE_CHECKING:
-    from read_models.rebuild import RebuildReport
+    from search.rebuild import RebuildReport
 
 rebuild_app = typer.Typer(
     help="Rebuild a read model from the event log, with no downtime.", no_args_is_help=True
@@ -36,8 +37,6 @@ def project(
     For cluster deployments (Kafka, Elasticsearch, Redis); the embedded `serve` runs them in-process.
     Start several for more throughput: the consumer group spreads the partitions over them.
     """
-    from emporium.cli import settings_from
-
     asyncio.run(_project(settings_from(ctx), metrics_port=metrics_port, batch_size=batch_size))
 
 
@@ -45,11 +44,12 @@ async def _project(settings: Settings, *, metrics_port: int | None, batch_size: 
     import structlog
 
     from emporium.bootstrap import build_runtime
-    from read_models.out_of_stock import open_out_of_stock_set
-    from read_models.projectors import ProjectorMetrics, live_projectors
+    from kernel.eventlog.projection import ProjectorMetrics
     from read_models.recommendations import open_recommendations_store
     from read_models.recommendations_projector import recommendations_projector
     from search.module import open_index
+    from search.out_of_stock import open_out_of_stock_set
+    from search.projectors import live_projectors
 
     log = structlog.get_logger("emporium.project")
     runtime = build_runtime(settings, client_id="emporium-projector")
@@ -102,8 +102,6 @@ def rebuild_search_command(
 
     Searches keep answering from the current index until the swap; the live projector keeps running.
     """
-    from emporium.cli import settings_from
-
     report = asyncio.run(_rebuild(settings_from(ctx), progress=progress, batch_size=batch_size))
     typer.echo(
         f"rebuilt search index: {report.documents} documents from {report.events} events "
@@ -113,9 +111,9 @@ def rebuild_search_command(
 
 async def _rebuild(settings: Settings, *, progress: bool, batch_size: int) -> RebuildReport:
     from emporium.bootstrap import build_runtime
-    from read_models.out_of_stock import open_out_of_stock_set
-    from read_models.rebuild import rebuild_search
     from search.module import open_index
+    from search.out_of_stock import open_out_of_stock_set
+    from search.rebuild import rebuild_search
 
     runtime = build_runtime(settings, client_id="emporium-rebuild")
     stock = open_out_of_stock_set(settings.cache_url)

@@ -1,6 +1,6 @@
 """Delivery-zones read model: which warehouses can ship to a zone, and how fast.
 
-Loaded from ``infra/logistics/zones.json`` at start and updated by ``DeliveryZoneUpdated`` events (the event
+Loaded from ``search/data/zones.json`` at start and updated by ``DeliveryZoneUpdated`` events (the event
 with the newest revision per zone wins; the file counts as revision 0). Tiny, so every serving process keeps
 its own copy in memory and follows the logistics topic itself (see ``ZoneFollower`` in the projector module).
 
@@ -16,13 +16,11 @@ from pathlib import Path
 
 import msgspec
 
-from emporium.contracts.events import ZoneWarehouse
+from kernel.contracts.events import ZoneWarehouse
 
 
 def default_zones_file() -> Path:
-    import infra
-
-    return Path(infra.__file__).resolve().parent / "logistics" / "zones.json"
+    return Path(__file__).resolve().parent / "data" / "zones.json"
 
 
 class _ZonesFile(msgspec.Struct):
