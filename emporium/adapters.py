@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import parse_qs, urlsplit
@@ -56,8 +56,8 @@ class Port(Generic[AdapterT]):
     setting: str
     examples: str
     constructors: Mapping[str, Callable[..., AdapterT]]
-    start: Callable[[AdapterT], Awaitable[None]] = field(default=_start)
-    close: Callable[[AdapterT], Awaitable[None]] = field(default=_close)
+    start: Callable[[AdapterT], Awaitable[None]] = _start
+    close: Callable[[AdapterT], Awaitable[None]] = _close
 
     @property
     def env_var(self) -> str:
@@ -68,12 +68,16 @@ class Port(Generic[AdapterT]):
         return tuple(self.constructors)
 
     def open(self, url: str, **options: Any) -> AdapterT:
-        """The adapter for ``url``, not yet connected; ``options`` go to its constructor."""
+        """The adapter for ``url``, not yet connected; ``options`` go to its constructor.
+
+        The error names the scheme, never the whole URL: it may carry a password.
+        """
         scheme = urlsplit(url).scheme.lower()
         constructor = self.constructors.get(scheme)
         if constructor is None:
+            given = f"URL scheme {scheme!r}" if scheme else "URL without a scheme"
             raise AdapterConfigError(
-                f"{self.name}: unsupported URL {url!r} (from {self.env_var}); accepted schemes: "
+                f"{self.name}: unsupported {given} in {self.env_var}; accepted schemes: "
                 f"{', '.join(self.schemes)} (e.g. {self.examples})"
             )
         return constructor(url, **options)

@@ -69,21 +69,18 @@ def test_an_unknown_scheme_names_the_port_its_env_var_and_the_accepted_schemes(t
     with pytest.raises(AdapterConfigError) as refused:
         container.search_index()
     message = str(refused.value)
-    assert (
-        "search index" in message
-        and "EMPORIUM_SEARCH_URL" in message
-        and "'solr://localhost:8983'" in message
-    )
-    assert "tantivy, http, https, elasticsearch" in message
+    assert message.startswith("search index: unsupported URL scheme 'solr' in EMPORIUM_SEARCH_URL")
+    assert "accepted schemes: tantivy, http, https, elasticsearch" in message
 
 
 def test_every_port_refuses_an_unknown_scheme_the_same_way() -> None:
+    """And never echoes the whole URL, which may carry a password."""
     for port in PORTS:
         with pytest.raises(AdapterConfigError) as refused:
-            port.open("gopher://somewhere")
+            port.open("gopher://user:secret@somewhere")
         message = str(refused.value)
-        assert message.startswith(f"{port.name}: unsupported URL 'gopher://somewhere'")
-        assert port.env_var in message and ", ".join(port.schemes) in message
+        assert message.startswith(f"{port.name}: unsupported URL scheme 'gopher'")
+        assert port.env_var in message and ", ".join(port.schemes) in message and "secret" not in message
 
 
 def test_mysql_inventory_without_redis_is_refused(tmp_path: Path) -> None:
@@ -152,4 +149,4 @@ def test_a_cli_command_reports_a_bad_url_in_one_line(tmp_path: Path) -> None:
         env={"EMPORIUM_SEARCH_URL": "solr://localhost:8983", "EMPORIUM_LOG_LEVEL": "warning"},
     )
     assert result.exit_code == 2, result.output
-    assert "error: search index: unsupported URL" in result.output and "EMPORIUM_SEARCH_URL" in result.output
+    assert "error: search index: unsupported URL scheme 'solr' in EMPORIUM_SEARCH_URL" in result.output
