@@ -15,11 +15,15 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from emporium.bootstrap import build_modules, build_runtime
+from emporium.container import Container
+from ingest.module import IngestModule
+from inventory.module import InventoryModule
 from kernel import __version__
 from kernel.observability import HttpMetrics
-from kernel.runtime import Module, ReadinessCheck, Runtime
+from kernel.runtime import Module, ReadinessCheck
 from kernel.settings import Settings
+from read_models.module import ReadModelsModule
+from search.module import SearchModule
 
 log = structlog.get_logger(__name__)
 
@@ -50,9 +54,23 @@ async def _run_check(name: str, check: ReadinessCheck) -> tuple[str, str]:
     return name, "ok"
 
 
-def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litestar:
-    runtime = runtime or build_runtime(settings)
-    modules: list[Module] = build_modules(runtime)
+def build_modules(container: Container) -> list[Module]:
+    """Every feature module over its adapters, in start order: inventory before search, whose stock
+    model reads its events."""
+    runtime = container.runtime
+    return [
+        IngestModule(runtime, store=container.ingest_store()),
+        InventoryModule(runtime, engine=container.inventory_engine()),
+        SearchModule(runtime, index=container.search_index(), stock=container.out_of_stock_set()),
+        ReadModelsModule(runtime, store=container.recommendations_store()),
+    ]
+
+
+def create_app(settings: Settings, *, container: Container | None = None) -> Litestar:
+    """The app over ``container`` (a fresh one by default); its lifespan starts and closes everything."""
+    container = container or Container(settings)
+    modules = build_modules(container)
+    runtime = container.runtime
     http_metrics = HttpMetrics(runtime.metrics)
 
     checks: dict[str, ReadinessCheck] = {"event_log": runtime.event_log.ping}
@@ -85,21 +103,11 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
-        await runtime.event_log.start()
-        started: list[Module] = []
-        try:
+        async with container:
             for module in modules:
-                await module.start()
-                started.append(module)
+                await container.start(module)
             log.info("emporium started", modules=[m.name for m in modules], embedded=settings.embedded)
             yield
-        finally:
-            for module in reversed(started):
-                try:
-                    await module.stop()
-                except Exception:
-                    log.exception("module stop failed", module=module.name)
-            await runtime.event_log.close()
 
     handlers: list = [healthz, readyz, metrics]
     for module in modules:
@@ -121,4 +129,5 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
         debug=False,
     )
     app.state.runtime = runtime
+    app.state.container = container
     return app

@@ -14,13 +14,19 @@ from pathlib import Path
 import typer
 
 from emporium.cli.feeds import render_report
+from emporium.container import Container, ingest_service
 from ingest.model import FeedReport
+from ingest.service import import_path
 from ingest.synthetic import write_csv
-from ingest.wiring import import_path, ingest_service
+from inventory.events import FeedStockConsumer
+from kernel.eventlog.projection import ProjectorMetrics, ProjectorTask
 from kernel.settings import Settings
+from search.projection import SearchProjection
+from search.projectors import LIVE_SEARCH_GROUP
 
 DEMO_SUPPLIER = "demo"
 DEMO_SEED = 42
+CATCH_UP_TIMEOUT_S = 300.0
 
 
 def demo_feed_path(settings: Settings, products: int) -> Path:
@@ -54,3 +60,30 @@ def seed_demo(settings: Settings, products: int = 5000) -> FeedReport:
     report = asyncio.run(_seed(settings, products))
     typer.echo(render_report(report, max_errors=20))
     return report
+
+
+async def index_demo(settings: Settings) -> None:
+    """Project the freshly imported catalog into the search index and its feed stock into the inventory,
+    so the very first search finds it and the very first reservation of it succeeds.
+
+    ``serve`` would get there on its own a moment later (its in-process consumers resume from the same
+    consumer groups); doing it first makes the demo deterministic for scripts that start right away.
+    """
+    container = Container(settings, client_id="emporium-demo")
+    event_log = container.event_log()
+    projection = SearchProjection(index=container.search_index(), stock=container.out_of_stock_set())
+    feed = FeedStockConsumer(container.inventory_engine(), event_log)
+    search = ProjectorTask(
+        event_log,
+        projection,
+        group=LIVE_SEARCH_GROUP,
+        metrics=ProjectorMetrics.of(container.metrics),
+        poll_timeout=0.05,
+    )
+    async with container:
+        await container.start(search)
+        await container.start(feed)
+        await asyncio.gather(
+            search.wait_caught_up(poll_s=0.05, timeout_s=CATCH_UP_TIMEOUT_S),
+            feed.wait_caught_up(timeout_s=CATCH_UP_TIMEOUT_S),
+        )

@@ -3,5 +3,6 @@
 parsing (streaming readers) -> profiles (supplier columns -> draft) -> validation (the one gate)
 -> model (fingerprints, change plans, reports; pure) -> service (use cases) over two ports:
 the event log (kernel.eventlog) and the ingest store (store.py; SQL adapters in store_sql.py).
-api.py / cli.py / demo.py are the edges; module.py wires the package into the app.
+api.py is the HTTP edge; module.py mounts the package into the app over the adapters it is given
+(the CLI commands and the demo live in ``emporium``).
 """

@@ -1,4 +1,4 @@
-"""Ingest module: supplier and feed routes, the ingest store's lifecycle, readiness and metrics."""
+"""Ingest module: supplier and feed routes, readiness and metrics over the ingest store it is given."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from prometheus_client import Counter
 from ingest.api import IngestApi, build_router
 from ingest.model import FeedReport
 from ingest.service import IngestService
-from ingest.store import open_ingest_store
+from ingest.store import IngestStore
 from kernel.runtime import ReadinessCheck, Runtime
 
 
@@ -35,9 +35,9 @@ class IngestMetrics:
 class IngestModule:
     name = "ingest"
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, *, store: IngestStore) -> None:
         self.runtime = runtime
-        self.store = open_ingest_store(runtime.settings.database_url)
+        self.store = store
         self.metrics = IngestMetrics(runtime)
         self.service = IngestService(self.store, runtime.event_log, on_report=self.metrics.observe)
         self._router = build_router(IngestApi(self.service, runtime.settings))
@@ -46,14 +46,10 @@ class IngestModule:
         return [self._router]
 
     async def start(self) -> None:
-        await self.store.start()
+        """Nothing runs in the background: the container starts and closes the store."""
 
     async def stop(self) -> None:
-        await self.store.close()
+        return None
 
     def readiness_checks(self) -> dict[str, ReadinessCheck]:
         return {"store": self.store.ping}
-
-
-def create_module(runtime: Runtime) -> IngestModule:
-    return IngestModule(runtime)

@@ -45,7 +45,7 @@ from ingest.model import (
     plan_removals,
     plan_upserts,
 )
-from ingest.parsing import FeedFormat, FeedReader, LineError
+from ingest.parsing import FeedFormat, FeedReader, LineError, format_from_filename
 from ingest.profiles import Profile, get_profile
 from ingest.store import IngestStore, SupplierExists
 from ingest.validation import RowRejected, validate
@@ -430,4 +430,22 @@ class IngestService:
             unchanged=report.unchanged,
             changed=report.changed,
             removed=report.removed,
+        )
+
+
+async def import_path(
+    service: IngestService,
+    path: Path,
+    *,
+    supplier_id: str,
+    profile: str = "canonical",
+    mode: Mode = "delta",
+    fmt: FeedFormat | None = None,
+    on_read: Callable[[int], None] | None = None,
+) -> FeedReport:
+    """Import a feed file; its folder is where profiles look for side files (instacart)."""
+    fmt = fmt or format_from_filename(path.name)
+    with path.open("rb") as fh:
+        return await service.import_feed(
+            supplier_id, fh, fmt=fmt, profile=profile, mode=mode, source_dir=path.parent, on_read=on_read
         )

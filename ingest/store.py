@@ -1,7 +1,8 @@
 """Ingest state port: suppliers, per-product fingerprints and revisions, feed reports.
 
-Adapters: SQLite (embedded) and MySQL/MariaDB (cluster), both in ``ingest.store_sql``; they pass
-tests/contract/test_ingest_store.py. Schema is created and migrated on ``start``.
+Adapters: SQLite (embedded) and MySQL/MariaDB (cluster), both in ``ingest.store_sql`` (chosen by
+``emporium.adapters``); they pass tests/contract/test_ingest_store.py. Schema is created and migrated on
+``start``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from ingest.model import FeedReport, ProductState, SupplierRecord
-from kernel.database import MysqlTarget, SqliteTarget, parse_database_url
 
 
 class SupplierExists(Exception):
@@ -67,14 +67,3 @@ class IngestStore(Protocol):
     async def ping(self) -> None: ...
 
     async def close(self) -> None: ...
-
-
-def open_ingest_store(database_url: str) -> IngestStore:
-    """``sqlite:///path`` -> SQLite adapter; ``mysql://user:pass@host:port/db`` -> MySQL adapter."""
-    from ingest.store_sql import MysqlIngestStore, SqliteIngestStore
-
-    target = parse_database_url(database_url)
-    if isinstance(target, SqliteTarget):
-        return SqliteIngestStore(target)
-    assert isinstance(target, MysqlTarget)
-    return MysqlIngestStore(target)

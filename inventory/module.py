@@ -1,26 +1,26 @@
-"""Inventory module: the reservation engine, its HTTP routes, the outbox relay and the feed consumer."""
+"""Inventory module: HTTP routes over the reservation engine it is given, the outbox relay and the feed
+consumer (the container starts and closes the engine itself)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
-
-import structlog
+from typing import TYPE_CHECKING, Any
 
 from inventory.api import build_handlers
 from inventory.events import FeedStockConsumer, OutboxRelay
-from inventory.factory import build_engine
 from kernel.runtime import ReadinessCheck, Runtime
 
-log = structlog.get_logger(__name__)
+if TYPE_CHECKING:
+    from inventory.cluster import ClusterEngine
+    from inventory.sqlite import SqliteEngine
 
 
 class InventoryModule:
     name = "inventory"
 
-    def __init__(self, runtime: Runtime, **engine_options: Any) -> None:
+    def __init__(self, runtime: Runtime, *, engine: ClusterEngine | SqliteEngine) -> None:
         self.runtime = runtime
-        self.engine = build_engine(runtime.settings, **engine_options)
+        self.engine = engine
         self.relay = OutboxRelay(self.engine, runtime.event_log)
         self.engine.on_outbox = self.relay.notify
         self.feed = FeedStockConsumer(self.engine, runtime.event_log)
@@ -29,18 +29,13 @@ class InventoryModule:
         return build_handlers(self, self.runtime.settings.admin_token)
 
     async def start(self) -> None:
-        await self.engine.start()
         self.relay.start()
         self.feed.start()
 
     async def stop(self) -> None:
+        """Before the engine closes: the relay's last drain still reads the outbox."""
         await self.feed.stop()
-        await self.engine.close()
         await self.relay.stop()
 
     def readiness_checks(self) -> dict[str, ReadinessCheck]:
         return {"engine": self.engine.ping, "stock_feed": self.feed.caught_up}
-
-
-def create_module(runtime: Runtime) -> InventoryModule:
-    return InventoryModule(runtime)

@@ -1,7 +1,7 @@
 """What the app and the CLI share at run time, and the protocol each feature module implements.
 
-Feature packages (ingest, search, inventory, read_models, ...) each expose one ``Module``; the app
-factory and the projector runner wire them in one place (``emporium.bootstrap``).
+Feature packages (ingest, search, inventory, read_models, ...) each expose one ``Module``, built from the
+adapters the composition root (``emporium.container``) hands it: a module never opens an adapter.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ ReadinessCheck = Callable[[], Awaitable[None]]
 
 @dataclass
 class Runtime:
-    """Per-process resources shared by modules. Created by bootstrap, never global."""
+    """Per-process resources shared by modules. Created by the container, never global."""
 
     settings: Settings
     event_log: EventLog
@@ -41,10 +41,12 @@ class Module(Protocol):
         ...
 
     async def start(self) -> None:
-        """Open adapters and start background tasks (called once, after the event log is up)."""
+        """Start background tasks (called once, after the container has started every adapter)."""
         ...
 
-    async def stop(self) -> None: ...
+    async def stop(self) -> None:
+        """Stop background tasks (called before the container closes the adapters)."""
+        ...
 
     def readiness_checks(self) -> dict[str, ReadinessCheck]:
         """Name -> coroutine function that raises when the dependency is not usable."""

@@ -7,6 +7,7 @@ Precedence: ``EMPORIUM_<NAME>`` env var > ``[emporium]`` table of the TOML file 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -51,47 +52,55 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         return data
 
 
-_FIELDS = {
-    "data_dir": str,
-    "event_log_url": str,
-    "search_url": str,
-    "cache_url": str,
-    "database_url": str,
-    "recommendations_url": str,
-    "spark_url": str,
-    "admin_token": str,
-    "feed_max_bytes": int,
-    "host": str,
-    "port": int,
-    "log_level": str,
-    "log_format": str,
-    "inprocess_projectors": bool,
-    "search_cache_entries": int,
-    "search_stock_out_grace_s": float,
-}
+def env_var(field: str) -> str:
+    """The environment variable that sets a Settings field (``search_url`` -> ``EMPORIUM_SEARCH_URL``)."""
+    return ENV_PREFIX + field.upper()
 
 
-def _parse_bool(value: str) -> bool:
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+# Env spellings of booleans that msgspec's lax mode does not read itself ("true"/"false"/"1"/"0" it does).
+_BOOL_WORDS = {"yes": "true", "on": "true", "no": "false", "off": "false"}
+_ERROR_PATH = re.compile(r"at `\$\.(\w+)")
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """Field -> (env var, value) for every ``EMPORIUM_<FIELD>`` set; values stay text for msgspec."""
+    found: dict[str, tuple[str, str]] = {}
+    info = msgspec.inspect.type_info(Settings)
+    assert isinstance(info, msgspec.inspect.StructType)
+    for field in info.fields:
+        var = env_var(field.name)
+        value = env.get(var)
+        if value is None:
+            continue
+        if not isinstance(field.type, msgspec.inspect.StrType | msgspec.inspect.UnionType):
+            value = value.strip()
+        if isinstance(field.type, msgspec.inspect.BoolType):
+            value = _BOOL_WORDS.get(value.lower(), value)
+        found[field.name] = (var, value)
+    return found
 
 
 def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-    """Build Settings once; pass ``env`` in tests instead of mutating ``os.environ``."""
+    """Build Settings once; pass ``env`` in tests instead of mutating ``os.environ``.
+
+    A value that does not fit raises ``msgspec.ValidationError`` naming the field and where it came from.
+    """
     env = os.environ if env is None else env
     raw: dict[str, Any] = {}
+    origin: dict[str, str] = {}
 
     config_path = env.get(ENV_PREFIX + "CONFIG")
     candidate = Path(config_path) if config_path else Path("emporium.toml")
     if config_path or candidate.exists():
         with candidate.open("rb") as fh:
-            raw.update(tomllib.load(fh).get("emporium", {}))
-
-    for name, kind in _FIELDS.items():
-        value = env.get(ENV_PREFIX + name.upper())
-        if value is None:
-            continue
-        raw[name] = _parse_bool(value) if kind is bool else kind(value)
-    raw.update({k: v for k, v in overrides.items() if v is not None})
+            table = tomllib.load(fh).get("emporium", {})
+        raw.update(table)
+        origin.update(dict.fromkeys(table, f"[emporium] in {candidate}"))
+    for name, (var, value) in _from_env(env).items():
+        raw[name], origin[name] = value, f"env {var}"
+    given = {k: v for k, v in overrides.items() if v is not None}
+    raw.update(given)
+    origin.update(dict.fromkeys(given, "an explicit option"))
 
     data_dir = Path(raw.get("data_dir", ".emporium")).expanduser().resolve()
     raw["data_dir"] = data_dir
@@ -100,4 +109,11 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
     raw.setdefault("cache_url", "memory://")
     raw.setdefault("database_url", f"sqlite:///{data_dir / 'emporium.db'}")
     raw.setdefault("recommendations_url", f"sqlite:///{data_dir / 'recommendations.db'}")
-    return msgspec.convert(raw, Settings, strict=False)
+    try:
+        return msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        bad = _ERROR_PATH.search(str(exc))
+        source = origin.get(bad.group(1)) if bad else None
+        if source is None:
+            raise
+        raise msgspec.ValidationError(f"{exc} (from {source})") from exc

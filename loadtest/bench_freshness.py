@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from emporium.adapters import EVENT_LOG
 from loadtest.bench_search import free_port
 from loadtest.children import spawn_emporium
 from loadtest.httpload import get, median
@@ -102,10 +103,9 @@ async def wait_ready(port: int, deadline_s: float = 300) -> None:
 
 async def measure(event_log_url: str, port: int, args: argparse.Namespace) -> list[tuple[float, float]]:
     """Per run: (p99 freshness, median search round trip)."""
-    from kernel.eventlog.factory import open_event_log
     from kernel.eventlog.processing import publish_events
 
-    event_log = open_event_log(event_log_url, client_id="bench-freshness")
+    event_log = EVENT_LOG.open(event_log_url, client_id="bench-freshness")
     await event_log.start()
     runs: list[tuple[float, float]] = []
     try:

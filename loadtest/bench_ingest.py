@@ -24,11 +24,11 @@ import time
 import uuid
 from pathlib import Path
 
+from emporium.container import ingest_service
 from ingest.model import FeedReport
 from ingest.parsing import FeedFormat, FeedReader
 from ingest.profiles import get_profile
-from ingest.service import _prepare_batch
-from ingest.wiring import import_path, ingest_service
+from ingest.service import _prepare_batch, import_path
 from kernel.settings import load_settings
 
 DATASET = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "bigbasket_products.csv"

@@ -29,6 +29,7 @@ import uuid
 from pathlib import Path
 from statistics import median
 
+from emporium.adapters import EVENT_LOG
 from kernel.settings import Settings
 from search.port import SearchDocument
 
@@ -36,14 +37,13 @@ from search.port import SearchDocument
 async def project_once(settings: Settings, search_root: Path, batch: int) -> tuple[int, float, float]:
     from prometheus_client import CollectorRegistry
 
-    from kernel.eventlog.factory import open_event_log
     from kernel.eventlog.projection import ProjectorMetrics, ProjectorTask
     from search.out_of_stock import MemoryOutOfStockSet
     from search.projection import SearchProjection
     from search.tantivy_index import TantivySearchIndex
 
-    event_log = open_event_log(settings.event_log_url)
-    index = TantivySearchIndex(search_root)
+    event_log = EVENT_LOG.open(settings.event_log_url)
+    index = TantivySearchIndex(search_root)  # this bench measures the embedded engine whatever the settings
     await event_log.start()
     await index.ensure_index()
     task = ProjectorTask(
@@ -70,10 +70,9 @@ async def project_once(settings: Settings, search_root: Path, batch: int) -> tup
 async def prebuilt_documents(settings: Settings) -> list[SearchDocument]:
     """Every catalog upsert of the log as the projector would index it (in stock, newest revision)."""
     from kernel.contracts.events import CATALOG_TOPIC, ProductUpserted, decode_event
-    from kernel.eventlog.factory import open_event_log
     from search.documents import document_from_product
 
-    event_log = open_event_log(settings.event_log_url)
+    event_log = EVENT_LOG.open(settings.event_log_url)
     await event_log.start()
     consumer = event_log.consumer([CATALOG_TOPIC], f"bench.prebuild.{uuid.uuid4().hex[:8]}")
     await consumer.start()

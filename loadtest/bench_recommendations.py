@@ -27,7 +27,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from read_models.recommendations import Recommendations, RecommendationsStore, open_recommendations_store
+from emporium.adapters import RECOMMENDATIONS_STORE
+from read_models.recommendations import Recommendations, RecommendationsStore
 
 PER_USER = 20
 
@@ -84,7 +85,7 @@ async def bench_sqlite(runs: int, users: int, batch: int) -> None:
     ours_w, base_w, ours_r, base_r = [], [], [], []
     for _ in range(runs):
         with tempfile.TemporaryDirectory() as tmp:
-            store = open_recommendations_store(f"sqlite:///{Path(tmp) / 'recs.db'}")
+            store = RECOMMENDATIONS_STORE.open(f"sqlite:///{Path(tmp) / 'recs.db'}")
             await store.start()
             ours_w.append(await store_writes(store, users, batch, "u"))
             ours_r.append(await store_reads(store, users, "u"))
@@ -134,7 +135,7 @@ async def bench_cassandra(url: str, runs: int, users: int, batch: int) -> None:
 
     keyspace = f"bench_recs_{uuid.uuid4().hex[:10]}"
     url = urlunsplit(urlsplit(url)._replace(path=f"/{keyspace}"))
-    store = open_recommendations_store(url)
+    store = RECOMMENDATIONS_STORE.open(url)
     await store.start()
     session: Any = store._session  # type: ignore[attr-defined]  # the baseline reuses the adapter's connection
     await asyncio.to_thread(

@@ -50,6 +50,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
+from emporium.adapters import EVENT_LOG
+from emporium.container import Container, ingest_service
+from ingest.service import import_path
 from kernel.settings import Settings
 from loadtest.children import cpu_seconds, spawn_emporium
 from loadtest.httpload import LoadResult, drive, get, median
@@ -73,7 +76,6 @@ def datasets_dir() -> Path:
 
 async def import_catalogs(settings: Settings, synthetic_products: int) -> int:
     from ingest.synthetic import write_csv
-    from ingest.wiring import import_path, ingest_service
 
     data = datasets_dir()
     feeds: list[tuple[str, Path, str]] = []
@@ -103,44 +105,33 @@ async def import_catalogs(settings: Settings, synthetic_products: int) -> int:
 
 
 async def project(settings: Settings) -> tuple[int, float]:
-    from prometheus_client import CollectorRegistry
-
-    from kernel.eventlog.factory import open_event_log
     from kernel.eventlog.projection import ProjectorMetrics, ProjectorTask
-    from search.factory import open_search_index
     from search.out_of_stock import MemoryOutOfStockSet
     from search.projection import SearchProjection
     from search.projectors import LIVE_SEARCH_GROUP
 
-    event_log = open_event_log(settings.event_log_url)
-    index = open_search_index(settings.search_url)
-    await event_log.start()
-    await index.ensure_index()
+    container = Container(settings, client_id="bench-search")
     task = ProjectorTask(
-        event_log,
-        SearchProjection(index=index, stock=MemoryOutOfStockSet()),
+        container.event_log(),
+        SearchProjection(index=container.search_index(), stock=MemoryOutOfStockSet()),
         group=LIVE_SEARCH_GROUP,
-        metrics=ProjectorMetrics.of(CollectorRegistry()),
+        metrics=ProjectorMetrics.of(container.metrics),
         batch_size=5000,
         poll_timeout=0.05,
     )
-    started = time.perf_counter()
-    task.start()
-    await task.wait_caught_up(poll_s=0.05, timeout_s=600)
-    seconds = time.perf_counter() - started
-    events = task.processor.stats.processed
-    await task.stop()
-    await index.close()
-    await event_log.close()
-    return events, seconds
+    async with container:
+        started = time.perf_counter()
+        await container.start(task)
+        await task.wait_caught_up(poll_s=0.05, timeout_s=600)
+        seconds = time.perf_counter() - started
+    return task.processor.stats.processed, seconds
 
 
 async def wait_until_caught_up(settings: Settings, port: int, expected: int) -> None:
     """Every consumer of the catalog in the server (search, inventory feed) is done: no background CPU."""
     from kernel.contracts.events import CATALOG_TOPIC
-    from kernel.eventlog.factory import open_event_log
 
-    event_log = open_event_log(settings.event_log_url)
+    event_log = EVENT_LOG.open(settings.event_log_url)
     await event_log.start()
     try:
         deadline = time.monotonic() + 600
@@ -290,9 +281,7 @@ class StockOuts:
     """Publishes stock-outs of random SKUs at a steady rate, as inventory would during a flash sale."""
 
     def __init__(self, event_log_url: str, skus: list[str], per_second: float, seed: int = 17) -> None:
-        from kernel.eventlog.factory import open_event_log
-
-        self.event_log = open_event_log(event_log_url, client_id="bench-search-stock-outs")
+        self.event_log = EVENT_LOG.open(event_log_url, client_id="bench-search-stock-outs")
         self.skus = skus
         self.per_second = per_second
         self.rng = random.Random(seed)

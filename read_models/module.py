@@ -1,9 +1,9 @@
-"""The read-models feature module: the recommendations store, its projector and its storefront route.
+"""The read-models feature module: the recommendations storefront route over the store it is given.
 
-At start the store is opened (``EMPORIUM_RECOMMENDATIONS_URL``: SQLite embedded, Cassandra in a cluster)
-and its schema created if missing; with ``inprocess_projectors`` (embedded default) the recommendations
-projector runs here as a background task, otherwise ``emporium project`` runs it elsewhere and this
-process only reads.
+The container opens the store (``EMPORIUM_RECOMMENDATIONS_URL``: SQLite embedded, Cassandra in a cluster)
+and creates its schema; with ``inprocess_projectors`` (embedded default) the recommendations projector
+runs here as a background task, otherwise ``emporium project`` runs it elsewhere and this process only
+reads.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from kernel.eventlog.projection import ProjectorMetrics, ProjectorTask
 from kernel.runtime import ReadinessCheck, Runtime
 from read_models.api import recommendations_router
-from read_models.recommendations import RecommendationsStore, open_recommendations_store
+from read_models.recommendations import RecommendationsStore
 from read_models.recommendations_projector import recommendations_projector
 
 if TYPE_CHECKING:
@@ -24,16 +24,15 @@ if TYPE_CHECKING:
 class ReadModelsModule:
     name = "recommendations"
 
-    def __init__(self, runtime: Runtime, *, store: RecommendationsStore | None = None) -> None:
+    def __init__(self, runtime: Runtime, *, store: RecommendationsStore) -> None:
         self.runtime = runtime
-        self.store = store or open_recommendations_store(runtime.settings.recommendations_url)
+        self.store = store
         self.projector: ProjectorTask | None = None
 
     def route_handlers(self) -> Sequence[ControllerRouterHandler]:
         return [recommendations_router(self.store)]
 
     async def start(self) -> None:
-        await self.store.start()
         if self.runtime.settings.inprocess_projectors:
             self.projector = recommendations_projector(
                 self.runtime.event_log, self.store, metrics=ProjectorMetrics.of(self.runtime.metrics)
@@ -44,11 +43,6 @@ class ReadModelsModule:
         if self.projector is not None:
             await self.projector.stop()
             self.projector = None
-        await self.store.close()
 
     def readiness_checks(self) -> dict[str, ReadinessCheck]:
         return {"store": self.store.ping}
-
-
-def create_module(runtime: Runtime) -> ReadModelsModule:
-    return ReadModelsModule(runtime)

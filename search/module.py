@@ -1,12 +1,12 @@
-"""The search feature module: storefront routes, its read models and (embedded) in-process projectors.
+"""The search feature module: storefront routes over the index and out-of-stock set it is given, and
+the background work that keeps them current. The container opens both and ensures the live index exists.
 
 At start:
 
-1. the search index is opened (``EMPORIUM_SEARCH_URL``) and its live index created if missing;
-2. every serving process follows the logistics topic into its own delivery-zones model (file defaults first);
-3. a volatile out-of-stock set (``memory://``) is refilled by replaying catalog + inventory from the
+1. every serving process follows the logistics topic into its own delivery-zones model (file defaults first);
+2. a volatile out-of-stock set (``memory://``) is refilled by replaying catalog + inventory from the
    beginning before the API answers, so a restart never shows items that are out of stock;
-4. with ``inprocess_projectors`` (embedded default) the live projectors (out-of-stock fast path and search
+3. with ``inprocess_projectors`` (embedded default) the live projectors (out-of-stock fast path and search
    index) run here as background tasks; a cluster deployment runs ``emporium project`` instead. If the
    set is volatile and projectors run elsewhere, the warm-up keeps following the log so this process
    stays exact.
@@ -15,6 +15,7 @@ At start:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING
 
 import structlog
@@ -23,8 +24,8 @@ from kernel.eventlog.projection import ProjectorMetrics, ProjectorTask, unique_g
 from kernel.runtime import ReadinessCheck, Runtime
 from search.api import storefront_router
 from search.delivery_zones import DeliveryZones
-from search.out_of_stock import OutOfStockSet, open_out_of_stock_set
-from search.port import RebuildableSearchIndex, SearchIndex
+from search.out_of_stock import OutOfStockSet
+from search.port import SearchIndex
 from search.projection import SearchProjection
 from search.projectors import ZoneProjection, live_projectors
 from search.service import ActivityPublisher, ResultCache, SearchMetrics, SearchService
@@ -37,12 +38,6 @@ log = structlog.get_logger(__name__)
 WARMUP_TIMEOUT_S = 300.0
 
 
-def open_index(url: str) -> RebuildableSearchIndex:
-    from search.factory import open_search_index
-
-    return open_search_index(url)
-
-
 class SearchModule:
     name = "search"
 
@@ -50,14 +45,14 @@ class SearchModule:
         self,
         runtime: Runtime,
         *,
-        index: SearchIndex | None = None,
-        stock: OutOfStockSet | None = None,
+        index: SearchIndex,
+        stock: OutOfStockSet,
         zones: DeliveryZones | None = None,
     ) -> None:
         self.runtime = runtime
         settings = runtime.settings
-        self.index = index or open_index(settings.search_url)
-        self.stock = stock or open_out_of_stock_set(settings.cache_url)
+        self.index = index
+        self.stock = stock
         self.zones = zones or DeliveryZones.from_file()
         self.search_metrics = SearchMetrics(runtime.metrics)
         self.projector_metrics = ProjectorMetrics.of(runtime.metrics)
@@ -82,62 +77,63 @@ class SearchModule:
             activity=self.activity,
             metrics=self.search_metrics,
         )
-        self.tasks: list[ProjectorTask] = []
+        self._running = AsyncExitStack()
 
     def route_handlers(self) -> Sequence[ControllerRouterHandler]:
         return [storefront_router(self.service)]
 
-    async def start(self) -> None:
-        await self.index.ensure_index()
-        event_log, metrics = self.runtime.event_log, self.projector_metrics
-        zones = ProjectorTask(
-            event_log,
-            ZoneProjection(self.zones),
-            group=unique_group("read-models.zones"),
-            metrics=metrics,
-            replay=True,
-            batch_size=200,
-        )
-        zones.start()
-        self.tasks.append(zones)
+    def _run(self, task: ProjectorTask) -> None:
+        task.start()
+        self._running.push_async_callback(task.stop)
 
-        inprocess = self.runtime.settings.inprocess_projectors
-        if self.stock.volatile:
-            warmup = ProjectorTask(
+    async def start(self) -> None:
+        event_log, metrics = self.runtime.event_log, self.projector_metrics
+        zones = ZoneProjection(self.zones)
+        self._run(
+            ProjectorTask(
                 event_log,
-                SearchProjection(index=None, stock=self.stock),
-                group=unique_group("read-models.search.warmup"),
+                zones,
+                group=unique_group("read-models.zones"),
                 metrics=metrics,
                 replay=True,
+                batch_size=200,
             )
-            warmup.start()
-            await warmup.wait_caught_up(timeout_s=WARMUP_TIMEOUT_S)
-            log.info("out-of-stock set warmed up from the log", events=warmup.processor.stats.processed)
-            if inprocess:
-                await warmup.stop()  # the live projector below keeps it current
-            else:
-                self.tasks.append(warmup)
+        )
+        inprocess = self.runtime.settings.inprocess_projectors
+        if self.stock.volatile:
+            await self._warm_up(keep_following=not inprocess)
         if inprocess:
             changed = self.cache.index_changed if self.cache is not None else None
-            projectors = live_projectors(
+            for task in live_projectors(
                 event_log, index=self.index, stock=self.stock, metrics=metrics, on_index_write=changed
-            )
-            for task in projectors:
-                task.start()
-                self.tasks.append(task)
+            ):
+                self._run(task)
         await self.activity.start()
+        self._running.push_async_callback(self.activity.stop)
+
+    async def _warm_up(self, *, keep_following: bool) -> None:
+        """Refill the volatile out-of-stock set from the log before the API answers."""
+        warmup = ProjectorTask(
+            self.runtime.event_log,
+            SearchProjection(index=None, stock=self.stock),
+            group=unique_group("read-models.search.warmup"),
+            metrics=self.projector_metrics,
+            replay=True,
+        )
+        warmup.start()
+        try:
+            await warmup.wait_caught_up(timeout_s=WARMUP_TIMEOUT_S)
+        except BaseException:
+            await warmup.stop()
+            raise
+        log.info("out-of-stock set warmed up from the log", events=warmup.processor.stats.processed)
+        if keep_following:
+            self._running.push_async_callback(warmup.stop)
+        else:
+            await warmup.stop()  # the live projector keeps it current
 
     async def stop(self) -> None:
-        for task in reversed(self.tasks):
-            await task.stop()
-        self.tasks.clear()
-        await self.activity.stop()
-        await self.index.close()
-        await self.stock.close()
+        await self._running.aclose()
 
     def readiness_checks(self) -> dict[str, ReadinessCheck]:
         return {"index": self.index.ping, "stock_set": self.stock.ping}
-
-
-def create_module(runtime: Runtime) -> SearchModule:
-    return SearchModule(runtime)

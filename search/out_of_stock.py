@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import urlsplit
 
 import msgspec
 from redis.asyncio import Redis
@@ -251,13 +250,3 @@ class RedisOutOfStockSet:
 
     async def close(self) -> None:
         await self._redis.aclose()
-
-
-def open_out_of_stock_set(url: str, *, prefix: str = "emporium:stock") -> OutOfStockSet:
-    """``memory://`` (embedded, in-process) or ``redis://HOST:PORT/DB`` (cluster)."""
-    scheme = urlsplit(url).scheme
-    if scheme == "memory":
-        return MemoryOutOfStockSet()
-    if scheme in ("redis", "rediss"):
-        return RedisOutOfStockSet.from_url(url, prefix=prefix)
-    raise ValueError(f"unsupported cache URL {url!r}: use memory:// or redis://HOST:PORT/DB")

@@ -189,4 +189,4 @@ class IndexRebuild(Protocol):
 
 
 class RebuildableSearchIndex(SearchIndex, IndexRebuild, Protocol):
-    """What ``search.factory.open_search_index`` returns: both adapters implement both protocols."""
+    """What ``emporium.adapters.SEARCH_INDEX`` opens: both adapters implement both protocols."""

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 from typing import Annotated, cast
 
 import msgspec
 import typer
+from tqdm import tqdm
 
-from emporium.cli.context import settings_from
+from emporium.cli.context import run, settings_from
+from emporium.container import ingest_service
 from ingest.model import FeedReport, FeedStatus, Mode
 from ingest.parsing import FeedError, FeedFormat
 from ingest.profiles import PROFILE_NAMES
-from ingest.service import IngestError
-from ingest.wiring import import_path, ingest_service
+from ingest.service import IngestError, import_path
 from kernel.settings import Settings
 
 feed_app = typer.Typer(help="Supplier catalog feeds.", no_args_is_help=True)
@@ -61,8 +61,6 @@ def import_feed(
     show_errors: Annotated[int, typer.Option(help="Errors to print (all are kept in the report).")] = 20,
 ) -> None:
     """Import a feed file through the ingest service and print its report (JSON)."""
-    from tqdm import tqdm
-
     settings = _settings(ctx)
     if mode not in ("delta", "full"):
         raise typer.BadParameter("mode must be delta or full", param_hint="--mode")
@@ -77,7 +75,7 @@ def import_feed(
         leave=False,
     )
 
-    async def run() -> FeedReport:
+    async def import_file() -> FeedReport:
         async with ingest_service(settings) as service:
             return await import_path(
                 service,
@@ -90,7 +88,7 @@ def import_feed(
             )
 
     try:
-        report = asyncio.run(run())
+        report = run(import_file())
     except (IngestError, FeedError) as exc:
         typer.echo(f"error: {exc.reason}", err=True)
         raise typer.Exit(2) from None
@@ -110,13 +108,13 @@ def add_supplier(
     """Create a supplier and print its API key, alone on the last line (shown once, stored hashed)."""
     settings = _settings(ctx)
 
-    async def run() -> str:
+    async def add() -> str:
         async with ingest_service(settings) as service:
             _, key = await service.add_supplier(supplier_id, name)
             return key
 
     try:
-        key = asyncio.run(run())
+        key = run(add())
     except IngestError as exc:
         typer.echo(f"error: {exc.reason}", err=True)
         raise typer.Exit(1) from None
@@ -132,12 +130,12 @@ def rotate_key(
     """Replace a supplier's API key; prints the new key alone on the last line."""
     settings = _settings(ctx)
 
-    async def run() -> str:
+    async def rotate() -> str:
         async with ingest_service(settings) as service:
             return await service.rotate_key(supplier_id)
 
     try:
-        key = asyncio.run(run())
+        key = run(rotate())
     except IngestError as exc:
         typer.echo(f"error: {exc.reason}", err=True)
         raise typer.Exit(1) from None

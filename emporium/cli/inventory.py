@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Annotated, Any
+import sqlite3
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import msgspec
 import typer
 
-from emporium.cli.context import settings_from
+from emporium.cli.context import run, settings_from
+from emporium.container import Container
+from inventory.domain import InventoryError
+from inventory.sqlite import migrate_sqlite
+from kernel.database import MysqlTarget, parse_database_url
 from kernel.settings import Settings
+
+if TYPE_CHECKING:
+    from emporium.adapters import InventoryEngine
+
+T = TypeVar("T")
 
 inventory_app = typer.Typer(help="Inventory: schema migrations, reconcile Redis from MySQL, stock levels.")
 
@@ -19,34 +30,33 @@ def _settings(ctx: typer.Context) -> Settings:
     return settings_from(ctx)
 
 
-def _run(coro: Any) -> Any:
+def _run(coro: Coroutine[Any, Any, T]) -> T:
     """Run a command's coroutine; refusals become one clear line on stderr and exit code 2."""
-    from inventory.domain import InventoryError
-    from inventory.factory import InventoryConfigError
-
     try:
-        return asyncio.run(coro)
-    except (InventoryError, InventoryConfigError) as exc:
+        return run(coro)
+    except InventoryError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+
+
+async def _with_engine(settings: Settings, use: Callable[[InventoryEngine], Awaitable[T]]) -> T:
+    """``use`` the engine of a one-shot command (no background sweeper: the server runs that)."""
+    container = Container(settings, inventory_options={"sweep_interval": None})
+    engine = container.inventory_engine()
+    async with container:
+        return await use(engine)
 
 
 @inventory_app.command()
 def migrate(ctx: typer.Context) -> None:
     """Apply pending schema migrations to the inventory database (safe to repeat)."""
-    from kernel.database import MysqlTarget, parse_database_url
-
     settings = _settings(ctx)
     target = parse_database_url(settings.database_url)
     if isinstance(target, MysqlTarget):
-        from inventory.cluster import migrate_mysql
+        from inventory.cluster import migrate_mysql  # the MySQL driver loads only when it is the database
 
         applied = asyncio.run(migrate_mysql(target))
     else:
-        import sqlite3
-
-        from inventory.sqlite import migrate_sqlite
-
         target.path.parent.mkdir(parents=True, exist_ok=True)
         with sqlite3.connect(str(target.path), isolation_level=None) as conn:
             applied = migrate_sqlite(conn)
@@ -56,36 +66,24 @@ def migrate(ctx: typer.Context) -> None:
 @inventory_app.command()
 def reconcile(ctx: typer.Context) -> None:
     """Rebuild the Redis counters from MySQL (new epoch) and expire due holds; prints a report."""
-    from inventory.factory import build_engine
 
-    async def run() -> dict[str, object]:
-        engine = build_engine(_settings(ctx), sweep_interval=None)
-        await engine.start()
-        try:
-            report = await engine.reconcile()
-            expired = await engine.expire_due()
-        finally:
-            await engine.close()
+    async def reconcile_and_expire(engine: InventoryEngine) -> dict[str, object]:
+        report = await engine.reconcile()
+        expired = await engine.expire_due()
         return {**msgspec.to_builtins(report), "expired": report.expired + expired}
 
-    typer.echo(json.dumps(_run(run())))
+    typer.echo(json.dumps(_run(_with_engine(_settings(ctx), reconcile_and_expire))))
 
 
 @inventory_app.command()
 def stock(ctx: typer.Context, sku: str) -> None:
     """Print the acknowledged stock of a SKU."""
-    from inventory.api import stock_json
-    from inventory.factory import build_engine
+    from inventory.api import stock_json  # the web stack loads only for the commands that print stock
 
-    async def run() -> dict[str, object]:
-        engine = build_engine(_settings(ctx), sweep_interval=None)
-        await engine.start()
-        try:
-            return stock_json(await engine.get_stock(sku))
-        finally:
-            await engine.close()
+    async def get_stock(engine: InventoryEngine) -> dict[str, object]:
+        return stock_json(await engine.get_stock(sku))
 
-    typer.echo(json.dumps(_run(run())))
+    typer.echo(json.dumps(_run(_with_engine(_settings(ctx), get_stock))))
 
 
 @inventory_app.command("set-stock")
@@ -96,18 +94,12 @@ def set_stock(
     limit: Annotated[int | None, typer.Option(help="Per-customer limit (0 removes it).")] = None,
 ) -> None:
     """Set a SKU's on-hand quantity (e.g. to start a flash sale), like PUT /v1/stock/{sku}."""
-    from inventory.api import stock_json
-    from inventory.factory import build_engine
+    from inventory.api import stock_json  # the web stack loads only for the commands that print stock
 
-    async def run() -> dict[str, object]:
-        engine = build_engine(_settings(ctx), sweep_interval=None)
-        await engine.start()
-        try:
-            return stock_json(await engine.set_on_hand(sku, on_hand, per_customer_limit=limit))
-        finally:
-            await engine.close()
+    async def set_on_hand(engine: InventoryEngine) -> dict[str, object]:
+        return stock_json(await engine.set_on_hand(sku, on_hand, per_customer_limit=limit))
 
-    typer.echo(json.dumps(_run(run())))
+    typer.echo(json.dumps(_run(_with_engine(_settings(ctx), set_on_hand))))
 
 
 def register(app: typer.Typer) -> None:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
+import gc
+import json
+import secrets
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
+import msgspec
 import typer
 
 from emporium.cli import feeds, inventory, projectors, services
-from emporium.cli.context import settings_from
+from emporium.cli.context import reported_config_errors, run, settings_from
 from kernel.observability import configure_logging
-from kernel.settings import Settings, load_settings
+from kernel.settings import load_settings
 
 app = typer.Typer(
     name="emporium",
@@ -64,15 +67,15 @@ def serve(
     ] = False,
 ) -> None:
     """Serve the HTTP API (storefront, supplier feeds, operations, OpenAPI docs at /docs)."""
-    import gc
-
+    # The web stack loads only for the commands that serve (start-up cost of every other command).
     import uvicorn
 
     from emporium.app import create_app
     from emporium.http_protocol import CoalescingHttpToolsProtocol
 
     settings = settings_from(ctx)
-    asgi_app = create_app(settings)
+    with reported_config_errors():
+        asgi_app = create_app(settings)
     # The ~80k objects of imports and the app live as long as the process: move them out of the
     # collector's reach, or every full collection under load re-scans them (a 50-90 ms stall here).
     # Requests make little cyclic garbage, but the default threshold (700) runs ~150 young
@@ -104,11 +107,7 @@ def demo(
     Without EMPORIUM_ADMIN_TOKEN the demo makes one (kept in the data dir) so that admin calls such as
     ``PUT /v1/stock/{sku}`` can be tried.
     """
-    import secrets
-
-    import msgspec
-
-    from emporium.demo import seed_demo
+    from emporium.demo import index_demo, seed_demo
 
     settings = settings_from(ctx)
     if settings.admin_token is None:
@@ -121,63 +120,15 @@ def demo(
         ctx.find_root().obj = settings
         typer.echo(f"demo admin token (Authorization: Bearer TOKEN), saved in {token_file}:")
         typer.echo(settings.admin_token)
-    seed_demo(settings, products=products)
-    asyncio.run(_index_before_serving(settings))
+    with reported_config_errors():
+        seed_demo(settings, products=products)
+    run(index_demo(settings))
     serve(ctx, host=host, port=port)
-
-
-async def _index_before_serving(settings: Settings) -> None:
-    """Project the freshly imported catalog into the search index and its feed stock into the inventory,
-    so the very first search finds it and the very first reservation of it succeeds.
-
-    ``serve`` would get there on its own a moment later (its in-process consumers resume from the same
-    consumer groups); doing it first makes the demo deterministic for scripts that start right away.
-    """
-    from prometheus_client import CollectorRegistry
-
-    from emporium.bootstrap import build_runtime
-    from inventory.events import FeedStockConsumer
-    from inventory.factory import build_engine
-    from kernel.eventlog.projection import ProjectorMetrics, ProjectorTask
-    from search.module import open_index
-    from search.out_of_stock import open_out_of_stock_set
-    from search.projection import SearchProjection
-    from search.projectors import LIVE_SEARCH_GROUP
-
-    runtime = build_runtime(settings, client_id="emporium-demo")
-    index, stock = open_index(settings.search_url), open_out_of_stock_set(settings.cache_url)
-    engine = build_engine(settings)
-    feed = FeedStockConsumer(engine, runtime.event_log)
-    task = ProjectorTask(
-        runtime.event_log,
-        SearchProjection(index=index, stock=stock),
-        group=LIVE_SEARCH_GROUP,
-        metrics=ProjectorMetrics.of(CollectorRegistry()),
-        poll_timeout=0.05,
-    )
-    await runtime.event_log.start()
-    try:
-        await index.ensure_index()
-        await engine.start()
-        task.start()
-        feed.start()
-        await asyncio.gather(
-            task.wait_caught_up(poll_s=0.05, timeout_s=300), feed.wait_caught_up(timeout_s=300)
-        )
-    finally:
-        await task.stop()
-        await feed.stop()
-        await engine.close()
-        await index.close()
-        await stock.close()
-        await runtime.event_log.close()
 
 
 @app.command("config")
 def show_config(ctx: typer.Context) -> None:
     """Print the effective configuration (one URL per port), secrets masked."""
-    import json
-
     typer.echo(json.dumps(settings_from(ctx).public_dict(), indent=2))
 
 

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
+import structlog
 import typer
+from prometheus_client import start_http_server
 
-from emporium.cli.context import settings_from
+from emporium.cli.context import run, settings_from
+from emporium.container import Container
+from kernel.eventlog.projection import ProjectorMetrics
 from kernel.settings import Settings
+from read_models.recommendations_projector import recommendations_projector
+from search.projectors import live_projectors
+from search.rebuild import RebuildReport, rebuild_search
 
-if TYPE_CHECKING:
-    from search.rebuild import RebuildReport
+log = structlog.get_logger("emporium.project")
 
 rebuild_app = typer.Typer(
     help="Rebuild a read model from the event log, with no downtime.", no_args_is_help=True
@@ -37,59 +43,36 @@ def project(
     For cluster deployments (Kafka, Elasticsearch, Redis); the embedded `serve` runs them in-process.
     Start several for more throughput: the consumer group spreads the partitions over them.
     """
-    asyncio.run(_project(settings_from(ctx), metrics_port=metrics_port, batch_size=batch_size))
+    run(_project(settings_from(ctx), metrics_port=metrics_port, batch_size=batch_size))
 
 
 async def _project(settings: Settings, *, metrics_port: int | None, batch_size: int) -> None:
-    import structlog
-
-    from emporium.bootstrap import build_runtime
-    from kernel.eventlog.projection import ProjectorMetrics
-    from read_models.recommendations import open_recommendations_store
-    from read_models.recommendations_projector import recommendations_projector
-    from search.module import open_index
-    from search.out_of_stock import open_out_of_stock_set
-    from search.projectors import live_projectors
-
-    log = structlog.get_logger("emporium.project")
-    runtime = build_runtime(settings, client_id="emporium-projector")
-    if metrics_port is not None:
-        from prometheus_client import start_http_server
-
-        start_http_server(metrics_port, registry=runtime.metrics)
-    stock = open_out_of_stock_set(settings.cache_url)
+    container = Container(settings, client_id="emporium-projector")
+    event_log, stock = container.event_log(), container.out_of_stock_set()
     if stock.volatile:
         log.warning(
             "the out-of-stock set is in-process (cache_url memory://): only this process sees it; "
             "serving processes keep their own. Set EMPORIUM_CACHE_URL=redis://... for a cluster."
         )
-    index = open_index(settings.search_url)
-    recommendations = open_recommendations_store(settings.recommendations_url)
-    await runtime.event_log.start()
-    await recommendations.start()
-    metrics = ProjectorMetrics.of(runtime.metrics)
+    metrics = ProjectorMetrics.of(container.metrics)
     tasks = [
-        *live_projectors(runtime.event_log, index=index, stock=stock, metrics=metrics, batch_size=batch_size),
-        recommendations_projector(runtime.event_log, recommendations, metrics=metrics),
+        *live_projectors(
+            event_log, index=container.search_index(), stock=stock, metrics=metrics, batch_size=batch_size
+        ),
+        recommendations_projector(event_log, container.recommendations_store(), metrics=metrics),
     ]
-    try:
-        await index.ensure_index()
+    if metrics_port is not None:
+        start_http_server(metrics_port, registry=container.metrics)
+    async with container:
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stopping.set)
         for task in tasks:
-            task.start()
+            await container.start(task)
         log.info("projectors running; Ctrl-C to stop", groups=[t.group for t in tasks])
         await stopping.wait()
         log.info("stopping projectors")
-    finally:
-        for task in tasks:
-            await task.stop()
-        await index.close()
-        await stock.close()
-        await recommendations.close()
-        await runtime.event_log.close()
 
 
 @rebuild_app.command("search")
@@ -102,7 +85,7 @@ def rebuild_search_command(
 
     Searches keep answering from the current index until the swap; the live projector keeps running.
     """
-    report = asyncio.run(_rebuild(settings_from(ctx), progress=progress, batch_size=batch_size))
+    report = run(_rebuild(settings_from(ctx), progress=progress, batch_size=batch_size))
     typer.echo(
         f"rebuilt search index: {report.documents} documents from {report.events} events "
         f"in {report.seconds:.1f}s (group {report.group})"
@@ -110,21 +93,9 @@ def rebuild_search_command(
 
 
 async def _rebuild(settings: Settings, *, progress: bool, batch_size: int) -> RebuildReport:
-    from emporium.bootstrap import build_runtime
-    from search.module import open_index
-    from search.out_of_stock import open_out_of_stock_set
-    from search.rebuild import rebuild_search
-
-    runtime = build_runtime(settings, client_id="emporium-rebuild")
-    stock = open_out_of_stock_set(settings.cache_url)
-    index = open_index(settings.search_url)
-    await runtime.event_log.start()
-    try:
-        await index.ensure_index()
+    container = Container(settings, client_id="emporium-rebuild")
+    runtime, index, stock = container.runtime, container.search_index(), container.out_of_stock_set()
+    async with container:
         return await rebuild_search(
             runtime, index=index, stock=stock, progress=progress, batch_size=batch_size
         )
-    finally:
-        await index.close()
-        await stock.close()
-        await runtime.event_log.close()

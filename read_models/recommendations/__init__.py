@@ -1,4 +1,4 @@
-"""Recommendations read model: port, adapters and the URL factory (see ``port`` for the rules)."""
+"""Recommendations read model: the port and its rules (adapters in ``sqlite`` and ``cassandra``)."""
 
 from __future__ import annotations
 
@@ -15,26 +15,6 @@ from read_models.recommendations.port import (
     validate_user_id,
 )
 
-
-def open_recommendations_store(url: str) -> RecommendationsStore:
-    """``sqlite:///PATH`` (embedded) or ``cassandra://HOST:PORT/KEYSPACE?...``; call ``start()`` next."""
-    scheme = url.split("://", 1)[0].lower()
-    if scheme == "sqlite":
-        from kernel.database import SqliteTarget, parse_database_url
-        from read_models.recommendations.sqlite import SqliteRecommendationsStore
-
-        target = parse_database_url(url)
-        assert isinstance(target, SqliteTarget)
-        return SqliteRecommendationsStore(target.path)
-    if scheme == "cassandra":
-        from read_models.recommendations.cassandra import CassandraRecommendationsStore
-
-        return CassandraRecommendationsStore(url)
-    raise ValueError(
-        f"unsupported recommendations URL {url!r}: use sqlite:///PATH or cassandra://HOST/KEYSPACE"
-    )
-
-
 __all__ = [
     "MAX_USER_ID_LENGTH",
     "USER_ID_PATTERN",
@@ -45,6 +25,5 @@ __all__ = [
     "RecommendationsStoreError",
     "is_valid_user_id",
     "newest_per_user",
-    "open_recommendations_store",
     "validate_user_id",
 ]

@@ -11,9 +11,10 @@ from urllib.parse import urlsplit, urlunsplit
 import pymysql
 import pytest
 
+from emporium.adapters import INGEST_STORE
 from ingest.model import FeedReport, FeedStatus, ProductState, SupplierRecord
 from ingest.parsing import LineError
-from ingest.store import IngestStore, SupplierExists, open_ingest_store
+from ingest.store import IngestStore, SupplierExists
 from kernel.database import MysqlTarget, parse_database_url
 
 
@@ -40,7 +41,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         url = f"sqlite:///{tmp_path / 'ingest.db'}"
     else:
         url = request.getfixturevalue("ingest_mysql_url")
-    s = open_ingest_store(url)
+    s = INGEST_STORE.open(url)
     await s.start()
     await s.start()  # migrations are idempotent
     try:

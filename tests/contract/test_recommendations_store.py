@@ -15,11 +15,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from emporium.adapters import RECOMMENDATIONS_STORE
 from read_models.recommendations import (
     Recommendations,
     RecommendationsStore,
     RecommendationsStoreError,
-    open_recommendations_store,
 )
 from read_models.recommendations.cassandra import CassandraRecommendationsStore, parse_cassandra_url
 
@@ -52,7 +52,7 @@ async def store(
         url = request.getfixturevalue("cassandra_test_url")
     else:
         url = f"sqlite:///{tmp_path_factory.mktemp('recs') / 'recommendations.db'}"
-    opened = open_recommendations_store(url)
+    opened = RECOMMENDATIONS_STORE.open(url)
     await opened.start()
     try:
         yield opened

@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from search.factory import open_search_index
+from emporium.adapters import SEARCH_INDEX
 from search.port import (
     DEFAULT_PRICE_RANGES,
     RebuildableSearchIndex,
@@ -109,7 +109,7 @@ async def engine(
         root = tmp_path_factory.mktemp("tantivy")
 
         def make() -> RebuildableSearchIndex:
-            index = open_search_index(f"tantivy://{root}?index=t{uuid.uuid4().hex[:8]}")
+            index = SEARCH_INDEX.open(f"tantivy://{root}?index=t{uuid.uuid4().hex[:8]}")
             opened.append(index)
             return index
 
@@ -119,7 +119,7 @@ async def engine(
 
         def make() -> RebuildableSearchIndex:
             sep = "&" if "?" in url else "?"
-            index = open_search_index(f"{url}{sep}index=contract-{run}-{uuid.uuid4().hex[:8]}")
+            index = SEARCH_INDEX.open(f"{url}{sep}index=contract-{run}-{uuid.uuid4().hex[:8]}")
             opened.append(index)
             return index
 

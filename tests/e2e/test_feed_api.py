@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator
 import pytest
 from litestar.testing import AsyncTestClient
 
+from emporium.adapters import EVENT_LOG
 from emporium.app import create_app
 from kernel.contracts.events import CATALOG_TOPIC, ProductUpserted, decode_event
-from kernel.eventlog.factory import open_event_log
 from kernel.settings import load_settings
 
 ADMIN = "admin-token-for-tests"
@@ -48,7 +48,7 @@ async def new_supplier(client: AsyncTestClient) -> tuple[str, dict[str, str]]:
 
 async def upserts(client: AsyncTestClient, supplier_id: str) -> list[tuple[str, int]]:
     """ProductUpserted events of the supplier, read through a log handle of the test's own."""
-    log = open_event_log(client.app.state.runtime.settings.event_log_url)
+    log = EVENT_LOG.open(client.app.state.runtime.settings.event_log_url)
     await log.start()
     consumer = log.consumer([CATALOG_TOPIC], f"t-{uuid.uuid4().hex}")
     await consumer.start()

@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator
 import pytest
 from litestar.testing import AsyncTestClient
 
+from emporium.adapters import EVENT_LOG
 from emporium.app import create_app
 from kernel.contracts.events import RECOMMENDATIONS_TOPIC, Envelope, RecommendationsComputed, new_event
-from kernel.eventlog.factory import open_event_log
 from kernel.eventlog.port import EventLog
 from kernel.eventlog.processing import publish_events
 from kernel.settings import load_settings
@@ -43,7 +43,7 @@ async def shop(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Shop]:
     data_dir = tmp_path_factory.mktemp("recs-e2e") / "data"
     settings = load_settings(env={}, data_dir=str(data_dir), log_format="console")
     app = create_app(settings)
-    event_log = open_event_log(settings.event_log_url, client_id="e2e-recs")
+    event_log = EVENT_LOG.open(settings.event_log_url, client_id="e2e-recs")
     async with AsyncTestClient(app) as client:
         await event_log.start()
         try:

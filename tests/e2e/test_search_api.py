@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
+from emporium.adapters import EVENT_LOG
 from emporium.app import create_app
 from kernel.contracts.events import (
     ACTIVITY_TOPIC,
@@ -26,7 +27,6 @@ from kernel.contracts.events import (
     decode_event,
     new_event,
 )
-from kernel.eventlog.factory import open_event_log
 from kernel.eventlog.port import EventLog
 from kernel.eventlog.processing import publish_events
 from kernel.settings import load_settings
@@ -100,7 +100,7 @@ async def shop(tmp_path: Path) -> AsyncIterator[Shop]:
         env={}, data_dir=str(tmp_path / "data"), log_format="console", admin_token=ADMIN_TOKEN
     )
     app = create_app(settings)
-    event_log = open_event_log(settings.event_log_url, client_id="e2e-test")
+    event_log = EVENT_LOG.open(settings.event_log_url, client_id="e2e-test")
     async with AsyncTestClient(app) as client:
         await event_log.start()
         try:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest.service import IngestService
-from ingest.wiring import import_path, ingest_service
+from emporium.container import ingest_service
+from ingest.service import IngestService, import_path
 from kernel.contracts.events import CATALOG_TOPIC, ProductUpserted, decode_event
 from kernel.settings import Settings, load_settings
 

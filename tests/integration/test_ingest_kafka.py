@@ -5,15 +5,16 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+from emporium.adapters import EVENT_LOG
+from emporium.container import ingest_service
+from ingest.service import import_path
 from ingest.synthetic import write_csv, write_ndjson
-from ingest.wiring import import_path, ingest_service
 from kernel.contracts.events import CATALOG_TOPIC, ProductRemoved, ProductUpserted, decode_event
-from kernel.eventlog.factory import open_event_log
 from kernel.settings import load_settings
 
 
 async def catalog_events(kafka_url: str, supplier_id: str) -> list[tuple[str, str, int]]:
-    log = open_event_log(kafka_url, client_id="ingest-kafka-test")
+    log = EVENT_LOG.open(kafka_url, client_id="ingest-kafka-test")
     await log.start()
     consumer = log.consumer([CATALOG_TOPIC], f"ingest-check-{uuid.uuid4().hex}", start_from="earliest")
     await consumer.start()

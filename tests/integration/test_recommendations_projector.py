@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
+from emporium.adapters import RECOMMENDATIONS_STORE
 from kernel.contracts.events import RECOMMENDATIONS_TOPIC, Envelope, RecommendationsComputed, new_event
 from kernel.eventlog.port import OutgoingMessage
 from kernel.eventlog.processing import publish_events
 from kernel.eventlog.projection import ProjectorMetrics, ProjectorTask
 from kernel.eventlog.sqlite import SqliteEventLog
-from read_models.recommendations import RecommendationsStore, open_recommendations_store
+from read_models.recommendations import RecommendationsStore
 from read_models.recommendations_projector import (
     RECOMMENDATIONS_GROUP,
     RecommendationsProjection,
@@ -32,7 +33,7 @@ class Stack:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.log = SqliteEventLog.from_url(f"sqlite:///{path / 'events.db'}")
-        self.store: RecommendationsStore = open_recommendations_store(f"sqlite:///{path / 'recs.db'}")
+        self.store: RecommendationsStore = RECOMMENDATIONS_STORE.open(f"sqlite:///{path / 'recs.db'}")
         self.metrics = ProjectorMetrics.of(CollectorRegistry())
         self.task = recommendations_projector(self.log, self.store, metrics=self.metrics, poll_timeout=0.05)
 
@@ -98,7 +99,7 @@ async def test_poison_and_invalid_user_ids_never_stop_the_projector(stack: Stack
 async def test_replay_into_a_fresh_store_rebuilds_the_same_state(stack: Stack) -> None:
     await stack.publish([computed(f"r{n}", [f"v{rev}"], rev) for rev in (1, 3, 2) for n in range(50)])
     await stack.settle()
-    fresh = open_recommendations_store(f"sqlite:///{stack.path / 'rebuilt.db'}")
+    fresh = RECOMMENDATIONS_STORE.open(f"sqlite:///{stack.path / 'rebuilt.db'}")
     await fresh.start()
     replay = recommendations_projector(
         stack.log, fresh, metrics=stack.metrics, group=f"{RECOMMENDATIONS_GROUP}.rebuild", replay=True

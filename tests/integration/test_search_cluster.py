@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 from prometheus_client import CollectorRegistry
 
+from emporium.adapters import EVENT_LOG, SEARCH_INDEX
 from kernel.contracts.events import (
     Envelope,
     Product,
@@ -19,11 +20,9 @@ from kernel.contracts.events import (
     encode_event,
     new_event,
 )
-from kernel.eventlog.factory import open_event_log
 from kernel.eventlog.port import EventLog, OutgoingMessage
 from kernel.eventlog.projection import ProjectorMetrics, ProjectorTask
 from search.delivery_zones import DeliveryZones
-from search.factory import open_search_index
 from search.out_of_stock import RedisOutOfStockSet
 from search.port import RebuildableSearchIndex
 from search.projection import SearchProjection
@@ -62,8 +61,8 @@ class ClusterStack:
     def __init__(self, kafka_url: str, redis_url: str, elasticsearch_url: str) -> None:
         uid = uuid.uuid4().hex[:10]
         self.catalog, self.inventory = f"catalog-{uid}", f"inventory-{uid}"
-        self.log: EventLog = open_event_log(kafka_url, client_id=f"test-{uid}")
-        self.index: RebuildableSearchIndex = open_search_index(f"{elasticsearch_url}?index=search-it-{uid}")
+        self.log: EventLog = EVENT_LOG.open(kafka_url, client_id=f"test-{uid}")
+        self.index: RebuildableSearchIndex = SEARCH_INDEX.open(f"{elasticsearch_url}?index=search-it-{uid}")
         self.stock = RedisOutOfStockSet.from_url(redis_url, prefix=f"test:search:{uid}")
         self.service = SearchService(index=self.index, stock=self.stock, zones=DeliveryZones.from_file())
         self.task = ProjectorTask(

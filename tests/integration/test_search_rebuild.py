@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from emporium.adapters import SEARCH_INDEX
 from kernel.contracts.events import Envelope, Product, ProductUpserted, StockLevelChanged, new_event
 from kernel.eventlog.processing import publish_events
 from kernel.eventlog.projection import ProjectorMetrics, ProjectorTask
@@ -19,7 +20,6 @@ from kernel.eventlog.sqlite import SqliteEventLog
 from kernel.runtime import Runtime
 from kernel.settings import load_settings
 from search.delivery_zones import DeliveryZones
-from search.factory import open_search_index
 from search.out_of_stock import MemoryOutOfStockSet
 from search.port import RebuildableSearchIndex
 from search.projection import SearchProjection
@@ -61,7 +61,7 @@ async def setup(
     settings = load_settings(env={}, data_dir=str(tmp_path / "data"), search_url=url)
     event_log = SqliteEventLog.from_url(settings.event_log_url)
     runtime = Runtime(settings=settings, event_log=event_log)
-    index = open_search_index(url)
+    index = SEARCH_INDEX.open(url)
     oos = MemoryOutOfStockSet()
     live = ProjectorTask(
         event_log,

@@ -22,3 +22,24 @@ def test_env_beats_file_and_file_beats_defaults(tmp_path: Path) -> None:
 def test_a_negative_grace_is_refused() -> None:
     with pytest.raises(msgspec.ValidationError, match="search_stock_out_grace_s"):
         load_settings(env={"EMPORIUM_SEARCH_STOCK_OUT_GRACE_S": "-1"})
+
+
+def test_env_text_becomes_typed_values() -> None:
+    env = {"EMPORIUM_PORT": " 8100 ", "EMPORIUM_INPROCESS_PROJECTORS": "off"}
+    settings = load_settings(env={**env, "EMPORIUM_FEED_MAX_BYTES": "1e3"})
+    assert (settings.port, settings.inprocess_projectors, settings.feed_max_bytes) == (8100, False, 1000)
+    assert load_settings(env={"EMPORIUM_INPROCESS_PROJECTORS": "Yes"}).inprocess_projectors is True
+
+
+def test_a_bad_value_names_its_env_var() -> None:
+    with pytest.raises(msgspec.ValidationError, match=r"\$\.port.*EMPORIUM_PORT"):
+        load_settings(env={"EMPORIUM_PORT": "eighty"})
+    with pytest.raises(msgspec.ValidationError, match="EMPORIUM_INPROCESS_PROJECTORS"):
+        load_settings(env={"EMPORIUM_INPROCESS_PROJECTORS": "maybe"})
+
+
+def test_a_bad_value_in_the_file_names_the_file(tmp_path: Path) -> None:
+    config = tmp_path / "emporium.toml"
+    config.write_text('[emporium]\nport = "high"\n')
+    with pytest.raises(msgspec.ValidationError, match=r"emporium\.toml"):
+        load_settings(env={"EMPORIUM_CONFIG": str(config)})

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from emporium.adapters import INGEST_STORE
 from ingest.model import FeedStatus
 from ingest.parsing import FeedError, FeedFormat
 from ingest.service import Conflict, Forbidden, IngestService, InvalidRequest, NotFound, Unauthorized
-from ingest.store import open_ingest_store
 from kernel.contracts.events import ProductRemoved, ProductUpserted, SupplierOnboarded, decode_event
 from kernel.eventlog.port import OutgoingMessage
 
@@ -42,7 +42,7 @@ class FakeEventLog:
 
 @pytest.fixture
 async def env(tmp_path: Path):
-    store = open_ingest_store(f"sqlite:///{tmp_path / 'ingest.db'}")
+    store = INGEST_STORE.open(f"sqlite:///{tmp_path / 'ingest.db'}")
     await store.start()
     log = FakeEventLog()
     service = IngestService(store, log, batch_lines=3)  # type: ignore[arg-type]

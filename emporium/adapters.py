@@ -1,0 +1,294 @@
+"""Where an adapter is chosen: one table per port, URL scheme -> constructor.
+
+Every port has one URL setting (``Settings.<port>_url``, env ``EMPORIUM_<PORT>_URL``); its scheme picks the
+adapter. Each adapter module is imported only when its scheme is chosen, so a command that needs the
+event log never loads the Elasticsearch or Cassandra drivers. Constructors do no I/O: the container
+starts what it created (``Port.start``) and closes it (``Port.close``) in reverse order.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from urllib.parse import parse_qs, urlsplit
+
+from kernel.database import MysqlTarget, SqliteTarget, parse_database_url
+from kernel.settings import env_var
+
+if TYPE_CHECKING:
+    from ingest.store import IngestStore
+    from inventory.cluster import ClusterEngine
+    from inventory.sqlite import SqliteEngine
+    from kernel.eventlog.port import EventLog
+    from read_models.recommendations.port import RecommendationsStore
+    from search.out_of_stock import OutOfStockSet
+    from search.port import RebuildableSearchIndex
+
+    InventoryEngine = ClusterEngine | SqliteEngine
+
+AdapterT = TypeVar("AdapterT")
+
+
+class AdapterConfigError(ValueError):
+    """A port's URL names no adapter, or a combination of URLs that cannot work."""
+
+
+async def _nothing_to_start(_: object) -> None:
+    return None
+
+
+async def _close(adapter: Any) -> None:
+    await adapter.close()
+
+
+async def _start(adapter: Any) -> None:
+    await adapter.start()
+
+
+@dataclass(frozen=True)
+class Port(Generic[AdapterT]):
+    """One port: the setting holding its URL and the adapter constructor for each accepted scheme."""
+
+    name: str
+    setting: str
+    examples: str
+    constructors: Mapping[str, Callable[..., AdapterT]]
+    start: Callable[[AdapterT], Awaitable[None]] = _start
+    close: Callable[[AdapterT], Awaitable[None]] = _close
+
+    @property
+    def env_var(self) -> str:
+        return env_var(self.setting)
+
+    @property
+    def schemes(self) -> tuple[str, ...]:
+        return tuple(self.constructors)
+
+    def open(self, url: str, **options: Any) -> AdapterT:
+        """The adapter for ``url``, not yet connected; ``options`` go to its constructor.
+
+        The error names the scheme, never the whole URL: it may carry a password.
+        """
+        scheme = urlsplit(url).scheme.lower()
+        constructor = self.constructors.get(scheme)
+        if constructor is None:
+            given = f"URL scheme {scheme!r}" if scheme else "URL without a scheme"
+            raise AdapterConfigError(
+                f"{self.name}: unsupported {given} in {self.env_var}; accepted schemes: "
+                f"{', '.join(self.schemes)} (e.g. {self.examples})"
+            )
+        return constructor(url, **options)
+
+
+# Event log -------------------------------------------------------------------------------------
+
+
+def _sqlite_event_log(url: str, *, client_id: str = "emporium") -> EventLog:
+    from kernel.eventlog.sqlite import SqliteEventLog
+
+    return SqliteEventLog.from_url(url)
+
+
+def _kafka_event_log(url: str, *, client_id: str = "emporium") -> EventLog:
+    from kernel.eventlog.kafka import KafkaEventLog
+
+    return KafkaEventLog.from_url(url, client_id=client_id)
+
+
+EVENT_LOG: Port[EventLog] = Port(
+    name="event log",
+    setting="event_log_url",
+    examples="sqlite:///PATH, kafka://HOST:PORT[,HOST:PORT]",
+    constructors={"sqlite": _sqlite_event_log, "kafka": _kafka_event_log},
+)
+
+
+# Search index ----------------------------------------------------------------------------------
+
+DEFAULT_INDEX_NAME = "products"
+_INDEX_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,200}$")
+
+
+def _index_name(query: str) -> str:
+    """``index=NAME`` names the alias (Elasticsearch) or pointer (Tantivy) and prefixes physical indexes."""
+    options = {key: values[-1] for key, values in parse_qs(query).items()}
+    name = options.pop("index", DEFAULT_INDEX_NAME)
+    if not _INDEX_NAME.match(name):
+        raise AdapterConfigError(f"bad index name {name!r}: lowercase letters, digits, '_', '-', '.'")
+    if options:
+        raise AdapterConfigError(f"unknown search URL options: {', '.join(sorted(options))}")
+    return name
+
+
+def _tantivy(url: str) -> RebuildableSearchIndex:
+    """``tantivy:///ABS/PATH`` or ``tantivy://REL/PATH``: the embedded index under that folder."""
+    from search.tantivy_index import TantivySearchIndex
+
+    parts = urlsplit(url)
+    name = _index_name(parts.query)
+    path = (parts.netloc + parts.path) if parts.netloc else parts.path
+    if not path:
+        raise AdapterConfigError(
+            f"tantivy URL needs a folder: {url!r} (e.g. tantivy:///var/lib/emporium/search)"
+        )
+    return TantivySearchIndex(Path(path), name)
+
+
+def _elasticsearch(url: str) -> RebuildableSearchIndex:
+    """``http(s)://[USER:PASS@]HOST:PORT[,HOST:PORT]`` or ``elasticsearch://HOST:PORT`` (plain http)."""
+    from search.elasticsearch_index import ElasticsearchSearchIndex
+
+    parts = urlsplit(url)
+    name = _index_name(parts.query)
+    if not parts.hostname:
+        raise AdapterConfigError(f"search URL needs a host: {url!r}")
+    scheme = parts.scheme.lower()
+    http = "http" if scheme == "elasticsearch" else scheme
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    prefix = f"{userinfo}@" if userinfo else ""
+    return ElasticsearchSearchIndex([f"{http}://{prefix}{host}" for host in hosts.split(",")], name)
+
+
+async def _ensure_index(index: RebuildableSearchIndex) -> None:
+    await index.ensure_index()
+
+
+SEARCH_INDEX: Port[RebuildableSearchIndex] = Port(
+    name="search index",
+    setting="search_url",
+    examples="tantivy:///PATH, http(s)://HOST:PORT; option ?index=NAME",
+    constructors={
+        "tantivy": _tantivy,
+        "http": _elasticsearch,
+        "https": _elasticsearch,
+        "elasticsearch": _elasticsearch,
+    },
+    start=_ensure_index,
+)
+
+
+# Out-of-stock set (the cache URL) --------------------------------------------------------------
+
+
+def _memory_out_of_stock(url: str) -> OutOfStockSet:
+    from search.out_of_stock import MemoryOutOfStockSet
+
+    return MemoryOutOfStockSet()
+
+
+def _redis_out_of_stock(url: str) -> OutOfStockSet:
+    from search.out_of_stock import RedisOutOfStockSet
+
+    return RedisOutOfStockSet.from_url(url)
+
+
+OUT_OF_STOCK_SET: Port[OutOfStockSet] = Port(
+    name="out-of-stock set",
+    setting="cache_url",
+    examples="memory://, redis://HOST:PORT/DB",
+    constructors={
+        "memory": _memory_out_of_stock,
+        "redis": _redis_out_of_stock,
+        "rediss": _redis_out_of_stock,
+    },
+    start=_nothing_to_start,
+)
+
+
+# Relational database: the ingest store and the inventory engine --------------------------------
+
+_MYSQL_SCHEMES = ("mysql", "mariadb", "mysql+pymysql")
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def _sqlite_ingest_store(url: str) -> IngestStore:
+    from ingest.store_sql import SqliteIngestStore
+
+    target = parse_database_url(url)
+    assert isinstance(target, SqliteTarget)
+    return SqliteIngestStore(target)
+
+
+def _mysql_ingest_store(url: str) -> IngestStore:
+    from ingest.store_sql import MysqlIngestStore
+
+    target = parse_database_url(url)
+    assert isinstance(target, MysqlTarget)
+    return MysqlIngestStore(target)
+
+
+INGEST_STORE: Port[IngestStore] = Port(
+    name="ingest store",
+    setting="database_url",
+    examples="sqlite:///PATH, mysql://USER:PASS@HOST:PORT/DB",
+    constructors={"sqlite": _sqlite_ingest_store, **dict.fromkeys(_MYSQL_SCHEMES, _mysql_ingest_store)},
+)
+
+
+def _sqlite_engine(url: str, *, cache_url: str, **options: Any) -> InventoryEngine:
+    """The embedded engine: SQLite alone (the cache URL is not needed)."""
+    from inventory.sqlite import SqliteEngine
+
+    target = parse_database_url(url)
+    assert isinstance(target, SqliteTarget)
+    return SqliteEngine(target.path, **options)
+
+
+def _cluster_engine(url: str, *, cache_url: str, **options: Any) -> InventoryEngine:
+    """Redis fast path + MySQL truth. MySQL with an in-process cache is refused: MySQL alone is the slow
+    path this design exists to avoid, and a per-process cache cannot be shared by several API servers."""
+    if urlsplit(cache_url).scheme not in _REDIS_SCHEMES:
+        raise AdapterConfigError(
+            f"inventory on MySQL needs a Redis fast path: set {env_var('cache_url')}=redis://HOST:PORT/DB "
+            f"(got {cache_url!r}), or use a sqlite:/// database for the embedded engine"
+        )
+    from inventory.cluster import ClusterEngine
+
+    target = parse_database_url(url)
+    assert isinstance(target, MysqlTarget)
+    return ClusterEngine(cache_url, target, **options)
+
+
+INVENTORY_ENGINE: Port[InventoryEngine] = Port(
+    name="inventory engine",
+    setting="database_url",
+    examples="sqlite:///PATH, or mysql://USER:PASS@HOST:PORT/DB with a redis:// cache URL",
+    constructors={"sqlite": _sqlite_engine, **dict.fromkeys(_MYSQL_SCHEMES, _cluster_engine)},
+)
+
+
+# Recommendations store -------------------------------------------------------------------------
+
+
+def _sqlite_recommendations(url: str) -> RecommendationsStore:
+    from read_models.recommendations.sqlite import SqliteRecommendationsStore
+
+    target = parse_database_url(url)
+    assert isinstance(target, SqliteTarget)
+    return SqliteRecommendationsStore(target.path)
+
+
+def _cassandra_recommendations(url: str) -> RecommendationsStore:
+    from read_models.recommendations.cassandra import CassandraRecommendationsStore
+
+    return CassandraRecommendationsStore(url)
+
+
+RECOMMENDATIONS_STORE: Port[RecommendationsStore] = Port(
+    name="recommendations store",
+    setting="recommendations_url",
+    examples="sqlite:///PATH, cassandra://HOST:PORT/KEYSPACE",
+    constructors={"sqlite": _sqlite_recommendations, "cassandra": _cassandra_recommendations},
+)
+
+PORTS: tuple[Port[Any], ...] = (
+    EVENT_LOG,
+    SEARCH_INDEX,
+    OUT_OF_STOCK_SET,
+    INGEST_STORE,
+    INVENTORY_ENGINE,
+    RECOMMENDATIONS_STORE,
+)
