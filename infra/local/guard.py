@@ -2,8 +2,9 @@
 however it ends. An interpreter that exits runs ``atexit``; one that is SIGKILLed runs nothing, so a
 watchdog process (``infra.local.watchdog``) waits for its owner's death and stops the servers then.
 
-The watchdog reads its stdin, a pipe whose only write end the owner holds: the kernel closes it when
-the owner exits in any way, and the read returns.
+The watchdog reads its stdin, a pipe whose only write end the owner holds. The kernel closes it when
+the owner exits in any way, and the read returns what was written: nothing when the owner died,
+``RELEASE`` when the owner let the watchdog go because it had stopped its servers itself.
 """
 
 from __future__ import annotations
@@ -15,17 +16,18 @@ import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+RELEASE = b"release\n"
 
 
 class OwnerGuard:
-    """Starts the watchdog for a stack's base dir once, and lets it go after a clean stop."""
+    """A watchdog for a stack's base dir while its owner has servers running."""
 
     def __init__(self, base_dir: Path) -> None:
         self.base_dir = base_dir
         self._watchdog: subprocess.Popen[bytes] | None = None
 
     def arm(self) -> None:
-        """Make sure a watchdog runs for this stack (started on the first server of the owner)."""
+        """Make sure a watchdog runs (started before the owner's first server)."""
         if self._watchdog is not None and self._watchdog.poll() is None:
             return
         env = dict(os.environ)
@@ -42,15 +44,16 @@ class OwnerGuard:
             )
 
     def release(self) -> None:
-        """After the owner stopped its servers: close the pipe, so the watchdog finds none and exits."""
+        """Let the watchdog go without stopping anything: the owner has no server running."""
         watchdog, self._watchdog = self._watchdog, None
-        if watchdog is None:
+        if watchdog is None or watchdog.stdin is None:
             return
-        if watchdog.stdin is not None:
+        with contextlib.suppress(BrokenPipeError):
+            watchdog.stdin.write(RELEASE)
+        with contextlib.suppress(BrokenPipeError):
             watchdog.stdin.close()
         try:
             watchdog.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                watchdog.kill()
+            watchdog.kill()
             watchdog.wait(timeout=10)

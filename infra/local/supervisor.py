@@ -159,7 +159,6 @@ class LocalStack:
         if self.state_file.exists():
             with self._locked() as state:
                 self._stop_records(state, list(state.servers.values()))
-        self._guard.release()
         if self._atexit_registered:
             atexit.unregister(self._stop_at_exit)
             self._atexit_registered = False
@@ -396,6 +395,8 @@ class LocalStack:
         self._store.save(state)
         if survivors:
             raise StackError(f"still running after SIGKILL: {', '.join(survivors)}")
+        if not state.servers:
+            self._guard.release()
 
     def _discard(self, state: StackState, name: str) -> None:
         record = state.servers.pop(name)

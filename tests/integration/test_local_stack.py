@@ -424,6 +424,30 @@ def test_dead_server_restarts_on_its_old_port(tmp_path: Path, fake_server) -> No
         stack.stop_all()
 
 
+def _watchdogs(base_dir: Path) -> list[psutil.Process]:
+    return [
+        child
+        for child in psutil.Process().children()
+        if child.cmdline()[-2:] == ["infra.local.watchdog", str(base_dir)] and _alive(child.pid)
+    ]
+
+
+def test_watchdog_runs_only_while_the_owner_has_servers(tmp_path: Path, fake_server) -> None:
+    fake_server["install"](f"exec {LISTEN}")
+    stack = LocalStack(tmp_path)
+    try:
+        stack.ensure("fake")
+        assert len(_watchdogs(tmp_path)) == 1
+    finally:
+        stack.stop_all()
+    assert _watchdogs(tmp_path) == []
+    # A server that fails to start leaves no watchdog behind either.
+    fake_server["install"]("exit 3")
+    with pytest.raises(StackError):
+        stack.ensure("fake")
+    assert _watchdogs(tmp_path) == []
+
+
 _ORPHAN_SCRIPT = textwrap.dedent(
     """
     import os, signal, sys
