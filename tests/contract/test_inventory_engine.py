@@ -50,7 +50,7 @@ class Harness:
         self.audit = audit
 
 
-@pytest.fixture(params=["sqlite", "cluster"])
+@pytest.fixture(params=["sqlite", pytest.param("cluster", marks=pytest.mark.cluster)])
 async def h(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
     clock = FakeClock()
     if request.param == "sqlite":

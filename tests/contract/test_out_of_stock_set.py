@@ -17,7 +17,7 @@ from search.out_of_stock import (
 )
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.cluster)])
 async def oos(request: pytest.FixtureRequest) -> AsyncIterator[OutOfStockSet]:
     if request.param == "memory":
         store: OutOfStockSet = MemoryOutOfStockSet()

@@ -43,7 +43,7 @@ def cassandra_test_url(cassandra_url: str) -> Iterator[str]:
         cluster.shutdown()
 
 
-@pytest.fixture(scope="session", params=["sqlite", "cassandra"])
+@pytest.fixture(scope="session", params=["sqlite", pytest.param("cassandra", marks=pytest.mark.cluster)])
 async def store(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[RecommendationsStore]:

@@ -99,7 +99,7 @@ class Loaded:
     kind: str  # "tantivy" | "elasticsearch"
 
 
-@pytest.fixture(scope="module", params=["tantivy", "elasticsearch"])
+@pytest.fixture(scope="module", params=["tantivy", pytest.param("elasticsearch", marks=pytest.mark.cluster)])
 async def engine(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, datasets_dir: Path
 ) -> AsyncIterator[Loaded]:

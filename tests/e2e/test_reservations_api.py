@@ -79,7 +79,7 @@ async def serve(app: Litestar) -> AsyncIterator[str]:
         await asyncio.wait_for(task, 30)
 
 
-@pytest.fixture(params=["sqlite", "cluster"])
+@pytest.fixture(params=["sqlite", pytest.param("cluster", marks=pytest.mark.cluster)])
 async def api(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Api]:
     env = {
         "EMPORIUM_DATA_DIR": str(tmp_path / "data"),

@@ -29,7 +29,7 @@ from kernel.eventlog.processing import publish_events
 from kernel.eventlog.sqlite import SqliteEventLog
 
 
-@pytest.fixture(params=["sqlite", "cluster"])
+@pytest.fixture(params=["sqlite", pytest.param("cluster", marks=pytest.mark.cluster)])
 async def wired(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[Any, SqliteEventLog]]:
     log = SqliteEventLog.from_url(f"sqlite:///{tmp_path}/events.db")
     await log.start()

@@ -19,11 +19,13 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import httpx
+import psutil
 import pymysql
 import pytest
 import redis
 
 from infra.local import stack as stack_module
+from infra.local import supervisor
 from infra.local.stack import (
     SERVICE_ENV,
     SERVICES,
@@ -61,23 +63,19 @@ def _emporium(cwd: Path, *args: str, env: Mapping[str, str] | None = None, timeo
 def _alive(pid: int) -> bool:
     """Running and not a zombie (a server reparented to init is reaped there, not by us)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+        return psutil.Process(pid).status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+    except psutil.NoSuchProcess:
         return False
-    return stat[stat.rindex(")") + 2] not in "ZX"
 
 
 def _session_members(session_id: int) -> list[int]:
     members = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except FileNotFoundError:
-                continue
-            fields = stat[stat.rindex(")") + 2 :].split()
-            if int(fields[3]) == session_id and fields[0] not in "ZX":
-                members.append(int(entry.name))
+    for process in psutil.process_iter():
+        try:
+            if os.getsid(process.pid) == session_id and _alive(process.pid):
+                members.append(process.pid)
+        except ProcessLookupError:
+            continue
     return members
 
 
@@ -181,6 +179,7 @@ USE = {
 # --------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.cluster
 def test_services_up_status_down_leaves_nothing_behind(tmp_path: Path) -> None:
     up = _emporium(tmp_path, "up")
     state_file = tmp_path / ".stack" / "state.json"
@@ -359,7 +358,7 @@ def test_port_taken_by_another_server_is_never_used(
     squatter.bind(("127.0.0.1", 0))
     squatter.listen()
     taken = squatter.getsockname()[1]
-    real_free_ports = stack_module._free_ports
+    real_free_ports = supervisor.free_ports
     calls: list[list[int]] = []
 
     def first_port_taken(count: int) -> list[int]:
@@ -367,7 +366,7 @@ def test_port_taken_by_another_server_is_never_used(
         calls.append(ports)
         return ports
 
-    monkeypatch.setattr(stack_module, "_free_ports", first_port_taken)
+    monkeypatch.setattr(supervisor, "free_ports", first_port_taken)
     fake_server["install"](f"sleep 0.5; exec {LISTEN}")
     stack = LocalStack(tmp_path)
     try:
@@ -425,6 +424,30 @@ def test_dead_server_restarts_on_its_old_port(tmp_path: Path, fake_server) -> No
         stack.stop_all()
 
 
+def _watchdogs(base_dir: Path) -> list[psutil.Process]:
+    return [
+        child
+        for child in psutil.Process().children()
+        if child.cmdline()[-2:] == ["infra.local.watchdog", str(base_dir)] and _alive(child.pid)
+    ]
+
+
+def test_watchdog_runs_only_while_the_owner_has_servers(tmp_path: Path, fake_server) -> None:
+    fake_server["install"](f"exec {LISTEN}")
+    stack = LocalStack(tmp_path)
+    try:
+        stack.ensure("fake")
+        assert len(_watchdogs(tmp_path)) == 1
+    finally:
+        stack.stop_all()
+    assert _watchdogs(tmp_path) == []
+    # A server that fails to start leaves no watchdog behind either.
+    fake_server["install"]("exit 3")
+    with pytest.raises(StackError):
+        stack.ensure("fake")
+    assert _watchdogs(tmp_path) == []
+
+
 _ORPHAN_SCRIPT = textwrap.dedent(
     """
     import os, signal, sys
@@ -440,6 +463,7 @@ _ORPHAN_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.cluster
 @pytest.mark.parametrize("how", ["keyboard-interrupt", "sigkill"])
 def test_interrupted_session_leaves_no_server_behind(tmp_path: Path, how: str) -> None:
     result = subprocess.run(

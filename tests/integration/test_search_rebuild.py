@@ -50,7 +50,7 @@ def stock_out(n: int) -> Envelope:
     return new_event(payload, key=f"RB-{n}", revision=1, producer="t")
 
 
-@pytest.fixture(params=["tantivy", "elasticsearch"])
+@pytest.fixture(params=["tantivy", pytest.param("elasticsearch", marks=pytest.mark.cluster)])
 async def setup(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[tuple[Runtime, RebuildableSearchIndex, MemoryOutOfStockSet, ProjectorTask]]:
