@@ -4,9 +4,9 @@ Four ways to run it, each a factory fixture (tests choose the settings and the s
 
 - `embedded_settings(data_dir, **overrides)`: settings of the embedded stack (SQLite, Tantivy,
   in-process cache) on `data_dir`, ignoring the caller's environment;
-- `running_app(settings, event_log_client_id=None)`: the app with its lifespan run, reached in
-  process through `AsyncTestClient`, plus, when asked, the test's own connection to the same event
-  log (like another process publishing to it);
+- `running_app(settings, own_event_log=False)`: the app with its lifespan run, reached in process
+  through `AsyncTestClient`, plus, when asked, the test's own connection to the same (SQLite) event
+  log, like another process publishing to it (the app runs on the test client's event loop);
 - `served_app(app)` / `served_app_in_thread(app)`: the app behind a real uvicorn socket, on the test's
   event loop or on a thread of its own (for synchronous clients such as schemathesis);
 - `emporium_demo(data_dir, products)`: the `emporium demo` command as a child process, what `make run`
@@ -39,8 +39,8 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from emporium.app import create_app
-from kernel.eventlog.factory import open_event_log
 from kernel.eventlog.port import EventLog
+from kernel.eventlog.sqlite import SqliteEventLog
 from kernel.settings import Settings, load_settings
 
 SERVER_START_TIMEOUT_S = 60
@@ -77,15 +77,13 @@ def _embedded_settings(data_dir: Path, **overrides: Any) -> Settings:
 
 
 @asynccontextmanager
-async def _running_app(
-    settings: Settings, event_log_client_id: str | None = None
-) -> AsyncIterator[RunningApp]:
+async def _running_app(settings: Settings, own_event_log: bool = False) -> AsyncIterator[RunningApp]:
     app = create_app(settings)
     async with AsyncTestClient(app=app) as client:
-        if event_log_client_id is None:
+        if not own_event_log:
             yield RunningApp(client, None)
             return
-        event_log = open_event_log(settings.event_log_url, client_id=event_log_client_id)
+        event_log = SqliteEventLog.from_url(settings.event_log_url)  # the embedded stack's log
         await event_log.start()
         try:
             yield RunningApp(client, event_log)

@@ -45,7 +45,7 @@ async def shop(
 ) -> AsyncIterator[Shop]:
     """One app for the module (its start and stop cost seconds); tests use distinct user ids."""
     settings = embedded_settings(tmp_path_factory.mktemp("recs-e2e") / "data")
-    async with running_app(settings, event_log_client_id="e2e-recs") as app:
+    async with running_app(settings, own_event_log=True) as app:
         yield Shop(app.client, app.event_log)
 
 

@@ -100,7 +100,7 @@ async def shop(
     running_app: Callable[..., AbstractAsyncContextManager[Any]],
 ) -> AsyncIterator[Shop]:
     settings = embedded_settings(tmp_path / "data", admin_token=ADMIN_TOKEN)
-    async with running_app(settings, event_log_client_id="e2e-test") as app:
+    async with running_app(settings, own_event_log=True) as app:
         shop = Shop(app.client, app.event_log)
         await shop.publish(catalog_events())
         yield shop
