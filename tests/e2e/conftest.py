@@ -45,8 +45,11 @@ from kernel.settings import Settings, load_settings
 
 SERVER_START_TIMEOUT_S = 60
 DEMO_START_TIMEOUT_S = 90
-PORT_URL_VARIABLES = tuple(
-    f"EMPORIUM_{port}_URL" for port in ("EVENT_LOG", "SEARCH", "CACHE", "DATABASE", "RECOMMENDATIONS")
+# What `make run` in a clean shell does not have: cluster URLs (the demo is the embedded stack) and an
+# admin token (the demo makes one and saves it under its data dir).
+NOT_INHERITED_BY_THE_DEMO = (
+    *(f"EMPORIUM_{port}_URL" for port in ("EVENT_LOG", "SEARCH", "CACHE", "DATABASE", "RECOMMENDATIONS")),
+    "EMPORIUM_ADMIN_TOKEN",
 )
 
 
@@ -149,11 +152,10 @@ def _wait_until_healthy(proc: subprocess.Popen[str], base_url: str) -> None:
 
 @contextmanager
 def _emporium_demo(data_dir: Path, products: int, **env: str) -> Iterator[Demo]:
-    """`emporium demo` on the embedded stack (the README's run command), whatever URLs the caller set."""
+    """`emporium demo` as `make run` starts it, with `env` on top of a cleaned copy of this environment."""
     port = free_port()
-    child_env = {**os.environ, "EMPORIUM_DATA_DIR": str(data_dir), **env}
-    for variable in PORT_URL_VARIABLES:
-        child_env.pop(variable, None)
+    inherited = {k: v for k, v in os.environ.items() if k not in NOT_INHERITED_BY_THE_DEMO}
+    child_env = {**inherited, "EMPORIUM_DATA_DIR": str(data_dir), **env}
     emporium = str(Path(sys.executable).parent / "emporium")
     proc = subprocess.Popen(
         [emporium, "demo", "--products", str(products), "--port", str(port)],
