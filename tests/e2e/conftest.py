@@ -1,6 +1,6 @@
 """Shared fixtures of the end-to-end tests: the real app (`create_app`) on a temporary embedded data dir.
 
-Four ways to run it, each a factory fixture (tests choose the settings and the scope they need):
+Each fixture is a factory, so a test module picks the settings and the scope it needs:
 
 - `embedded_settings(data_dir, **overrides)`: settings of the embedded stack (SQLite, Tantivy,
   in-process cache) on `data_dir`, ignoring the caller's environment;
@@ -9,8 +9,8 @@ Four ways to run it, each a factory fixture (tests choose the settings and the s
   log, like another process publishing to it (the app runs on the test client's event loop);
 - `served_app(app)` / `served_app_in_thread(app)`: the app behind a real uvicorn socket, on the test's
   event loop or on a thread of its own (for synchronous clients such as schemathesis);
-- `emporium_demo(data_dir, products)`: the `emporium demo` command as a child process, what `make run`
-  starts, on a free port.
+- `emporium_demo(data_dir, products, **env)`: the `emporium demo` command as a child process, what
+  `make run` starts, on a free port.
 """
 
 from __future__ import annotations
