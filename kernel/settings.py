@@ -47,7 +47,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
 
     def public_dict(self) -> dict[str, Any]:
         """Settings safe to print (no secrets)."""
-        data = msgspec.to_builtins(self, enc_hook=str)
+        data: dict[str, Any] = msgspec.to_builtins(self, enc_hook=str)
         data["admin_token"] = "***" if self.admin_token else None
         return data
 

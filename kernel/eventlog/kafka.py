@@ -232,7 +232,7 @@ class KafkaEventLog:
         return total
 
 
-class _Rebalance(ConsumerRebalanceListener):
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no type hints
     def __init__(self, owner: KafkaConsumer) -> None:
         self._owner = owner
 

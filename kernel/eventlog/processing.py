@@ -43,7 +43,7 @@ from kernel.contracts.events import (
 )
 from kernel.eventlog.port import Consumer, EventLog, OutgoingMessage, Record
 
-_base_log = structlog.get_logger(__name__)
+_base_log: structlog.typing.FilteringBoundLogger = structlog.get_logger(__name__)
 
 
 def _logger(group: str, topics: Sequence[str]) -> structlog.typing.FilteringBoundLogger:

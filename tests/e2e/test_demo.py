@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -45,42 +44,13 @@ def test_seed_demo_is_idempotent(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert (smaller.changed, smaller.removed) == (0, 50)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
-def test_emporium_demo_serves_the_seeded_catalog(tmp_path: Path) -> None:
-    port = free_port()
-    env = {
-        **os.environ,
-        "EMPORIUM_DATA_DIR": str(tmp_path),
-        "EMPORIUM_FEED_MAX_BYTES": "65536",
-        "EMPORIUM_LOG_LEVEL": "warning",
-    }
-    for name in ("EVENT_LOG", "SEARCH", "CACHE", "DATABASE", "RECOMMENDATIONS"):
-        env.pop(f"EMPORIUM_{name}_URL", None)  # the README's run command is the embedded stack
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "emporium"), "demo", "--products", "400", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "emporium demo did not answer /healthz within 90 s"
-            time.sleep(0.3)
+def test_emporium_demo_serves_the_seeded_catalog(
+    tmp_path: Path, emporium_demo: Callable[..., AbstractContextManager[Any]]
+) -> None:
+    env = {"EMPORIUM_FEED_MAX_BYTES": "65536", "EMPORIUM_LOG_LEVEL": "warning"}
+    with emporium_demo(tmp_path, products=400, **env) as demo:
+        base = demo.base_url
         # As soon as it answers, the demo is ready and its products have their feed stock.
         ready = httpx.get(f"{base}/readyz", timeout=10)
         assert ready.status_code == 200 and ready.json()["checks"]["inventory.stock_feed"] == "ok", ready.text
@@ -105,13 +75,7 @@ def test_emporium_demo_serves_the_seeded_catalog(tmp_path: Path) -> None:
         report = httpx.get(base + r.headers["location"], headers={"X-Api-Key": key}, timeout=10)
         assert report.status_code == 200 and report.json()["feed_id"] == r.json()["feed_id"]
         assert httpx.get(base + r.headers["location"]).status_code == 401
-    finally:
-        proc.terminate()
-        try:
-            output = proc.communicate(timeout=30)[0]
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            output = proc.communicate()[0]
+    (output,) = demo.output
     # The demo printed its feed report (JSON) before serving.
     start = output.index("{\n")
     seeded = json.loads(output[start : output.index("\n}\n", start) + 2])

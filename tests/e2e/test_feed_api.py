@@ -5,15 +5,16 @@ from __future__ import annotations
 import gzip
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 import pytest
 from litestar.testing import AsyncTestClient
 
 from emporium.adapters import EVENT_LOG
-from emporium.app import create_app
 from kernel.contracts.events import CATALOG_TOPIC, ProductUpserted, decode_event
-from kernel.settings import load_settings
+from kernel.settings import Settings
 
 ADMIN = "admin-token-for-tests"
 MAX_BYTES = 64 * 1024
@@ -21,18 +22,19 @@ CSV = "text/csv"
 
 
 @pytest.fixture(scope="module")
-async def client(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[AsyncTestClient]:
-    data_dir = tmp_path_factory.mktemp("feed-api")
-    settings = load_settings(
-        env={},
-        data_dir=str(data_dir),
+async def client(
+    tmp_path_factory: pytest.TempPathFactory,
+    embedded_settings: Callable[..., Settings],
+    running_app: Callable[..., AbstractAsyncContextManager[Any]],
+) -> AsyncIterator[AsyncTestClient]:
+    settings = embedded_settings(
+        tmp_path_factory.mktemp("feed-api"),
         admin_token=ADMIN,
         feed_max_bytes=MAX_BYTES,
         inprocess_projectors=False,
     )
-    app = create_app(settings)
-    async with AsyncTestClient(app=app) as c:
-        yield c
+    async with running_app(settings) as app:
+        yield app.client
 
 
 async def new_supplier(client: AsyncTestClient) -> tuple[str, dict[str, str]]:

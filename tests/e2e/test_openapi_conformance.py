@@ -9,17 +9,15 @@ Checks, per generated request:
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 
 import httpx
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
+from litestar import Litestar
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -31,8 +29,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from emporium.app import create_app
-from inventory.testing import free_port
-from kernel.settings import load_settings
+from kernel.settings import Settings
 
 TOKEN = "openapi-admin-token"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
@@ -53,29 +50,17 @@ FEED = (
 
 
 @pytest.fixture(scope="module")
-def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def base_url(
+    tmp_path_factory: pytest.TempPathFactory,
+    embedded_settings: Callable[..., Settings],
+    served_app_in_thread: Callable[[Litestar], AbstractContextManager[str]],
+) -> Iterator[str]:
     """A real server on its own thread and loop (schemathesis calls it synchronously), with a little
     catalog and stock so that some generated requests reach real data."""
-    tmp: Path = tmp_path_factory.mktemp("openapi")
-    settings_ = load_settings(env={}, data_dir=str(tmp / "data"), log_format="console", admin_token=TOKEN)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings_), host="127.0.0.1", port=port, log_config=None, access_log=False)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert thread.is_alive(), "server failed to start"
-        assert time.monotonic() < deadline, "server did not start in 60s"
-        time.sleep(0.05)
-    base = f"http://127.0.0.1:{port}"
-    try:
+    settings_ = embedded_settings(tmp_path_factory.mktemp("openapi") / "data", admin_token=TOKEN)
+    with served_app_in_thread(create_app(settings_)) as base:
         _seed(base)
         yield base
-    finally:
-        server.should_exit = True
-        thread.join(30)
 
 
 def _seed(base: str) -> None:

@@ -4,17 +4,17 @@ log, SQLite recommendations store, in-process projector)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 import pytest
 from litestar.testing import AsyncTestClient
 
-from emporium.adapters import EVENT_LOG
-from emporium.app import create_app
 from kernel.contracts.events import RECOMMENDATIONS_TOPIC, Envelope, RecommendationsComputed, new_event
 from kernel.eventlog.port import EventLog
 from kernel.eventlog.processing import publish_events
-from kernel.settings import load_settings
+from kernel.settings import Settings
 from read_models.recommendations_projector import RECOMMENDATIONS_GROUP
 
 
@@ -38,18 +38,15 @@ class Shop:
 
 
 @pytest.fixture(scope="module")
-async def shop(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Shop]:
+async def shop(
+    tmp_path_factory: pytest.TempPathFactory,
+    embedded_settings: Callable[..., Settings],
+    running_app: Callable[..., AbstractAsyncContextManager[Any]],
+) -> AsyncIterator[Shop]:
     """One app for the module (its start and stop cost seconds); tests use distinct user ids."""
-    data_dir = tmp_path_factory.mktemp("recs-e2e") / "data"
-    settings = load_settings(env={}, data_dir=str(data_dir), log_format="console")
-    app = create_app(settings)
-    event_log = EVENT_LOG.open(settings.event_log_url, client_id="e2e-recs")
-    async with AsyncTestClient(app) as client:
-        await event_log.start()
-        try:
-            yield Shop(client, event_log)
-        finally:
-            await event_log.close()
+    settings = embedded_settings(tmp_path_factory.mktemp("recs-e2e") / "data")
+    async with running_app(settings, own_event_log=True) as app:
+        yield Shop(app.client, app.event_log)
 
 
 async def test_recommendations_follow_the_newest_event(shop: Shop) -> None:

@@ -8,17 +8,16 @@ Redis' fast-path counters.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import httpx
 import pytest
-import uvicorn
 from litestar import Litestar
 
 from emporium.app import create_app
@@ -27,7 +26,6 @@ from inventory.testing import (
     audit_mysql,
     audit_sqlite,
     drop_mysql_database,
-    free_port,
     mysql_url_with_database,
     unique_name,
 )
@@ -60,27 +58,12 @@ def inventory_module(app: Litestar) -> Any:
     raise AssertionError("inventory routes are not mounted")
 
 
-@contextlib.asynccontextmanager
-async def serve(app: Litestar) -> AsyncIterator[str]:
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on")
-    )
-    task = asyncio.create_task(server.serve())
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert not task.done(), "server failed to start"
-        assert time.monotonic() < deadline, "server did not start in 60s"
-        await asyncio.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 30)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("cluster", marks=pytest.mark.cluster)])
-async def api(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Api]:
+@pytest.fixture(params=["sqlite", "cluster"])
+async def api(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    served_app: Callable[[Litestar], AbstractAsyncContextManager[str]],
+) -> AsyncIterator[Api]:
     env = {
         "EMPORIUM_DATA_DIR": str(tmp_path / "data"),
         "EMPORIUM_EVENT_LOG_URL": f"sqlite:///{tmp_path}/events.db",
@@ -95,7 +78,7 @@ async def api(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[A
         env["EMPORIUM_CACHE_URL"] = request.getfixturevalue("redis_url")
     app = create_app(load_settings(env=env))
     try:
-        async with serve(app) as base, httpx.AsyncClient(base_url=base, timeout=30) as client:
+        async with served_app(app) as base, httpx.AsyncClient(base_url=base, timeout=30) as client:
             yield Api(client, base, app, request.param, db)
     finally:
         if request.param == "cluster":

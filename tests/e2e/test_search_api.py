@@ -4,7 +4,8 @@ projectors): catalog events in -> search with typos, facets and filters; stock-o
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,6 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
-from emporium.adapters import EVENT_LOG
-from emporium.app import create_app
 from kernel.contracts.events import (
     ACTIVITY_TOPIC,
     CATALOG_TOPIC,
@@ -29,7 +28,7 @@ from kernel.contracts.events import (
 )
 from kernel.eventlog.port import EventLog
 from kernel.eventlog.processing import publish_events
-from kernel.settings import load_settings
+from kernel.settings import Settings
 from search.projectors import LIVE_SEARCH_GROUP
 
 ADMIN_TOKEN = "e2e-admin-token"
@@ -95,20 +94,16 @@ class Shop:
 
 
 @pytest.fixture
-async def shop(tmp_path: Path) -> AsyncIterator[Shop]:
-    settings = load_settings(
-        env={}, data_dir=str(tmp_path / "data"), log_format="console", admin_token=ADMIN_TOKEN
-    )
-    app = create_app(settings)
-    event_log = EVENT_LOG.open(settings.event_log_url, client_id="e2e-test")
-    async with AsyncTestClient(app) as client:
-        await event_log.start()
-        try:
-            shop = Shop(client, event_log)
-            await shop.publish(catalog_events())
-            yield shop
-        finally:
-            await event_log.close()
+async def shop(
+    tmp_path: Path,
+    embedded_settings: Callable[..., Settings],
+    running_app: Callable[..., AbstractAsyncContextManager[Any]],
+) -> AsyncIterator[Shop]:
+    settings = embedded_settings(tmp_path / "data", admin_token=ADMIN_TOKEN)
+    async with running_app(settings, own_event_log=True) as app:
+        shop = Shop(app.client, app.event_log)
+        await shop.publish(catalog_events())
+        yield shop
 
 
 async def test_typos_facets_filters_and_sorting(shop: Shop) -> None:
