@@ -58,7 +58,7 @@ def inventory_module(app: Litestar) -> Any:
     raise AssertionError("inventory routes are not mounted")
 
 
-@pytest.fixture(params=["sqlite", "cluster"])
+@pytest.fixture(params=["sqlite", pytest.param("cluster", marks=pytest.mark.cluster)])
 async def api(
     request: pytest.FixtureRequest,
     tmp_path: Path,
