@@ -31,7 +31,7 @@ def open_search_index(url: str) -> RebuildableSearchIndex:
         raise ValueError(f"unknown search URL options: {', '.join(sorted(options))}")
     scheme = parts.scheme.lower()
     if scheme == "tantivy":
-        from search.tantivy_index import TantivySearchIndex
+        from search.tantivy import TantivySearchIndex
 
         path = (parts.netloc + parts.path) if parts.netloc else parts.path
         if not path:

@@ -29,7 +29,7 @@ from search.port import (
     SearchQuery,
     Sort,
 )
-from search.tantivy_index import FACET_FETCH
+from search.tantivy.facets import FACET_FETCH
 
 BASE_MS = 1_700_000_000_000
 # products the typo and suggestion tests look for: always part of the sample

@@ -30,7 +30,7 @@ from search.out_of_stock import MemoryOutOfStockSet
 from search.port import Sort
 from search.projection import SearchProjection
 from search.service import SearchRequest, SearchService
-from search.tantivy_index import TantivySearchIndex
+from search.tantivy import TantivySearchIndex
 
 TITLES = ("Basmati Rice", "Green Tea", "Cotton Kurta", "Running Shoes", "Olive Oil", "Face Wash")
 BRANDS = ("Daawat", "Tetley", "Fabindia", "Puma", "Figaro", "Himalaya")

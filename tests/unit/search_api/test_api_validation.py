@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from fakes import MemorySearchIndex, doc
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from fakes import MemorySearchIndex, doc
 
 from search.api import storefront_router
 from search.delivery_zones import DeliveryZones
