@@ -114,7 +114,7 @@ def tantivy_raw(docs: list[SearchDocument]) -> float:
 
 
 async def es_adapter(url: str, docs: list[SearchDocument], batch: int) -> float:
-    from search.elasticsearch_index import ElasticsearchSearchIndex
+    from search.elasticsearch import ElasticsearchSearchIndex
 
     index = ElasticsearchSearchIndex(url, f"bench-{uuid.uuid4().hex[:8]}", chunk_size=batch)
     await index.ensure_index()
@@ -134,7 +134,7 @@ async def es_adapter(url: str, docs: list[SearchDocument], batch: int) -> float:
 async def es_raw(url: str, docs: list[SearchDocument], batch: int) -> float:
     from elasticsearch import AsyncElasticsearch, helpers
 
-    from search.elasticsearch_index import index_mappings, index_settings, to_source
+    from search.elasticsearch.mapping import index_mappings, index_settings, to_source
 
     client = AsyncElasticsearch(url, request_timeout=120)
     name = f"benchraw-{uuid.uuid4().hex[:8]}"

@@ -38,7 +38,7 @@ def open_search_index(url: str) -> RebuildableSearchIndex:
             raise ValueError(f"tantivy URL needs a folder: {url!r} (e.g. tantivy:///var/lib/emporium/search)")
         return TantivySearchIndex(Path(path), name)
     if scheme in ("http", "https", "elasticsearch"):
-        from search.elasticsearch_index import ElasticsearchSearchIndex
+        from search.elasticsearch import ElasticsearchSearchIndex
 
         if not parts.hostname:
             raise ValueError(f"search URL needs a host: {url!r}")
