@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 from kernel.openapi import errors, optional_list, optional_number
 from kernel.responses import JsonBytes
 from search.port import SearchIndexError, Sort
-from search.service import (
+from search.schemas import (
     MAX_BRANDS,
     MAX_OFFSET,
     MAX_PAGE_SIZE,
@@ -32,9 +32,9 @@ from search.service import (
     ProductResponse,
     SearchRequest,
     SearchResponse,
-    SearchService,
     SuggestResponse,
 )
+from search.service import SearchService
 
 MAX_ID_LENGTH = 200
 UserId = Annotated[str | None, HeaderParameter(name="X-User-Id", required=False, max_length=MAX_ID_LENGTH)]

@@ -27,7 +27,8 @@ from search.factory import open_search_index
 from search.out_of_stock import RedisOutOfStockSet
 from search.port import RebuildableSearchIndex
 from search.projection import SearchProjection
-from search.service import SearchRequest, SearchService
+from search.schemas import SearchRequest
+from search.service import SearchService
 
 pytestmark = pytest.mark.cluster
 

@@ -9,10 +9,13 @@ from fakes import MemorySearchIndex, doc
 from prometheus_client import CollectorRegistry
 
 from kernel.contracts.events import SearchPerformed
+from search.cache import ResultCache
 from search.delivery_zones import DeliveryZones
+from search.metrics import SearchMetrics
 from search.out_of_stock import MemoryOutOfStockSet, StockChange
 from search.port import IndexChange, Sort
-from search.service import ResultCache, SearchMetrics, SearchRequest, SearchResponse, SearchService
+from search.schemas import SearchRequest, SearchResponse
+from search.service import SearchService
 
 ZONES = DeliveryZones.from_file()
 
