@@ -1,10 +1,10 @@
-"""The storefront's result cache: index answers and rendered pages, never the stock filter.
+"""The storefront's result cache: index answers and response pages, never the stock filter.
 
 Storefront traffic repeats itself (the head of the query distribution, page reloads, facet clicks), and
 the index is near-real-time anyway, so an index answer can be reused until the index changes: the
 in-process projector reports every index write (``index_changed``), and ``ttl_s`` bounds the staleness
 when the index is written by other processes (``emporium project``, a rebuild). The exact out-of-stock
-filter still runs on every request, so a stock-out is hidden at once either way: a rendered page
+filter still runs on every request, so a stock-out is hidden at once either way: a page
 (``CachedPage``) is served only if the live out-of-stock set still says the same about every item the
 page examined.
 
@@ -25,24 +25,22 @@ from typing import Generic, NamedTuple, TypeVar
 import msgspec
 from cachetools import TTLCache
 
-from kernel.contracts.events import SearchPerformed
 from search.port import IndexChange, SearchResult
+from search.schemas import SearchResponse
 
 _V = TypeVar("_V")
 
 
 class CachedPage(msgspec.Struct, frozen=True):
-    """A rendered response page and the stock facts it was decided on.
+    """A response page and the stock facts it was decided on.
 
     The page is exact only while every SKU it examined (returned or dropped) has the same out-of-stock
     state as when it was computed, so a reuse re-checks exactly those SKUs against the live set.
     """
 
-    body: bytes  # the JSON response
-    total: int
+    response: SearchResponse
     examined: tuple[str, ...]
-    out: frozenset[str]
-    performed: SearchPerformed  # the activity event of a reuse, without the shopper's ids
+    out: frozenset[str]  # which of ``examined`` were out of stock
     stamp: float  # when its computation started (``ResultCache.stamp``): what it may have missed
 
 
@@ -52,11 +50,11 @@ class _Stamped(NamedTuple, Generic[_V]):
 
 
 class ResultCache:
-    """Index answers (``SearchQuery`` bytes -> ``SearchResult``) and rendered pages, LRU and TTL bound.
+    """Index answers (``SearchQuery`` bytes -> ``SearchResult``) and response pages, LRU and TTL bound.
 
     Pages answer the repeats; answers serve what pages cannot (a page gone stale after a stock-out,
-    ``deliver_to`` pages, deeper fetch rounds). An answer holds full documents and a page only its JSON
-    and SKUs, so by default it keeps a sixteenth as many answers as pages.
+    ``deliver_to`` pages, deeper fetch rounds). An answer holds full documents and a page only what it
+    shows, so by default it keeps a sixteenth as many answers as pages.
     """
 
     def __init__(
@@ -72,7 +70,6 @@ class ResultCache:
         self.stock_out_grace_s = stock_out_grace_s
         self._answers: TTLCache[bytes, _Stamped[SearchResult]] = TTLCache(self.max_answers, ttl_s)
         self._pages: TTLCache[bytes, _Stamped[CachedPage]] = TTLCache(max_entries, ttl_s)
-        self._urls: TTLCache[bytes, _Stamped[CachedPage]] = TTLCache(max_entries, ttl_s)
         self._stock_outs: deque[float] = deque()  # when stock-out writes were reported, oldest first
         self._computed_after = -math.inf  # what was computed before this is out of date
 
@@ -92,7 +89,6 @@ class ResultCache:
         self._stock_outs.clear()
         self._answers.clear()
         self._pages.clear()
-        self._urls.clear()
 
     def get(self, key: bytes) -> SearchResult | None:
         return self._get(self._answers, key)
@@ -105,14 +101,6 @@ class ResultCache:
 
     def put_page(self, key: bytes, page: CachedPage) -> None:
         self._put(self._pages, key, page.stamp, page)
-
-    def get_url(self, query_string: bytes) -> CachedPage | None:
-        """The page last rendered for exactly this raw query string (``SearchService.reuse_json``)."""
-        return self._get(self._urls, query_string)
-
-    def put_url(self, query_string: bytes, page: CachedPage) -> None:
-        """Under the page's own stamp: a page reused under another URL is as old as when computed."""
-        self._put(self._urls, query_string, page.stamp, page)
 
     def _current(self, stamp: float) -> bool:
         """Whether what was computed at ``stamp`` still stands: no content change since, and no

@@ -16,9 +16,8 @@ from pathlib import Path
 import tantivy
 
 from search.port import SearchDocument, SearchIndexError
-from search.tantivy.documents import category_fields, load
+from search.tantivy.documents import load
 from search.tantivy.schema import SCHEMA, product_hash, register_analyzers
-from search.versions import DocumentMemo, FacetTable
 
 
 class Engine:
@@ -41,8 +40,6 @@ class Engine:
         # Written but not committed yet (product hash -> document, None for a tombstone).
         self.staged: dict[int, SearchDocument | None] = {}
         self.live_query = tantivy.Query.term_query(SCHEMA, "live", True)
-        self.facets = FacetTable(lambda path: category_fields(path).terms)
-        self.documents = DocumentMemo()
 
     @property
     def revisions(self) -> dict[int, int]:

@@ -7,19 +7,21 @@ evaluating the query a second time).
 
 from __future__ import annotations
 
-from typing import Any, cast
+from collections import Counter
+from typing import Any
 
 import tantivy
 
 from search.port import DEFAULT_PRICE_RANGES, MAX_CATEGORY_DEPTH, FacetBucket, SearchDocument, SearchQuery
-from search.tantivy.documents import load
-from search.tantivy.engine import Engine
-from search.tantivy.paging import Matches
+from search.tantivy.documents import category_fields, load
+from search.tantivy.paging import MIN_FETCH
 from search.tantivy.queries import category_depth
 from search.tantivy.schema import category_term
-from search.versions import count_facets
 
-FACET_FETCH = 256  # a first relevance page fetches this many hits, and counts facets over them if all
+# A relevance search fetches at least this many hits; when that is every match, the facets are counted
+# over their documents (each read once, then reused by the page). Counting reads every matched document,
+# so past a few dozen matches the aggregation is the cheaper way.
+FACET_FETCH = MIN_FETCH
 EVERY_TERM = 1 << 20  # every term from every segment: counts are exact, not estimates
 # Every category level is aggregated and ``facets`` keeps the wanted one: catalogs have far fewer
 # paths than this, and a regex ``include`` per level costs more than the extra buckets.
@@ -53,20 +55,35 @@ def aggregations(query: SearchQuery) -> dict[str, Any]:
     }
 
 
+def _price_range(price: float) -> str | None:
+    for bucket in DEFAULT_PRICE_RANGES:
+        if (bucket.low is None or price >= float(bucket.low)) and (
+            bucket.high is None or price < float(bucket.high)
+        ):
+            return bucket.key
+    return None
+
+
 def counted(
-    searcher: tantivy.Searcher, engine: Engine, matches: Matches, loaded: dict[DocumentKey, SearchDocument]
+    searcher: tantivy.Searcher, matches: list[Any], loaded: dict[DocumentKey, SearchDocument]
 ) -> dict[str, Any]:
-    """The facet aggregations' result counted over these matches; documents read for it go to
-    ``loaded`` (a page's hits reuse them)."""
-    addresses = matches.addresses
-    revisions = cast(list[int], searcher.fast_field_values("revision", addresses))
-
-    def read(i: int) -> SearchDocument:
-        doc = load(searcher, addresses[i])
-        loaded[document_key(addresses[i])] = doc
-        return doc
-
-    return count_facets(engine.facets.lookup(matches.keys, revisions, read))
+    """What the facet aggregations return, counted over the documents at these addresses (every match
+    of a query); the documents go to ``loaded``, so a page's hits are not read twice."""
+    counts: dict[str, Counter[str]] = {"brand": Counter(), "category": Counter(), "price": Counter()}
+    for address in matches:
+        doc = load(searcher, address)
+        loaded[document_key(address)] = doc
+        if doc.brand:
+            counts["brand"][doc.brand] += 1
+        if doc.category_path:
+            counts["category"].update(category_fields(doc.category_path).terms)
+        price = _price_range(float(doc.price))
+        if price is not None:
+            counts["price"][price] += 1
+    return {
+        name: {"buckets": [{"key": key, "doc_count": n} for key, n in counter.items()]}
+        for name, counter in counts.items()
+    }
 
 
 def facets(result: dict[str, Any], query: SearchQuery) -> dict[str, list[FacetBucket]]:

@@ -39,17 +39,10 @@ class Ranked(NamedTuple):
     address: Any  # tantivy.DocAddress
 
 
-class Matches(NamedTuple):
-    """Every match of a query (from a fetch that got them all), in no particular order."""
-
-    keys: list[int]  # pid_hash
-    addresses: list[Any]
-
-
 class RelevancePage(NamedTuple):
     hits: list[Ranked]
     total: int
-    every: Matches | None  # every match, when asked for and the fetch held them all
+    every: list[Any] | None  # the addresses of every match, when asked for and the fetch held them all
 
 
 def count(result: tantivy.SearchResult) -> int:
@@ -68,8 +61,7 @@ def relevance_page(
 
     Tantivy returns hits by score, ordering equal scores arbitrarily; a hit is placed for sure only when
     its score is above the lowest score fetched (or everything was fetched), so the fetch grows until the
-    page is all sure. Only the page and the hits tied with its last one are ordered here: fetching every
-    match (for the facets) costs no Python work per match beyond reading its key.
+    page is all sure. Only the page and the hits tied with its last one are ordered here.
     """
     if query.search_after is not None:
         return _relevance_page_after(searcher, base, query)
@@ -85,15 +77,9 @@ def relevance_page(
             while end < len(scored) and scored[end][0] == boundary:
                 end += 1  # ties with the page's last hit may order before it
         if complete or end < len(scored):
-            every = None
-            if complete and every_up_to:
-                addresses = [address for _, address in scored]
-                keys = cast(list[int], searcher.fast_field_values("pid_hash", addresses))
-                every = Matches(keys, addresses)
-                head_keys = keys[:end]
-            else:
-                head = [address for _, address in scored[:end]]
-                head_keys = cast(list[int], searcher.fast_field_values("pid_hash", head))
+            every = [address for _, address in scored] if complete and every_up_to else None
+            head = [address for _, address in scored[:end]]
+            head_keys = cast(list[int], searcher.fast_field_values("pid_hash", head))
             ranked = sorted(
                 (
                     Ranked(float(score), key, address)

@@ -7,7 +7,7 @@ CPU in Python, and handing it to worker threads costs GIL hand-offs without addi
 from __future__ import annotations
 
 import weakref
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple
 
 import tantivy
 
@@ -60,17 +60,16 @@ def search(engine: Engine, query: SearchQuery) -> SearchResult:
     base = tantivy.Query.boolean_query(clauses)
     loaded: dict[DocumentKey, SearchDocument] = {}
     if query.sort is Sort.RELEVANCE and text.match is not None:
-        page = _relevance(searcher, engine, base, query, loaded)
+        page = _relevance(searcher, base, query, loaded)
     else:
         page = _field_sorted(searcher, engine, base, query)
-    hits = _hits(searcher, engine, page.hits, query, text.highlight, loaded)
+    hits = _hits(searcher, page.hits, query, text.highlight, loaded)
     found = facets(page.aggregations, query) if query.with_facets else {}
     return SearchResult(hits=hits, total=page.total, facets=found)
 
 
 def _relevance(
     searcher: tantivy.Searcher,
-    engine: Engine,
     base: tantivy.Query,
     query: SearchQuery,
     loaded: dict[DocumentKey, SearchDocument],
@@ -79,7 +78,7 @@ def _relevance(
     if not query.with_facets:
         return Page(page.hits, page.total, {})
     if page.every is not None:  # the fetch holds every match: count the facets over those
-        return Page(page.hits, page.total, counted(searcher, engine, page.every, loaded))
+        return Page(page.hits, page.total, counted(searcher, page.every, loaded))
     return Page(page.hits, page.total, searcher.aggregate(base, aggregations(query)))
 
 
@@ -108,23 +107,10 @@ def _field_sorted(
 
 
 def _documents(
-    searcher: tantivy.Searcher,
-    engine: Engine,
-    page: list[Ranked],
-    query: SearchQuery,
-    loaded: dict[DocumentKey, SearchDocument],
+    searcher: tantivy.Searcher, page: list[Ranked], loaded: dict[DocumentKey, SearchDocument]
 ) -> list[SearchDocument]:
-    """The documents of a page's hits; an in-stock-only page's from the memo of versions."""
-    found = [hit.address for hit in page]
-
-    def read(i: int) -> SearchDocument:
-        doc = loaded.get(document_key(found[i]))
-        return load(searcher, found[i]) if doc is None else doc
-
-    if not query.in_stock_only or not page:
-        return [read(i) for i in range(len(page))]
-    revisions = cast(list[int], searcher.fast_field_values("revision", found))
-    return engine.documents.lookup([hit.key for hit in page], revisions, read)
+    """The documents of a page's hits (those the facet count read already are not read again)."""
+    return [loaded.get(document_key(hit.address)) or load(searcher, hit.address) for hit in page]
 
 
 def _snippet_generators(
@@ -151,7 +137,6 @@ def _highlights(generators: dict[str, tantivy.SnippetGenerator], doc: SearchDocu
 
 def _hits(
     searcher: tantivy.Searcher,
-    engine: Engine,
     page: list[Ranked],
     query: SearchQuery,
     highlight: tantivy.Query | None,
@@ -166,5 +151,5 @@ def _hits(
             sort_values=sort_values(doc, query.sort, hit, has_text),
             highlights=_highlights(generators, doc),
         )
-        for hit, doc in zip(page, _documents(searcher, engine, page, query, loaded), strict=True)
+        for hit, doc in zip(page, _documents(searcher, page, loaded), strict=True)
     ]

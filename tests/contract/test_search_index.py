@@ -275,7 +275,7 @@ async def test_facets_of_a_text_query_are_the_counts_over_its_matches(engine: Lo
         ]
         assert [b.count for b in result.facets["price"]] == in_range, text
     if engine.kind == "tantivy":  # both of its ways: counted from up to FACET_FETCH hits, or aggregated
-        assert min(sizes) < FACET_FETCH < max(sizes) and any(64 < n < FACET_FETCH for n in sizes), sizes
+        assert min(sizes) < FACET_FETCH < max(sizes), sizes
 
 
 async def test_a_text_query_without_hits_still_counts(engine: Loaded) -> None:
@@ -382,8 +382,8 @@ async def test_stale_and_duplicate_revisions_never_overwrite_newer(engine: Loade
 
 
 async def test_facets_follow_each_new_revision(engine: Loaded) -> None:
-    """Facets counted from remembered per-version buckets (Tantivy) still follow every write: a new
-    revision moves a product to its new brand, category and price range; a stock flag moves nothing."""
+    """Facets, however an adapter counts them, follow every write: a new revision moves a product to its
+    new brand, category and price range; a stock flag moves nothing."""
     index = engine.make()
     await index.ensure_index()
 
