@@ -53,6 +53,22 @@ def _score_search(searcher: tantivy.Searcher, base: tantivy.Query, fetch: int) -
     return searcher.search(base, limit=fetch, count=True, weight_by_field="tiebreak")
 
 
+def _order(hit: Ranked) -> tuple[float, int]:
+    """The relevance order as an ascending sort key: score desc, then product hash asc."""
+    return (-hit.score, hit.key)
+
+
+def _settled_end(scores: list[float], wanted: int) -> int:
+    """How many of the fetched hits (in score order) must be ordered to know the first ``wanted``: the
+    hits tied with the last wanted one may order before it."""
+    end = min(wanted, len(scores))
+    if 0 < end < len(scores):
+        boundary = scores[end - 1]
+        while end < len(scores) and scores[end] == boundary:
+            end += 1
+    return end
+
+
 def relevance_page(
     searcher: tantivy.Searcher, base: tantivy.Query, query: SearchQuery, every_up_to: int = 0
 ) -> RelevancePage:
@@ -69,24 +85,14 @@ def relevance_page(
     fetch = max(MIN_FETCH, wanted * 2, every_up_to)
     while True:
         result = _score_search(searcher, base, fetch)
-        scored = result.hits
-        complete = len(scored) < fetch
-        end = min(wanted, len(scored))
-        if 0 < end < len(scored):
-            boundary = scored[end - 1][0]
-            while end < len(scored) and scored[end][0] == boundary:
-                end += 1  # ties with the page's last hit may order before it
-        if complete or end < len(scored):
-            every = [address for _, address in scored] if complete and every_up_to else None
-            head = [address for _, address in scored[:end]]
-            head_keys = cast(list[int], searcher.fast_field_values("pid_hash", head))
-            ranked = sorted(
-                (
-                    Ranked(float(score), key, address)
-                    for (score, address), key in zip(scored, head_keys, strict=False)
-                ),
-                key=lambda hit: (-hit.score, hit.key),
-            )
+        scores = [float(score) for score, _ in result.hits]
+        addresses = [address for _, address in result.hits]
+        complete = len(addresses) < fetch
+        end = _settled_end(scores, wanted)
+        if complete or end < len(addresses):
+            keys = cast(list[int], searcher.fast_field_values("pid_hash", addresses[:end]))
+            ranked = sorted(map(Ranked, scores, keys, addresses), key=_order)
+            every = addresses if complete and every_up_to else None
             return RelevancePage(ranked[query.offset : wanted], count(result), every)
         fetch *= 4
 
@@ -96,31 +102,21 @@ def _relevance_page_after(
 ) -> RelevancePage:
     """``relevance_page`` after a cursor: the page starts after the hit the cursor names."""
     assert query.search_after is not None
-    after = (-float(query.search_after[0]), int(query.search_after[1]))
+    score, key = query.search_after
+    after = _order(Ranked(float(score), int(key), None))
     fetch = max(MIN_FETCH, query.limit * 2)
     while True:
         result = _score_search(searcher, base, fetch)
-        scored = result.hits
-        hashes = searcher.fast_field_values("pid_hash", [address for _, address in scored])
-        # in ascending (-score, key) order, the order of the cursor
-        ranked = sorted(
-            (
-                Ranked(-float(score), int(key or 0), address)
-                for (score, address), key in zip(scored, hashes, strict=True)
-            ),
-            key=lambda hit: (hit.score, hit.key),
-        )
-        complete = len(scored) < fetch
-        if complete:
-            sure = len(ranked)
-        else:
-            lowest = -float(scored[-1][0])
-            sure = sum(1 for hit in ranked if hit.score < lowest)
-        start = bisect_right([(hit.score, hit.key) for hit in ranked], after)
+        scores = [float(score) for score, _ in result.hits]
+        addresses = [address for _, address in result.hits]
+        keys = searcher.fast_field_values("pid_hash", addresses)
+        ranked = sorted(map(Ranked, scores, [int(k or 0) for k in keys], addresses), key=_order)
+        complete = len(addresses) < fetch
+        # sure: placed above every hit not fetched yet (those score at most the lowest fetched)
+        sure = len(ranked) if complete else sum(1 for hit in ranked if hit.score > scores[-1])
+        start = bisect_right([_order(hit) for hit in ranked], after)
         if complete or start + query.limit <= sure:
-            page = ranked[start : start + query.limit]
-            hits = [hit._replace(score=-hit.score) for hit in page]
-            return RelevancePage(hits, count(result), None)
+            return RelevancePage(ranked[start : start + query.limit], count(result), None)
         fetch *= 4
 
 
@@ -160,7 +156,7 @@ def top_hit_keys(result: dict[str, Any], skip: int) -> list[int]:
     return [int(h["docvalue_fields"]["pid_hash"][0]) for h in result["hits"][skip:]]
 
 
-def addresses(searcher: tantivy.Searcher, live: tantivy.Query, hashes: list[int]) -> list[Ranked]:
+def by_keys(searcher: tantivy.Searcher, live: tantivy.Query, hashes: list[int]) -> list[Ranked]:
     """Live documents by product hash, in the order given (unscored)."""
     if not hashes:
         return []

@@ -19,8 +19,8 @@ from search.tantivy.paging import (
     FIELD_SORTS,
     POPULARITY,
     Ranked,
-    addresses,
     after_filter,
+    by_keys,
     relevance_page,
     sort_values,
     top_hit_keys,
@@ -103,7 +103,7 @@ def _field_sorted(
         result = searcher.aggregate(base, aggs)
         page_result = searcher.aggregate(after, {"page": page})
     hashes = top_hit_keys(page_result["page"], skip)
-    return Page(addresses(searcher, engine.live_query, hashes), int(result["total"]["value"] or 0), result)
+    return Page(by_keys(searcher, engine.live_query, hashes), int(result["total"]["value"] or 0), result)
 
 
 def _documents(
