@@ -125,7 +125,7 @@ def _index_name(query: str) -> str:
 
 def _tantivy(url: str) -> RebuildableSearchIndex:
     """``tantivy:///ABS/PATH`` or ``tantivy://REL/PATH``: the embedded index under that folder."""
-    from search.tantivy_index import TantivySearchIndex
+    from search.tantivy import TantivySearchIndex
 
     parts = urlsplit(url)
     name = _index_name(parts.query)
@@ -139,7 +139,7 @@ def _tantivy(url: str) -> RebuildableSearchIndex:
 
 def _elasticsearch(url: str) -> RebuildableSearchIndex:
     """``http(s)://[USER:PASS@]HOST:PORT[,HOST:PORT]`` or ``elasticsearch://HOST:PORT`` (plain http)."""
-    from search.elasticsearch_index import ElasticsearchSearchIndex
+    from search.elasticsearch import ElasticsearchSearchIndex
 
     parts = urlsplit(url)
     name = _index_name(parts.query)

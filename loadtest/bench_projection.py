@@ -80,7 +80,7 @@ def load_documents(datasets: Path = DATASETS, limit: int | None = None) -> tuple
 
 
 async def tantivy_adapter(docs: list[SearchDocument], batch: int) -> float:
-    from search.tantivy_index import TantivySearchIndex
+    from search.tantivy import TantivySearchIndex
 
     with tempfile.TemporaryDirectory() as root:
         index = TantivySearchIndex(root)
@@ -97,15 +97,16 @@ async def tantivy_adapter(docs: list[SearchDocument], batch: int) -> float:
 def tantivy_raw(docs: list[SearchDocument]) -> float:
     import tantivy
 
-    from search.tantivy_index import SCHEMA, _document, _register_analyzers, product_hash
+    from search.tantivy.documents import to_document
+    from search.tantivy.schema import SCHEMA, product_hash, register_analyzers
 
     with tempfile.TemporaryDirectory() as root:
         index = tantivy.Index(SCHEMA, path=root)
-        _register_analyzers(index)
+        register_analyzers(index)
         writer = index.writer(heap_size=128_000_000, num_threads=1)
         start = time.perf_counter()
         for doc in docs:
-            writer.add_document(_document(doc, product_hash(doc.product_id)))
+            writer.add_document(to_document(doc, product_hash(doc.product_id)))
         writer.commit()
         elapsed = time.perf_counter() - start
         writer.wait_merging_threads()
@@ -113,7 +114,7 @@ def tantivy_raw(docs: list[SearchDocument]) -> float:
 
 
 async def es_adapter(url: str, docs: list[SearchDocument], batch: int) -> float:
-    from search.elasticsearch_index import ElasticsearchSearchIndex
+    from search.elasticsearch import ElasticsearchSearchIndex
 
     index = ElasticsearchSearchIndex(url, f"bench-{uuid.uuid4().hex[:8]}", chunk_size=batch)
     await index.ensure_index()
@@ -133,7 +134,7 @@ async def es_adapter(url: str, docs: list[SearchDocument], batch: int) -> float:
 async def es_raw(url: str, docs: list[SearchDocument], batch: int) -> float:
     from elasticsearch import AsyncElasticsearch, helpers
 
-    from search.elasticsearch_index import index_mappings, index_settings, to_source
+    from search.elasticsearch.mapping import index_mappings, index_settings, to_source
 
     client = AsyncElasticsearch(url, request_timeout=120)
     name = f"benchraw-{uuid.uuid4().hex[:8]}"

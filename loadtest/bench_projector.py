@@ -40,7 +40,7 @@ async def project_once(settings: Settings, search_root: Path, batch: int) -> tup
     from kernel.eventlog.projection import ProjectorMetrics, ProjectorTask
     from search.out_of_stock import MemoryOutOfStockSet
     from search.projection import SearchProjection
-    from search.tantivy_index import TantivySearchIndex
+    from search.tantivy import TantivySearchIndex
 
     event_log = EVENT_LOG.open(settings.event_log_url)
     index = TantivySearchIndex(search_root)  # this bench measures the embedded engine whatever the settings
@@ -101,7 +101,7 @@ async def raw_upsert_once(
     batch: int | None = None,
 ) -> tuple[int, float, float]:
     """``upsert`` of pre-built documents: in one call, or in calls of ``batch`` (one commit each)."""
-    from search.tantivy_index import TantivySearchIndex
+    from search.tantivy import TantivySearchIndex
 
     index = TantivySearchIndex(search_root)
     await index.ensure_index()

@@ -108,7 +108,7 @@ async def with_cursors(index: Any, mix: list[SearchQuery]) -> list[SearchQuery]:
 
 async def run_mix(index: Any, mix: list[SearchQuery], *, fuzzy: bool = False) -> tuple[list[float], float]:
     """Latency of each search (ms) and CPU per search (ms); ``fuzzy`` hides the vocabulary."""
-    import search.tantivy_index as adapter
+    import search.tantivy.reads as adapter
 
     vocabulary = adapter._vocabulary
     if fuzzy:
@@ -129,7 +129,7 @@ async def run_baseline(index: Any, words: list[str]) -> list[float]:
     """A plain term query straight on Tantivy: top FETCH of one title term, stored docs loaded."""
     import tantivy
 
-    from search.tantivy_index import SCHEMA
+    from search.tantivy.schema import SCHEMA
 
     engine = index._current()
 
@@ -156,7 +156,9 @@ async def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="index only the first N documents")
     args = parser.parse_args()
 
-    from search.tantivy_index import TantivySearchIndex, _analyze, _trackers, _vocabulary
+    from search.tantivy import TantivySearchIndex
+    from search.tantivy.reads import _trackers, _vocabulary
+    from search.tantivy.schema import analyze
 
     docs, source = load_documents(limit=args.limit)
     stats: dict[str, list[tuple[float, float, float]]] = {"vocabulary": [], "fuzzy": [], "term query": []}
@@ -177,7 +179,7 @@ async def main() -> None:
         _trackers[engine].refresh()
         print(f"vocabulary built in {time.perf_counter() - started:.2f}s")
         mix = await with_cursors(index, query_mix(docs, args.queries))
-        words = [t for q in mix if q.text for t in _analyze(q.text)[:1]]
+        words = [t for q in mix if q.text for t in analyze(q.text)[:1]]
         _, cold = await run_mix(index, mix)  # warm-up: page cache, readers, each word's typo variants
         await run_mix(index, mix, fuzzy=True)
         await run_baseline(index, words)

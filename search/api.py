@@ -6,9 +6,8 @@ JSON 400s (Litestar's parameter validation for types, ``InvalidRequest`` for com
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from decimal import Decimal
-from typing import Annotated, cast
+from typing import Annotated
 
 import structlog
 from litestar import Controller, MediaType, Request, Response, Router, get
@@ -16,13 +15,11 @@ from litestar.di import NamedDependency, Provide
 from litestar.exceptions import NotFoundException
 from litestar.openapi.spec import OpenAPIType, Schema
 from litestar.params import HeaderParameter, PathParameter, QueryParameter
-from litestar.types import ASGIApp, Receive, Scope, Send
 from redis.exceptions import RedisError
 
 from kernel.openapi import errors, optional_list, optional_number
-from kernel.responses import JsonBytes
 from search.port import SearchIndexError, Sort
-from search.service import (
+from search.schemas import (
     MAX_BRANDS,
     MAX_OFFSET,
     MAX_PAGE_SIZE,
@@ -32,16 +29,15 @@ from search.service import (
     ProductResponse,
     SearchRequest,
     SearchResponse,
-    SearchService,
     SuggestResponse,
 )
+from search.service import SearchService
 
 MAX_ID_LENGTH = 200
 UserId = Annotated[str | None, HeaderParameter(name="X-User-Id", required=False, max_length=MAX_ID_LENGTH)]
 SessionId = Annotated[
     str | None, HeaderParameter(name="X-Session-Id", required=False, max_length=MAX_ID_LENGTH)
 ]
-REUSE_PAGES = "reuse_pages"  # route ``opt`` flag: ``reuse_pages`` middleware may answer this route
 Service = NamedDependency[SearchService]
 log = structlog.get_logger(__name__)
 
@@ -52,7 +48,6 @@ class StorefrontController(Controller):
 
     @get(
         "/search",
-        opt={REUSE_PAGES: True},
         responses=errors(
             {
                 400: "A bad parameter (type, range, length, unknown sort or zone, stale cursor)",
@@ -62,7 +57,6 @@ class StorefrontController(Controller):
     )
     async def search(
         self,
-        scope: Scope,
         service: Service,
         user_id: UserId,
         session_id: SessionId,
@@ -114,7 +108,7 @@ class StorefrontController(Controller):
                 description="next_cursor of the previous page, for deep paging (empty: the first page)"
             ),
         ] = None,
-    ) -> Response[SearchResponse]:
+    ) -> SearchResponse:
         """Search the catalog: full text with facets, filters, sorting and real-time stock filtering."""
         request = SearchRequest(
             q=q,
@@ -132,7 +126,7 @@ class StorefrontController(Controller):
             user_id=user_id,
             session_id=session_id,
         )
-        return _json_response(await service.search_json(request, scope["query_string"]))
+        return await service.search(request)
 
     @get(
         "/suggest",
@@ -174,12 +168,6 @@ class StorefrontController(Controller):
         return found
 
 
-def _json_response(body: bytes) -> Response[SearchResponse]:
-    """A ``SearchResponse`` the service already rendered (a reused page costs no re-encoding); the
-    annotation keeps the OpenAPI schema of the body."""
-    return Response(cast(SearchResponse, body), media_type=MediaType.JSON)
-
-
 def _invalid_request(_: Request, exc: InvalidRequest) -> Response[dict[str, object]]:
     body: dict[str, object] = {"status_code": 400, "detail": exc.detail}
     if exc.extra:
@@ -197,34 +185,6 @@ def _unavailable(_: Request, exc: Exception) -> Response[dict[str, object]]:
     return Response(body, status_code=503, media_type=MediaType.JSON, headers={"Retry-After": "1"})
 
 
-def reuse_pages(service: SearchService) -> Callable[[ASGIApp], ASGIApp]:
-    """Middleware answering a repeated search URL with the page rendered for it, before the framework
-    parses and validates parameters (``SearchService.reuse_json``); anything else passes through."""
-
-    def middleware(app: ASGIApp) -> ASGIApp:
-        async def reuse(scope: Scope, receive: Receive, send: Send) -> None:
-            handler = scope.get("route_handler")
-            if handler is not None and handler.opt.get(REUSE_PAGES):  # the GET search route
-                user_id = session_id = None
-                for name, value in scope["headers"]:
-                    if name == b"x-user-id":
-                        user_id = value.decode("latin-1")
-                    elif name == b"x-session-id":
-                        session_id = value.decode("latin-1")
-                if len(user_id or "") <= MAX_ID_LENGTH and len(session_id or "") <= MAX_ID_LENGTH:
-                    body = await service.reuse_json(
-                        scope["query_string"], user_id=user_id, session_id=session_id
-                    )
-                    if body is not None:
-                        await JsonBytes(body)(scope, receive, send)
-                        return
-            await app(scope, receive, send)
-
-        return reuse
-
-    return middleware
-
-
 def storefront_router(service: SearchService) -> Router:
     """Routes under /v1 with the service injected (one instance per app)."""
 
@@ -235,7 +195,6 @@ def storefront_router(service: SearchService) -> Router:
         path="/v1",
         route_handlers=[StorefrontController],
         dependencies={"service": Provide(provide_service, use_cache=True, sync_to_thread=False)},
-        middleware=[reuse_pages(service)],
         exception_handlers={
             InvalidRequest: _invalid_request,
             SearchIndexError: _unavailable,

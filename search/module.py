@@ -22,13 +22,16 @@ import structlog
 
 from kernel.eventlog.projection import ProjectorMetrics, ProjectorTask, unique_group
 from kernel.runtime import ReadinessCheck, Runtime
+from search.activity import ActivityPublisher
 from search.api import storefront_router
+from search.cache import ResultCache
 from search.delivery_zones import DeliveryZones
+from search.metrics import SearchMetrics
 from search.out_of_stock import OutOfStockSet
 from search.port import SearchIndex
 from search.projection import SearchProjection
 from search.projectors import ZoneProjection, live_projectors
-from search.service import ActivityPublisher, ResultCache, SearchMetrics, SearchService
+from search.service import SearchService
 
 if TYPE_CHECKING:
     from litestar.types import ControllerRouterHandler

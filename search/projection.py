@@ -183,6 +183,11 @@ class SearchProjection:
         index = self.index
         assert index is not None
         commit = not index.stages_writes  # staged writes wait for ``flush``
+        await self._write_catalog(index, catalog, commit)
+        flagged = await self._write_stock_flags(index, stock, applied, flipped, commit)
+        return _larger(IndexChange.CONTENT if catalog else None, flagged)
+
+    async def _write_catalog(self, index: SearchIndex, catalog: dict[str, Envelope], commit: bool) -> None:
         upserts: list[Envelope] = []
         removals: list[tuple[str, int]] = []
         for product_id, event in catalog.items():
@@ -208,17 +213,22 @@ class SearchProjection:
         if removals:
             await index.delete(removals, commit=commit)
 
-        # Index stock flags: SKUs whose state flipped, plus SKUs we did not apply (a duplicate, or another
-        # writer such as a rebuild applied it first: the flag is then written from the current truth).
+    async def _write_stock_flags(
+        self,
+        index: SearchIndex,
+        stock: dict[str, StockChange],
+        applied: Sequence[StockChange],
+        flipped: Sequence[StockChange],
+        commit: bool,
+    ) -> IndexChange | None:
+        """Index stock flags: SKUs whose state flipped, plus SKUs we did not apply (a duplicate, or another
+        writer such as a rebuild applied it first: the flag is then written from the current truth)."""
         applied_skus = {c.sku for c in applied}
         flipped_skus = {c.sku for c in flipped}
         touched = [sku for sku in stock if sku in flipped_skus or sku not in applied_skus]
-        wrote = IndexChange.CONTENT if catalog else None
-        if not touched:
-            return wrote
-        products = await self.stock.products_for(touched)
+        products = await self.stock.products_for(touched) if touched else {}
         if not products:
-            return wrote
+            return None
         out = await self.stock.out_of_stock(list(products))
         # Products upserted in this batch are flagged too: the index may have skipped that upsert as a
         # stale or repeated revision, keeping an older flag. set_stock_flags only rewrites what differs.
@@ -227,16 +237,17 @@ class SearchProjection:
             for sku, product_ids in products.items()
             for product_id in product_ids
         ]
-        if flags:
-            await index.set_stock_flags(flags, commit=commit)
-            if any(in_stock for _, in_stock in flags):  # a restock must be searchable again at once
-                if commit:
-                    await index.refresh()
-                else:
-                    self._refresh_due = True
-                return IndexChange.CONTENT
-            return wrote or IndexChange.STOCK_OUTS
-        return wrote
+        if not flags:
+            return None
+        await index.set_stock_flags(flags, commit=commit)
+        if not any(in_stock for _, in_stock in flags):
+            return IndexChange.STOCK_OUTS
+        # a restock must be searchable again at once
+        if commit:
+            await index.refresh()
+        else:
+            self._refresh_due = True
+        return IndexChange.CONTENT
 
 
 def _larger(a: IndexChange | None, b: IndexChange | None) -> IndexChange | None:

@@ -44,8 +44,8 @@ class ZoneProjection:
 
 
 # A Tantivy commit (or an Elasticsearch bulk + refresh) has a large fixed cost, so catching up (a restart,
-# a big feed import) goes ~2x faster in batches of 5,000 than of 1,000; a trickle of events never waits for
-# a batch to fill (the poll returns what is there).
+# a big feed import) goes faster in large batches; a trickle of events never waits for a batch to fill (the
+# poll returns what is there).
 LIVE_BATCH_SIZE = 5000
 
 

@@ -1,12 +1,11 @@
 """Typo expansion against the index's own vocabulary: once per query word, not per field and pass.
 
 A Tantivy ``fuzzy_term_query`` builds a Levenshtein automaton for its word every time a searcher weighs
-it (0.1 ms at distance 1, 0.4-0.8 ms at distance 2), and a storefront search weighs four text fields twice
-(hits, then facets): about half the CPU of a search went there. Here the words within the distance are
-found once, in a one-segment in-memory index of every term of the text fields (17.5k terms for the
-40k-product catalogs, built in 0.1-0.3 s), and the search uses plain term queries on them. Scores are
-unchanged: a fuzzy query is constant-score, so a constant-score disjunction of exactly the terms it
-would match is the same query.
+it, and a storefront search weighs four text fields twice (hits, then facets). Here the words within the
+distance are found once, in a one-segment in-memory index of every term of the text fields (small: a
+catalog has far fewer distinct words than products), and the search uses plain term queries on them.
+Scores are unchanged: a fuzzy query is constant-score, so a constant-score disjunction of exactly the
+terms it would match is the same query.
 
 The vocabulary must cover the searcher it serves (a term missing from it would lose a typo match), so it
 is tied to the index content: ``VocabularyTracker`` watches the index's ``meta.json`` (rewritten by

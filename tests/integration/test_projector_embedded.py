@@ -29,8 +29,9 @@ from search.delivery_zones import DeliveryZones
 from search.out_of_stock import MemoryOutOfStockSet
 from search.port import Sort
 from search.projection import SearchProjection
-from search.service import SearchRequest, SearchService
-from search.tantivy_index import TantivySearchIndex
+from search.schemas import SearchRequest
+from search.service import SearchService
+from search.tantivy import TantivySearchIndex
 
 TITLES = ("Basmati Rice", "Green Tea", "Cotton Kurta", "Running Shoes", "Olive Oil", "Face Wash")
 BRANDS = ("Daawat", "Tetley", "Fabindia", "Puma", "Figaro", "Himalaya")

@@ -26,7 +26,8 @@ from search.delivery_zones import DeliveryZones
 from search.out_of_stock import RedisOutOfStockSet
 from search.port import RebuildableSearchIndex
 from search.projection import SearchProjection
-from search.service import SearchRequest, SearchService
+from search.schemas import SearchRequest
+from search.service import SearchService
 
 pytestmark = pytest.mark.cluster
 

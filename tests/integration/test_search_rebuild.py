@@ -25,7 +25,8 @@ from search.port import RebuildableSearchIndex
 from search.projection import SearchProjection
 from search.projectors import LIVE_SEARCH_GROUP
 from search.rebuild import rebuild_search
-from search.service import SearchRequest, SearchService
+from search.schemas import SearchRequest
+from search.service import SearchService
 
 PRODUCTS = 600
 OUT_OF_STOCK = set(range(0, PRODUCTS, 10))

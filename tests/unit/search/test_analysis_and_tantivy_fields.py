@@ -16,15 +16,9 @@ from search.analysis import (
     query_words,
 )
 from search.port import DEFAULT_PRICE_RANGES, SearchDocument, SearchQuery
-from search.tantivy_index import (
-    TIEBREAK_SPREAD,
-    _facets,
-    _fields_of,
-    category_term,
-    product_hash,
-    suggest_term,
-    tiebreak_weight,
-)
+from search.tantivy.documents import fields_of as _fields_of
+from search.tantivy.facets import facets as _facets
+from search.tantivy.schema import TIEBREAK_SPREAD, category_term, product_hash, suggest_term, tiebreak_weight
 
 
 def doc(**changes: object) -> SearchDocument:

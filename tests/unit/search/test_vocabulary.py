@@ -10,9 +10,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
-import search.tantivy_index as tantivy_index
+import search.tantivy.reads as tantivy_index
 from search.port import SearchDocument, SearchQuery, SearchResult, Sort
-from search.tantivy_index import TantivySearchIndex
+from search.tantivy import TantivySearchIndex
 from search.vocabulary import Vocabulary, VocabularyTracker
 
 TITLES = (

@@ -1,4 +1,4 @@
-"""The rendered-page cache behind ``GET /v1/search``: reused only while the live stock set agrees."""
+"""The page cache behind ``GET /v1/search``: reused only while the live stock set agrees."""
 
 from __future__ import annotations
 
@@ -9,10 +9,13 @@ from fakes import MemorySearchIndex, doc
 from prometheus_client import CollectorRegistry
 
 from kernel.contracts.events import SearchPerformed
+from search.cache import ResultCache
 from search.delivery_zones import DeliveryZones
+from search.metrics import SearchMetrics
 from search.out_of_stock import MemoryOutOfStockSet, StockChange
 from search.port import IndexChange, Sort
-from search.service import ResultCache, SearchMetrics, SearchRequest, SearchResponse, SearchService
+from search.schemas import SearchRequest, SearchResponse
+from search.service import SearchService
 
 ZONES = DeliveryZones.from_file()
 
@@ -30,6 +33,11 @@ async def make() -> tuple[SearchService, MemorySearchIndex, MemoryOutOfStockSet,
     return service, index, oos, registry
 
 
+async def render(service: SearchService, request: SearchRequest) -> bytes:
+    """The JSON body ``GET /v1/search`` answers for ``request``."""
+    return msgspec.json.encode(await service.search(request))
+
+
 def page_hits(registry: CollectorRegistry, result: str) -> float:
     return registry.get_sample_value("emporium_search_cache_total", {"result": result}) or 0.0
 
@@ -37,9 +45,9 @@ def page_hits(registry: CollectorRegistry, result: str) -> float:
 async def test_rendered_page_is_reused_and_identical_to_an_uncached_render() -> None:
     service, index, _, registry = await make()
     request = SearchRequest(q="tea", sort=Sort.PRICE_ASC, size=5)
-    first = await service.search_json(request)
+    first = await render(service, request)
     searches = index.searches
-    second = await service.search_json(request)
+    second = await render(service, request)
     assert second == first and index.searches == searches
     assert page_hits(registry, "page_hit") == 1
     uncached = SearchService(index=index, stock=service.stock, zones=ZONES)
@@ -49,22 +57,22 @@ async def test_rendered_page_is_reused_and_identical_to_an_uncached_render() -> 
 async def test_stock_out_and_restock_are_visible_through_the_page_cache() -> None:
     service, _, oos, registry = await make()
     request = SearchRequest(q="tea", sort=Sort.PRICE_ASC, size=5)
-    first = msgspec.json.decode(await service.search_json(request), type=SearchResponse)
+    first = msgspec.json.decode(await render(service, request), type=SearchResponse)
     gone = first.hits[0].sku
     await oos.apply([StockChange(gone, False, 1)])
-    second = msgspec.json.decode(await service.search_json(request), type=SearchResponse)
+    second = msgspec.json.decode(await render(service, request), type=SearchResponse)
     assert gone not in [h.sku for h in second.hits] and len(second.hits) == 5
     assert page_hits(registry, "page_stale") == 1
     await oos.apply([StockChange(gone, True, 2)])  # the index was never told: only the stock set knows
-    third = msgspec.json.decode(await service.search_json(request), type=SearchResponse)
+    third = msgspec.json.decode(await render(service, request), type=SearchResponse)
     assert third.hits[0].sku == gone
     shown = msgspec.json.decode(
-        await service.search_json(SearchRequest(q="tea", sort=Sort.PRICE_ASC, size=5, in_stock=False)),
+        await render(service, SearchRequest(q="tea", sort=Sort.PRICE_ASC, size=5, in_stock=False)),
         type=SearchResponse,
     )
     await oos.apply([StockChange(gone, False, 3)])
     flagged = msgspec.json.decode(
-        await service.search_json(SearchRequest(q="tea", sort=Sort.PRICE_ASC, size=5, in_stock=False)),
+        await render(service, SearchRequest(q="tea", sort=Sort.PRICE_ASC, size=5, in_stock=False)),
         type=SearchResponse,
     )
     assert shown.hits[0].in_stock and not flagged.hits[0].in_stock  # in_stock=false pages flag it
@@ -73,11 +81,11 @@ async def test_stock_out_and_restock_are_visible_through_the_page_cache() -> Non
 async def test_index_write_invalidates_rendered_pages() -> None:
     service, index, _, _ = await make()
     request = SearchRequest(q="tea", sort=Sort.PRICE_ASC, size=5)
-    await service.search_json(request)
+    await render(service, request)
     await index.upsert([doc(500, price=Decimal(0))])
     assert service.cache is not None
     service.cache.index_changed(IndexChange.CONTENT)  # what the in-process projector reports
-    page = msgspec.json.decode(await service.search_json(request), type=SearchResponse)
+    page = msgspec.json.decode(await render(service, request), type=SearchResponse)
     assert page.hits[0].product_id == "s1:0500"
 
 
@@ -90,49 +98,33 @@ async def test_stock_outs_keep_the_cache_for_a_grace_period_only() -> None:
     cache.stock_out_grace_s = 60.0
     cheap = SearchRequest(q="tea", sort=Sort.PRICE_ASC, size=5)
     dear = SearchRequest(q="tea", sort=Sort.PRICE_DESC, size=5)
-    first = msgspec.json.decode(await service.search_json(cheap), type=SearchResponse)
-    await service.search_json(dear)
+    first = msgspec.json.decode(await render(service, cheap), type=SearchResponse)
+    await render(service, dear)
     searches = index.searches
     gone = first.hits[0]
     await oos.apply([StockChange(gone.sku, False, 1)])
     await index.set_stock_flags([(gone.product_id, False)])
     cache.index_changed(IndexChange.STOCK_OUTS)
-    again = msgspec.json.decode(await service.search_json(cheap), type=SearchResponse)
+    again = msgspec.json.decode(await render(service, cheap), type=SearchResponse)
     assert gone.sku not in [h.sku for h in again.hits] and len(again.hits) == 5  # re-rendered, exact
-    await service.search_json(dear)  # never showed the item: reused as it is
+    await render(service, dear)  # never showed the item: reused as it is
     assert index.searches == searches and page_hits(registry, "page_hit") == 1
 
     cache.stock_out_grace_s = 0.0
     cache.index_changed(IndexChange.STOCK_OUTS)  # the grace is over: what was computed before it goes
-    await service.search_json(dear)
+    await render(service, dear)
     assert index.searches > searches
     searches = index.searches
-    await service.search_json(dear)  # computed after that stock-out: stays
+    await render(service, dear)  # computed after that stock-out: stays
     assert index.searches == searches
     await oos.apply([StockChange(gone.sku, True, 2)])
     await index.set_stock_flags([(gone.product_id, True)])
     cache.index_changed(IndexChange.CONTENT)  # a restock
-    back = msgspec.json.decode(await service.search_json(cheap), type=SearchResponse)
+    back = msgspec.json.decode(await render(service, cheap), type=SearchResponse)
     assert back.hits[0].sku == gone.sku and index.searches > searches
 
 
-async def test_a_page_reused_under_another_url_keeps_its_age() -> None:
-    """Remembering a page under a new URL during a stock-out's grace must not outlive that grace."""
-    service, *_ = await make()
-    cache = service.cache
-    assert cache is not None
-    cache.stock_out_grace_s = 60.0
-    dear = SearchRequest(q="tea", sort=Sort.PRICE_DESC, size=5)
-    await service.search_json(dear, b"q=tea&sort=price_desc&size=5")
-    cache.index_changed(IndexChange.STOCK_OUTS)
-    await service.search_json(dear, b"size=5&q=tea&sort=price_desc")  # the same page, another URL
-    assert await service.reuse_json(b"size=5&q=tea&sort=price_desc") is not None
-    cache.stock_out_grace_s = 0.0  # that stock-out's grace is over: the page was computed before it
-    assert await service.reuse_json(b"size=5&q=tea&sort=price_desc") is None
-    assert await service.reuse_json(b"q=tea&sort=price_desc&size=5") is None
-
-
-async def test_a_repeated_url_is_answered_before_parsing_and_still_exact() -> None:
+async def test_a_repeated_url_is_answered_from_the_cache_and_still_exact() -> None:
     from litestar import Litestar
     from litestar.testing import AsyncTestClient
 
@@ -145,10 +137,8 @@ async def test_a_repeated_url_is_answered_before_parsing_and_still_exact() -> No
     url = "/v1/search?q=tea&sort=price_asc&size=5"
     async with AsyncTestClient(app) as client:
         first = await client.get(url)
-        searches, plan = index.searches, service.plan
-        service.plan = unplanned  # type: ignore[method-assign]
+        searches = index.searches
         again = await client.get(url, headers={"X-User-Id": "u7"})
-        service.plan = plan  # type: ignore[method-assign]
         assert again.status_code == 200 and again.content == first.content
         assert again.headers["content-type"] == "application/json"
         assert index.searches == searches and page_hits(registry, "page_hit") == 1
@@ -162,10 +152,6 @@ async def test_a_repeated_url_is_answered_before_parsing_and_still_exact() -> No
 
         too_long = await client.get(url, headers={"X-User-Id": "u" * 201})
         assert too_long.status_code == 400  # a repeat still gets the full path's validation
-
-
-def unplanned(_: object) -> None:
-    raise AssertionError("a repeated URL must not be parsed and planned again")
 
 
 class RecordingActivity:

@@ -12,17 +12,14 @@ from prometheus_client import CollectorRegistry
 
 from kernel.contracts.events import ACTIVITY_TOPIC, SearchPerformed, ZoneWarehouse, decode_event
 from kernel.eventlog.port import OutgoingMessage
+from search.activity import ActivityPublisher
+from search.cursor import encode_cursor
 from search.delivery_zones import DeliveryZones
+from search.metrics import SearchMetrics
 from search.out_of_stock import MemoryOutOfStockSet, StockChange
 from search.port import IndexChange, Sort
-from search.service import (
-    ActivityPublisher,
-    InvalidRequest,
-    SearchMetrics,
-    SearchRequest,
-    SearchService,
-    encode_cursor,
-)
+from search.schemas import InvalidRequest, SearchRequest
+from search.service import SearchService
 
 ZONES = DeliveryZones(
     {
@@ -192,7 +189,7 @@ async def test_full_activity_queue_drops_with_metric() -> None:
 
 
 async def test_result_cache_reuses_index_answers_but_never_the_stock_filter(setup) -> None:
-    from search.service import ResultCache
+    from search.cache import ResultCache
 
     _, index, oos = setup
     cache = ResultCache(max_entries=8, ttl_s=60)
@@ -211,8 +208,8 @@ async def test_result_cache_reuses_index_answers_but_never_the_stock_filter(setu
 
 
 def test_result_cache_bounds_entries_and_expires() -> None:
+    from search.cache import ResultCache
     from search.port import SearchResult
-    from search.service import ResultCache
 
     cache = ResultCache(max_entries=2, ttl_s=0.0)
     result = SearchResult(hits=[], total=0)
