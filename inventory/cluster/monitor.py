@@ -40,20 +40,19 @@ class Monitor:
                 log.warning("inventory monitor failed", error=repr(exc))
 
     async def check_once(self) -> None:
-        await self._check_redis()
-        if not self.db.ok or self.sweeper.in_doubt:
+        if await self._check_redis() and (not self.db.ok or self.sweeper.in_doubt):
             await self._check_database()
 
-    async def _check_redis(self) -> None:
+    async def _check_redis(self) -> bool:
         """A restart (changed run_id) or a missing ``ready`` marker loses the fast path; a newer epoch
-        (another process reconciled) is adopted."""
+        (another process reconciled) is adopted. False when Redis does not answer."""
         fast = self.fast
         try:
             info = await fast.redis.info("server")
             ready = await fast.ready_epoch()
         except RedisError as exc:
             fast.lost(f"redis error: {exc!r}")
-            return
+            return False
         if fast.run_id is not None and str(info.get("run_id")) != fast.run_id:
             fast.lost("redis restarted (run_id changed)")
         elif fast.epoch is not None and ready != fast.epoch:
@@ -63,6 +62,7 @@ class Monitor:
                 fast.epoch = str(ready)
         elif fast.epoch is None:
             self.schedule_reconcile()
+        return True
 
     async def _check_database(self) -> None:
         """The database answers again: take decisions again and settle the holds left in doubt."""
