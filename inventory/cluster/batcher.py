@@ -135,7 +135,7 @@ class ReserveBatcher:
         expiry = {s: round(now + s, 3) for s in {call.request.hold_seconds for call in batch}}
         lines = "".join(
             f"{rid} {r.sku} {r.customer_id} {r.quantity} {r.idempotency_key} {expiry[r.hold_seconds]}\n"
-            for rid, (r, _) in zip(ids, batch, strict=True)
+            for rid, r in zip(ids, (call.request for call in batch), strict=True)
         )
         bucket = self.fast.bucket(now)
         started = time.perf_counter()
@@ -177,7 +177,8 @@ class ReserveBatcher:
         """Refusals now; granted holds to the group commit, which answers after COMMIT."""
         durable: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         decided: list[Decided] = []
-        for rid, (req, fut), outcome in zip(ids, batch, outcomes, strict=True):
+        for rid, call, outcome in zip(ids, batch, outcomes, strict=True):
+            req, fut = call.request, call.caller
             if outcome == ReserveOutcome.HELD:
                 res = Reservation(
                     reservation_id=rid,

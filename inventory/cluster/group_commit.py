@@ -211,7 +211,8 @@ class GroupCommit:
         self, items: Sequence[Decided], outcome: Outcome | None = None, error: Exception | None = None
     ) -> None:
         """Answer the callers: ``error`` for all, else ``outcome`` per id (None: all recorded as decided)."""
-        for res, fut, _, _ in items:
+        for d in items:
+            res, fut = d.reservation, d.caller
             if fut.done():
                 continue
             if error is not None:
@@ -250,8 +251,7 @@ class GroupCommit:
         deltas = hold_deltas(rows)
         first = (
             sql.FENCE_READ,
-            sql.insert_holds(rows, now),
-            sql.insert_reserve_ledger(rows, now),
+            *sql.insert_holds_and_ledger(rows, now),
             sql.select_stock_for_update(list(deltas)),
         )
         with warnings.catch_warnings():  # a skipped duplicate is handled below, not a warning

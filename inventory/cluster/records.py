@@ -7,6 +7,8 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+import msgspec
+
 from inventory.domain import Reservation, ReserveRequest
 
 
@@ -25,14 +27,15 @@ class Stats:
     tombstoned: int = 0
 
 
-class ReserveCall(NamedTuple):
-    """A queued reservation and the caller waiting for its answer."""
+class ReserveCall(msgspec.Struct):
+    """A queued reservation and the caller waiting for its answer (one per request: a Struct is
+    cheaper to make than a NamedTuple)."""
 
     request: ReserveRequest
     caller: asyncio.Future[Reservation]
 
 
-class Decided(NamedTuple):
+class Decided(msgspec.Struct):
     """A hold taken in Redis, waiting for the group commit."""
 
     reservation: Reservation

@@ -36,7 +36,7 @@ _INSERT_LEDGER: Final = (
 
 
 class _Literals:
-    """Escapes each distinct value once."""
+    """Escapes each distinct value once (for values that repeat within a batch)."""
 
     def __init__(self) -> None:
         self._texts: dict[str, str] = {}
@@ -64,12 +64,9 @@ def insert_holds(rows: Sequence[Reservation], now: float) -> str:
     """INSERT IGNORE of new holds, one multi-row statement per batch (a skipped row is a repeated
     idempotency key or a tombstoned id; the caller compares the row count)."""
     lit = _Literals()
-    updated = lit.number(now)
+    at = lit.number(now)
     return _INSERT_HOLDS + ",".join(
-        f"({escape_str(r.reservation_id)},{escape_str(r.idempotency_key)},{lit.text(r.sku)},"
-        f"{lit.text(r.customer_id)},{r.quantity:d},{lit.number(r.expires_at)},{lit.number(r.created_at)},"
-        f"{updated})"
-        for r in rows
+        _hold_row(r, escape_str(r.reservation_id), lit.text(r.sku), lit, at) for r in rows
     )
 
 
@@ -78,8 +75,32 @@ def insert_reserve_ledger(rows: Sequence[Reservation], now: float) -> str:
     lit = _Literals()
     at = lit.number(now)
     return _INSERT_RESERVE_LEDGER + ",".join(
-        f"({lit.text(r.sku)},'reserve',{r.quantity:d},{escape_str(r.reservation_id)},{at})" for r in rows
+        _ledger_row(r, escape_str(r.reservation_id), lit.text(r.sku), at) for r in rows
     )
+
+
+def insert_holds_and_ledger(rows: Sequence[Reservation], now: float) -> tuple[str, str]:
+    """``insert_holds`` and ``insert_reserve_ledger`` of the same rows, each value escaped once."""
+    lit = _Literals()
+    at = lit.number(now)
+    holds: list[str] = []
+    ledger: list[str] = []
+    for r in rows:
+        rid, sku = escape_str(r.reservation_id), lit.text(r.sku)
+        holds.append(_hold_row(r, rid, sku, lit, at))
+        ledger.append(_ledger_row(r, rid, sku, at))
+    return _INSERT_HOLDS + ",".join(holds), _INSERT_RESERVE_LEDGER + ",".join(ledger)
+
+
+def _hold_row(r: Reservation, rid: str, sku: str, lit: _Literals, at: str) -> str:
+    return (
+        f"({rid},{escape_str(r.idempotency_key)},{sku},{lit.text(r.customer_id)},{r.quantity:d},"
+        f"{lit.number(r.expires_at)},{lit.number(r.created_at)},{at})"
+    )
+
+
+def _ledger_row(r: Reservation, rid: str, sku: str, at: str) -> str:
+    return f"({sku},'reserve',{r.quantity:d},{rid},{at})"
 
 
 def select_stock_for_update(skus: Sequence[str]) -> str:
