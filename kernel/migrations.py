@@ -101,9 +101,13 @@ class _Runner:
         self.cursor = conn.cursor()
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Run one statement (without parameters, PyMySQL leaves a '%' in it alone); returns its rows."""
         with warnings.catch_warnings():  # "already exists" is the normal case for idempotent DDL
             warnings.simplefilter("ignore")
-            self.cursor.execute(statement, params)
+            if params:
+                self.cursor.execute(statement, params)
+            else:
+                self.cursor.execute(statement)
         return list(self.cursor.fetchall()) if self.cursor.description else []
 
     @contextmanager
@@ -138,11 +142,10 @@ class _Runner:
 
     def _mysql_named_lock(self, call: str, *params: Any) -> None:
         """GET_LOCK / RELEASE_LOCK of this component in this database (the lock is server-wide)."""
-        self.cursor.execute(
+        self.execute(
             "SET @name = LEFT(CONCAT('migrate:', %s, ':', COALESCE(DATABASE(), '')), 64)", (self.component,)
         )
-        self.cursor.execute(f"SELECT {call}", params)
-        (answer,) = self.cursor.fetchone()
+        [(answer,)] = self.execute(f"SELECT {call}", params)
         if call.startswith("GET_LOCK") and answer != 1:
             raise MigrationError(f"timed out waiting for another process to migrate {self.component}")
 
