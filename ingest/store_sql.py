@@ -21,6 +21,7 @@ import msgspec
 from ingest.model import FeedReport, ProductState, SupplierRecord
 from ingest.store import SupplierExists
 from kernel.database import MysqlTarget, SqliteTarget
+from kernel.migrations import VERSION_TABLE, Dialect, Migration, apply_migrations, numbered
 
 T = TypeVar("T")
 
@@ -51,7 +52,8 @@ def _execute(sql: str, params: Sequence[Any], *, many: bool = False) -> Callable
 
 class _SqlIngestStore:
     placeholder = "?"
-    migrations: Sequence[Sequence[str]] = ()
+    dialect: Dialect = "sqlite"
+    migrations: Sequence[Migration] = ()
     upsert_product_sql = ""
     replace_feed_sql = ""
     integrity_errors: tuple[type[Exception], ...] = ()
@@ -97,33 +99,15 @@ class _SqlIngestStore:
         await self._run(self._migrate)
 
     def _migrate(self, conn: Any) -> None:
-        cur = conn.cursor()
-        self._lock_migrations(cur)  # several processes may start at once
-        try:
-            cur.execute("CREATE TABLE IF NOT EXISTS ingest_schema (version INTEGER NOT NULL)")
-            cur.execute("SELECT MAX(version) FROM ingest_schema")
-            row = cur.fetchone()
-            current = row[0] if row and row[0] is not None else 0
-            for version, statements in enumerate(self.migrations, start=1):
-                if version <= current:
-                    continue
-                for statement in statements:
-                    cur.execute(statement)
-                cur.execute(self._sql("INSERT INTO ingest_schema (version) VALUES (?)"), (version,))
-        finally:
-            self._unlock_migrations(cur)
-            cur.close()
-
-    def _lock_migrations(self, cur: Any) -> None:
-        raise NotImplementedError
-
-    def _unlock_migrations(self, cur: Any) -> None:
-        """Released by the commit unless the dialect needs more."""
+        apply_migrations(
+            conn, dialect=self.dialect, component="ingest", migrations=self.migrations,
+            legacy_table="ingest_schema",  # where ingest recorded its versions before kernel.migrations
+        )  # fmt: skip
 
     async def ping(self) -> None:
         def ping(conn: Any) -> None:
             cur = conn.cursor()
-            cur.execute("SELECT COUNT(*) FROM ingest_schema")
+            cur.execute(f"SELECT COUNT(*) FROM {VERSION_TABLE}")
             cur.fetchone()
 
         await self._run(ping)
@@ -295,7 +279,8 @@ class _SqlIngestStore:
 
 class SqliteIngestStore(_SqlIngestStore):
     placeholder = "?"
-    migrations = (
+    dialect = "sqlite"
+    migrations = numbered(
         (
             "CREATE TABLE IF NOT EXISTS ingest_suppliers (supplier_id TEXT PRIMARY KEY, name TEXT NOT NULL,"
             " key_id TEXT NOT NULL UNIQUE, key_hash TEXT NOT NULL, created_at TEXT NOT NULL)",
@@ -327,9 +312,6 @@ class SqliteIngestStore(_SqlIngestStore):
         super().__init__()
         self.target = target
 
-    def _lock_migrations(self, cur: Any) -> None:
-        cur.execute("BEGIN IMMEDIATE")  # SQLite DDL is transactional: migrate under the write lock
-
     def _connect(self) -> sqlite3.Connection:
         if str(self.target.path) != ":memory:":
             self.target.path.parent.mkdir(parents=True, exist_ok=True)
@@ -342,7 +324,8 @@ class SqliteIngestStore(_SqlIngestStore):
 
 class MysqlIngestStore(_SqlIngestStore):
     placeholder = "%s"
-    migrations = (
+    dialect = "mysql"
+    migrations = numbered(
         (
             "CREATE TABLE IF NOT EXISTS ingest_suppliers (supplier_id VARCHAR(64) PRIMARY KEY,"
             " name VARCHAR(200) NOT NULL, key_id VARCHAR(32) NOT NULL UNIQUE, key_hash VARCHAR(200) NOT NULL,"
@@ -390,14 +373,6 @@ class MysqlIngestStore(_SqlIngestStore):
             cur.execute(f"CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4")
         conn.select_db(database)
         return conn
-
-    def _lock_migrations(self, cur: Any) -> None:
-        cur.execute("SELECT GET_LOCK('emporium_ingest_migrations', 60)")  # MySQL DDL commits implicitly
-        if cur.fetchone()[0] != 1:
-            raise RuntimeError("timed out waiting for another process to finish ingest migrations")
-
-    def _unlock_migrations(self, cur: Any) -> None:
-        cur.execute("SELECT RELEASE_LOCK('emporium_ingest_migrations')")
 
     def _before(self, conn: Any) -> Any:
         import pymysql

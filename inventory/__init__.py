@@ -5,8 +5,9 @@ Layout (ports and adapters):
 * ``domain``   - pure rules (stock arithmetic, reservation lifecycle, per-customer limit, events)
 * ``port``     - the ``ReservationEngine`` protocol
 * ``sqlite``   - embedded adapter: SQLite, conditional updates, group commit (default)
-* ``cluster``  - Redis fast path (Lua, micro-batched) + MySQL truth (group commit), reconcile;
-                 its module docstring states the crash-consistency invariants
+* ``cluster/`` - Redis fast path (Lua, micro-batched) + MySQL truth (group commit), reconcile;
+                 ``cluster/engine.py`` states the crash-consistency invariants
+* ``schema``   - the tables of both adapters, migrated by ``kernel.migrations``
 * ``events``   - transactional outbox relay (stock events out) and the supplier-feed consumer (stock in)
 * ``api``      - Litestar routes under /v1/reservations and /v1/stock
 * ``module``   - wiring into the app; ``cli`` - ``emporium inventory migrate|reconcile|stock|set-stock``

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import structlog
 
@@ -26,7 +26,22 @@ log = structlog.get_logger(__name__)
 PRODUCER = "inventory"
 FEED_GROUP = "inventory-feed"
 
-OutboxRow = tuple[str, str, bytes]  # topic, key, encoded envelope
+
+class OutboxRow(NamedTuple):
+    """A stock event to write to the outbox table in the transaction of its movement."""
+
+    topic: str
+    key: str
+    value: bytes  # the encoded envelope
+
+
+class OutboxEntry(NamedTuple):
+    """A committed outbox row, read back by the relay."""
+
+    id: int
+    topic: str
+    key: str
+    value: bytes
 
 
 def outbox_rows(
@@ -35,14 +50,14 @@ def outbox_rows(
     rows: list[OutboxRow] = []
     for payload in stock_events(before, after, reason=reason, low_stock_threshold=low_stock_threshold):
         envelope = new_event(payload, key=after.sku, revision=after.revision, producer=PRODUCER)
-        rows.append((payload.topic, after.sku, encode_event(envelope)))
+        rows.append(OutboxRow(payload.topic, after.sku, encode_event(envelope)))
     return rows
 
 
 class Outbox(Protocol):
     """What the relay needs from an engine's outbox table."""
 
-    async def outbox_fetch(self, limit: int) -> list[tuple[int, str, str, bytes]]: ...
+    async def outbox_fetch(self, limit: int) -> Sequence[OutboxEntry]: ...
 
     async def outbox_delete(self, ids: Sequence[int]) -> None: ...
 
@@ -65,11 +80,11 @@ class OutboxRelay:
         if not rows:
             return 0
         by_topic: dict[str, list[OutgoingMessage]] = {}
-        for _, topic, key, value in rows:
-            by_topic.setdefault(topic, []).append(OutgoingMessage(key, value))
+        for row in rows:
+            by_topic.setdefault(row.topic, []).append(OutgoingMessage(row.key, row.value))
         for topic, messages in by_topic.items():
             await self.event_log.publish(topic, messages)
-        await self.outbox.outbox_delete([row[0] for row in rows])
+        await self.outbox.outbox_delete([row.id for row in rows])
         return len(rows)
 
     async def _run(self) -> None:

@@ -1,9 +1,10 @@
-"""Versioned schema migrations for both relational adapters.
+"""Versioned schema migrations for both relational adapters, applied by ``kernel.migrations``.
 
 Tables are prefixed ``inv_`` because ingest shares the same database. Each migration is a list of
-statements per dialect; ``inv_schema_version`` records what was applied, so ``emporium inventory
-migrate`` and engine start are both safe to run any number of times. Append new versions; never
-edit an applied one.
+statements per dialect; the shared ``schema_version`` table records what was applied (component
+``inventory``; versions recorded by the former ``inv_schema_version`` table are taken over), so
+``emporium inventory migrate`` and engine start are both safe to run any number of times. Append
+new versions; never edit an applied one.
 
 MySQL's reservations table has no (status, expires_at) index on purpose: expiry is driven by the
 Redis expiry index (rebuilt from MySQL by reconcile), so every reservation insert maintains only the
@@ -12,11 +13,17 @@ primary key and the idempotency key - the group commit's hot path.
 
 from __future__ import annotations
 
-from typing import Final, Literal
+import asyncio
+import sqlite3
+from typing import Final
 
-Dialect = Literal["mysql", "sqlite"]
+import pymysql
 
-VERSION_TABLE: Final = "inv_schema_version"
+from kernel.database import MysqlTarget
+from kernel.migrations import Dialect, Migration, apply_migrations
+
+COMPONENT: Final = "inventory"
+LEGACY_VERSION_TABLE: Final = "inv_schema_version"  # where the runner before kernel.migrations wrote
 
 # Identifiers are ASCII (see domain.validate_identifier) and compared byte for byte, exactly like
 # Redis keys: a server default such as utf8mb4_unicode_ci would make "sku-a" and "SKU-A" collide.
@@ -123,21 +130,37 @@ _MYSQL_V2: Final = [
     "ALTER TABLE inv_ledger ALTER COLUMN d_on_hand SET DEFAULT 0, ALTER COLUMN d_sold SET DEFAULT 0",
 ]
 
-MIGRATIONS: Final[dict[Dialect, list[tuple[int, list[str]]]]] = {
-    "mysql": [(1, _MYSQL_V1), (2, _MYSQL_V2)],
-    "sqlite": [(1, _SQLITE_V1), (2, [])],  # the SQLite adapter writes every column itself
+MIGRATIONS: Final[dict[Dialect, list[Migration]]] = {
+    "mysql": [Migration(1, _MYSQL_V1), Migration(2, _MYSQL_V2)],
+    "sqlite": [Migration(1, _SQLITE_V1), Migration(2, [])],  # the SQLite adapter writes every column itself
 }
 
-LATEST: Final = max(v for v, _ in MIGRATIONS["mysql"])
+
+def migrate_sqlite(conn: sqlite3.Connection) -> list[int]:
+    """Apply pending migrations; returns the versions applied now."""
+    return apply_migrations(
+        conn, dialect="sqlite", component=COMPONENT, migrations=MIGRATIONS["sqlite"],
+        legacy_table=LEGACY_VERSION_TABLE,
+    )  # fmt: skip
 
 
-def version_table_ddl(dialect: Dialect) -> str:
-    engine = " ENGINE=InnoDB" if dialect == "mysql" else ""
-    return (
-        f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE}"
-        f" (version INTEGER PRIMARY KEY, applied_at DOUBLE NOT NULL){engine}"
-    )
+async def migrate_mysql(target: MysqlTarget) -> list[int]:
+    """Create the database if needed and apply pending migrations (idempotent; serialised across
+    processes by a named lock); returns the versions applied now."""
+    return await asyncio.to_thread(_migrate_mysql, target)
 
 
-def pending(dialect: Dialect, applied: set[int]) -> list[tuple[int, list[str]]]:
-    return [(v, stmts) for v, stmts in MIGRATIONS[dialect] if v not in applied]
+def _migrate_mysql(target: MysqlTarget) -> list[int]:
+    kwargs = target.pymysql_kwargs()
+    database = str(kwargs.pop("database"))
+    conn = pymysql.connect(**kwargs, connect_timeout=5)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4")
+        conn.select_db(database)
+        return apply_migrations(
+            conn, dialect="mysql", component=COMPONENT, migrations=MIGRATIONS["mysql"],
+            legacy_table=LEGACY_VERSION_TABLE,
+        )  # fmt: skip
+    finally:
+        conn.close()

@@ -19,13 +19,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+import msgspec
 import structlog
 
-from inventory import schema
 from inventory.domain import (
     DEFAULT_LOW_STOCK_THRESHOLD,
     EngineUnavailable,
     IdempotencyConflict,
+    InvalidTransition,
     InventoryError,
     ReconcileReport,
     Reservation,
@@ -44,7 +45,8 @@ from inventory.domain import (
     validate_on_hand,
     validate_reserve,
 )
-from inventory.events import outbox_rows
+from inventory.events import OutboxEntry, outbox_rows
+from inventory.schema import migrate_sqlite
 from inventory.sql_common import (
     RESERVATION_COLUMNS,
     STOCK_COLUMNS,
@@ -344,8 +346,6 @@ class SqliteEngine:
 
         res, final = await self._submit(op)
         if final is not Status.CONFIRMED:
-            from inventory.domain import InvalidTransition
-
             raise InvalidTransition(reservation_id, final, "confirm")
         return res
 
@@ -463,13 +463,13 @@ class SqliteEngine:
 
     # outbox ---------------------------------------------------------------------------------
 
-    async def outbox_fetch(self, limit: int) -> list[tuple[int, str, str, bytes]]:
+    async def outbox_fetch(self, limit: int) -> list[OutboxEntry]:
         rows = await self._submit(
             lambda conn: conn.execute(
                 "SELECT id, topic, msg_key, value FROM inv_outbox ORDER BY id LIMIT ?", (limit,)
             ).fetchall()
         )
-        return [(int(i), t, k, bytes(v)) for i, t, k, v in rows]
+        return [OutboxEntry(int(i), t, k, bytes(v)) for i, t, k, v in rows]
 
     async def outbox_delete(self, ids: Sequence[int]) -> None:
         if ids:
@@ -478,35 +478,9 @@ class SqliteEngine:
             )
 
 
-def migrate_sqlite(conn: sqlite3.Connection) -> list[int]:
-    """Apply pending migrations; returns the versions applied now."""
-    conn.execute(schema.version_table_ddl("sqlite"))
-    applied = {row[0] for row in conn.execute(f"SELECT version FROM {schema.VERSION_TABLE}")}
-    done: list[int] = []
-    for version, statements in schema.pending("sqlite", applied):
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in statements:
-                conn.execute(statement)
-            conn.execute(
-                f"INSERT INTO {schema.VERSION_TABLE} (version, applied_at) VALUES (?, ?)",
-                (version, time.time()),
-            )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        done.append(version)
-    return done
-
-
 def _bump(stock: StockLevel) -> StockLevel:
-    import msgspec
-
     return msgspec.structs.replace(stock, revision=stock.revision + 1)
 
 
 def _with_status(res: Reservation, status: Status) -> Reservation:
-    import msgspec
-
     return msgspec.structs.replace(res, status=status)

@@ -36,17 +36,20 @@ from urllib.parse import urlsplit
 import redis.asyncio as aioredis
 
 from inventory.cluster import ClusterEngine
+from inventory.cluster.keys import Keys, ReserveOutcome, stock_hash
 from inventory.domain import InsufficientStock, ReserveRequest
-from inventory.testing import (
+from loadtest.children import core_split, pin
+from loadtest.children import cpu_seconds as process_cpu_seconds
+from loadtest.inventory_audit import (
     audit_mysql,
     drop_mysql_database,
     mysql_target,
     mysql_url_with_database,
 )
-from loadtest.children import core_split, pin
-from loadtest.children import cpu_seconds as process_cpu_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
+# A SKU of the fast path that never runs out, for the script-only measurements.
+UNLIMITED_STOCK = stock_hash(on_hand=10**12, held=0, sold=0, limit=None, revision=1)
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,7 @@ def redis_benchmark_evalsha(redis_url: str, n: int = 200_000) -> float:
     sha = sync.script_load(src)
     prefix = f"rb-{uuid.uuid4().hex[:6]}"
     sync.set(f"{prefix}:ready", "1")
-    sync.hset(f"{prefix}:1:s:SKU", mapping={"oh": 10**12, "h": 0, "so": 0, "lim": -1, "rev": 1})
+    sync.hset(Keys(prefix).stock("1", "SKU"), mapping=UNLIMITED_STOCK)
     cmd = [
         exe, "-h", host, "-p", port, "-n", str(n), "-P", "16", "-c", "50", "-r", "100000000", "-q",
         "EVALSHA", sha, "0", prefix, "1", "1", "60",
@@ -139,13 +142,13 @@ async def naive_lua(redis_url: str, total: int, concurrency: int = 50) -> float:
     sha = await r.script_load((ROOT / "inventory" / "lua" / "reserve_batch.lua").read_text())
     prefix = f"naive-{uuid.uuid4().hex[:6]}"
     await r.set(f"{prefix}:ready", "1")
-    await r.hset(f"{prefix}:1:s:SKU", mapping={"oh": 10**12, "h": 0, "so": 0, "lim": -1, "rev": 1})
+    await r.hset(Keys(prefix).stock("1", "SKU"), mapping=UNLIMITED_STOCK)
     counter = iter(range(total))
 
     async def worker() -> None:
         for i in counter:
             code = await r.evalsha(sha, 0, prefix, "1", 1, 60, f"r{i} SKU c{i} 1 k{i} 9999999999\n")
-            assert code == "O", code
+            assert code == ReserveOutcome.HELD, code
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))

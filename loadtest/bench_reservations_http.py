@@ -40,8 +40,9 @@ from typing import Any
 
 import httpx
 
-from inventory.testing import audit_mysql, drop_mysql_database, free_port, mysql_url_with_database
+from loadtest.bench_search import free_port
 from loadtest.children import cpu_seconds, spawn_emporium
+from loadtest.inventory_audit import audit_mysql, drop_mysql_database, mysql_url_with_database
 
 WRK_SCRIPT = Path(__file__).with_name("wrk_reservations.lua")
 UNITS = 5_000_000  # on-hand per run: far more than a run can sell, so 201 is the common answer

@@ -2,32 +2,33 @@
 -- ARGV: prefix, epoch, bucket, bucket_ttl_s, requests. ``requests`` is one string, a line per request:
 -- "rid sku customer qty idem_key expires_at\n" (identifiers never contain blanks). Packing the batch
 -- into one argument keeps the client's per-argument encoding cost out of the hot path.
--- Returns 'NOTREADY' when this epoch's counters are not built (Redis lost/flushed: reconcile first),
--- else one space-separated code per request: 'O' taken | 'S<available>' short | 'L<has>:<limit>' over
--- the limit | 'U' unknown sku | 'D<rid>' idempotency key already maps to rid.
+-- Returns 'not_ready' when this epoch's counters are not built (Redis lost/flushed: reconcile first),
+-- else one space-separated outcome per request: 'held' (stock taken) | 'short:<available>' |
+-- 'over_limit:<customer has>:<limit>' | 'unknown_sku' | 'repeat:<rid>' (the idempotency key already
+-- maps to rid).
 -- Counters are read once per SKU (and customer) per batch, tracked in Lua tables and written back
 -- once at the end: the script is atomic, so nothing can observe the intermediate state.
--- Idempotency keys are fields of one hash per time bucket (``i:<bucket>``, key -> rid; the engine
--- numbers buckets floor(now / idempotency_ttl)) and are looked up in the current and the previous
--- bucket, so each is remembered for at least the TTL. A hash field costs Redis far less than a key of
--- its own with an expiry (the engine UNLINKs old buckets; their TTL is only the fallback).
--- Per-customer counts (``c:<sku>``) are kept only for SKUs that have a limit; introducing a limit
--- rebuilds them from MySQL (stock_pre/stock_post answer REBUILD).
+-- Idempotency keys are fields of one hash per time bucket (``idempotency:<bucket>``, key -> rid; the
+-- engine numbers buckets floor(now / idempotency_ttl)) and are looked up in the current and the
+-- previous bucket, so each is remembered for at least the TTL. A hash field is far cheaper for Redis
+-- than a key of its own with an expiry (the engine UNLINKs old buckets; their TTL is only the fallback).
+-- Per-customer counts (``customers:<sku>``) are kept only for SKUs that have a limit; introducing a
+-- limit rebuilds them from MySQL (stock_pre/stock_post answer 'rebuild').
 local P, E = ARGV[1], ARGV[2]
-if redis.call('GET', P .. ':ready') ~= E then return 'NOTREADY' end
+if redis.call('GET', P .. ':ready') ~= E then return 'not_ready' end
 local base = P .. ':' .. E .. ':'
-local ikey = base .. 'i:' .. ARGV[3]
-local iold = base .. 'i:' .. (tonumber(ARGV[3]) - 1)
-local xkey = base .. 'x'
+local idempotency = base .. 'idempotency:' .. ARGV[3]
+local idempotency_before = base .. 'idempotency:' .. (tonumber(ARGV[3]) - 1)
+local expiry = base .. 'expiry'
 local out = {}
 local claimed = false
 local stocks = {}  -- sku -> {available, limit, taken} or false when unknown
 local custs = {}   -- "sku customer" -> {has (held + sold), taken}, only for SKUs with a limit
 -- A request that would take stock claims its key (HGET in the previous bucket, HSETNX in the current
--- one; already there -> it is a retry, answer D and take nothing); one that would be refused looks it
--- up (a retry of an earlier success is answered D, not with today's refusal).
+-- one; already there -> it is a retry, answer 'repeat' and take nothing); one that would be refused
+-- looks it up (a retry of an earlier success is answered 'repeat', not with today's refusal).
 -- The batch's lookups in the previous bucket (which nothing here writes) are one HMGET, and its new
--- holds one ZADD: each redis.call costs about as much as the work it does.
+-- holds one ZADD: fewer, larger redis.calls.
 local reqs = {}
 for rid, sku, cust, qs, idem, exp in string.gmatch(ARGV[5], '(%S+) (%S+) (%S+) (%S+) (%S+) (%S+)\n') do
   reqs[#reqs + 1] = {rid, sku, cust, qs, idem, exp}
@@ -37,7 +38,7 @@ local olds = {}
 for i = 1, #reqs, CHUNK do
   local keys = {}
   for j = i, math.min(i + CHUNK - 1, #reqs) do keys[#keys + 1] = reqs[j][5] end
-  local got = redis.call('HMGET', iold, unpack(keys))
+  local got = redis.call('HMGET', idempotency_before, unpack(keys))
   for j = 1, #keys do olds[i + j - 1] = got[j] end
 end
 local holds = {}
@@ -46,7 +47,7 @@ for n = 1, #reqs do
   local q = tonumber(qs)
   local st = stocks[sku]
   if st == nil then
-    local v = redis.call('HMGET', base .. 's:' .. sku, 'oh', 'h', 'so', 'lim')
+    local v = redis.call('HMGET', base .. 'stock:' .. sku, 'on_hand', 'held', 'sold', 'limit')
     if v[1] then
       st = {tonumber(v[1]) - tonumber(v[2]) - tonumber(v[3]), tonumber(v[4]), 0}
     else
@@ -57,23 +58,23 @@ for n = 1, #reqs do
   local refusal
   local c
   if not st then
-    refusal = 'U'
+    refusal = 'unknown_sku'
   elseif st[1] < q then
-    refusal = 'S' .. math.max(st[1], 0)
+    refusal = 'short:' .. math.max(st[1], 0)
   elseif st[2] >= 0 then
     local ck = sku .. ' ' .. cust
     c = custs[ck]
     if c == nil then
-      c = {tonumber(redis.call('HGET', base .. 'c:' .. sku, cust) or '0'), 0}
+      c = {tonumber(redis.call('HGET', base .. 'customers:' .. sku, cust) or '0'), 0}
       custs[ck] = c
     end
-    if c[1] + c[2] + q > st[2] then refusal = 'L' .. (c[1] + c[2]) .. ':' .. st[2] end
+    if c[1] + c[2] + q > st[2] then refusal = 'over_limit:' .. (c[1] + c[2]) .. ':' .. st[2] end
   end
   local prev = olds[n]
   if refusal then
-    prev = redis.call('HGET', ikey, idem) or prev
-    if prev then out[n] = 'D' .. prev else out[n] = refusal end
-  elseif not prev and redis.call('HSETNX', ikey, idem, rid) == 1 then
+    prev = redis.call('HGET', idempotency, idem) or prev
+    if prev then out[n] = 'repeat:' .. prev else out[n] = refusal end
+  elseif not prev and redis.call('HSETNX', idempotency, idem, rid) == 1 then
     claimed = true
     st[1] = st[1] - q
     st[3] = st[3] + q
@@ -81,22 +82,22 @@ for n = 1, #reqs do
     -- The hold itself is its member in the expiry index: "rid sku customer qty idem_key".
     holds[#holds + 1] = exp
     holds[#holds + 1] = rid .. ' ' .. sku .. ' ' .. cust .. ' ' .. qs .. ' ' .. idem
-    out[n] = 'O'
+    out[n] = 'held'
   else
-    out[n] = 'D' .. (prev or redis.call('HGET', ikey, idem))
+    out[n] = 'repeat:' .. (prev or redis.call('HGET', idempotency, idem))
   end
 end
 for i = 1, #holds, CHUNK do
-  redis.call('ZADD', xkey, unpack(holds, i, math.min(i + CHUNK - 1, #holds)))
+  redis.call('ZADD', expiry, unpack(holds, i, math.min(i + CHUNK - 1, #holds)))
 end
-if claimed then redis.call('EXPIRE', ikey, ARGV[4]) end
+if claimed then redis.call('EXPIRE', idempotency, ARGV[4]) end
 for sku, st in pairs(stocks) do
-  if st and st[3] > 0 then redis.call('HINCRBY', base .. 's:' .. sku, 'h', st[3]) end
+  if st and st[3] > 0 then redis.call('HINCRBY', base .. 'stock:' .. sku, 'held', st[3]) end
 end
 for ck, c in pairs(custs) do
   if c[2] > 0 then
     local sp = string.find(ck, ' ', 1, true)
-    redis.call('HINCRBY', base .. 'c:' .. string.sub(ck, 1, sp - 1), string.sub(ck, sp + 1), c[2])
+    redis.call('HINCRBY', base .. 'customers:' .. string.sub(ck, 1, sp - 1), string.sub(ck, sp + 1), c[2])
   end
 end
 return table.concat(out, ' ')

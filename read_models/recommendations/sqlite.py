@@ -21,6 +21,7 @@ from typing import TypeVar
 
 import msgspec
 
+from kernel.migrations import apply_migrations, numbered
 from read_models.recommendations.port import Recommendations, RecommendationsStoreError
 
 T = TypeVar("T")
@@ -34,6 +35,7 @@ CREATE TABLE IF NOT EXISTS recommendations (
     generated_at_us INTEGER         -- microseconds since the epoch, UTC
 ) WITHOUT ROWID
 """
+_MIGRATIONS = numbered([_SCHEMA])
 _UPSERT = """
 INSERT INTO recommendations (user_id, product_ids, model, revision, generated_at_us)
 VALUES (?, ?, ?, ?, ?)
@@ -106,7 +108,11 @@ class SqliteRecommendationsStore:
 
     async def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        await self._writer.run(lambda conn: conn.execute(_SCHEMA))
+        await self._writer.run(
+            lambda conn: apply_migrations(
+                conn, dialect="sqlite", component="recommendations", migrations=_MIGRATIONS
+            )
+        )
 
     async def put_many(self, items: Sequence[Recommendations]) -> int:
         if not items:

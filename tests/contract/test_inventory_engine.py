@@ -13,6 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from inventory_support import (
+    Audit,
+    FakeClock,
+    audit_mysql,
+    audit_sqlite,
+    drop_mysql_database,
+    mysql_target,
+    mysql_url_with_database,
+    unique_name,
+)
 
 from inventory.cluster import ClusterEngine
 from inventory.domain import (
@@ -29,16 +39,6 @@ from inventory.domain import (
 )
 from inventory.port import ReservationEngine
 from inventory.sqlite import SqliteEngine
-from inventory.testing import (
-    Audit,
-    FakeClock,
-    audit_mysql,
-    audit_sqlite,
-    drop_mysql_database,
-    mysql_target,
-    mysql_url_with_database,
-    unique_name,
-)
 from kernel.contracts.events import RestockAlert, StockLevelChanged, decode_event
 
 

@@ -18,17 +18,17 @@ from typing import Any
 import aiohttp
 import httpx
 import pytest
-from litestar import Litestar
-
-from emporium.app import create_app
-from inventory.cluster import ClusterEngine
-from inventory.testing import (
+from inventory_support import (
     audit_mysql,
     audit_sqlite,
     drop_mysql_database,
     mysql_url_with_database,
     unique_name,
 )
+from litestar import Litestar
+
+from emporium.app import create_app
+from inventory.cluster import ClusterEngine
 from kernel.settings import load_settings
 
 TOKEN = "test-admin-token"

@@ -24,10 +24,7 @@ import httpx
 import pymysql
 import pytest
 import redis.asyncio as aioredis
-
-from inventory.cluster import ClusterEngine
-from inventory.domain import EngineUnavailable, InsufficientStock, ReserveRequest, Status
-from inventory.testing import (
+from inventory_support import (
     PrivateServer,
     ServiceProcess,
     audit_mysql,
@@ -39,6 +36,9 @@ from inventory.testing import (
     private_redis,
     unique_name,
 )
+
+from inventory.cluster import ClusterEngine
+from inventory.domain import EngineUnavailable, InsufficientStock, ReserveRequest, Status
 
 UNITS = 400
 BUYERS = 1600

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from inventory_support import drop_mysql_database, mysql_target, mysql_url_with_database, unique_name
 
 from inventory.cluster import ClusterEngine
 from inventory.domain import ReserveRequest
 from inventory.events import FeedStockConsumer, OutboxRelay
 from inventory.sqlite import SqliteEngine
-from inventory.testing import drop_mysql_database, mysql_target, mysql_url_with_database, unique_name
 from kernel.contracts.events import (
     INVENTORY_TOPIC,
     Product,

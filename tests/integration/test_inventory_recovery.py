@@ -11,10 +11,7 @@ from typing import Any
 
 import pymysql
 import pytest
-
-from inventory.cluster import ClusterEngine
-from inventory.domain import EngineUnavailable, InsufficientStock, ReserveRequest
-from inventory.testing import (
+from inventory_support import (
     FakeClock,
     audit_mysql,
     drop_mysql_database,
@@ -22,6 +19,9 @@ from inventory.testing import (
     mysql_url_with_database,
     unique_name,
 )
+
+from inventory.cluster import ClusterEngine
+from inventory.domain import EngineUnavailable, InsufficientStock, ReserveRequest
 
 
 @pytest.fixture
@@ -34,13 +34,13 @@ async def db_url(mysql_url: str) -> AsyncIterator[str]:
 def gate_writes(engine: ClusterEngine) -> asyncio.Event:
     """Hold every group commit until the returned event is set (a stalled or dying writer)."""
     gate = asyncio.Event()
-    original = engine._commit_holds
+    original = engine.group_commit.commit_holds
 
     async def gated(*args: Any) -> None:
         await gate.wait()
         await original(*args)
 
-    engine._commit_holds = gated  # type: ignore[method-assign, assignment]
+    engine.group_commit.commit_holds = gated  # type: ignore[method-assign, assignment]
     return gate
 
 
@@ -129,15 +129,15 @@ async def test_crashed_process_leaves_no_stranded_stock_after_reconcile(redis_ur
 
 async def abandon(engine: ClusterEngine) -> None:
     """Release what a crashed engine object still holds in this test process (no state changes)."""
-    for task in [*engine._active]:
+    for task in [*engine.background.active]:
         task.cancel()
-    for conn in engine._writer_conns:
+    for conn in engine.group_commit.connections:
         if conn is not None:
             conn.close()
-    if engine._pool is not None:
-        engine._pool.terminate()
-        await engine._pool.wait_closed()
-    await engine._redis.aclose()
+    if engine.db.pool is not None:
+        engine.db.pool.terminate()
+        await engine.db.pool.wait_closed()
+    await engine.fast_path.redis.aclose()
 
 
 async def test_batch_decided_before_another_reconcile_is_fenced_and_retryable(

@@ -40,9 +40,7 @@ ALLOWED: dict[str, frozenset[str]] = {
 }
 
 # Known edges that break a rule today, each to be removed when the change that fixes it is merged.
-# KNOWN EDGE (remove on merge): inventory/testing.py is a test helper shipped in the package that
-# imports infra.local.stack; it is moving to tests/ (issue 14). Delete this entry once it has moved.
-KNOWN_VIOLATIONS: frozenset[tuple[str, str]] = frozenset({("inventory/testing.py", INFRA)})
+KNOWN_VIOLATIONS: frozenset[tuple[str, str]] = frozenset()
 
 
 class Import(NamedTuple):

@@ -1,25 +1,48 @@
-"""Helpers for inventory tests and benchmarks: a controllable clock, per-test databases, audits
-that compare MySQL/SQLite/Redis, and private Redis/MariaDB servers that chaos tests may stop,
-flush and restart (built from the local stack's recipes, never the shared servers)."""
+"""Helpers for inventory tests: a controllable clock, unique names, private Redis/MariaDB servers
+that chaos tests may stop, flush and restart (built from the local stack's recipes, never the shared
+servers), ``emporium serve`` in a subprocess, and the audits of loadtest.inventory_audit."""
 
 from __future__ import annotations
 
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import msgspec
+import httpx
 import pymysql
 
-from kernel.database import MysqlTarget, parse_database_url
+from infra.local.stack import APP_DATABASE, APP_PASSWORD, APP_USER, MariadbSpec, RedisSpec
+from loadtest.inventory_audit import (
+    Audit,
+    audit_mysql,
+    audit_sqlite,
+    drop_mysql_database,
+    mysql_target,
+    mysql_url_with_database,
+)
+
+__all__ = [
+    "Audit",
+    "FakeClock",
+    "PrivateServer",
+    "ServiceProcess",
+    "audit_mysql",
+    "audit_sqlite",
+    "drop_mysql_database",
+    "free_port",
+    "mysql_target",
+    "mysql_url_with_database",
+    "private_mariadb",
+    "private_redis",
+    "unique_name",
+]
 
 
 class FakeClock:
@@ -37,91 +60,6 @@ class FakeClock:
 
 def unique_name(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:10]}"
-
-
-def mysql_url_with_database(url: str, database: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, ""))
-
-
-def mysql_target(url: str) -> MysqlTarget:
-    target = parse_database_url(url)
-    assert isinstance(target, MysqlTarget), url
-    return target
-
-
-def drop_mysql_database(url: str) -> None:
-    target = mysql_target(url)
-    kwargs = target.pymysql_kwargs()
-    kwargs.pop("database")
-    kwargs["autocommit"] = True
-    conn = pymysql.connect(**kwargs)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{target.database}`")
-    finally:
-        conn.close()
-
-
-class Audit(msgspec.Struct, frozen=True):
-    """One SKU as the truth store sees it: counters, the ledger's sums and the reservations' sums."""
-
-    on_hand: int
-    held: int
-    sold: int
-    ledger_on_hand: int
-    ledger_held: int
-    ledger_sold: int
-    reservations_held: int
-    reservations_confirmed: int
-
-    @property
-    def consistent(self) -> bool:
-        return (
-            (self.on_hand, self.held, self.sold) == (self.ledger_on_hand, self.ledger_held, self.ledger_sold)
-            and self.held == self.reservations_held
-            and self.sold == self.reservations_confirmed
-        )
-
-
-_AUDIT_SQL = (
-    "SELECT on_hand, held, sold FROM inv_stock WHERE sku = {p}",
-    "SELECT COALESCE(SUM(d_on_hand),0), COALESCE(SUM(d_held),0), COALESCE(SUM(d_sold),0)"
-    " FROM inv_ledger WHERE sku = {p}",
-    "SELECT COALESCE(SUM(CASE WHEN status='held' THEN quantity ELSE 0 END),0),"
-    " COALESCE(SUM(CASE WHEN status='confirmed' THEN quantity ELSE 0 END),0)"
-    " FROM inv_reservations WHERE sku = {p}",
-)
-
-
-def _audit_rows(rows: list[Any]) -> Audit:
-    (oh, h, s), (loh, lh, ls), (rh, rc) = rows
-    return Audit(
-        on_hand=int(oh), held=int(h), sold=int(s),
-        ledger_on_hand=int(loh), ledger_held=int(lh), ledger_sold=int(ls),
-        reservations_held=int(rh), reservations_confirmed=int(rc),
-    )  # fmt: skip
-
-
-def audit_mysql(url: str, sku: str) -> Audit:
-    conn = pymysql.connect(**mysql_target(url).pymysql_kwargs())
-    try:
-        with conn.cursor() as cur:
-            rows = []
-            for sql in _AUDIT_SQL:
-                cur.execute(sql.format(p="%s"), (sku,))
-                rows.append(cur.fetchone())
-        return _audit_rows(rows)
-    finally:
-        conn.close()
-
-
-def audit_sqlite(path: Path | str, sku: str) -> Audit:
-    conn = sqlite3.connect(str(path))
-    try:
-        return _audit_rows([conn.execute(sql.format(p="?"), (sku,)).fetchone() for sql in _AUDIT_SQL])
-    finally:
-        conn.close()
 
 
 # Private servers for chaos tests ---------------------------------------------------------------
@@ -194,8 +132,6 @@ class PrivateServer:
 
 
 def private_redis(home: Path) -> PrivateServer:
-    from infra.local.stack import RedisSpec
-
     port = free_port()
     data = home / "redis-data"
     data.mkdir(parents=True, exist_ok=True)
@@ -209,8 +145,6 @@ def _mysql_ping(url: str) -> None:
 
 
 def private_mariadb(home: Path) -> PrivateServer:
-    from infra.local.stack import APP_DATABASE, APP_PASSWORD, APP_USER, MariadbSpec
-
     port = free_port()
     data = home / "mariadb-data"
     data.mkdir(parents=True, exist_ok=True)
@@ -233,10 +167,6 @@ class ServiceProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 120.0) -> None:
-        import sys
-
-        import httpx
-
         with self.log.open("ab") as fh:
             command = [sys.executable, "-c", "from emporium.cli import main; main()", "serve"]
             self.proc = subprocess.Popen(

@@ -1,0 +1,305 @@
+"""ClusterEngine: Redis decides (Lua), MySQL/MariaDB remembers (group commit), reconcile heals.
+
+Crash invariants (why a flash sale never oversells and no acknowledged reservation is lost):
+
+1. **MySQL is the truth; Redis may only be stricter.** Redis' ``available`` never exceeds MySQL's.
+   Taking stock is decided in Redis first and recorded in MySQL after; giving it back (release,
+   expire, raising on-hand) is committed in MySQL first and applied to Redis after. A crash between
+   the two steps leaves Redis too strict (undersell), never too loose. Setting on-hand lowers Redis
+   to min(old, new) under the row lock, commits, then sets the exact value fenced by the stock
+   revision (``stock``).
+2. **No answer before COMMIT.** A reservation is acknowledged only after the transaction recording
+   it (row, ledger, counters, outbox events) committed. Decisions are batched per EVALSHA
+   (``batcher``) and written one transaction per batch by a few writers (``group_commit``); a
+   deadlock rolls the batch back and it runs again.
+3. **A failed write is undone exactly once.** Failed before COMMIT: nothing is in MySQL and the Redis
+   holds are dropped (``undo``). COMMIT itself failed: the holds stay (strict) and are settled once
+   MySQL answers, by a *tombstone* (``INSERT IGNORE`` of a placeholder row with the same primary key):
+   the real row wins, or the tombstone does and a late commit of the real row is refused. The sweeper
+   settles holds that Redis has and MySQL never got the same way. A hold *is* its member in the Redis
+   expiry index, so ending it is a ZREM that moves stock only for the caller that removed it.
+4. **Epochs fence stale state.** Keys live under ``<prefix>:<epoch>:`` and ``<prefix>:ready`` names
+   the complete epoch. A flush, a restart (changed ``run_id``, lost scripts) or a Redis error makes
+   every script answer ``not_ready`` and the engine answer 503 while ``reconcile`` rebuilds the
+   counters from MySQL under a new epoch (bumped in MySQL first, which fences old-epoch batches).
+   Run the fast-path Redis without persistence: a rebuild from MySQL is the recovery.
+5. **Idempotency:** a key maps to one reservation in Redis (decided atomically with the hold) and in
+   MySQL (UNIQUE); a retry is answered from MySQL once the original is durable.
+6. **Per-customer counts** are kept in Redis only for SKUs with a limit; introducing a limit stops
+   decisions and reconciles first, so decisions never use counts that were not rebuilt.
+
+Every reservation is answered within ``reserve_deadline`` seconds (a retryable 503 past it).
+Single Redis primary: scripts touch keys they compute, so this adapter does not run on Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from inventory.cluster import sql
+from inventory.cluster.batcher import ReserveBatcher
+from inventory.cluster.database import Database
+from inventory.cluster.fast_path import FastPath
+from inventory.cluster.group_commit import GroupCommit
+from inventory.cluster.monitor import Monitor
+from inventory.cluster.reconcile import Reconciler
+from inventory.cluster.records import BackgroundTasks, Stats
+from inventory.cluster.stock import StockChange, StockWriter
+from inventory.cluster.sweeper import Sweeper
+from inventory.cluster.transitions import Transitions
+from inventory.domain import (
+    DEFAULT_LOW_STOCK_THRESHOLD,
+    EngineUnavailable,
+    ReconcileReport,
+    Reservation,
+    ReservationNotFound,
+    ReserveRequest,
+    StockLevel,
+    UnknownSku,
+    validate_identifier,
+    validate_limit,
+    validate_on_hand,
+    validate_reserve,
+)
+from inventory.events import OutboxEntry
+from inventory.schema import migrate_mysql
+from inventory.sql_common import RESERVATION_COLUMNS, STOCK_COLUMNS, reservation_from_row, stock_from_row
+from kernel.database import MysqlTarget
+from kernel.tasks import cancel_and_wait
+
+
+class ClusterEngine:
+    """ReservationEngine over Redis (fast path) + MySQL/MariaDB (truth)."""
+
+    def __init__(
+        self,
+        redis_url: str,
+        mysql: MysqlTarget,
+        *,
+        prefix: str | None = None,
+        clock: Callable[[], float] = time.time,
+        low_stock_threshold: int = DEFAULT_LOW_STOCK_THRESHOLD,
+        sweep_interval: float | None = 0.5,
+        monitor_interval: float = 0.5,
+        max_batch: int = 1000,
+        max_write_batch: int = 5000,
+        max_inflight: int = 4,
+        writers: int = 3,
+        write_spill: int = 64,
+        dispatch_spill: int = 256,
+        idempotency_ttl: int = 24 * 3600,
+        lost_grace: float = 2.0,
+        db_timeout: float = 10.0,
+        reserve_deadline: float = 15.0,
+        on_outbox: Callable[[], None] | None = None,
+    ) -> None:
+        # One Redis may serve several deployments/tests: keys are namespaced by the database name.
+        self.redis_url, self.mysql, self.prefix = redis_url, mysql, prefix or f"inv-{mysql.database}"
+        self.clock = clock
+        self.on_outbox = on_outbox
+        self.stats = Stats()
+        self.background = BackgroundTasks()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._started = False
+        in_doubt: list[Reservation] = []  # holds whose COMMIT had an unknown outcome
+        self.db = Database(mysql, timeout=db_timeout)
+        self.fast_path = FastPath(
+            redis_url, self.prefix, idempotency_ttl=idempotency_ttl, on_lost=self._schedule_reconcile
+        )
+        self.group_commit = GroupCommit(
+            self.db, self.fast_path, clock=clock, stats=self.stats, in_doubt=in_doubt,
+            notify_outbox=self._notify_outbox, writers=writers, spill=write_spill,
+            max_batch=max_write_batch, low_stock_threshold=low_stock_threshold,
+        )  # fmt: skip
+        self.batcher = ReserveBatcher(
+            self.fast_path, self.group_commit, check_open=self._check_open, lookup=self.get_reservation,
+            clock=clock, stats=self.stats, tasks=self.background, max_batch=max_batch,
+            max_inflight=max_inflight, spill=dispatch_spill, deadline=reserve_deadline,
+            settle_timeout=db_timeout,
+        )  # fmt: skip
+        self.transitions = Transitions(
+            self.db, self.fast_path, clock=clock, notify_outbox=self._notify_outbox,
+            low_stock_threshold=low_stock_threshold,
+        )  # fmt: skip
+        self.sweeper = Sweeper(
+            self.db, self.fast_path, self.transitions, check_db=self._check_db, clock=clock,
+            stats=self.stats, in_doubt=in_doubt, lost_grace=lost_grace, interval=sweep_interval,
+        )  # fmt: skip
+        self.reconciler = Reconciler(
+            self.db, self.fast_path, self.sweeper, is_running=lambda: self._started, clock=clock,
+            stats=self.stats, tasks=self.background,
+        )  # fmt: skip
+        self.monitor = Monitor(
+            self.db, self.fast_path, self.sweeper, schedule_reconcile=self._schedule_reconcile,
+            interval=monitor_interval,
+        )  # fmt: skip
+        self.stock = StockWriter(
+            self.db, self.fast_path, wait_for_reconcile=self.reconciler.wait_running, clock=clock,
+            notify_outbox=self._notify_outbox, low_stock_threshold=low_stock_threshold,
+        )  # fmt: skip
+
+    # lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.migrate()
+        await self.db.open()
+        await self.fast_path.load_scripts()
+        self._started = True
+        await self.reconcile()
+        writers = len(self.group_commit.connections)
+        self._tasks = [
+            asyncio.create_task(self.batcher.dispatch_loop(), name="inventory-dispatch"),
+            *(
+                asyncio.create_task(self.group_commit.write_loop(i), name=f"inventory-group-commit-{i}")
+                for i in range(writers)
+            ),
+            asyncio.create_task(self.monitor.run(), name="inventory-monitor"),
+            asyncio.create_task(self.batcher.deadline_loop(), name="inventory-deadlines"),
+        ]
+        if self.sweeper.interval:
+            self._tasks.append(asyncio.create_task(self.sweeper.run(), name="inventory-sweeper"))
+
+    async def close(self) -> None:
+        self._started = False
+        # Let queued decisions finish their commit so nothing acknowledged is half-done.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._drain(), 5)
+        await cancel_and_wait([*self._tasks, self.reconciler.task])
+        self._tasks.clear()
+        self.batcher.fail_queued(EngineUnavailable("engine closed"))
+        self.group_commit.close_connections()
+        await self.db.close()
+        await self.fast_path.close()
+
+    async def _drain(self) -> None:
+        while self.batcher.queue or self.group_commit.busy or self.background.active:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
+    async def migrate(self) -> list[int]:
+        return await migrate_mysql(self.mysql)
+
+    async def ping(self) -> None:
+        self._check_db()
+        if self.fast_path.epoch is None:
+            raise EngineUnavailable("stock counters are being rebuilt (reconcile)")
+        try:
+            ready = await self.fast_path.ready_epoch()
+        except RedisError as exc:
+            self.fast_path.lost(f"redis error: {exc!r}")
+            raise EngineUnavailable(f"redis unavailable: {exc}") from exc
+        if ready != self.fast_path.epoch:
+            self.fast_path.lost("ready marker missing")
+            raise EngineUnavailable("stock counters are being rebuilt (reconcile)")
+
+    def _check_db(self) -> None:
+        if not self._started:
+            raise EngineUnavailable("inventory engine not started")
+        if not self.db.ok:
+            raise self.db.unavailable()
+
+    def _check_open(self) -> str:
+        """The epoch to decide under, or 503 (reconcile scheduled)."""
+        self._check_db()
+        epoch = self.fast_path.epoch
+        if epoch is None:
+            self._schedule_reconcile()
+            raise EngineUnavailable("stock counters are being rebuilt (reconcile); retry shortly")
+        return epoch
+
+    def _schedule_reconcile(self) -> None:
+        self.reconciler.schedule()
+
+    def _notify_outbox(self) -> None:
+        if self.on_outbox is not None:
+            self.on_outbox()
+
+    # the port -------------------------------------------------------------------------------
+
+    async def reserve(self, request: ReserveRequest) -> Reservation:
+        validate_reserve(request)
+        self._check_open()
+        return await self.batcher.reserve(request)
+
+    async def confirm(self, reservation_id: str) -> Reservation:
+        self._check_db()
+        return await self.transitions.confirm(reservation_id)
+
+    async def release(self, reservation_id: str) -> Reservation:
+        self._check_db()
+        return await self.transitions.release(reservation_id)
+
+    async def expire_due(self, now: float | None = None, limit: int = 1000) -> int:
+        return await self.sweeper.expire_due(now, limit)
+
+    async def set_on_hand(
+        self, sku: str, on_hand: int, *, per_customer_limit: int | None = None, reason: str = "admin"
+    ) -> StockLevel:
+        validate_identifier(sku, "sku")
+        validate_on_hand(on_hand)
+        validate_limit(per_customer_limit)
+        self._check_db()
+        result = await self.stock.apply(StockChange(sku, on_hand, per_customer_limit, reason, None, None))
+        assert result is not None
+        return result
+
+    async def adjust_from_feed(
+        self, sku: str, warehouses: dict[str, int], *, feed_revision: int
+    ) -> StockLevel | None:
+        validate_identifier(sku, "sku")
+        on_hand = validate_on_hand(sum(warehouses.values()))
+        self._check_db()
+        return await self.stock.apply(
+            StockChange(sku, on_hand, None, "feed", dict(warehouses), feed_revision)
+        )
+
+    async def reconcile(self) -> ReconcileReport:
+        """Rebuild Redis from MySQL under a new epoch (invariant 4). Safe to run any time."""
+        return await self.reconciler.reconcile()
+
+    # reads (MySQL: what has been acknowledged) ------------------------------------------------
+
+    async def get_stock(self, sku: str) -> StockLevel:
+        self._check_db()
+        async with self.db.transaction() as cur:
+            await cur.execute(f"SELECT {STOCK_COLUMNS} FROM inv_stock WHERE sku = %s", (sku,))
+            row = await cur.fetchone()
+        if row is None:
+            raise UnknownSku(sku)
+        return stock_from_row(row)
+
+    async def get_reservation(self, reservation_id: str) -> Reservation:
+        self._check_db()
+        async with self.db.transaction() as cur:
+            await cur.execute(
+                f"SELECT {RESERVATION_COLUMNS} FROM inv_reservations WHERE id = %s", (reservation_id,)
+            )
+            row = await cur.fetchone()
+        res = None if row is None else reservation_from_row(row)
+        if res is None or res.idempotency_key.startswith(sql.LOST_PREFIX):
+            raise ReservationNotFound(reservation_id)
+        return res
+
+    async def fast_path_stock(self, sku: str) -> StockLevel | None:
+        """Redis' view of a SKU (for tests, the benchmark and operators); None when absent/not ready."""
+        return await self.fast_path.stock_level(sku)
+
+    # outbox (read by events.OutboxRelay) ------------------------------------------------------
+
+    async def outbox_fetch(self, limit: int) -> list[OutboxEntry]:
+        async with self.db.transaction() as cur:
+            await cur.execute(
+                "SELECT id, topic, msg_key, value FROM inv_outbox ORDER BY id LIMIT %s", (limit,)
+            )
+            rows = await cur.fetchall()
+        return [OutboxEntry(int(i), t, k, bytes(v)) for i, t, k, v in rows]
+
+    async def outbox_delete(self, ids: Sequence[int]) -> None:
+        if ids:
+            async with self.db.transaction() as cur:
+                await cur.execute(sql.delete_outbox(ids))
