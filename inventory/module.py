@@ -7,7 +7,7 @@ from typing import Any
 
 import structlog
 
-from inventory.api import build_handlers
+from inventory.api import inventory_router
 from inventory.events import FeedStockConsumer, OutboxRelay
 from inventory.factory import build_engine
 from kernel.runtime import ReadinessCheck, Runtime
@@ -26,7 +26,7 @@ class InventoryModule:
         self.feed = FeedStockConsumer(self.engine, runtime.event_log)
 
     def route_handlers(self) -> Sequence[Any]:
-        return build_handlers(self, self.runtime.settings.admin_token)
+        return [inventory_router(self, self.runtime.settings.admin_token)]
 
     async def start(self) -> None:
         await self.engine.start()
