@@ -8,42 +8,29 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
-from litestar import Litestar, MediaType, Request, Response, get
-from litestar.exceptions import HTTPException
+from litestar import Litestar, Response, get
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
-from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
+from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from emporium.container import Container
+from ingest.api import INGEST_ERRORS
 from ingest.module import IngestModule
+from inventory.api import INVENTORY_ERRORS
 from inventory.module import InventoryModule
 from kernel import __version__
+from kernel.http.errors import exception_handlers
 from kernel.observability import HttpMetrics
 from kernel.runtime import Module, ReadinessCheck
 from kernel.settings import Settings
+from read_models.api import RECOMMENDATIONS_ERRORS
 from read_models.module import ReadModelsModule
 from search.module import SearchModule
 
 log = structlog.get_logger(__name__)
 
 READINESS_TIMEOUT_S = 2.0
-
-
-def _http_error(_: Request, exc: HTTPException) -> Response:
-    body = {"status_code": exc.status_code, "detail": exc.detail}
-    if exc.extra:
-        body["extra"] = exc.extra
-    return Response(body, status_code=exc.status_code, headers=exc.headers, media_type=MediaType.JSON)
-
-
-def _unexpected_error(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error", path=request.url.path, error=repr(exc))
-    return Response(
-        {"status_code": 500, "detail": "internal error"},
-        status_code=HTTP_500_INTERNAL_SERVER_ERROR,
-        media_type=MediaType.JSON,
-    )
 
 
 async def _run_check(name: str, check: ReadinessCheck) -> tuple[str, str]:
@@ -117,7 +104,8 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Lit
         route_handlers=handlers,
         lifespan=[lifespan],
         middleware=[http_metrics.middleware],
-        exception_handlers={HTTPException: _http_error, Exception: _unexpected_error},
+        # every error answer in the one shape: each context's table, the framework's errors, the 500
+        exception_handlers=exception_handlers(INGEST_ERRORS, INVENTORY_ERRORS, RECOMMENDATIONS_ERRORS),
         openapi_config=OpenAPIConfig(
             title="Emporium",
             version=__version__,

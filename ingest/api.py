@@ -5,39 +5,74 @@
 the outcome of every line in the same call. The body is streamed to a spool file (memory up to
 ``SPOOL_MEMORY_BYTES``, then disk) while the size limit is enforced, and only then imported: an
 oversized (413), empty (400) or unsupported (415) body is refused before anything is published.
+
+Registering a supplier needs the admin token (``admin_only``); a feed route needs the API key of the
+supplier in its path (``api_key_only`` with ``IngestService.authenticate``). Refusals are the domain's
+exceptions, answered by ``INGEST_ERRORS``.
 """
 
 from __future__ import annotations
 
-import hmac
 import tempfile
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.enums import RequestEncodingType
-from litestar.exceptions import (
-    ClientException,
-    HTTPException,
-    NotAuthorizedException,
-    NotFoundException,
-    PermissionDeniedException,
-)
 from litestar.params import Body, FromPath, HeaderParameter, QueryParameter
 from litestar.router import Router
 from litestar.status_codes import HTTP_201_CREATED
 
 from ingest.model import FeedReport, Mode
-from ingest.parsing import FeedError, FeedFormat, FeedTooLarge, format_from_content_type
-from ingest.profiles import PROFILE_NAMES
-from ingest.service import IngestError, IngestService
+from ingest.parsing import (
+    EmptyFeed,
+    FeedError,
+    FeedFormat,
+    FeedTooLarge,
+    UnsupportedFeedFormat,
+    format_from_content_type,
+)
+from ingest.profiles import PROFILE_NAMES, UnknownProfile
+from ingest.service import (
+    Conflict,
+    Forbidden,
+    IngestError,
+    IngestService,
+    InvalidRequest,
+    NotFound,
+    Unauthorized,
+)
+from kernel.http.errors import ErrorRule, error_table
+from kernel.http.guards import (
+    API_KEY_HEADER,
+    admin_only,
+    admin_token_opt,
+    api_key_only,
+    api_key_opt,
+)
+from kernel.http.options import with_options
 from kernel.openapi import errors
 from kernel.settings import Settings
 
 SPOOL_MEMORY_BYTES = 8 * 1024 * 1024
-API_KEY_HEADER = "X-Api-Key"
 _PROFILE_HELP = f"mapping profile: one of {', '.join(PROFILE_NAMES)}"
+_GZIP = ("identity", "gzip", "x-gzip", "")
+
+INGEST_ERRORS = error_table(
+    ErrorRule(IngestError, 400),
+    ErrorRule(Unauthorized, 401, headers={"WWW-Authenticate": f'ApiKey header="{API_KEY_HEADER}"'}),
+    ErrorRule(Forbidden, 403),
+    ErrorRule(NotFound, 404),
+    ErrorRule(Conflict, 409),
+    ErrorRule(InvalidRequest, 422),
+    ErrorRule(FeedError, 422),  # a feed that cannot be read as a whole (header, gzip stream)
+    ErrorRule(EmptyFeed, 400),
+    ErrorRule(UnknownProfile, 400),
+    ErrorRule(FeedTooLarge, 413),
+    ErrorRule(UnsupportedFeedFormat, 415),
+)
 
 
 class NewSupplier(msgspec.Struct, forbid_unknown_fields=True):
@@ -52,52 +87,6 @@ class SupplierCreated(msgspec.Struct):
     supplier_id: str
     name: str
     api_key: str  # shown once; only its hash is stored
-
-
-class IngestApi:
-    """What the handlers need, provided through Litestar DI."""
-
-    def __init__(self, service: IngestService, settings: Settings) -> None:
-        self.service = service
-        self.settings = settings
-
-
-class ConflictError(HTTPException):
-    status_code = 409
-
-
-class PayloadTooLarge(HTTPException):
-    status_code = 413
-
-
-class UnsupportedMediaType(HTTPException):
-    status_code = 415
-
-
-class Unprocessable(HTTPException):
-    status_code = 422
-
-
-_ERRORS: dict[int, type[HTTPException]] = {
-    cls.status_code: cls
-    for cls in (
-        ClientException,
-        NotAuthorizedException,
-        PermissionDeniedException,
-        NotFoundException,
-        ConflictError,
-        PayloadTooLarge,
-        UnsupportedMediaType,
-        Unprocessable,
-    )
-}
-_FEED_ERRORS = list(_ERRORS.values())
-
-
-def _http_error(exc: IngestError | FeedError) -> HTTPException:
-    """Domain error -> the JSON HTTP error the app's handler renders."""
-    headers = {"WWW-Authenticate": f'ApiKey header="{API_KEY_HEADER}"'} if exc.status_code == 401 else None
-    return _ERRORS.get(exc.status_code, ClientException)(detail=exc.reason, headers=headers)
 
 
 async def _spool_body(request: Request[Any, Any, Any], limit: int) -> tempfile.SpooledTemporaryFile[bytes]:
@@ -119,50 +108,76 @@ async def _spool_body(request: Request[Any, Any, Any], limit: int) -> tempfile.S
     return spool
 
 
+def _feed_format(request: Request[Any, Any, Any], override: str | None) -> FeedFormat:
+    fmt = FeedFormat(override) if override else format_from_content_type(request.headers.get("content-type"))
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in _GZIP:
+        raise UnsupportedFeedFormat(f"unsupported Content-Encoding {encoding!r}; use gzip")
+    return fmt
+
+
 class SupplierController(Controller):
     path = "/v1/suppliers"
     tags = ["supplier feeds"]
+    parameters = {
+        "authorization": HeaderParameter(annotation=str | None, name="Authorization", required=False)
+    }
 
     @post(
         "/",
         status_code=HTTP_201_CREATED,
         summary="Register a supplier (admin)",
-        raises=[NotAuthorizedException, PermissionDeniedException, ConflictError, Unprocessable],
+        guards=[admin_only],
+        responses=errors(
+            {
+                400: "The body is not a supplier",
+                401: "No admin bearer token",
+                403: "Wrong admin token",
+                409: "The supplier exists",
+                422: "Malformed supplier id",
+            }
+        ),
     )
     async def add_supplier(
         self,
-        ingest_api: NamedDependency[IngestApi],
+        service: NamedDependency[IngestService],
         data: Annotated[NewSupplier, Body(media_type=RequestEncodingType.JSON, schema_extra=_CLOSED)],
-        authorization: Annotated[str | None, HeaderParameter(name="Authorization", required=False)] = None,
     ) -> SupplierCreated:
         """Needs ``Authorization: Bearer <EMPORIUM_ADMIN_TOKEN>``; returns the supplier's API key once."""
-        token = ingest_api.settings.admin_token
-        if not authorization or not authorization.lower().startswith("bearer "):
-            raise NotAuthorizedException(
-                detail="missing admin bearer token", headers={"WWW-Authenticate": "Bearer"}
-            )
-        if not token or not hmac.compare_digest(authorization[7:].strip().encode(), token.encode()):
-            raise PermissionDeniedException(detail="invalid admin token (or EMPORIUM_ADMIN_TOKEN unset)")
-        try:
-            record, api_key = await ingest_api.service.add_supplier(data.supplier_id, data.name)
-        except IngestError as exc:
-            raise _http_error(exc) from None
+        record, api_key = await service.add_supplier(data.supplier_id, data.name)
         return SupplierCreated(supplier_id=record.supplier_id, name=record.name, api_key=api_key)
 
+
+class FeedController(Controller):
+    path = "/v1/suppliers/{supplier_id:str}/feeds"
+    tags = ["supplier feeds"]
+    parameters = {"api_key": HeaderParameter(annotation=str | None, name=API_KEY_HEADER, required=False)}
+
     @post(
-        "/{supplier_id:str}/feeds",
+        "/",
         status_code=HTTP_201_CREATED,
         summary="Push a catalog feed (CSV, NDJSON or JSON array; gzip optional)",
-        raises=_FEED_ERRORS,
-        responses=errors({400: "Bad parameter, or a feed that cannot be read at all"}),  # one 400 schema
+        guards=[api_key_only],
+        responses=errors(
+            {
+                400: "Bad parameter, or a feed that cannot be read at all",
+                401: "No or unknown API key",
+                403: "The key of another supplier",
+                404: "Unknown supplier",
+                409: "Another import of this supplier is running",
+                413: "Body larger than the feed limit",
+                415: "Unsupported Content-Type, charset or Content-Encoding",
+                422: "A header or stream that cannot be read as this format",
+            }
+        ),
         request_max_body_size=None,  # enforced while streaming, with Settings.feed_max_bytes
     )
     async def push_feed(
         self,
         request: Request[Any, Any, Any],
-        ingest_api: NamedDependency[IngestApi],
+        service: NamedDependency[IngestService],
+        feed_max_bytes: NamedDependency[int],
         supplier_id: FromPath[str],
-        api_key: Annotated[str | None, HeaderParameter(name=API_KEY_HEADER, required=False)] = None,
         profile: Annotated[str, QueryParameter(description=_PROFILE_HELP)] = "canonical",
         mode: Annotated[
             Mode, QueryParameter(description="full also removes products missing from the feed")
@@ -173,24 +188,12 @@ class SupplierController(Controller):
         ] = None,
     ) -> Response[FeedReport]:
         """Import the body; ``Content-Type`` text/csv, application/x-ndjson or application/json."""
-        service = ingest_api.service
+        fmt = _feed_format(request, feed_format)
+        spool = await _spool_body(request, feed_max_bytes)
         try:
-            await service.authenticate(supplier_id, api_key)
-            fmt = (
-                FeedFormat(feed_format)
-                if feed_format
-                else format_from_content_type(request.headers.get("content-type"))
-            )
-            encoding = request.headers.get("content-encoding", "identity").strip().lower()
-            if encoding not in ("identity", "gzip", "x-gzip", ""):
-                raise UnsupportedMediaType(detail=f"unsupported Content-Encoding {encoding!r}; use gzip")
-            spool = await _spool_body(request, ingest_api.settings.feed_max_bytes)
-            try:
-                report = await service.import_feed(supplier_id, spool, fmt=fmt, profile=profile, mode=mode)
-            finally:
-                spool.close()
-        except (IngestError, FeedError) as exc:
-            raise _http_error(exc) from None
+            report = await service.import_feed(supplier_id, spool, fmt=fmt, profile=profile, mode=mode)
+        finally:
+            spool.close()
         return Response(
             report,
             status_code=HTTP_201_CREATED,
@@ -198,27 +201,37 @@ class SupplierController(Controller):
         )
 
     @get(
-        "/{supplier_id:str}/feeds/{feed_id:str}",
+        "/{feed_id:str}",
         summary="A feed's report",
-        raises=[NotAuthorizedException, PermissionDeniedException, NotFoundException],
+        guards=[api_key_only],
+        responses=errors(
+            {
+                400: "Bad parameter",
+                401: "No or unknown API key",
+                403: "The key of another supplier",
+                404: "Unknown feed",
+            }
+        ),
     )
     async def get_feed(
-        self,
-        ingest_api: NamedDependency[IngestApi],
-        supplier_id: FromPath[str],
-        feed_id: FromPath[str],
-        api_key: Annotated[str | None, HeaderParameter(name=API_KEY_HEADER, required=False)] = None,
+        self, service: NamedDependency[IngestService], supplier_id: FromPath[str], feed_id: FromPath[str]
     ) -> FeedReport:
-        try:
-            await ingest_api.service.authenticate(supplier_id, api_key)
-            return await ingest_api.service.get_feed(supplier_id, feed_id)
-        except IngestError as exc:
-            raise _http_error(exc) from None
+        return await service.get_feed(supplier_id, feed_id)
 
 
-def build_router(api: IngestApi) -> Router:
+def ingest_router(service: IngestService, settings: Settings) -> Router:
+    """The supplier routes with the service injected and the guards' secrets set (one per app)."""
+    feed_max_bytes = settings.feed_max_bytes
+
+    async def check_supplier_key(key: str | None, path_params: Mapping[str, Any]) -> None:
+        await service.authenticate(path_params["supplier_id"], key)
+
     return Router(
         path="/",
-        route_handlers=[SupplierController],
-        dependencies={"ingest_api": Provide(lambda: api, sync_to_thread=False)},
+        route_handlers=with_options(SupplierController, FeedController),
+        dependencies={
+            "service": Provide(lambda: service, sync_to_thread=False, use_cache=True),
+            "feed_max_bytes": Provide(lambda: feed_max_bytes, sync_to_thread=False, use_cache=True),
+        },
+        opt={**admin_token_opt(settings.admin_token), **api_key_opt(check_supplier_key)},
     )

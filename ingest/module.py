@@ -7,7 +7,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
-from ingest.api import IngestApi, build_router
+from ingest.api import ingest_router
 from ingest.model import FeedReport
 from ingest.service import IngestService
 from ingest.store import IngestStore
@@ -40,7 +40,7 @@ class IngestModule:
         self.store = store
         self.metrics = IngestMetrics(runtime)
         self.service = IngestService(self.store, runtime.event_log, on_report=self.metrics.observe)
-        self._router = build_router(IngestApi(self.service, runtime.settings))
+        self._router = ingest_router(self.service, runtime.settings)
 
     def route_handlers(self) -> Sequence[Any]:
         return [self._router]

@@ -1,35 +1,24 @@
-"""HTTP API for reservations and stock (Litestar). Every refusal is a JSON 4xx/503, never a 500.
+"""HTTP API for reservations and stock. Every refusal is a JSON 4xx/503, never a 500.
 
-Bodies are decoded with loosely typed msgspec structs and validated by the domain, so that a
-non-integer or out-of-range quantity is a 422 with a clear message (not a generic 400).
+Bodies are decoded into loosely typed msgspec structs and validated by the domain, so that a
+non-integer or out-of-range quantity is a 422 with a clear message (not a generic 400). Handlers call
+the engine and let its refusals propagate; ``INVENTORY_ERRORS`` says how each one answers.
 """
 
 from __future__ import annotations
 
-import hmac
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol, TypeVar
 
 import msgspec
-from litestar import HttpMethod, Request, Response, delete, get, post, put, route
-from litestar.handlers import HTTPRouteHandler
+from litestar import Controller, Request, Router, delete, get, post, put
+from litestar.di import NamedDependency, Provide
+from litestar.exceptions import ClientException
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import OpenAPIType, Schema
-from litestar.params import PathParameter
-from litestar.status_codes import (
-    HTTP_200_OK,
-    HTTP_201_CREATED,
-    HTTP_204_NO_CONTENT,
-    HTTP_400_BAD_REQUEST,
-    HTTP_401_UNAUTHORIZED,
-    HTTP_403_FORBIDDEN,
-    HTTP_404_NOT_FOUND,
-    HTTP_409_CONFLICT,
-    HTTP_422_UNPROCESSABLE_ENTITY,
-    HTTP_429_TOO_MANY_REQUESTS,
-    HTTP_503_SERVICE_UNAVAILABLE,
-)
+from litestar.params import PathParameter, RawBody, SkipValidation
+from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from inventory.domain import (
     DEFAULT_HOLD_SECONDS,
@@ -46,6 +35,7 @@ from inventory.domain import (
     InvalidTransition,
     InventoryError,
     LimitExceeded,
+    Reservation,
     ReservationNotFound,
     ReserveRequest,
     StockLevel,
@@ -55,10 +45,39 @@ from inventory.domain import (
     validate_on_hand,
 )
 from inventory.port import ReservationEngine
+from kernel.http.errors import RETRY_AFTER, ErrorRule, error_table
+from kernel.http.guards import admin_only, admin_token_opt
+from kernel.http.hot_path import JsonBytes, first_header, read_body
+from kernel.http.options import with_options
 from kernel.openapi import errors, header, reads_json
-from kernel.responses import JsonBytes
 
 MAX_BODY = 16 * 1024
+INVENTORY_MODULE_OPT = "inventory_module"  # route opt: lets operators and tests find the module from the app
+
+INVENTORY_ERRORS = error_table(
+    ErrorRule(InventoryError, 400),
+    ErrorRule(
+        InsufficientStock,
+        409,
+        extra=lambda e: {"sku": e.sku, "available": e.available, "requested": e.requested},
+    ),
+    ErrorRule(
+        LimitExceeded,
+        429,
+        extra=lambda e: {
+            "sku": e.sku,
+            "limit": e.limit,
+            "already": e.already,
+            "remaining": max(0, e.limit - e.already),
+        },
+    ),
+    ErrorRule(InvalidTransition, 409, extra=lambda e: {"status": e.status.value}),
+    ErrorRule(IdempotencyConflict, 409),
+    ErrorRule(ReservationNotFound, 404),
+    ErrorRule(UnknownSku, 404),
+    ErrorRule(InvalidRequest, 422),
+    ErrorRule(EngineUnavailable, 503, headers=RETRY_AFTER),
+)
 
 
 class _ReserveBody(msgspec.Struct):
@@ -73,6 +92,10 @@ class _StockBody(msgspec.Struct):
     per_customer_limit: Any = None
 
 
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
 class ReservationOut(msgspec.Struct):
     reservation_id: str
     sku: str
@@ -81,8 +104,19 @@ class ReservationOut(msgspec.Struct):
     status: str
     expires_at: str
 
+    @classmethod
+    def of(cls, res: Reservation) -> ReservationOut:
+        return cls(
+            reservation_id=res.reservation_id,
+            sku=res.sku,
+            quantity=res.quantity,
+            customer_id=res.customer_id,
+            status=res.status.value,
+            expires_at=_iso(res.expires_at),
+        )
 
-class StockOut(msgspec.Struct):
+
+class StockOut(msgspec.Struct, omit_defaults=True):
     sku: str
     on_hand: int
     held: int
@@ -93,9 +127,29 @@ class StockOut(msgspec.Struct):
     revision: int
     warehouses: dict[str, int] | None = None  # per warehouse, where the catalog knows them
 
+    @classmethod
+    def of(cls, stock: StockLevel) -> StockOut:
+        return cls(
+            sku=stock.sku,
+            on_hand=stock.on_hand,
+            held=stock.held,
+            sold=stock.sold,
+            available=stock.available,
+            in_stock=stock.in_stock,
+            per_customer_limit=stock.per_customer_limit,
+            revision=stock.revision,
+            warehouses=stock.warehouses,
+        )
 
-# OpenAPI only: the handlers read these bodies raw (the reservation hot path skips Litestar's parsing),
-# and the domain validates them, answering 422 with a message per field.
+
+def stock_json(stock: StockLevel) -> dict[str, Any]:
+    """The stock as the API shows it, for the CLI."""
+    body: dict[str, Any] = msgspec.to_builtins(StockOut.of(stock))
+    return body
+
+
+# OpenAPI only: the handlers decode these bodies themselves and the domain validates them, answering 422
+# with a message per field.
 _ID_DOC: dict[str, Any] = {"pattern": f"^{ID_PATTERN}$", "max_length": MAX_ID_LENGTH}
 _ID_SCHEMA = Schema(type=OpenAPIType.STRING, **_ID_DOC)
 _RESERVE_SCHEMA = Schema(
@@ -127,349 +181,212 @@ _STOCK_SCHEMA = Schema(
         ),
     },
 )
+# Documented only: the domain checks identifiers, answering 422 with its own message.
+Identifier = Annotated[str, PathParameter(schema_extra=_ID_DOC)]
 _IDEMPOTENCY_KEY = header(
     "Idempotency-Key", _ID_SCHEMA, "Repeating a key returns the same reservation and takes nothing more"
 )
-# Documented only: the domain checks identifiers, answering 422 with its own message.
-Identifier = Annotated[str, PathParameter(schema_extra=_ID_DOC)]
+Engine = NamedDependency[SkipValidation[ReservationEngine]]  # a Protocol: no isinstance check
 _UNAVAILABLE = "Engine refusing (rebuilding counters, database down); retry (Retry-After)"
+_BAD_BODY = "The body is not a JSON object"
+_TOO_LARGE = f"Body larger than {MAX_BODY} bytes"
 
-
-_json = msgspec.json.Encoder()
+_encoder = msgspec.json.Encoder()
 _reserve_decoder = msgspec.json.Decoder(_ReserveBody)
 _stock_decoder = msgspec.json.Decoder(_StockBody)
+B = TypeVar("B")
 
 
-def _error(code: int, detail: str, **extra: Any) -> Response[dict[str, Any]]:
-    return Response({"status_code": code, "detail": detail, **extra}, status_code=code)
+def _decode(decoder: msgspec.json.Decoder[B], body: bytes) -> B:
+    try:
+        return decoder.decode(body)
+    except msgspec.DecodeError as exc:
+        raise ClientException(f"invalid JSON body: {exc}") from None
 
 
-def _payload(code: int, detail: str, **extra: Any) -> tuple[int, dict[str, Any]]:
-    return code, {"status_code": code, "detail": detail, **extra}
-
-
-def error_payload(exc: InventoryError) -> tuple[int, dict[str, Any]]:
-    """The one mapping from domain refusals to HTTP status and JSON body."""
-    if isinstance(exc, InsufficientStock):
-        return _payload(
-            HTTP_409_CONFLICT, str(exc), sku=exc.sku, available=exc.available, requested=exc.requested
-        )
-    if isinstance(exc, LimitExceeded):
-        return _payload(
-            HTTP_429_TOO_MANY_REQUESTS,
-            str(exc),
-            sku=exc.sku,
-            limit=exc.limit,
-            already=exc.already,
-            remaining=max(0, exc.limit - exc.already),
-        )
-    if isinstance(exc, InvalidTransition):
-        return _payload(HTTP_409_CONFLICT, str(exc), status=exc.status.value)
-    if isinstance(exc, IdempotencyConflict):
-        return _payload(HTTP_409_CONFLICT, str(exc))
-    if isinstance(exc, (ReservationNotFound, UnknownSku)):
-        return _payload(HTTP_404_NOT_FOUND, str(exc))
-    if isinstance(exc, InvalidRequest):
-        return _payload(HTTP_422_UNPROCESSABLE_ENTITY, str(exc))
-    if isinstance(exc, EngineUnavailable):
-        return _payload(HTTP_503_SERVICE_UNAVAILABLE, str(exc))
-    return _payload(HTTP_400_BAD_REQUEST, str(exc))
-
-
-def error_response(exc: InventoryError) -> Response[dict[str, Any]]:
-    code, body = error_payload(exc)
-    headers = {"Retry-After": "1"} if code == HTTP_503_SERVICE_UNAVAILABLE else None
-    return Response(body, status_code=code, headers=headers)
-
-
-_RETRY_AFTER = ((b"retry-after", b"1"),)
-
-
-def _fast_json(code: int, body: dict[str, Any]) -> JsonBytes:
-    """Pre-encoded JSON straight to ASGI: the reservation hot path skips response rendering."""
-    headers = _RETRY_AFTER if code == HTTP_503_SERVICE_UNAVAILABLE else ()
-    return JsonBytes(_json.encode(body), code, headers)
-
-
-def _header(request: Request[Any, Any, Any], name: bytes) -> str | None:
-    for key, value in request.scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
-
-
-def reservation_json(res: Any) -> dict[str, Any]:
-    return {
-        "reservation_id": res.reservation_id,
-        "sku": res.sku,
-        "quantity": res.quantity,
-        "customer_id": res.customer_id,
-        "status": res.status.value,
-        "expires_at": _iso(res.expires_at),
-    }
-
-
-def stock_json(stock: StockLevel) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "sku": stock.sku,
-        "on_hand": stock.on_hand,
-        "held": stock.held,
-        "sold": stock.sold,
-        "available": stock.available,
-        "in_stock": stock.in_stock,
-        "per_customer_limit": stock.per_customer_limit,
-        "revision": stock.revision,
-    }
-    if stock.warehouses is not None:
-        body["warehouses"] = stock.warehouses
-    return body
-
-
-async def _body(request: Request[Any, Any, Any]) -> bytes | Response[dict[str, Any]]:
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        return _error(413, f"body larger than {MAX_BODY} bytes")
-    return raw
-
-
-def _with_options(handlers: list[HTTPRouteHandler]) -> list[HTTPRouteHandler]:
-    """``handlers`` preceded by an OPTIONS handler for each path that several of them serve: Litestar 2's
-    default one lists only the methods of the first handler registered on a path (litestar#4169, fixed
-    in 3.0), unless an OPTIONS handler is registered there first."""
-    methods: dict[str, set[str]] = {}
-    for handler in handlers:
-        for path in handler.paths:
-            methods.setdefault(path, set()).update(handler.http_methods)
-    return [_options(path, allowed) for path, allowed in methods.items() if len(allowed) > 1] + handlers
-
-
-def _options(path: str, methods: set[str]) -> HTTPRouteHandler:
-    allow = ", ".join(sorted({*methods, "OPTIONS"}))
-
-    @route(path, http_method=[HttpMethod.OPTIONS], include_in_schema=False, sync_to_thread=False)
-    def options() -> Response[None]:
-        return Response(None, status_code=HTTP_204_NO_CONTENT, headers={"Allow": allow})
-
-    return options
-
-
-def build_handlers(engine_ref: Any, admin_token: str | None) -> list[Any]:
-    """Route handlers bound to ``engine_ref.engine`` (read per call so the module can swap it)."""
-
-    def engine() -> ReservationEngine:
-        return engine_ref.engine
-
-    opt = {"inventory_module": engine_ref}  # lets operators/tests find the module from the app
+class ReservationController(Controller):
+    path = "/v1/reservations"
+    tags = ["inventory"]
 
     @post(
-        "/v1/reservations",
-        tags=["inventory"],
-        opt=opt,
+        "/",
         status_code=HTTP_201_CREATED,
         operation_class=reads_json(_RESERVE_SCHEMA, headers=[_IDEMPOTENCY_KEY]),
         responses={
             201: ResponseSpec(ReservationOut, description="Reserved (or the same reservation again)"),
             **errors(
                 {
-                    400: "The body is not a JSON object",
+                    400: _BAD_BODY,
                     404: "Unknown SKU",
-                    409: "Short of stock (``available``) or key reused",
-                    413: f"Body larger than {MAX_BODY} bytes",
+                    409: "Short of stock (``extra.available``) or key reused",
+                    413: _TOO_LARGE,
                     422: "Invalid sku, quantity, customer id, hold or key",
-                    429: "Over the per-customer limit (``remaining``)",
+                    429: "Over the per-customer limit (``extra.remaining``)",
                     503: _UNAVAILABLE,
                 }
             ),
         },
     )
-    async def create_reservation(request: Request[Any, Any, Any]) -> JsonBytes:
+    # The hot path: body, header and answer go through kernel.http.hot_path (the reservations-over-HTTP
+    # targets of docs/BENCHMARKS.md fail without it); refusals are raised like on every other route.
+    async def create_reservation(self, request: Request[Any, Any, Any], engine: Engine) -> JsonBytes:
         """Hold stock for a customer. Body ``{sku, quantity, customer_id[, hold_seconds]}``; send an
         ``Idempotency-Key`` header: repeating it returns the same reservation and takes nothing more."""
-        chunks: list[bytes] = []
-        size = 0
-        while True:  # the raw ASGI body: cheaper than the generic request stream on the hot path
-            message = await request.receive()
-            chunk: bytes = message.get("body", b"")  # type: ignore[assignment]
-            size += len(chunk)
-            if size > MAX_BODY:
-                return _fast_json(*_payload(413, f"body larger than {MAX_BODY} bytes"))
-            chunks.append(chunk)
-            if not message.get("more_body"):
-                break
-        try:
-            body = _reserve_decoder.decode(b"".join(chunks))
-        except msgspec.DecodeError as exc:
-            return _fast_json(*_payload(HTTP_400_BAD_REQUEST, f"invalid JSON body: {exc}"))
-        key = _header(request, b"idempotency-key")  # an empty one is refused (422), not replaced
-        if key is None:
-            key = f"srv-{uuid.uuid4().hex}"
-        try:
-            hold = body.hold_seconds
-            if isinstance(hold, bool) or not isinstance(hold, int):
-                raise InvalidRequest(f"hold_seconds must be an integer, got {hold!r}")
-            # sku, customer id, key and quantity are validated by the engine (422 on refusal).
-            req = ReserveRequest(
-                sku=body.sku,
-                quantity=body.quantity,
-                customer_id=body.customer_id,
-                idempotency_key=key,
+        fields = _decode(_reserve_decoder, await read_body(request, MAX_BODY))
+        hold = fields.hold_seconds
+        if isinstance(hold, bool) or not isinstance(hold, int):
+            raise InvalidRequest(f"hold_seconds must be an integer, got {hold!r}")
+        key = first_header(request, b"idempotency-key")  # an empty one is refused (422), not replaced
+        # sku, customer id, key and quantity are validated by the engine (422 on refusal)
+        reservation = await engine.reserve(
+            ReserveRequest(
+                sku=fields.sku,
+                quantity=fields.quantity,
+                customer_id=fields.customer_id,
+                idempotency_key=f"srv-{uuid.uuid4().hex}" if key is None else key,
                 hold_seconds=hold,
             )
-            res = await engine().reserve(req)
-        except InventoryError as exc:
-            return _fast_json(*error_payload(exc))
-        return _fast_json(HTTP_201_CREATED, reservation_json(res))
+        )
+        return JsonBytes(_encoder.encode(ReservationOut.of(reservation)), HTTP_201_CREATED)
 
     @post(
-        "/v1/reservations/{reservation_id:str}/confirm",
-        tags=["inventory"],
-        opt=opt,
-        status_code=HTTP_200_OK,
+        "/{reservation_id:str}/confirm",
+        status_code=200,
         responses={
             200: ResponseSpec(ReservationOut, description="Confirmed (or already confirmed)"),
             **errors(
                 {
+                    400: "Bad parameter",
                     404: "Unknown reservation",
-                    409: "Expired or released",
+                    409: "Expired or released (``extra.status``)",
                     422: "Malformed reservation id",
                     503: _UNAVAILABLE,
                 }
             ),
         },
     )
-    async def confirm_reservation(reservation_id: Identifier) -> Response[dict[str, Any]]:
+    async def confirm_reservation(self, engine: Engine, reservation_id: Identifier) -> ReservationOut:
         """Turn a live hold into a sale; 409 when it expired or was released."""
-        try:
-            res = await engine().confirm(validate_identifier(reservation_id, "reservation id"))
-        except InventoryError as exc:
-            return error_response(exc)
-        return Response(reservation_json(res), status_code=HTTP_200_OK)
+        return ReservationOut.of(await engine.confirm(validate_identifier(reservation_id, "reservation id")))
 
     @get(
-        "/v1/reservations/{reservation_id:str}",
-        tags=["inventory"],
-        opt=opt,
+        "/{reservation_id:str}",
         responses={
             200: ResponseSpec(ReservationOut, description="The reservation and its status"),
-            **errors({404: "Unknown reservation", 422: "Malformed reservation id", 503: _UNAVAILABLE}),
+            **errors(
+                {
+                    400: "Bad parameter",
+                    404: "Unknown reservation",
+                    422: "Malformed reservation id",
+                    503: _UNAVAILABLE,
+                }
+            ),
         },
     )
-    async def get_reservation(reservation_id: Identifier) -> Response[dict[str, Any]]:
-        try:
-            res = await engine().get_reservation(validate_identifier(reservation_id, "reservation id"))
-        except InventoryError as exc:
-            return error_response(exc)
-        return Response(reservation_json(res), status_code=HTTP_200_OK)
+    async def get_reservation(self, engine: Engine, reservation_id: Identifier) -> ReservationOut:
+        reservation = await engine.get_reservation(validate_identifier(reservation_id, "reservation id"))
+        return ReservationOut.of(reservation)
 
-    # Declared 200 because Litestar forbids a body type on 204 handlers; success answers 204 (no body).
     @delete(
-        "/v1/reservations/{reservation_id:str}",
-        tags=["inventory"],
-        opt=opt,
-        status_code=HTTP_200_OK,
+        "/{reservation_id:str}",
+        status_code=HTTP_204_NO_CONTENT,
         responses={
             204: ResponseSpec(None, description="Released (or already released or expired)"),
             **errors(
                 {
+                    400: "Bad parameter",
                     404: "Unknown reservation",
-                    409: "Already confirmed",
+                    409: "Already confirmed (``extra.status``)",
                     422: "Malformed reservation id",
                     503: _UNAVAILABLE,
                 }
             ),
         },
     )
-    async def release_reservation(reservation_id: Identifier) -> Response[Any]:
+    async def release_reservation(self, engine: Engine, reservation_id: Identifier) -> None:
         """Give the held stock back (idempotent); 409 for a confirmed reservation."""
-        try:
-            await engine().release(validate_identifier(reservation_id, "reservation id"))
-        except InventoryError as exc:
-            return error_response(exc)
-        return Response(None, status_code=HTTP_204_NO_CONTENT)
+        await engine.release(validate_identifier(reservation_id, "reservation id"))
+
+
+class StockController(Controller):
+    path = "/v1/stock"
+    tags = ["inventory"]
 
     @get(
-        "/v1/stock/{sku:str}",
-        tags=["inventory"],
-        opt=opt,
+        "/{sku:str}",
         responses={
             200: ResponseSpec(StockOut, description="The SKU's stock"),
-            **errors({404: "Unknown SKU", 422: "Malformed SKU", 503: _UNAVAILABLE}),
+            **errors({400: "Bad parameter", 404: "Unknown SKU", 422: "Malformed SKU", 503: _UNAVAILABLE}),
         },
     )
-    async def get_stock(sku: Identifier) -> Response[dict[str, Any]]:
+    async def get_stock(self, engine: Engine, sku: Identifier) -> StockOut:
         """Acknowledged stock of a SKU: on_hand, held, sold, available."""
-        try:
-            stock = await engine().get_stock(validate_identifier(sku, "sku"))
-        except InventoryError as exc:
-            return error_response(exc)
-        return Response(stock_json(stock), status_code=HTTP_200_OK)
+        return StockOut.of(await engine.get_stock(validate_identifier(sku, "sku")))
 
     @put(
-        "/v1/stock/{sku:str}",
-        tags=["inventory"],
-        opt=opt,
-        status_code=HTTP_200_OK,
+        "/{sku:str}",
+        guards=[admin_only],
+        request_max_body_size=MAX_BODY,
         operation_class=reads_json(_STOCK_SCHEMA),
         responses={
             200: ResponseSpec(StockOut, description="The SKU's stock after the change"),
             **errors(
                 {
-                    400: "The body is not a JSON object",
+                    400: _BAD_BODY,
                     401: "No admin bearer token",
                     403: "Wrong admin token",
-                    413: f"Body larger than {MAX_BODY} bytes",
+                    413: _TOO_LARGE,
                     422: "Malformed SKU, on_hand or per_customer_limit",
                     503: _UNAVAILABLE,
                 }
             ),
         },
     )
-    async def put_stock(sku: Identifier, request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+    async def put_stock(self, engine: Engine, sku: Identifier, body: RawBody) -> StockOut:
         """Admin: set on-hand (and optionally ``per_customer_limit``; 0 removes it). Bearer token.
 
         Per-customer counts are kept only for SKUs with a limit, so giving a limit to a SKU that had
         none rebuilds the fast-path counters from the database first (reservations answer 503 for
-        that moment; about 0.5 s in the chaos tests): set flash-sale limits before the sale opens."""
-        auth = request.headers.get("authorization")
-        if not auth:
-            response = _error(HTTP_401_UNAUTHORIZED, "missing Authorization: Bearer <admin token>")
-            response.headers["WWW-Authenticate"] = "Bearer"
-            return response
-        scheme, _, token = auth.partition(" ")
-        if (
-            admin_token is None
-            or scheme.lower() != "bearer"
-            or not hmac.compare_digest(token.strip().encode(), admin_token.encode())
-        ):
-            return _error(HTTP_403_FORBIDDEN, "admin token rejected")
-        raw = await _body(request)
-        if isinstance(raw, Response):
-            return raw
-        try:
-            body = _stock_decoder.decode(raw)
-        except msgspec.DecodeError as exc:
-            return _error(HTTP_400_BAD_REQUEST, f"invalid JSON body: {exc}")
-        try:
-            stock = await engine().set_on_hand(
-                validate_identifier(sku, "sku"),
-                validate_on_hand(body.on_hand),
-                per_customer_limit=validate_limit(body.per_customer_limit),
-            )
-        except InventoryError as exc:
-            return error_response(exc)
-        return Response(stock_json(stock), status_code=HTTP_200_OK)
+        that moment): set flash-sale limits before the sale opens."""
+        fields = _decode(_stock_decoder, body)
+        stock = await engine.set_on_hand(
+            validate_identifier(sku, "sku"),
+            validate_on_hand(fields.on_hand),
+            per_customer_limit=validate_limit(fields.per_customer_limit),
+        )
+        return StockOut.of(stock)
 
-    return _with_options(
-        [
-            create_reservation,
-            confirm_reservation,
-            get_reservation,
-            release_reservation,
-            get_stock,
-            put_stock,
-        ]
+
+class EngineHolder(Protocol):
+    @property
+    def engine(self) -> ReservationEngine: ...
+
+
+class EngineRef:
+    """Where the routes find the engine: read per request, so the holder may swap it. Litestar deep-copies
+    a router's ``opt`` when it registers it; this reference stays shared (the live holder, not a copy)."""
+
+    def __init__(self, holder: EngineHolder) -> None:
+        self.holder = holder
+
+    @property
+    def engine(self) -> ReservationEngine:
+        return self.holder.engine
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> EngineRef:
+        return self
+
+
+def inventory_router(holder: EngineHolder, admin_token: str | None) -> Router:
+    """The reservation and stock routes with the holder's engine injected and the admin token set."""
+    ref = EngineRef(holder)
+
+    def provide_engine() -> ReservationEngine:
+        return ref.engine
+
+    return Router(
+        path="/",
+        route_handlers=with_options(ReservationController, StockController),
+        dependencies={"engine": Provide(provide_engine, sync_to_thread=False)},
+        opt={INVENTORY_MODULE_OPT: ref, **admin_token_opt(admin_token)},
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from inventory.api import build_handlers
+from inventory.api import inventory_router
 from inventory.events import FeedStockConsumer, OutboxRelay
 from kernel.runtime import ReadinessCheck, Runtime
 
@@ -26,7 +26,7 @@ class InventoryModule:
         self.feed = FeedStockConsumer(self.engine, runtime.event_log)
 
     def route_handlers(self) -> Sequence[Any]:
-        return build_handlers(self, self.runtime.settings.admin_token)
+        return [inventory_router(self, self.runtime.settings.admin_token)]
 
     async def start(self) -> None:
         self.relay.start()

@@ -1,8 +1,9 @@
-"""OpenAPI pieces every module's routes share: the one JSON error shape, and ways to document what a
-handler answers or reads where Litestar cannot infer it (hand-rendered JSON, bodies read raw on hot paths).
+"""OpenAPI pieces every module's routes share: error responses documented with the one error body, and
+ways to document what a handler reads where Litestar cannot infer it (bodies the handler decodes itself
+so that the domain, not the framework, judges each field).
 
 The served document is a contract that a test fuzzes (tests/e2e/test_openapi_conformance.py): every
-status code a route can answer is listed, with this body.
+status code a route can answer is listed, errors with the one ``ErrorBody`` (kernel.http.errors).
 """
 
 from __future__ import annotations
@@ -11,20 +12,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import msgspec
 from litestar.enums import ParamType
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Parameter, RequestBody, Schema
 
-
-class ErrorBody(msgspec.Struct):
-    """Every 4xx/5xx body: the status again and what went wrong. ``extra`` holds per-field validation
-    errors or the choices a client can retry with; some routes add fields a client can act on (for
-    a short reservation, ``available``)."""
-
-    status_code: int
-    detail: str
-    extra: dict[str, Any] | list[Any] | None = None
+from kernel.http.errors import ErrorBody
 
 
 def errors(codes: Mapping[int, str]) -> dict[int, ResponseSpec]:
@@ -61,7 +53,7 @@ def header(name: str, schema: Schema, description: str) -> Parameter:
 
 
 def reads_json(body: Schema, *, headers: Sequence[Parameter] = ()) -> type[Operation]:
-    """An ``operation_class`` documenting a JSON body (and headers) that the handler reads itself."""
+    """An ``operation_class`` documenting a JSON body (and headers) that the handler decodes itself."""
 
     @dataclass
     class RawJsonOperation(Operation):

@@ -11,11 +11,12 @@ from datetime import datetime
 from typing import Annotated
 
 import msgspec
-import structlog
-from litestar import MediaType, Request, Response, Router, get
+from litestar import Controller, Router, get
 from litestar.di import NamedDependency, Provide
 from litestar.params import PathParameter, QueryParameter
 
+from kernel.http.errors import RETRY_AFTER, ErrorRule, error_table
+from kernel.http.options import with_options
 from kernel.openapi import errors
 from read_models.recommendations import (
     MAX_USER_ID_LENGTH,
@@ -26,8 +27,6 @@ from read_models.recommendations import (
     RecommendationsStoreError,
     validate_user_id,
 )
-
-log = structlog.get_logger(__name__)
 
 MAX_LIMIT = 100
 
@@ -56,56 +55,53 @@ class RecommendationsReader:
         )
 
 
-Reader = NamedDependency[RecommendationsReader]
+UserId = Annotated[
+    str,
+    PathParameter(
+        description=f"The shopper's id: {USER_ID_RULE}",
+        max_length=MAX_USER_ID_LENGTH,
+        schema_extra={"pattern": f"^{USER_ID_PATTERN}$"},  # checked by validate_user_id, for its message
+    ),
+]
+Limit = Annotated[
+    int | None, QueryParameter(ge=1, le=MAX_LIMIT, description=f"At most this many (1 to {MAX_LIMIT})")
+]
 
-
-@get(
-    "/recommendations/{user_id:str}",
-    tags=["storefront"],
-    responses=errors({400: "Malformed user id or limit", 503: "Store down; retry (Retry-After)"}),
+RECOMMENDATIONS_ERRORS = error_table(
+    ErrorRule(InvalidUserId, 400),
+    ErrorRule(
+        RecommendationsStoreError,
+        503,
+        detail="recommendations are temporarily unavailable; retry shortly",
+        headers=RETRY_AFTER,
+        warning="recommendations store unavailable",
+    ),
 )
-async def get_recommendations(
-    reader: Reader,
-    user_id: Annotated[
-        str,
-        PathParameter(
-            description=f"The shopper's id: {USER_ID_RULE}",
-            max_length=MAX_USER_ID_LENGTH,
-            schema_extra={"pattern": f"^{USER_ID_PATTERN}$"},  # checked by validate_user_id, for its message
-        ),
-    ],
-    limit: Annotated[
-        int | None, QueryParameter(ge=1, le=MAX_LIMIT, description=f"At most this many (1 to {MAX_LIMIT})")
-    ] = None,
-) -> RecommendationsResponse:
-    """Ranked product recommendations for a user, best first (empty for a user with none yet)."""
-    return await reader.for_user(user_id, limit)
 
 
-def _invalid_user_id(_: Request, exc: InvalidUserId) -> Response[dict[str, object]]:
-    return Response({"status_code": 400, "detail": str(exc)}, status_code=400, media_type=MediaType.JSON)
+class RecommendationsController(Controller):
+    path = "/v1/recommendations"
+    tags = ["storefront"]
 
-
-def _unavailable(_: Request, exc: RecommendationsStoreError) -> Response[dict[str, object]]:
-    log.warning("recommendations store unavailable", error=repr(exc))
-    body: dict[str, object] = {
-        "status_code": 503,
-        "detail": "recommendations are temporarily unavailable; retry shortly",
-    }
-    return Response(body, status_code=503, media_type=MediaType.JSON, headers={"Retry-After": "1"})
+    @get(
+        "/{user_id:str}",
+        responses=errors({400: "Malformed user id or limit", 503: "Store down; retry (Retry-After)"}),
+    )
+    async def get_recommendations(
+        self,
+        reader: NamedDependency[RecommendationsReader],
+        user_id: UserId,
+        limit: Limit = None,
+    ) -> RecommendationsResponse:
+        """Ranked product recommendations for a user, best first (empty for a user with none yet)."""
+        return await reader.for_user(user_id, limit)
 
 
 def recommendations_router(store: RecommendationsStore) -> Router:
-    """Routes under /v1 with the store injected (one instance per app)."""
-
+    """The route with a reader over the store injected (one instance per app)."""
     reader = RecommendationsReader(store)
-
-    def provide_reader() -> RecommendationsReader:
-        return reader
-
     return Router(
-        path="/v1",
-        route_handlers=[get_recommendations],
-        dependencies={"reader": Provide(provide_reader, use_cache=True, sync_to_thread=False)},
-        exception_handlers={InvalidUserId: _invalid_user_id, RecommendationsStoreError: _unavailable},
+        path="/",
+        route_handlers=with_options(RecommendationsController),
+        dependencies={"reader": Provide(lambda: reader, sync_to_thread=False, use_cache=True)},
     )

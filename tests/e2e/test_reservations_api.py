@@ -145,9 +145,9 @@ async def test_reservation_lifecycle_and_errors(api: Api) -> None:
     assert reused.status_code == 409
 
     over = await c.post("/v1/reservations", json=body)
-    assert over.status_code == 429 and over.json()["remaining"] == 1
+    assert over.status_code == 429 and over.json()["extra"]["remaining"] == 1
     short = await c.post("/v1/reservations", json={"sku": "LIFE", "quantity": 4, "customer_id": "bob"})
-    assert short.status_code == 409 and short.json()["available"] == 3
+    assert short.status_code == 409 and short.json()["extra"]["available"] == 3
 
     for bad in (0, -1, 10**12, 1.5, "1", None, True):
         r = await c.post("/v1/reservations", json={**body, "quantity": bad})
@@ -171,7 +171,7 @@ async def test_reservation_lifecycle_and_errors(api: Api) -> None:
     assert (await c.delete(f"/v1/reservations/{held['reservation_id']}")).status_code == 204
     assert (await c.delete(f"/v1/reservations/{held['reservation_id']}")).status_code == 204
     late = await c.post(f"/v1/reservations/{held['reservation_id']}/confirm")
-    assert late.status_code == 409 and late.json()["status"] == "released"
+    assert late.status_code == 409 and late.json()["extra"]["status"] == "released"
 
     stock = (await c.get("/v1/stock/LIFE")).json()
     assert {k: stock[k] for k in ("sku", "on_hand", "held", "sold", "available")} == {
@@ -197,7 +197,7 @@ async def test_holds_expire_through_the_sweeper(api: Api) -> None:
         assert time.monotonic() < deadline, "the hold never expired"
         await asyncio.sleep(0.2)
     late = await c.post(f"/v1/reservations/{rid}/confirm")
-    assert late.status_code == 409 and late.json()["status"] == "expired"
+    assert late.status_code == 409 and late.json()["extra"]["status"] == "expired"
     assert (
         await c.post("/v1/reservations", json={"sku": "EXP", "quantity": 1, "customer_id": "y"})
     ).status_code == 201

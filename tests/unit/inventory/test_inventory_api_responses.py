@@ -1,53 +1,102 @@
-"""The reservation hot path's pre-encoded responses: status, JSON body and headers (no I/O)."""
+"""The reservation route's answers: status, JSON body and headers, from a stub engine (no I/O)."""
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Any
 
-import msgspec
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
 
-from inventory.api import _fast_json, error_payload
-from inventory.domain import EngineUnavailable, InsufficientStock, InvalidRequest, LimitExceeded
+from inventory.api import INVENTORY_ERRORS, inventory_router
+from inventory.domain import (
+    EngineUnavailable,
+    InsufficientStock,
+    InvalidRequest,
+    InvalidTransition,
+    LimitExceeded,
+    Reservation,
+    ReserveRequest,
+    Status,
+)
+from kernel.http.errors import exception_handlers
 
-
-async def _sent(response: Any) -> tuple[int, dict[bytes, bytes], bytes]:
-    """Run the ASGI response; (status, headers, body) as the server would send them."""
-    messages: list[Any] = []
-
-    async def send(message: Any) -> None:
-        messages.append(message)
-
-    async def receive() -> Any:
-        raise AssertionError("a response does not read the request")
-
-    await response({"type": "http"}, receive, send)
-    start, body = messages
-    assert start["type"] == "http.response.start" and body["more_body"] is False
-    return start["status"], dict(start["headers"]), body["body"]
+BODY = {"sku": "S", "quantity": 1, "customer_id": "c"}
 
 
-def test_refusals_map_to_status_and_json_body() -> None:
-    assert error_payload(InsufficientStock("S", 3, 1))[0] == 409
-    assert error_payload(InsufficientStock("S", 3, 1))[1]["available"] == 1
-    code, body = error_payload(LimitExceeded("S", 2, 2, 1))
-    assert (code, body["remaining"]) == (429, 0)
-    assert error_payload(InvalidRequest("quantity must be an integer"))[0] == 422
+class StubEngine:
+    """Answers every reservation with ``outcome``: a reservation, or a refusal to raise."""
+
+    def __init__(self) -> None:
+        self.outcome: Reservation | Exception = EngineUnavailable("not set")
+
+    async def reserve(self, request: ReserveRequest) -> Reservation:
+        if isinstance(self.outcome, Exception):
+            raise self.outcome
+        return self.outcome
+
+    async def confirm(self, reservation_id: str) -> Reservation:
+        raise InvalidTransition(reservation_id, Status.EXPIRED, "confirm")
 
 
-async def test_fast_json_503_says_when_to_retry_without_deprecation_warnings() -> None:
+@pytest.fixture
+async def api() -> AsyncIterator[tuple[AsyncTestClient[Any], StubEngine]]:
+    engine = StubEngine()
+    app = Litestar(
+        route_handlers=[inventory_router(SimpleNamespace(engine=engine), "token")],
+        exception_handlers=exception_handlers(INVENTORY_ERRORS),
+    )
+    async with AsyncTestClient(app) as client:
+        yield client, engine
+
+
+async def test_refusals_map_to_status_and_json_body(api: tuple[AsyncTestClient[Any], StubEngine]) -> None:
+    client, engine = api
+    engine.outcome = InsufficientStock("S", 3, 1)
+    short = await client.post("/v1/reservations", json=BODY)
+    assert short.status_code == 409
+    assert short.json()["extra"]["available"] == 1
+    engine.outcome = LimitExceeded("S", 2, 2, 1)
+    over = await client.post("/v1/reservations", json=BODY)
+    assert (over.status_code, over.json()["extra"]["remaining"]) == (429, 0)
+    engine.outcome = InvalidRequest("quantity must be an integer")
+    assert (await client.post("/v1/reservations", json=BODY)).status_code == 422
+    late = await client.post("/v1/reservations/r1/confirm")
+    assert (late.status_code, late.json()["extra"]["status"]) == (409, "expired")
+
+
+async def test_503_says_when_to_retry_without_deprecation_warnings(
+    api: tuple[AsyncTestClient[Any], StubEngine],
+) -> None:
+    client, engine = api
+    engine.outcome = EngineUnavailable("db down")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        status, headers, body = await _sent(_fast_json(*error_payload(EngineUnavailable("db down"))))
-    assert status == 503
-    assert headers[b"retry-after"] == b"1"
-    assert headers[b"content-type"] == b"application/json"
-    assert msgspec.json.decode(body)["detail"] == "db down"
+        response = await client.post("/v1/reservations", json=BODY)
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {"status_code": 503, "detail": "db down"}
 
 
-async def test_fast_json_success_has_length_and_no_retry_after() -> None:
-    status, headers, body = await _sent(_fast_json(201, {"reservation_id": "r1"}))
-    assert status == 201
-    assert b"retry-after" not in headers
-    assert headers[b"content-length"] == str(len(body)).encode()
-    assert msgspec.json.decode(body) == {"reservation_id": "r1"}
+async def test_success_has_length_and_no_retry_after(api: tuple[AsyncTestClient[Any], StubEngine]) -> None:
+    client, engine = api
+    engine.outcome = Reservation(
+        reservation_id="r1",
+        sku="S",
+        quantity=1,
+        customer_id="c",
+        status=Status.HELD,
+        expires_at=0.0,
+        created_at=0.0,
+        idempotency_key="k",
+    )
+    response = await client.post("/v1/reservations", json=BODY, headers={"Idempotency-Key": "k"})
+    assert response.status_code == 201
+    assert "retry-after" not in response.headers
+    assert response.headers["content-length"] == str(len(response.content))
+    assert response.json()["reservation_id"] == "r1"
+    assert response.json()["expires_at"] == "1970-01-01T00:00:00Z"
