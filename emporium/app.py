@@ -26,6 +26,7 @@ from kernel.runtime import Module, ReadinessCheck
 from kernel.settings import Settings
 from read_models.api import RECOMMENDATIONS_ERRORS
 from read_models.module import ReadModelsModule
+from search.api import SEARCH_ERRORS
 from search.module import SearchModule
 
 log = structlog.get_logger(__name__)
@@ -105,7 +106,9 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Lit
         lifespan=[lifespan],
         middleware=[http_metrics.middleware],
         # every error answer in the one shape: each context's table, the framework's errors, the 500
-        exception_handlers=exception_handlers(INGEST_ERRORS, INVENTORY_ERRORS, RECOMMENDATIONS_ERRORS),
+        exception_handlers=exception_handlers(
+            INGEST_ERRORS, INVENTORY_ERRORS, SEARCH_ERRORS, RECOMMENDATIONS_ERRORS
+        ),
         openapi_config=OpenAPIConfig(
             title="Emporium",
             version=__version__,

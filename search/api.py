@@ -1,7 +1,8 @@
 """Storefront HTTP API: ``GET /v1/search``, ``GET /v1/suggest``, ``GET /v1/products/{product_id}``.
 
 Handlers only translate HTTP to ``SearchService`` calls; every rule lives in the service. Client errors are
-JSON 400s (Litestar's parameter validation for types, ``InvalidRequest`` for combinations), never 500s.
+JSON 400s (Litestar's parameter validation for types, ``InvalidRequest`` for combinations), never 500s;
+``SEARCH_ERRORS`` joins the app's one error table (kernel.http.errors).
 """
 
 from __future__ import annotations
@@ -9,14 +10,14 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated
 
-import structlog
-from litestar import Controller, MediaType, Request, Response, Router, get
+from litestar import Controller, Router, get
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import NotFoundException
 from litestar.openapi.spec import OpenAPIType, Schema
 from litestar.params import HeaderParameter, PathParameter, QueryParameter
 from redis.exceptions import RedisError
 
+from kernel.http.errors import RETRY_AFTER, ErrorRule, error_table
 from kernel.openapi import errors, optional_list, optional_number
 from search.port import SearchIndexError, Sort
 from search.schemas import (
@@ -39,7 +40,6 @@ SessionId = Annotated[
     str | None, HeaderParameter(name="X-Session-Id", required=False, max_length=MAX_ID_LENGTH)
 ]
 Service = NamedDependency[SearchService]
-log = structlog.get_logger(__name__)
 
 
 class StorefrontController(Controller):
@@ -168,21 +168,26 @@ class StorefrontController(Controller):
         return found
 
 
-def _invalid_request(_: Request, exc: InvalidRequest) -> Response[dict[str, object]]:
-    body: dict[str, object] = {"status_code": 400, "detail": exc.detail}
-    if exc.extra:
-        body["extra"] = exc.extra
-    return Response(body, status_code=400, media_type=MediaType.JSON)
+SEARCH_ERRORS = error_table(
+    ErrorRule(InvalidRequest, 400, extra=lambda e: e.extra),
+    ErrorRule(
+        SearchIndexError,
+        503,
+        detail="search is temporarily unavailable; retry shortly",
+        headers=RETRY_AFTER,
+        warning="storefront read model unavailable",
+    ),
+)
 
-
-def _unavailable(_: Request, exc: Exception) -> Response[dict[str, object]]:
-    """A read model is down: a retryable 503 (with the reason), not a 500."""
-    log.warning("storefront read model unavailable", error=repr(exc))
-    body: dict[str, object] = {
-        "status_code": 503,
-        "detail": "search is temporarily unavailable; retry shortly",
-    }
-    return Response(body, status_code=503, media_type=MediaType.JSON, headers={"Retry-After": "1"})
+# The out-of-stock set on Redis raises RedisError as it is. On these routes that means a read model is
+# down; elsewhere (inventory) it means something else, so this rule is scoped to the storefront router.
+_READ_MODEL_DOWN = ErrorRule(
+    RedisError,
+    503,
+    detail="search is temporarily unavailable; retry shortly",
+    headers=RETRY_AFTER,
+    warning="storefront read model unavailable",
+)
 
 
 def storefront_router(service: SearchService) -> Router:
@@ -195,9 +200,5 @@ def storefront_router(service: SearchService) -> Router:
         path="/v1",
         route_handlers=[StorefrontController],
         dependencies={"service": Provide(provide_service, use_cache=True, sync_to_thread=False)},
-        exception_handlers={
-            InvalidRequest: _invalid_request,
-            SearchIndexError: _unavailable,
-            RedisError: _unavailable,
-        },
+        exception_handlers={RedisError: _READ_MODEL_DOWN},
     )

@@ -9,7 +9,8 @@ from fakes import MemorySearchIndex, doc
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from search.api import storefront_router
+from kernel.http.errors import exception_handlers
+from search.api import SEARCH_ERRORS, storefront_router
 from search.delivery_zones import DeliveryZones
 from search.out_of_stock import MemoryOutOfStockSet, StockChange
 from search.service import SearchService
@@ -21,7 +22,9 @@ async def client() -> AsyncIterator[AsyncTestClient]:
     await index.upsert([doc(n) for n in range(30)])
     await oos.apply([StockChange("SKU-0002", False, 1)])
     service = SearchService(index=index, stock=oos, zones=DeliveryZones.from_file())
-    app = Litestar(route_handlers=[storefront_router(service)])
+    app = Litestar(
+        route_handlers=[storefront_router(service)], exception_handlers=exception_handlers(SEARCH_ERRORS)
+    )
     async with AsyncTestClient(app) as test_client:
         yield test_client
 

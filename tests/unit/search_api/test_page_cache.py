@@ -9,6 +9,8 @@ from fakes import MemorySearchIndex, doc
 from prometheus_client import CollectorRegistry
 
 from kernel.contracts.events import SearchPerformed
+from kernel.http.errors import exception_handlers
+from search.api import SEARCH_ERRORS
 from search.cache import ResultCache
 from search.delivery_zones import DeliveryZones
 from search.metrics import SearchMetrics
@@ -133,7 +135,9 @@ async def test_a_repeated_url_is_answered_from_the_cache_and_still_exact() -> No
     service, index, oos, registry = await make()
     activity = RecordingActivity()
     service.activity = activity  # type: ignore[assignment]
-    app = Litestar(route_handlers=[storefront_router(service)])
+    app = Litestar(
+        route_handlers=[storefront_router(service)], exception_handlers=exception_handlers(SEARCH_ERRORS)
+    )
     url = "/v1/search?q=tea&sort=price_asc&size=5"
     async with AsyncTestClient(app) as client:
         first = await client.get(url)
@@ -170,7 +174,9 @@ async def test_a_read_model_outage_on_a_repeated_url_is_a_503() -> None:
     from search.api import storefront_router
 
     service, _, oos, _ = await make()
-    app = Litestar(route_handlers=[storefront_router(service)])
+    app = Litestar(
+        route_handlers=[storefront_router(service)], exception_handlers=exception_handlers(SEARCH_ERRORS)
+    )
     async with AsyncTestClient(app) as client:
         assert (await client.get("/v1/search?q=tea")).status_code == 200
 
