@@ -21,15 +21,17 @@ import gzip
 import io
 import json
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from decimal import Decimal
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import msgspec
 
 GZIP_MAGIC = b"\x1f\x8b"
 _MAX_JSON_ELEMENT_CHARS = 4 * 1024 * 1024
 _READ_CHUNK = 256 * 1024
+# What a truncated or corrupt gzip body raises while it is read.
+_STREAM_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error, OSError)
 # A quote left open swallows the rest of the file into one field; bound what that can cost.
 csv.field_size_limit(8 * 1024 * 1024)
 
@@ -201,9 +203,8 @@ class FeedReader:
                         pass
             except StopIteration:
                 return
-            except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
-                self.complete = False
-                self._broken = f"gzip stream is truncated or corrupt after line {self._line}: {exc}"
+            except _STREAM_ERRORS as exc:
+                self._mark_broken(f"gzip stream is truncated or corrupt after line {self._line}: {exc}")
                 return
             self._line += 1
             yield raw
@@ -225,25 +226,8 @@ class FeedReader:
             newline="",
         )
         reader = csv.reader(text, strict=True)
-        try:
-            header = next(reader)
-        except StopIteration:
-            header = []
-        except csv.Error as exc:
-            raise FeedError(f"line 1: unreadable CSV header: {exc}") from exc
-        except _STREAM_ERRORS as exc:
-            raise FeedError(f"gzip stream is truncated or corrupt: {exc}") from exc
-        if not any(h.strip() for h in header):
-            raise EmptyFeed("the CSV feed has no header line")
-        if not _valid_utf8(header):
-            raise FeedError("line 1: the CSV header is not valid UTF-8")
-        names = [h.strip() for h in header]
-        self.columns = [n for n in names if n]
-        width = len(names)
-        named = [i for i, n in enumerate(names) if n]
-        # Only named columns reach the profile: messy exports add trailing unnamed columns.
-        keys = [names[i] for i in named]
-        simple = len(named) == width
+        header = _CsvHeader(_csv_header_fields(reader))
+        self.columns = list(header.keys)
         last = reader.line_num
         while True:
             try:
@@ -260,22 +244,8 @@ class FeedReader:
                 yield LineError(last + 1, f"gzip stream is truncated or corrupt after line {last}: {exc}")
                 return
             start, last = last + 1, reader.line_num
-            if not fields:
-                continue  # blank line
-            if not _valid_utf8(fields):
-                yield LineError(start, f"{_span(start, last)}invalid UTF-8 byte sequence")
-                continue
-            n = len(fields)
-            if n == width:
-                row = dict(zip(keys, fields, strict=True)) if simple else {names[i]: fields[i] for i in named}
-            elif _only_blank_extras(fields, names, width):
-                row = {names[i]: fields[i] if i < n else "" for i in named}
-            else:
-                yield LineError(
-                    start, f"{_span(start, last)}expected {width} fields, got {n} (check quoting)"
-                )
-                continue
-            yield start, row
+            if fields:  # else a blank line
+                yield _csv_record(header, fields, start, last)
 
     # -- NDJSON -----------------------------------------------------------------------------
 
@@ -304,110 +274,199 @@ class FeedReader:
 
     def _json_array_records(self) -> Iterator[ParsedRecord]:
         """Incremental decoding of ``[ {...}, {...} ]``: one element at a time, never the whole array."""
-        decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
-        raw_decode = _STDLIB_JSON.raw_decode
-        buf = ""
-        pos = 0
-        line = 1  # line of buf[pos]
-        eof = False
+        text = _JsonText(self._stream, self._mark_broken)
+        _open_json_array(text)
         started = False
-
-        def fill() -> bool:
-            nonlocal buf, pos, eof
-            if eof:
-                return False
-            try:
-                chunk = self._stream.read1(_READ_CHUNK)  # type: ignore[attr-defined]
-            except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
-                self.complete = False
-                self._broken = f"gzip stream is truncated or corrupt: {exc}"
-                chunk = b""
-            if not chunk:
-                eof = True
-                buf = buf[pos:] + decoder.decode(b"", final=True)
-                pos = 0
-                return False
-            buf = buf[pos:] + decoder.decode(chunk)
-            pos = 0
-            return True
-
-        def skip_ws() -> bool:
-            """Advance past whitespace, keeping ``line``; False at end of input."""
-            nonlocal pos, line
-            while True:
-                n = len(buf)
-                while pos < n and buf[pos] in " \t\r\n\ufeff":
-                    if buf[pos] == "\n":
-                        line += 1
-                    pos += 1
-                if pos < n:
-                    return True
-                if not fill():
-                    return False
-
-        if not skip_ws():
-            if self._broken is not None:
-                raise FeedError(self._broken)
-            raise EmptyFeed("empty feed body")
-        if buf[pos] != "[":
-            raise FeedError(
-                "line 1: a JSON feed must be an array of objects (use NDJSON for one object per line)"
-            )
-        pos += 1
-        while True:
-            if not skip_ws():
-                self.complete = False
-                yield LineError(line, self._broken or "unexpected end of JSON array (missing ']')")
-                return
-            ch = buf[pos]
-            if ch == "]":
-                pos += 1
-                if skip_ws():
-                    yield LineError(line, "unexpected data after the end of the JSON array")
-                return
-            if started:
-                if ch != ",":
-                    self.complete = False
-                    yield LineError(
-                        line, f"invalid JSON: expected ',' or ']' but found {ch!r}; rest not read"
-                    )
-                    return
-                pos += 1
-                if not skip_ws():
-                    continue
+        while (yield from self._at_json_element(text, started)):
             started = True
-            start_line = line
-            while True:
-                try:
-                    value, end = raw_decode(buf, pos)
-                    break
-                except json.JSONDecodeError as exc:
-                    err_line = start_line + buf.count("\n", pos, exc.pos)
-                    # Most likely the element continues in the next chunk; only a syntax error
-                    # that persists at end of input (or in an oversized element) is final.
-                    if len(buf) - pos < _MAX_JSON_ELEMENT_CHARS and fill():
-                        continue
-                    self.complete = False
-                    yield LineError(
-                        err_line,
-                        self._broken or f"invalid JSON: {exc.msg}; the rest of the array was not read",
-                    )
-                    return
-            text = buf[pos:end]
-            line += text.count("\n")
-            pos = end
+            element = text.decode_value()
+            if isinstance(element, LineError):
+                self.complete = False
+                yield element
+                return
+            yield _json_record(element)
+
+    def _at_json_element(self, text: _JsonText, started: bool) -> Generator[LineError, None, bool]:
+        """Move past the ',' before the next element: True when one follows; False at the end of the
+        array (after yielding why, when the array is not closed cleanly)."""
+        if text.skip_ws():
+            ch = text.buf[text.pos]
+            if ch == "]":
+                text.pos += 1
+                if text.skip_ws():
+                    yield LineError(text.line, "unexpected data after the end of the JSON array")
+                return False
+            if not started:
+                return True
+            if ch != ",":
+                self.complete = False
+                yield LineError(
+                    text.line, f"invalid JSON: expected ',' or ']' but found {ch!r}; rest not read"
+                )
+                return False
+            text.pos += 1
+            if text.skip_ws():
+                return True
+        self.complete = False
+        yield LineError(text.line, text.broken or "unexpected end of JSON array (missing ']')")
+        return False
+
+    def _mark_broken(self, reason: str) -> None:
+        """The body broke off (truncated or corrupt gzip): what was read stands, the feed is incomplete."""
+        self.complete = False
+        self._broken = reason
+
+
+def _csv_header_fields(reader: Iterator[list[str]]) -> list[str]:
+    """The first line of a CSV feed; a header that cannot be used rejects the whole feed."""
+    try:
+        header = next(reader)
+    except StopIteration:
+        header = []
+    except csv.Error as exc:
+        raise FeedError(f"line 1: unreadable CSV header: {exc}") from exc
+    except _STREAM_ERRORS as exc:
+        raise FeedError(f"gzip stream is truncated or corrupt: {exc}") from exc
+    if not any(h.strip() for h in header):
+        raise EmptyFeed("the CSV feed has no header line")
+    if not _valid_utf8(header):
+        raise FeedError("line 1: the CSV header is not valid UTF-8")
+    return header
+
+
+class _CsvHeader:
+    """The columns of a CSV feed. Only named columns reach the profile: messy exports add trailing
+    unnamed columns."""
+
+    def __init__(self, header: list[str]) -> None:
+        self.names = [h.strip() for h in header]
+        self.width = len(self.names)
+        self.named = [i for i, n in enumerate(self.names) if n]
+        self.keys = [self.names[i] for i in self.named]
+        self.simple = len(self.named) == self.width
+
+    def row(self, fields: list[str]) -> Row | None:
+        """The named fields of one line; None when its field count does not fit the header."""
+        names, named, n = self.names, self.named, len(fields)
+        if n == self.width:
+            return (
+                dict(zip(self.keys, fields, strict=True))
+                if self.simple
+                else {names[i]: fields[i] for i in named}
+            )
+        if _only_blank_extras(fields, names, self.width):
+            return {names[i]: fields[i] if i < n else "" for i in named}
+        return None
+
+
+def _csv_record(header: _CsvHeader, fields: list[str], start: int, last: int) -> ParsedRecord:
+    """The record of the CSV line(s) ``start``..``last``, or why it was rejected."""
+    if not _valid_utf8(fields):
+        return LineError(start, f"{_span(start, last)}invalid UTF-8 byte sequence")
+    row = header.row(fields)
+    if row is None:
+        return LineError(
+            start, f"{_span(start, last)}expected {header.width} fields, got {len(fields)} (check quoting)"
+        )
+    return start, row
+
+
+class _JsonElement(NamedTuple):
+    line: int  # where the element starts
+    value: Any
+    text: str
+
+
+class _JsonText:
+    """The decoded body of a JSON feed, read chunk by chunk: ``buf[pos:]`` is not consumed yet and
+    ``line`` is the line of ``buf[pos]``."""
+
+    def __init__(self, stream: IO[bytes], on_broken: Callable[[str], None]) -> None:
+        self._stream = stream
+        self._on_broken = on_broken
+        self._decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+        self.buf = ""
+        self.pos = 0
+        self.line = 1
+        self._eof = False
+        self.broken: str | None = None
+
+    def fill(self) -> bool:
+        """Append the next chunk to what is not consumed yet; False at the end of the body."""
+        if self._eof:
+            return False
+        try:
+            chunk = self._stream.read1(_READ_CHUNK)  # type: ignore[attr-defined]
+        except _STREAM_ERRORS as exc:
+            self.broken = f"gzip stream is truncated or corrupt: {exc}"
+            self._on_broken(self.broken)
+            chunk = b""
+        if not chunk:
+            self._eof = True
+            self.buf = self.buf[self.pos :] + self._decoder.decode(b"", final=True)
+            self.pos = 0
+            return False
+        self.buf = self.buf[self.pos :] + self._decoder.decode(chunk)
+        self.pos = 0
+        return True
+
+    def skip_ws(self) -> bool:
+        """Advance past whitespace, keeping ``line``; False at end of input."""
+        while True:
+            buf, pos, n = self.buf, self.pos, len(self.buf)
+            while pos < n and buf[pos] in " \t\r\n\ufeff":
+                if buf[pos] == "\n":
+                    self.line += 1
+                pos += 1
+            self.pos = pos
+            if pos < n:
+                return True
+            if not self.fill():
+                return False
+
+    def decode_value(self) -> _JsonElement | LineError:
+        """The JSON value at ``pos``, consumed; a LineError when it cannot be read (nor anything after it)."""
+        start_line = self.line
+        while True:
             try:
-                text.encode("utf-8")
-            except UnicodeEncodeError:
-                yield LineError(start_line, "invalid UTF-8 byte sequence")
-                continue
-            if not isinstance(value, dict):
-                yield LineError(start_line, f"expected a JSON object, got {type(value).__name__}")
-                continue
-            yield start_line, value
+                value, end = _STDLIB_JSON.raw_decode(self.buf, self.pos)
+                break
+            except json.JSONDecodeError as exc:
+                err_line = start_line + self.buf.count("\n", self.pos, exc.pos)
+                # Most likely the element continues in the next chunk; only a syntax error
+                # that persists at end of input (or in an oversized element) is final.
+                if len(self.buf) - self.pos < _MAX_JSON_ELEMENT_CHARS and self.fill():
+                    continue
+                return LineError(
+                    err_line, self.broken or f"invalid JSON: {exc.msg}; the rest of the array was not read"
+                )
+        text = self.buf[self.pos : end]
+        self.line += text.count("\n")
+        self.pos = end
+        return _JsonElement(start_line, value, text)
 
 
-_STREAM_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error, OSError)
+def _open_json_array(text: _JsonText) -> None:
+    """Consume the ``[`` that opens the feed; a body that is not a JSON array rejects the whole feed."""
+    if not text.skip_ws():
+        if text.broken is not None:
+            raise FeedError(text.broken)
+        raise EmptyFeed("empty feed body")
+    if text.buf[text.pos] != "[":
+        raise FeedError(
+            "line 1: a JSON feed must be an array of objects (use NDJSON for one object per line)"
+        )
+    text.pos += 1
+
+
+def _json_record(element: _JsonElement) -> ParsedRecord:
+    try:
+        element.text.encode("utf-8")
+    except UnicodeEncodeError:
+        return LineError(element.line, "invalid UTF-8 byte sequence")
+    if not isinstance(element.value, dict):
+        return LineError(element.line, f"expected a JSON object, got {type(element.value).__name__}")
+    return element.line, element.value
 
 
 def _valid_utf8(fields: list[str]) -> bool:

@@ -154,6 +154,39 @@ class _Window:
                 await self._tasks.popleft()
 
 
+class _ImportRun:
+    """One import while it runs: what its steps share, and what a failure must wind down."""
+
+    def __init__(
+        self, reader: FeedReader, report: FeedReport, mapper: Profile, batch_lines: int, window: _Window
+    ) -> None:
+        self.reader = reader
+        self.report = report
+        self.mapper = mapper
+        self.window = window
+        self.records = reader.records()
+        self.seen: dict[str, int] = {}  # product id -> first line naming it
+        self.timings = {"prepare_s": 0.0, "lookup_s": 0.0, "publish_s": 0.0, "commit_s": 0.0}
+        self.saved = False  # the report is stored: from here on a failure is reported, not only raised
+        self.pending: asyncio.Future[_Batch] | None = None  # the next batch, prepared in a worker thread
+        self._batch_lines = batch_lines
+
+    def prepare(self) -> asyncio.Future[_Batch]:
+        return asyncio.ensure_future(
+            asyncio.to_thread(
+                _prepare_batch, self.records, self.mapper, self.report.supplier_id, self._batch_lines
+            )
+        )
+
+    async def wind_down(self) -> None:
+        """After a failure: let in-flight publishes finish, and the worker stop reading before the
+        caller closes the source."""
+        await self.window.abandon()
+        if self.pending is not None:
+            with contextlib.suppress(BaseException):
+                await self.pending
+
+
 class IngestService:
     def __init__(
         self,
@@ -290,61 +323,57 @@ class IngestService:
             format=str(fmt),
             created_at=datetime.now(UTC),
         )
-        timings = {"prepare_s": 0.0, "lookup_s": 0.0, "publish_s": 0.0, "commit_s": 0.0}
-        records = reader.records()
-        seen: dict[str, int] = {}
-        saved = False
-        pending: asyncio.Future[_Batch] | None = None
-        window = _Window(self.publish_window)
-
-        def prepare() -> asyncio.Future[_Batch]:
-            return asyncio.ensure_future(
-                asyncio.to_thread(_prepare_batch, records, mapper, supplier_id, self.batch_lines)
-            )
-
+        run = _ImportRun(reader, report, mapper, self.batch_lines, _Window(self.publish_window))
         try:
-            batch = await prepare()
-            if reader.columns is not None:
-                mapper.check_columns(reader.columns)  # FeedError -> refused, nothing published
-            await self.store.save_feed(report)
-            saved = True
-            while True:
-                # Pipeline: the worker thread parses batch N+1 while batch N is published and committed.
-                pending = None if batch.exhausted else prepare()
-                await self._apply_batch(report, batch, seen, timings, window)
-                if not await self.store.acquire_import_lease(supplier_id, feed_id, IMPORT_LEASE_S):  # renew
-                    raise Conflict("the import lease expired and another import took over; re-push the feed")
-                timings["prepare_s"] += batch.elapsed
-                if pending is None:
-                    break
-                batch, pending = await pending, None
-            await window.drain()
-            report.bytes_read = reader.bytes_read
-            if mode == "full":
-                await self._remove_missing(report, reader.complete, seen, timings)
-            report.status = FeedStatus.COMPLETED if reader.complete else FeedStatus.PARTIAL
+            first = await self._open_feed(run)
+            await self._apply_batches(run, first)
+            await self._conclude(run)
         except BaseException as exc:
-            await window.abandon()
-            if pending is not None:  # let the worker stop reading before the caller closes the source
-                with contextlib.suppress(BaseException):
-                    await pending
-            if not saved:
+            await run.wind_down()
+            if not run.saved:
                 raise  # the feed was refused before anything happened: no report to keep
             report.status = FeedStatus.FAILED
             report.notes.append(f"import stopped: {exc!r}"[:500])
-            await self._finish(report, started, timings)
+            await self._finish(report, started, run.timings)
             raise
-        await self._finish(report, started, timings)
+        await self._finish(report, started, run.timings)
         return report
 
-    async def _apply_batch(
-        self,
-        report: FeedReport,
-        batch: _Batch,
-        seen: dict[str, int],
-        timings: dict[str, float],
-        window: _Window,
-    ) -> None:
+    async def _open_feed(self, run: _ImportRun) -> _Batch:
+        """Read the first batch and check the columns, then save the report: a feed refused here leaves
+        nothing behind."""
+        batch = await run.prepare()
+        if run.reader.columns is not None:
+            run.mapper.check_columns(run.reader.columns)  # FeedError -> refused, nothing published
+        await self.store.save_feed(run.report)
+        run.saved = True
+        return batch
+
+    async def _apply_batches(self, run: _ImportRun, batch: _Batch) -> None:
+        while True:
+            # Pipeline: the worker thread parses batch N+1 while batch N is published and committed.
+            run.pending = None if batch.exhausted else run.prepare()
+            await self._apply_batch(run, batch)
+            await self._renew_lease(run.report)
+            run.timings["prepare_s"] += batch.elapsed
+            if run.pending is None:
+                break
+            batch, run.pending = await run.pending, None
+        await run.window.drain()
+
+    async def _renew_lease(self, report: FeedReport) -> None:
+        if not await self.store.acquire_import_lease(report.supplier_id, report.feed_id, IMPORT_LEASE_S):
+            raise Conflict("the import lease expired and another import took over; re-push the feed")
+
+    async def _conclude(self, run: _ImportRun) -> None:
+        report, reader = run.report, run.reader
+        report.bytes_read = reader.bytes_read
+        if report.mode == "full":
+            await self._remove_missing(report, reader.complete, run.seen, run.timings)
+        report.status = FeedStatus.COMPLETED if reader.complete else FeedStatus.PARTIAL
+
+    async def _apply_batch(self, run: _ImportRun, batch: _Batch) -> None:
+        report, seen, timings = run.report, run.seen, run.timings
         errors = list(batch.errors)
         fresh: list[tuple[Product, bytes]] = []
         for line, product, fp in batch.items:
@@ -363,7 +392,9 @@ class IngestService:
         known = await self.store.product_states(report.supplier_id, [p.product_id for p, _ in fresh])
         t1 = time.perf_counter()
         plan = plan_upserts(fresh, known)
-        await window.submit(self._publish_then_commit(report.supplier_id, plan.events, plan.states, timings))
+        await run.window.submit(
+            self._publish_then_commit(report.supplier_id, plan.events, plan.states, timings)
+        )
         timings["lookup_s"] += t1 - t0
         report.accepted += len(fresh)
         report.unchanged += plan.unchanged

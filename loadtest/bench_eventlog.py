@@ -33,6 +33,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from infra.local.stack import LocalStack
 from kernel.eventlog.kafka import KafkaEventLog, parse_kafka_url
 from kernel.eventlog.port import EventLog, OutgoingMessage
 from kernel.eventlog.sqlite import SqliteEventLog
@@ -221,8 +222,6 @@ def kafka_broker(url: str | None) -> Iterator[str]:
     if given.startswith("kafka://"):
         yield given
         return
-    from infra.local.stack import LocalStack
-
     with tempfile.TemporaryDirectory(prefix="bench-eventlog-") as base:
         stack = LocalStack(Path(base))
         try:

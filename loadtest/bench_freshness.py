@@ -31,7 +31,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import uvloop
+
 from emporium.adapters import EVENT_LOG
+from infra.local.stack import LocalStack
+from kernel.contracts.events import Product, ProductUpserted, StockLevelChanged, new_event
+from kernel.eventlog.processing import publish_events
 from loadtest.bench_search import free_port
 from loadtest.children import spawn_emporium
 from loadtest.httpload import get, median
@@ -51,8 +56,6 @@ def word(n: int) -> str:
 
 
 def catalog() -> list[Any]:
-    from kernel.contracts.events import Product, ProductUpserted, new_event
-
     events = []
     for n in range(PRODUCTS):
         product = Product(
@@ -71,8 +74,6 @@ def catalog() -> list[Any]:
 
 
 def stock_out(n: int, revision: int) -> Any:
-    from kernel.contracts.events import StockLevelChanged, new_event
-
     payload = StockLevelChanged(sku=f"FRESH-{n}", on_hand=0, held=0, sold=0, available=0, in_stock=False)
     return new_event(payload, key=f"FRESH-{n}", revision=revision, producer="bench")
 
@@ -103,8 +104,6 @@ async def wait_ready(port: int, deadline_s: float = 300) -> None:
 
 async def measure(event_log_url: str, port: int, args: argparse.Namespace) -> list[tuple[float, float]]:
     """Per run: (p99 freshness, median search round trip)."""
-    from kernel.eventlog.processing import publish_events
-
     event_log = EVENT_LOG.open(event_log_url, client_id="bench-freshness")
     await event_log.start()
     runs: list[tuple[float, float]] = []
@@ -155,8 +154,6 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
 
-    import uvloop
-
     data_dir = Path(tempfile.mkdtemp(prefix="emporium-bench-fresh-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("EMPORIUM_")}
     env.update(EMPORIUM_DATA_DIR=str(data_dir), EMPORIUM_LOG_LEVEL="warning")
@@ -168,8 +165,6 @@ def main() -> None:
             kafka = os.environ.get("EMPORIUM_EVENT_LOG_URL", "")
             redis = os.environ.get("EMPORIUM_CACHE_URL", "")
             if not kafka.startswith("kafka://") or not redis.startswith("redis://"):
-                from infra.local.stack import LocalStack
-
                 stack = LocalStack(data_dir / "stack")
                 kafka = kafka if kafka.startswith("kafka://") else stack.ensure("kafka")
                 redis = redis if redis.startswith("redis://") else stack.ensure("redis")

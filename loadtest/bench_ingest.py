@@ -29,6 +29,7 @@ from ingest.model import FeedReport
 from ingest.parsing import FeedFormat, FeedReader
 from ingest.profiles import get_profile
 from ingest.service import _prepare_batch, import_path
+from ingest.synthetic import write_csv
 from kernel.settings import load_settings
 
 DATASET = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "bigbasket_products.csv"
@@ -100,8 +101,6 @@ def main() -> None:
 
     path: Path = args.file
     if not path.exists():
-        from ingest.synthetic import write_csv
-
         print(f"{path} not found: using a synthetic catalog of 27,555 products (canonical profile) instead")
         path = write_csv(Path(tempfile.mkdtemp(prefix="bench-ingest-")) / "synthetic.csv", 27_555)
         args.profile = "canonical"

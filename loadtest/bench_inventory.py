@@ -19,26 +19,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import re
 import shutil
 import statistics
 import subprocess
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
+import pymysql
+import redis
 import redis.asyncio as aioredis
+import uvloop
 
 from inventory.cluster import ClusterEngine
 from inventory.cluster.keys import Keys, ReserveOutcome, stock_hash
 from inventory.domain import InsufficientStock, ReserveRequest
-from loadtest.children import core_split, pin
+from loadtest.bench_reservations_http import run as http_bench
 from loadtest.children import cpu_seconds as process_cpu_seconds
 from loadtest.inventory_audit import (
     audit_mysql,
@@ -46,47 +45,11 @@ from loadtest.inventory_audit import (
     mysql_target,
     mysql_url_with_database,
 )
+from loadtest.inventory_stack import servers
 
 ROOT = Path(__file__).resolve().parents[1]
 # A SKU of the fast path that never runs out, for the script-only measurements.
 UNLIMITED_STOCK = stock_hash(on_hand=10**12, held=0, sold=0, limit=None, revision=1)
-
-
-@dataclass(frozen=True)
-class Servers:
-    redis_url: str
-    mysql_url: str
-    pids: tuple[int, ...] = ()  # of a private stack (empty for servers given in the environment)
-
-    def split_cores(self) -> tuple[set[int], set[int]] | None:
-        """``core_split()``, with these servers pinned beside the load tool (as if on other hosts)."""
-        split = core_split()
-        if split:
-            for pid in self.pids:
-                pin(pid, split[1])
-        return split
-
-
-@contextlib.contextmanager
-def servers() -> Iterator[Servers]:
-    """Redis and MariaDB: the environment's (EMPORIUM_CACHE_URL, EMPORIUM_DATABASE_URL) or a private stack."""
-    redis_url = os.environ.get("EMPORIUM_CACHE_URL", "")
-    mysql_url = os.environ.get("EMPORIUM_DATABASE_URL", "")
-    if redis_url.startswith("redis://") and mysql_url.startswith("mysql://"):
-        yield Servers(redis_url, mysql_url)
-        return
-    from infra.local.stack import LocalStack
-
-    home = Path(tempfile.mkdtemp(prefix="bench-inventory-"))
-    stack = LocalStack(home)
-    try:
-        urls = stack.ensure_many(["redis", "mariadb"])
-        print(f"# started private redis + mariadb under {home}")
-        pids = tuple(int(s["pid"]) for s in stack.status(check=False).values())
-        yield Servers(urls["redis"], urls["mariadb"], pids)
-    finally:
-        stack.stop_all()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 def median_of(values: list[float]) -> float:
@@ -103,8 +66,6 @@ def redis_benchmark_evalsha(redis_url: str, n: int = 200_000) -> float:
         raise SystemExit("redis-benchmark not found (apt-get install redis-tools)")
     parts = urlsplit(redis_url)
     host, port = parts.hostname or "127.0.0.1", str(parts.port or 6379)
-    import redis
-
     sync = redis.Redis(host=host, port=int(port), db=0)
     src = (ROOT / "inventory" / "lua" / "reserve_batch.lua").read_text()
     sha = sync.script_load(src)
@@ -167,9 +128,6 @@ async def naive_lua(redis_url: str, total: int, concurrency: int = 50) -> float:
 
 def server_pids(redis_url: str, mysql_url: str) -> dict[str, int]:
     """Process ids of redis-server and mariadbd when they run on this machine (for CPU accounting)."""
-    import pymysql
-    import redis
-
     pids: dict[str, int] = {}
     with contextlib.suppress(Exception):
         client = redis.Redis.from_url(redis_url)
@@ -195,6 +153,58 @@ def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
     return out
 
 
+class EngineLoad(NamedTuple):
+    acknowledged: int
+    refused: int
+    elapsed: float
+    cpu_us: dict[str, float]  # CPU microseconds per reservation, of this process and each server
+
+
+async def reserve_concurrently(
+    engine: ClusterEngine, total: int, concurrency: int, pids: dict[str, int]
+) -> EngineLoad:
+    """``total`` reservations of one unit of BENCH, ``concurrency`` callers in flight."""
+    counter = iter(range(total))
+    ok = short = 0
+
+    async def caller() -> None:
+        nonlocal ok, short
+        for i in counter:
+            try:
+                await engine.reserve(
+                    ReserveRequest(
+                        sku="BENCH", quantity=1, customer_id=f"c{i % 50000}", idempotency_key=f"b{i}"
+                    )
+                )
+                ok += 1
+            except InsufficientStock:
+                short += 1
+
+    cpu_before = cpu_seconds(pids)
+    started = time.perf_counter()
+    await asyncio.gather(*(caller() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    cpu_after = cpu_seconds(pids)
+    cpu_us = {name: round((cpu_after[name] - cpu_before[name]) * 1e6 / total, 1) for name in cpu_after}
+    return EngineLoad(ok, short, elapsed, cpu_us)
+
+
+def engine_stats(engine: ClusterEngine, load: EngineLoad) -> dict[str, Any]:
+    stats = engine.stats
+    return {
+        "acknowledged": load.acknowledged,
+        "refused": load.refused,
+        "lua_batches": stats.lua_batches,
+        "avg_lua_batch": round(stats.lua_requests / max(1, stats.lua_batches), 1),
+        "commits": stats.write_batches,
+        "avg_commit_batch": round(stats.written / max(1, stats.write_batches), 1),
+        "lua_s": round(stats.lua_seconds, 2),
+        "commit_s": round(stats.commit_seconds, 2),
+        "elapsed_s": round(load.elapsed, 2),
+        "cpu_us": load.cpu_us,
+    }
+
+
 async def engine_rate(
     redis_url: str, mysql_url: str, total: int, concurrency: int = 4000
 ) -> tuple[float, dict[str, Any]]:
@@ -209,53 +219,18 @@ async def engine_rate(
     try:
         units = total * 9 // 10  # some requests are refused too: a sale sells out
         await engine.set_on_hand("BENCH", units)
-        counter = iter(range(total))
-        ok = short = 0
-
-        async def caller() -> None:
-            nonlocal ok, short
-            for i in counter:
-                try:
-                    await engine.reserve(
-                        ReserveRequest(
-                            sku="BENCH", quantity=1, customer_id=f"c{i % 50000}", idempotency_key=f"b{i}"
-                        )
-                    )
-                    ok += 1
-                except InsufficientStock:
-                    short += 1
-
-        cpu_before = cpu_seconds(pids)
-        started = time.perf_counter()
-        await asyncio.gather(*(caller() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-        cpu_after = cpu_seconds(pids)
+        load = await reserve_concurrently(engine, total, concurrency, pids)
+        ok, short = load.acknowledged, load.refused
         audit = audit_mysql(db_url, "BENCH")
         fast = await engine.fast_path_stock("BENCH")
         assert ok == units and short == total - units, (ok, short, units)
         assert audit.consistent and audit.held == ok, audit
         assert fast is not None and fast.held == ok, fast
-        stats = {
-            "acknowledged": ok,
-            "refused": short,
-            "lua_batches": engine.stats.lua_batches,
-            "avg_lua_batch": round(engine.stats.lua_requests / max(1, engine.stats.lua_batches), 1),
-            "commits": engine.stats.write_batches,
-            "avg_commit_batch": round(engine.stats.written / max(1, engine.stats.write_batches), 1),
-            "lua_s": round(engine.stats.lua_seconds, 2),
-            "commit_s": round(engine.stats.commit_seconds, 2),
-            "elapsed_s": round(elapsed, 2),
-            "cpu_us": {
-                name: round((cpu_after[name] - cpu_before[name]) * 1e6 / total, 1) for name in cpu_after
-            },
-        }
-        return total / elapsed, stats
+        return total / load.elapsed, engine_stats(engine, load)
     finally:
         await engine.close()
         drop_mysql_database(db_url)
         # The next run must not find (and SCAN past) this run's idempotency keys and holds.
-        import redis
-
         sync = redis.Redis.from_url(redis_url)
         _unlink_sync(sync, f"{engine.prefix}:*")
         sync.close()
@@ -264,7 +239,7 @@ async def engine_rate(
 # Main -----------------------------------------------------------------------------------------------
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -275,50 +250,50 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--skip-http", action="store_true")
     parser.add_argument("--skip-engine", action="store_true")
-    args = parser.parse_args()
-    try:
-        import uvloop
+    return parser.parse_args()
 
-        uvloop.install()
-    except ImportError:
-        pass
 
+def bench_engine(args: argparse.Namespace, redis_url: str, mysql_url: str) -> None:
+    """The engine against its baselines, ``args.runs`` times each; prints per run and the medians."""
+    evalsha, naive, engine = [], [], []
+    cpu: dict[str, list[float]] = {}
+    for run in range(args.runs):
+        evalsha.append(redis_benchmark_evalsha(redis_url))
+        naive.append(asyncio.run(naive_lua(redis_url, args.naive)))
+        rate, stats = asyncio.run(engine_rate(redis_url, mysql_url, args.reservations))
+        engine.append(rate)
+        for name, us in stats["cpu_us"].items():
+            cpu.setdefault(name, []).append(us)
+        print(
+            f"run {run + 1}: redis-benchmark EVALSHA -P16 {evalsha[-1]:,.0f}/s | naive 1 Lua/call "
+            f"{naive[-1]:,.0f}/s | engine {rate:,.0f}/s {stats}",
+            flush=True,
+        )
+    e, n, b = median_of(engine), median_of(naive), median_of(evalsha)
+    print(
+        f"ENGINE reservations/s (durable in MySQL before ack), median of {args.runs}: {e:,.0f}/s\n"
+        f"  baseline naive one-Lua-call-per-reservation: {n:,.0f}/s -> ratio {e / n:.2f}x"
+        f" (target >= 3x, >= 30k/s)\n"
+        f"  redis-benchmark EVALSHA (server ceiling, same script, -P 16): {b:,.0f}/s -> engine is "
+        f"{e / b:.0%} of it\n"
+        f"  engine CPU per reservation (median, us): "
+        + ", ".join(f"{name} {median_of(us):.1f}" for name, us in cpu.items())
+        + f", total {sum(median_of(us) for us in cpu.values()):.1f}",
+        flush=True,
+    )
+
+
+def main() -> None:
+    args = parse_args()
+    uvloop.install()
     with servers() as stack:
-        redis_url, mysql_url = stack.redis_url, stack.mysql_url
         if not args.skip_engine:
-            evalsha, naive, engine = [], [], []
-            cpu: dict[str, list[float]] = {}
-            for run in range(args.runs):
-                evalsha.append(redis_benchmark_evalsha(redis_url))
-                naive.append(asyncio.run(naive_lua(redis_url, args.naive)))
-                rate, stats = asyncio.run(engine_rate(redis_url, mysql_url, args.reservations))
-                engine.append(rate)
-                for name, us in stats["cpu_us"].items():
-                    cpu.setdefault(name, []).append(us)
-                print(
-                    f"run {run + 1}: redis-benchmark EVALSHA -P16 {evalsha[-1]:,.0f}/s | naive 1 Lua/call "
-                    f"{naive[-1]:,.0f}/s | engine {rate:,.0f}/s {stats}",
-                    flush=True,
-                )
-            e, n, b = median_of(engine), median_of(naive), median_of(evalsha)
-            print(
-                f"ENGINE reservations/s (durable in MySQL before ack), median of {args.runs}: {e:,.0f}/s\n"
-                f"  baseline naive one-Lua-call-per-reservation: {n:,.0f}/s -> ratio {e / n:.2f}x"
-                f" (target >= 3x, >= 30k/s)\n"
-                f"  redis-benchmark EVALSHA (server ceiling, same script, -P 16): {b:,.0f}/s -> engine is "
-                f"{e / b:.0%} of it\n"
-                f"  engine CPU per reservation (median, us): "
-                + ", ".join(f"{name} {median_of(us):.1f}" for name, us in cpu.items())
-                + f", total {sum(median_of(us) for us in cpu.values()):.1f}",
-                flush=True,
-            )
+            bench_engine(args, stack.redis_url, stack.mysql_url)
         if not args.skip_http:
-            from loadtest.bench_reservations_http import run as http_bench
-
             split = stack.split_cores()
             http_bench(
-                redis_url,
-                mysql_url,
+                stack.redis_url,
+                stack.mysql_url,
                 runs=args.runs,
                 seconds=args.http_seconds,
                 connections=args.concurrency,

@@ -24,8 +24,18 @@ from decimal import Decimal
 from pathlib import Path
 
 import msgspec
+import tantivy
+from elasticsearch import AsyncElasticsearch, helpers
 
+from ingest.profiles import get_profile
+from ingest.validation import RowRejected, validate
+from search.documents import document_from_product
+from search.elasticsearch import ElasticsearchSearchIndex
+from search.elasticsearch.mapping import index_mappings, index_settings, to_source
 from search.port import SearchDocument
+from search.tantivy import TantivySearchIndex
+from search.tantivy.documents import to_document
+from search.tantivy.schema import SCHEMA, product_hash, register_analyzers
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
@@ -33,10 +43,6 @@ DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 def load_documents(datasets: Path = DATASETS, limit: int | None = None) -> tuple[list[SearchDocument], str]:
     """The documents the projector would index for the real catalogs: each row mapped by its supplier's
     ingest profile, validated, and turned into a document (``document_from_product``)."""
-    from ingest.profiles import get_profile
-    from ingest.validation import RowRejected, validate
-    from search.documents import document_from_product
-
     docs: list[SearchDocument] = []
     feeds = [(name, datasets / f"{name}_products.csv") for name in ("bigbasket", "myntra")]
     if all(path.exists() for _, path in feeds):
@@ -80,8 +86,6 @@ def load_documents(datasets: Path = DATASETS, limit: int | None = None) -> tuple
 
 
 async def tantivy_adapter(docs: list[SearchDocument], batch: int) -> float:
-    from search.tantivy import TantivySearchIndex
-
     with tempfile.TemporaryDirectory() as root:
         index = TantivySearchIndex(root)
         await index.ensure_index()
@@ -95,11 +99,6 @@ async def tantivy_adapter(docs: list[SearchDocument], batch: int) -> float:
 
 
 def tantivy_raw(docs: list[SearchDocument]) -> float:
-    import tantivy
-
-    from search.tantivy.documents import to_document
-    from search.tantivy.schema import SCHEMA, product_hash, register_analyzers
-
     with tempfile.TemporaryDirectory() as root:
         index = tantivy.Index(SCHEMA, path=root)
         register_analyzers(index)
@@ -114,8 +113,6 @@ def tantivy_raw(docs: list[SearchDocument]) -> float:
 
 
 async def es_adapter(url: str, docs: list[SearchDocument], batch: int) -> float:
-    from search.elasticsearch import ElasticsearchSearchIndex
-
     index = ElasticsearchSearchIndex(url, f"bench-{uuid.uuid4().hex[:8]}", chunk_size=batch)
     await index.ensure_index()
     try:
@@ -132,10 +129,6 @@ async def es_adapter(url: str, docs: list[SearchDocument], batch: int) -> float:
 
 
 async def es_raw(url: str, docs: list[SearchDocument], batch: int) -> float:
-    from elasticsearch import AsyncElasticsearch, helpers
-
-    from search.elasticsearch.mapping import index_mappings, index_settings, to_source
-
     client = AsyncElasticsearch(url, request_timeout=120)
     name = f"benchraw-{uuid.uuid4().hex[:8]}"
     await client.indices.create(index=name, settings=index_settings(), mappings=index_mappings())

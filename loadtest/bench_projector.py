@@ -29,19 +29,22 @@ import uuid
 from pathlib import Path
 from statistics import median
 
+import uvloop
+from prometheus_client import CollectorRegistry
+
 from emporium.adapters import EVENT_LOG
-from kernel.settings import Settings
+from kernel.contracts.events import CATALOG_TOPIC, ProductUpserted, decode_event
+from kernel.eventlog.projection import ProjectorMetrics, ProjectorTask
+from kernel.settings import Settings, load_settings
+from loadtest.bench_search import import_catalogs
+from search.documents import document_from_product
+from search.out_of_stock import MemoryOutOfStockSet
 from search.port import SearchDocument
+from search.projection import SearchProjection
+from search.tantivy import TantivySearchIndex
 
 
 async def project_once(settings: Settings, search_root: Path, batch: int) -> tuple[int, float, float]:
-    from prometheus_client import CollectorRegistry
-
-    from kernel.eventlog.projection import ProjectorMetrics, ProjectorTask
-    from search.out_of_stock import MemoryOutOfStockSet
-    from search.projection import SearchProjection
-    from search.tantivy import TantivySearchIndex
-
     event_log = EVENT_LOG.open(settings.event_log_url)
     index = TantivySearchIndex(search_root)  # this bench measures the embedded engine whatever the settings
     await event_log.start()
@@ -69,9 +72,6 @@ async def project_once(settings: Settings, search_root: Path, batch: int) -> tup
 
 async def prebuilt_documents(settings: Settings) -> list[SearchDocument]:
     """Every catalog upsert of the log as the projector would index it (in stock, newest revision)."""
-    from kernel.contracts.events import CATALOG_TOPIC, ProductUpserted, decode_event
-    from search.documents import document_from_product
-
     event_log = EVENT_LOG.open(settings.event_log_url)
     await event_log.start()
     consumer = event_log.consumer([CATALOG_TOPIC], f"bench.prebuild.{uuid.uuid4().hex[:8]}")
@@ -101,8 +101,6 @@ async def raw_upsert_once(
     batch: int | None = None,
 ) -> tuple[int, float, float]:
     """``upsert`` of pre-built documents: in one call, or in calls of ``batch`` (one commit each)."""
-    from search.tantivy import TantivySearchIndex
-
     index = TantivySearchIndex(search_root)
     await index.ensure_index()
     step = batch or len(documents)
@@ -146,11 +144,6 @@ def main() -> None:
         "--reuse", type=Path, default=None, help="a data dir kept by --keep (skips the import)"
     )
     args = parser.parse_args()
-
-    import uvloop
-
-    from kernel.settings import load_settings
-    from loadtest.bench_search import import_catalogs
 
     data_dir = args.reuse or Path(tempfile.mkdtemp(prefix="emporium-bench-projector-"))
     settings = load_settings(env={"EMPORIUM_DATA_DIR": str(data_dir)})

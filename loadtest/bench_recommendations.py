@@ -26,6 +26,9 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import msgspec
 
 from emporium.adapters import RECOMMENDATIONS_STORE
 from read_models.recommendations import Recommendations, RecommendationsStore
@@ -97,8 +100,6 @@ async def bench_sqlite(runs: int, users: int, batch: int) -> None:
 
 
 def raw_sqlite_writes(path: Path, users: int, batch: int) -> float:
-    import msgspec
-
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
@@ -131,8 +132,6 @@ def raw_sqlite_reads(path: Path, users: int) -> float:
 
 
 async def bench_cassandra(url: str, runs: int, users: int, batch: int) -> None:
-    from urllib.parse import urlsplit, urlunsplit
-
     keyspace = f"bench_recs_{uuid.uuid4().hex[:10]}"
     url = urlunsplit(urlsplit(url)._replace(path=f"/{keyspace}"))
     store = RECOMMENDATIONS_STORE.open(url)

@@ -4,7 +4,7 @@
                                                [--no-pin]
 
 Servers: EMPORIUM_CACHE_URL=redis://... and EMPORIUM_DATABASE_URL=mysql://... when set, otherwise a
-private Redis + MariaDB (loadtest.bench_inventory.servers). The API is `emporium serve` (one uvicorn
+private Redis + MariaDB (loadtest.inventory_stack.servers). The API is `emporium serve` (one uvicorn
 worker, cluster engine: every 201 is durable in MySQL first). The load tool is wrk (Debian package
 `wrk`; `make bench` installs it): a compiled client, so that the driver does not eat the cores the
 server is measured on. Each run measures /healthz and then reservations with the same connections,
@@ -43,6 +43,7 @@ import httpx
 from loadtest.bench_search import free_port
 from loadtest.children import cpu_seconds, spawn_emporium
 from loadtest.inventory_audit import audit_mysql, drop_mysql_database, mysql_url_with_database
+from loadtest.inventory_stack import servers
 
 WRK_SCRIPT = Path(__file__).with_name("wrk_reservations.lua")
 UNITS = 5_000_000  # on-hand per run: far more than a run can sell, so 201 is the common answer
@@ -300,8 +301,6 @@ def main() -> None:
         " Redis, MariaDB and wrk on the others, as if on other hosts)",
     )
     args = parser.parse_args()
-    from loadtest.bench_inventory import servers
-
     with servers() as stack:
         split = None if args.no_pin else stack.split_cores()
         run(

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import shutil
@@ -50,13 +51,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
+import uvloop
+
 from emporium.adapters import EVENT_LOG
 from emporium.container import Container, ingest_service
 from ingest.service import import_path
-from kernel.settings import Settings
+from ingest.synthetic import write_csv
+from kernel.contracts.events import CATALOG_TOPIC, StockLevelChanged, new_event
+from kernel.eventlog.processing import publish_events
+from kernel.eventlog.projection import ProjectorMetrics, ProjectorTask
+from kernel.settings import Settings, load_settings
 from loadtest.children import cpu_seconds, spawn_emporium
 from loadtest.httpload import LoadResult, drive, get, median
 from loadtest.queries import SORTS, Corpus, load_corpus, typo
+from search.out_of_stock import MemoryOutOfStockSet
+from search.projection import SearchProjection
+from search.projectors import LIVE_SEARCH_GROUP
 
 ALL_NAMES = 1_000_000  # load_corpus limit: every product name of the catalogs
 REQUESTS_PER_SECOND_CAP = 15_000  # sizes each run's slice of the request stream (more than served)
@@ -75,8 +85,6 @@ def datasets_dir() -> Path:
 
 
 async def import_catalogs(settings: Settings, synthetic_products: int) -> int:
-    from ingest.synthetic import write_csv
-
     data = datasets_dir()
     feeds: list[tuple[str, Path, str]] = []
     if (data / "bigbasket_products.csv").is_file() and (data / "myntra_products.csv").is_file():
@@ -105,11 +113,6 @@ async def import_catalogs(settings: Settings, synthetic_products: int) -> int:
 
 
 async def project(settings: Settings) -> tuple[int, float]:
-    from kernel.eventlog.projection import ProjectorMetrics, ProjectorTask
-    from search.out_of_stock import MemoryOutOfStockSet
-    from search.projection import SearchProjection
-    from search.projectors import LIVE_SEARCH_GROUP
-
     container = Container(settings, client_id="bench-search")
     task = ProjectorTask(
         container.event_log(),
@@ -129,8 +132,6 @@ async def project(settings: Settings) -> tuple[int, float]:
 
 async def wait_until_caught_up(settings: Settings, port: int, expected: int) -> None:
     """Every consumer of the catalog in the server (search, inventory feed) is done: no background CPU."""
-    from kernel.contracts.events import CATALOG_TOPIC
-
     event_log = EVENT_LOG.open(settings.event_log_url)
     await event_log.start()
     try:
@@ -149,8 +150,6 @@ async def wait_until_caught_up(settings: Settings, port: int, expected: int) -> 
             await asyncio.sleep(0.5)
         else:
             raise TimeoutError("server did not catch up")
-        import json
-
         _, body = await get("127.0.0.1", port, "/v1/search?in_stock=false&size=1")
         total = json.loads(body)["total"]
         print(f"server ready: {total} searchable products ({expected} imported)")
@@ -264,8 +263,6 @@ def hit_rate(before: dict[str, float], after: dict[str, float]) -> float:
 
 async def catalog_skus(port: int) -> list[str]:
     """Every SKU the server can find, paged with the cursor (setup, not measured)."""
-    import json
-
     skus: list[str] = []
     params = {"in_stock": "false", "size": "100", "sort": "price_asc"}
     while True:
@@ -289,9 +286,6 @@ class StockOuts:
         self.out: list[str] = []
 
     async def _publish(self, skus: list[str], in_stock: bool) -> None:
-        from kernel.contracts.events import StockLevelChanged, new_event
-        from kernel.eventlog.processing import publish_events
-
         events = []
         for sku in skus:
             self.revision += 1
@@ -405,7 +399,7 @@ async def measure(port: int, pid: int, args: argparse.Namespace, event_log_url: 
     return runs
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -448,50 +442,32 @@ def main() -> None:
         metavar="PER_SECOND",
         help="publish this many stock-outs per second of random SKUs while searches run; default 0",
     )
-    args = parser.parse_args()
+    return parser.parse_args()
 
-    import uvloop
 
-    from kernel.settings import load_settings
+def import_and_project(args: argparse.Namespace, settings: Settings) -> int:
+    """Products imported into a fresh data dir, projected into Tantivy here (0 when reusing a data dir)."""
+    if args.reuse is not None:
+        print(f"reusing {args.reuse} (no import, no projection measured)")
+        return 0
+    accepted = uvloop.run(import_catalogs(settings, args.synthetic_products))
+    events, seconds = uvloop.run(project(settings))
+    print(f"projection into Tantivy: {events} events in {seconds:.1f}s = {events / seconds:,.0f} events/s")
+    return accepted
 
-    data_dir = args.reuse or Path(tempfile.mkdtemp(prefix="emporium-bench-search-"))
-    env = {"EMPORIUM_DATA_DIR": str(data_dir)}
-    settings = load_settings(env=env)
-    server: subprocess.Popen[bytes] | None = None
-    try:
-        if args.reuse is None:
-            accepted = uvloop.run(import_catalogs(settings, args.synthetic_products))
-            events, seconds = uvloop.run(project(settings))
-            print(
-                f"projection into Tantivy: {events} events in {seconds:.1f}s = "
-                f"{events / seconds:,.0f} events/s"
-            )
-        else:
-            accepted = 0
-            print(f"reusing {data_dir} (no import, no projection measured)")
 
-        port = free_port()
-        server_env = {**os.environ, **env, "EMPORIUM_LOG_LEVEL": "warning"}
-        args.cache_entries = 0 if args.no_cache else load_settings(env=server_env).search_cache_entries
-        server_env["EMPORIUM_SEARCH_CACHE_ENTRIES"] = str(args.cache_entries)
-        server_env.pop("EMPORIUM_EVENT_LOG_URL", None)
-        server_env.pop("EMPORIUM_SEARCH_URL", None)
-        server_env.pop("EMPORIUM_CACHE_URL", None)
-        server_env.pop("EMPORIUM_DATABASE_URL", None)
-        server = spawn_emporium(
-            ["serve", "--port", str(port)], env=server_env, stderr=open(data_dir / "server.log", "wb")
-        )
-        uvloop.run(wait_until_caught_up(settings, port, accepted))
-        runs = uvloop.run(measure(port, server.pid, args, settings.event_log_url))
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(30)
-        if not args.keep and args.reuse is None:
-            shutil.rmtree(data_dir, ignore_errors=True)
-        else:
-            print(f"data kept in {data_dir}")
+def server_environment(args: argparse.Namespace, env: dict[str, str]) -> dict[str, str]:
+    """The served app's environment: the embedded stack on the bench's data dir, whatever this shell
+    points at; records the cache size it will use in ``args.cache_entries``."""
+    server_env = {**os.environ, **env, "EMPORIUM_LOG_LEVEL": "warning"}
+    args.cache_entries = 0 if args.no_cache else load_settings(env=server_env).search_cache_entries
+    server_env["EMPORIUM_SEARCH_CACHE_ENTRIES"] = str(args.cache_entries)
+    for port_url in ("EVENT_LOG", "SEARCH", "CACHE", "DATABASE"):
+        server_env.pop(f"EMPORIUM_{port_url}_URL", None)
+    return server_env
 
+
+def print_summary(args: argparse.Namespace, runs: list[Run]) -> None:
     p99 = median([r.search.percentile(99) for r in runs]) * 1000
     p50 = median([r.search.percentile(50) for r in runs]) * 1000
     s_rps = median([r.search.rps for r in runs])
@@ -511,6 +487,33 @@ def main() -> None:
         f"  server CPU per request: search {median([r.search_cpu_ms for r in runs]):.2f} ms, "
         f"/healthz {median([r.healthz_cpu_ms for r in runs]):.3f} ms"
     )
+
+
+def main() -> None:
+    args = parse_args()
+    data_dir = args.reuse or Path(tempfile.mkdtemp(prefix="emporium-bench-search-"))
+    env = {"EMPORIUM_DATA_DIR": str(data_dir)}
+    settings = load_settings(env=env)
+    server: subprocess.Popen[bytes] | None = None
+    try:
+        accepted = import_and_project(args, settings)
+        port = free_port()
+        server = spawn_emporium(
+            ["serve", "--port", str(port)],
+            env=server_environment(args, env),
+            stderr=open(data_dir / "server.log", "wb"),
+        )
+        uvloop.run(wait_until_caught_up(settings, port, accepted))
+        runs = uvloop.run(measure(port, server.pid, args, settings.event_log_url))
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(30)
+        if not args.keep and args.reuse is None:
+            shutil.rmtree(data_dir, ignore_errors=True)
+        else:
+            print(f"data kept in {data_dir}")
+    print_summary(args, runs)
 
 
 if __name__ == "__main__":

@@ -107,6 +107,7 @@ def demo(
     Without EMPORIUM_ADMIN_TOKEN the demo makes one (kept in the data dir) so that admin calls such as
     ``PUT /v1/stock/{sku}`` can be tried.
     """
+    # Not at module level: emporium.demo imports emporium.cli.feeds, which would import this module back.
     from emporium.demo import index_demo, seed_demo
 
     settings = settings_from(ctx)
