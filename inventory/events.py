@@ -16,7 +16,14 @@ from typing import NamedTuple, Protocol
 import structlog
 
 from inventory.domain import EngineUnavailable, InventoryError, StockLevel, stock_events
-from kernel.contracts.events import CATALOG_TOPIC, ProductUpserted, encode_event, new_event
+from kernel.contracts.events import (
+    CATALOG_TOPIC,
+    ProductUpserted,
+    StockLevelChanged,
+    encode_event,
+    new_event,
+)
+from kernel.contracts.identifiers import catalog_sku
 from kernel.eventlog.port import EventLog, OutgoingMessage
 from kernel.eventlog.processing import ConsumedEvent, EventProcessor, wait_caught_up
 from kernel.tasks import cancel_and_wait
@@ -52,6 +59,21 @@ def outbox_rows(
         envelope = new_event(payload, key=after.sku, revision=after.revision, producer=PRODUCER)
         rows.append(OutboxRow(payload.topic, after.sku, encode_event(envelope)))
     return rows
+
+
+def stock_level_row(stock: StockLevel, *, reason: str) -> OutboxRow:
+    """A StockLevelChanged of the SKU's current stock, whatever changed (e.g. its key, by a migration)."""
+    payload = StockLevelChanged(
+        sku=stock.sku,
+        on_hand=stock.on_hand,
+        held=stock.held,
+        sold=stock.sold,
+        available=stock.available,
+        in_stock=stock.in_stock,
+        reason=reason,
+    )
+    envelope = new_event(payload, key=stock.sku, revision=stock.revision, producer=PRODUCER)
+    return OutboxRow(payload.topic, stock.sku, encode_event(envelope))
 
 
 class Outbox(Protocol):
@@ -156,15 +178,15 @@ class FeedStockConsumer:
             payload = envelope.payload
             if not isinstance(payload, ProductUpserted) or payload.product.stock is None:
                 continue
+            product = payload.product
             stock = {w: q for w, q in payload.product.stock.items() if isinstance(q, int) and q >= 0}
+            sku = catalog_sku(product.supplier_id, product.sku)  # events before scoped SKUs: bare
             try:
-                changed = await self.engine.adjust_from_feed(
-                    payload.product.sku, stock, feed_revision=envelope.revision
-                )
+                changed = await self.engine.adjust_from_feed(sku, stock, feed_revision=envelope.revision)
             except EngineUnavailable:
                 raise  # the batch is retried, nothing committed
             except InventoryError as exc:
-                log.warning("feed stock rejected", sku=payload.product.sku, error=str(exc))
+                log.warning("feed stock rejected", sku=sku, error=str(exc))
                 continue
             if changed is not None:
                 self.applied += 1

@@ -37,10 +37,3 @@ def reservation_from_row(row: Sequence[Any]) -> Reservation:
         created_at=float(created_at),
         idempotency_key=idem,
     )
-
-
-def effective_limit(current: int | None, requested: int | None) -> int | None:
-    """Limit semantics of set_on_hand: None keeps, 0 removes, N sets."""
-    if requested is None:
-        return current
-    return None if requested == 0 else requested
