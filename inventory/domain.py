@@ -387,28 +387,26 @@ def stock_events(
     reservations that leave an item in stock publish nothing, so a flash sale does not flood the log.
     """
     events: list[Payload] = []
-    was_in_stock = before.in_stock if before is not None else False
-    on_hand_changed = before is None or before.on_hand != after.on_hand
-    if on_hand_changed or was_in_stock != after.in_stock:
+    available = after.available
+    before_available = before.available if before is not None else None
+    was_in_stock = before_available is not None and before_available > 0
+    if before is None or before.on_hand != after.on_hand or was_in_stock != (available > 0):
         events.append(
             StockLevelChanged(
                 sku=after.sku,
                 on_hand=after.on_hand,
                 held=after.held,
                 sold=after.sold,
-                available=after.available,
-                in_stock=after.in_stock,
+                available=available,
+                in_stock=available > 0,
                 reason=reason,
             )
         )
-    before_available = before.available if before is not None else None
-    if after.available <= low_stock_threshold and (
+    if available <= low_stock_threshold and (
         before_available is None or before_available > low_stock_threshold
     ):
         if after.on_hand > 0 or before is not None:
-            events.append(
-                RestockAlert(sku=after.sku, available=after.available, threshold=low_stock_threshold)
-            )
+            events.append(RestockAlert(sku=after.sku, available=available, threshold=low_stock_threshold))
     return events
 
 

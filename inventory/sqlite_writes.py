@@ -5,19 +5,19 @@ Built per change and written together with ``executemany`` (a stock feed's batch
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import msgspec
 
 from inventory.domain import StockLevel
-from inventory.events import OutboxRow, outbox_rows
+from inventory.events import EnvelopeFactory, OutboxRow, outbox_rows
 
 
 def _bump(stock: StockLevel) -> StockLevel:
     return msgspec.structs.replace(stock, revision=stock.revision + 1)
 
 
+_json = msgspec.json.Encoder()
 IN_CHUNK = 500  # SKUs per "IN (...)" lookup: below SQLite's bound-parameter limit
 UPSERT_STOCK = """INSERT INTO inv_stock (sku, on_hand, held, sold, per_customer_limit, revision, warehouses,
         feed_revision, updated_at)
@@ -39,6 +39,7 @@ class StockWrites:
         self.stock: list[tuple[Any, ...]] = []
         self.ledger: list[tuple[Any, ...]] = []
         self.outbox: list[OutboxRow] = []
+        self._envelopes = EnvelopeFactory()
 
     def add(
         self,
@@ -51,7 +52,7 @@ class StockWrites:
         low_stock_threshold: int,
     ) -> StockLevel:
         after = _bump(after)
-        warehouses = json.dumps(after.warehouses) if after.warehouses is not None else None
+        warehouses = None if after.warehouses is None else _json.encode(after.warehouses).decode()
         self.stock.append(
             (after.sku, after.on_hand, after.held, after.sold, after.per_customer_limit, after.revision,
              warehouses, feed_revision, now, feed_revision)
@@ -61,5 +62,7 @@ class StockWrites:
             (after.sku, kind, after.on_hand - b.on_hand, after.held - b.held, after.sold - b.sold,
              reservation_id, now)
         )  # fmt: skip
-        self.outbox += outbox_rows(before, after, reason=kind, low_stock_threshold=low_stock_threshold)
+        self.outbox += outbox_rows(
+            before, after, reason=kind, low_stock_threshold=low_stock_threshold, envelopes=self._envelopes
+        )
         return after
