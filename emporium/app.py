@@ -46,9 +46,10 @@ def build_modules(container: Container) -> list[Module]:
     """Every feature module over its adapters, in start order: inventory before search, whose stock
     model reads its events."""
     runtime = container.runtime
+    engine = container.inventory_engine()
     return [
-        IngestModule(runtime, store=container.ingest_store()),
-        InventoryModule(runtime, engine=container.inventory_engine()),
+        IngestModule(runtime, store=container.ingest_store(), stock_writer=engine),  # stock feeds
+        InventoryModule(runtime, engine=engine),
         SearchModule(runtime, index=container.search_index(), stock=container.out_of_stock_set()),
         ReadModelsModule(runtime, store=container.recommendations_store()),
     ]

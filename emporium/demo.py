@@ -1,13 +1,15 @@
 """``emporium demo``: seed the embedded stack with the synthetic catalog as supplier ``demo``.
 
-Idempotent and fast on re-runs: the feed file is generated once per size (deterministic), and
-importing an unchanged feed publishes nothing. The import runs in ``full`` mode, so asking for fewer
-products than last time removes the surplus.
+Idempotent and fast on re-runs, and it never touches what a user pushed as supplier ``demo``: only the
+synthetic products the ingest store has never seen are imported (in ``delta`` mode), so a re-run neither
+removes the products a user added nor reverts the ones a user changed or removed. Asking for more
+products than last time adds the new ones; asking for fewer removes nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 from pathlib import Path
 
@@ -16,9 +18,9 @@ import typer
 from emporium.cli.feeds import render_report
 from emporium.container import Container, ingest_service
 from ingest.model import FeedReport
-from ingest.service import import_path
-from ingest.synthetic import write_csv
-from inventory.events import FeedStockConsumer
+from ingest.parsing import FeedFormat
+from ingest.synthetic import generate_products, write_csv_rows
+from inventory.events import FeedStockConsumer, OutboxRelay
 from kernel.eventlog.projection import ProjectorMetrics, ProjectorTask
 from kernel.settings import Settings
 from search.projection import SearchProjection
@@ -29,18 +31,11 @@ DEMO_SEED = 42
 CATCH_UP_TIMEOUT_S = 300.0
 
 
-def demo_feed_path(settings: Settings, products: int) -> Path:
-    return settings.data_dir / "demo" / f"catalog-{products}-seed{DEMO_SEED}.csv"
-
-
 def demo_key_path(settings: Settings) -> Path:
     return settings.data_dir / "demo" / "demo-supplier-api-key"
 
 
-async def _seed(settings: Settings, products: int) -> FeedReport:
-    feed = demo_feed_path(settings, products)
-    if not feed.exists():
-        write_csv(feed, products, seed=DEMO_SEED)
+async def _seed(settings: Settings, products: int) -> FeedReport | None:
     async with ingest_service(settings) as service:
         if await service.store.get_supplier(DEMO_SUPPLIER) is None:
             _, key = await service.add_supplier(DEMO_SUPPLIER, "Demo Supplier")
@@ -50,29 +45,46 @@ async def _seed(settings: Settings, products: int) -> FeedReport:
             os.chmod(key_file, 0o600)
             typer.echo(f"created supplier {DEMO_SUPPLIER!r}; its API key (also saved to {key_file}):")
             typer.echo(key)
-        return await import_path(service, feed, supplier_id=DEMO_SUPPLIER, profile="canonical", mode="full")
+        catalog = list(generate_products(products, seed=DEMO_SEED))
+        ids = [f"{DEMO_SUPPLIER}:{p['product_id']}" for p in catalog]
+        known = await service.store.product_states(DEMO_SUPPLIER, ids)  # removed ones too: left alone
+        new = [p for p, product_id in zip(catalog, ids, strict=True) if product_id not in known]
+        if not new:
+            return None
+        feed = io.StringIO(newline="")
+        write_csv_rows(feed, new)
+        body = io.BytesIO(feed.getvalue().encode())
+        return await service.import_feed(DEMO_SUPPLIER, body, fmt=FeedFormat.CSV, mode="delta")
 
 
-def seed_demo(settings: Settings, products: int = 5000) -> FeedReport:
-    """Create supplier ``demo`` if missing, import the synthetic catalog, print the feed report."""
+def seed_demo(settings: Settings, products: int = 5000) -> FeedReport | None:
+    """Create supplier ``demo`` if missing, import the synthetic products it does not have yet and print the
+    feed report; None (and a line saying so) when it has them all."""
     if products < 1:
         raise typer.BadParameter("products must be at least 1", param_hint="--products")
     report = asyncio.run(_seed(settings, products))
-    typer.echo(render_report(report, max_errors=20))
+    if report is None:
+        typer.echo(f"the demo catalog is already imported ({products} products): nothing to import")
+    else:
+        typer.echo(render_report(report, max_errors=20))
     return report
 
 
 async def index_demo(settings: Settings) -> None:
-    """Project the freshly imported catalog into the search index and its feed stock into the inventory,
-    so the very first search finds it and the very first reservation of it succeeds.
+    """Project the freshly imported catalog into the search index, its feed stock into the inventory and
+    the inventory's stock events back into search, so the very first search finds the demo's items in
+    stock and the very first reservation of one succeeds (an item is in stock only once inventory says so).
 
     ``serve`` would get there on its own a moment later (its in-process consumers resume from the same
     consumer groups); doing it first makes the demo deterministic for scripts that start right away.
     """
-    container = Container(settings, client_id="emporium-demo")
+    container = Container(settings, client_id="emporium-demo", inventory_options={"sweep_interval": None})
     event_log = container.event_log()
+    engine = container.inventory_engine()
     projection = SearchProjection(index=container.search_index(), stock=container.out_of_stock_set())
-    feed = FeedStockConsumer(container.inventory_engine(), event_log)
+    feed = FeedStockConsumer(engine, event_log)
+    relay = OutboxRelay(engine, event_log)
+    engine.on_outbox = relay.notify
     search = ProjectorTask(
         event_log,
         projection,
@@ -82,8 +94,9 @@ async def index_demo(settings: Settings) -> None:
     )
     async with container:
         await container.start(search)
+        await container.start(relay)
         await container.start(feed)
-        await asyncio.gather(
-            search.wait_caught_up(poll_s=0.05, timeout_s=CATCH_UP_TIMEOUT_S),
-            feed.wait_caught_up(timeout_s=CATCH_UP_TIMEOUT_S),
-        )
+        await feed.wait_caught_up(timeout_s=CATCH_UP_TIMEOUT_S)
+        while await relay.drain_once():  # the stock events of what the feed consumer took in
+            pass
+        await search.wait_caught_up(poll_s=0.05, timeout_s=CATCH_UP_TIMEOUT_S)

@@ -6,6 +6,9 @@ the outcome of every line in the same call. The body is streamed to a spool file
 ``SPOOL_MEMORY_BYTES``, then disk) while the size limit is enforced, and only then imported: an
 oversized (413), empty (400) or unsupported (415) body is refused before anything is published.
 
+``POST /v1/suppliers/{supplier_id}/stock`` takes a stock feed (rows ``sku, warehouse, quantity``) the same
+way and answers the same report; its stock is reservable when the answer arrives.
+
 Registering a supplier needs the admin token (``admin_only``); a feed route needs the API key of the
 supplier in its path (``api_key_only`` with ``IngestService.authenticate``). Refusals are the domain's
 exceptions, answered by ``INGEST_ERRORS``.
@@ -44,6 +47,8 @@ from ingest.service import (
     NotFound,
     Unauthorized,
 )
+from ingest.stock_feed import StockFeedService
+from ingest.validation import DEFAULT_STOCK_WAREHOUSE, MAX_QUANTITY
 from kernel.http.errors import ErrorRule, error_table
 from kernel.http.guards import (
     API_KEY_HEADER,
@@ -58,6 +63,19 @@ from kernel.settings import Settings
 
 SPOOL_MEMORY_BYTES = 8 * 1024 * 1024
 _PROFILE_HELP = f"mapping profile: one of {', '.join(PROFILE_NAMES)}"
+_DEFAULT_STOCK_HELP = (
+    f"units in warehouse {DEFAULT_STOCK_WAREHOUSE!r} of each product whose line names no stock (for catalogs"
+    " without stock columns); absent: such products have no stock until a stock feed or an admin sets it"
+)
+_FEED_ERRORS = {
+    400: "Bad parameter, or a feed that cannot be read at all",
+    401: "No or unknown API key",
+    403: "The key of another supplier",
+    404: "Unknown supplier",
+    413: "Body larger than the feed limit",
+    415: "Unsupported Content-Type, charset or Content-Encoding",
+    422: "A header or stream that cannot be read as this format",
+}
 _GZIP = ("identity", "gzip", "x-gzip", "")
 
 INGEST_ERRORS = error_table(
@@ -81,6 +99,10 @@ class NewSupplier(msgspec.Struct, forbid_unknown_fields=True):
 
 
 _CLOSED = {"additionalProperties": False}  # documents forbid_unknown_fields (Litestar does not)
+FormatParameter = Annotated[
+    Literal["csv", "ndjson", "json"] | None,
+    QueryParameter(name="format", description="overrides the Content-Type", required=False),
+]
 
 
 class SupplierCreated(msgspec.Struct):
@@ -158,18 +180,7 @@ class FeedController(Controller):
         status_code=HTTP_201_CREATED,
         summary="Push a catalog feed (CSV, NDJSON or JSON array; gzip optional)",
         guards=[api_key_only],
-        responses=errors(
-            {
-                400: "Bad parameter, or a feed that cannot be read at all",
-                401: "No or unknown API key",
-                403: "The key of another supplier",
-                404: "Unknown supplier",
-                409: "Another import of this supplier is running",
-                413: "Body larger than the feed limit",
-                415: "Unsupported Content-Type, charset or Content-Encoding",
-                422: "A header or stream that cannot be read as this format",
-            }
-        ),
+        responses=errors({**_FEED_ERRORS, 409: "Another import of this supplier is running"}),
         request_max_body_size=None,  # enforced while streaming, with Settings.feed_max_bytes
     )
     async def push_feed(
@@ -182,16 +193,18 @@ class FeedController(Controller):
         mode: Annotated[
             Mode, QueryParameter(description="full also removes products missing from the feed")
         ] = "delta",
-        feed_format: Annotated[
-            Literal["csv", "ndjson", "json"] | None,
-            QueryParameter(name="format", description="overrides the Content-Type", required=False),
+        feed_format: FormatParameter = None,
+        default_stock: Annotated[
+            int | None, QueryParameter(description=_DEFAULT_STOCK_HELP, ge=0, le=MAX_QUANTITY, required=False)
         ] = None,
     ) -> Response[FeedReport]:
         """Import the body; ``Content-Type`` text/csv, application/x-ndjson or application/json."""
         fmt = _feed_format(request, feed_format)
         spool = await _spool_body(request, feed_max_bytes)
         try:
-            report = await service.import_feed(supplier_id, spool, fmt=fmt, profile=profile, mode=mode)
+            report = await service.import_feed(
+                supplier_id, spool, fmt=fmt, profile=profile, mode=mode, default_stock=default_stock
+            )
         finally:
             spool.close()
         return Response(
@@ -219,18 +232,63 @@ class FeedController(Controller):
         return await service.get_feed(supplier_id, feed_id)
 
 
-def ingest_router(service: IngestService, settings: Settings) -> Router:
-    """The supplier routes with the service injected and the guards' secrets set (one per app)."""
+class StockFeedController(Controller):
+    path = "/v1/suppliers/{supplier_id:str}/stock"
+    tags = ["supplier feeds"]
+    parameters = {"api_key": HeaderParameter(annotation=str | None, name=API_KEY_HEADER, required=False)}
+
+    @post(
+        "/",
+        status_code=HTTP_201_CREATED,
+        summary="Push a stock feed: rows sku, warehouse, quantity (CSV, NDJSON or JSON array; gzip optional)",
+        guards=[api_key_only],
+        responses=errors(_FEED_ERRORS),
+        request_max_body_size=None,  # enforced while streaming, with Settings.feed_max_bytes
+    )
+    async def push_stock(
+        self,
+        request: Request[Any, Any, Any],
+        stock_feeds: NamedDependency[StockFeedService],
+        feed_max_bytes: NamedDependency[int],
+        supplier_id: FromPath[str],
+        feed_format: FormatParameter = None,
+    ) -> Response[FeedReport]:
+        """Set this supplier's stock per warehouse, no catalog needed: each row sets one warehouse's
+        quantity of one of its SKUs (the SKU's other warehouses keep theirs; on-hand becomes the sum).
+        The report counts lines as a catalog feed's does; a line that would put on-hand below what is
+        held and sold is rejected with that reason. The stock is reservable when this answers."""
+        fmt = _feed_format(request, feed_format)
+        spool = await _spool_body(request, feed_max_bytes)
+        try:
+            report = await stock_feeds.import_stock(supplier_id, spool, fmt=fmt)
+        finally:
+            spool.close()
+        return Response(
+            report,
+            status_code=HTTP_201_CREATED,
+            headers={"Location": f"/v1/suppliers/{supplier_id}/feeds/{report.feed_id}"},
+        )
+
+
+def ingest_router(
+    service: IngestService, settings: Settings, stock_feeds: StockFeedService | None = None
+) -> Router:
+    """The supplier routes with the services injected and the guards' secrets set (one per app); the stock
+    feed route when there is a stock writer to hand stock to."""
     feed_max_bytes = settings.feed_max_bytes
 
     async def check_supplier_key(key: str | None, path_params: Mapping[str, Any]) -> None:
         await service.authenticate(path_params["supplier_id"], key)
 
+    controllers: list[type[Controller]] = [SupplierController, FeedController]
+    if stock_feeds is not None:
+        controllers.append(StockFeedController)
     return Router(
         path="/",
-        route_handlers=with_options(SupplierController, FeedController),
+        route_handlers=with_options(*controllers),
         dependencies={
             "service": Provide(lambda: service, sync_to_thread=False, use_cache=True),
+            "stock_feeds": Provide(lambda: stock_feeds, sync_to_thread=False, use_cache=True),
             "feed_max_bytes": Provide(lambda: feed_max_bytes, sync_to_thread=False, use_cache=True),
         },
         opt={**admin_token_opt(settings.admin_token), **api_key_opt(check_supplier_key)},

@@ -13,6 +13,7 @@ import msgspec
 
 from ingest.parsing import LineError
 from kernel.contracts.events import Envelope, Payload, Product, ProductRemoved, ProductUpserted
+from kernel.contracts.identifiers import scoped_sku, split_scoped_sku
 
 PRODUCER = "ingest"
 MAX_REPORTED_ERRORS = 1000
@@ -66,7 +67,7 @@ class ProductState(msgspec.Struct, frozen=True):
     """What ingest remembers per product: enough to detect change and continue the revision."""
 
     product_id: str
-    sku: str
+    sku: str  # the supplier's own code (events carry it scoped: ``<supplier_id>:<sku>``)
     fingerprint: bytes | None  # None once removed
     revision: int
     removed: bool = False
@@ -133,7 +134,7 @@ def plan_upserts(products: Sequence[tuple[Product, bytes]], known: dict[str, Pro
             continue
         revision = previous.revision + 1 if previous is not None else 1
         events.append(event(ProductUpserted(product=product), key=product.product_id, revision=revision))
-        states.append(ProductState(product.product_id, product.sku, fp, revision))
+        states.append(ProductState(product.product_id, split_scoped_sku(product.sku).sku, fp, revision))
     return BatchPlan(events, states, unchanged)
 
 
@@ -147,7 +148,9 @@ def plan_removals(supplier_id: str, live: Iterable[ProductState], seen: set[str]
         if state.product_id in seen or state.removed:
             continue
         revision = state.revision + 1
-        payload = ProductRemoved(product_id=state.product_id, supplier_id=supplier_id, sku=state.sku)
+        payload = ProductRemoved(
+            product_id=state.product_id, supplier_id=supplier_id, sku=scoped_sku(supplier_id, state.sku)
+        )
         events.append(event(payload, key=state.product_id, revision=revision))
         states.append(ProductState(state.product_id, state.sku, None, revision, removed=True))
     return BatchPlan(events, states, 0)

@@ -1,4 +1,5 @@
-"""Ingest module: supplier and feed routes, readiness and metrics over the ingest store it is given."""
+"""Ingest module: supplier and feed routes, readiness and metrics over the ingest store it is given, and
+the stock-feed route over the stock writer it is given (the inventory engine, wired by ``emporium``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from prometheus_client import Counter
 from ingest.api import ingest_router
 from ingest.model import FeedReport
 from ingest.service import IngestService
+from ingest.stock_feed import StockFeedService
 from ingest.store import IngestStore
+from kernel.contracts.stock import WarehouseStockWriter
 from kernel.runtime import ReadinessCheck, Runtime
 
 
@@ -35,12 +38,19 @@ class IngestMetrics:
 class IngestModule:
     name = "ingest"
 
-    def __init__(self, runtime: Runtime, *, store: IngestStore) -> None:
+    def __init__(
+        self, runtime: Runtime, *, store: IngestStore, stock_writer: WarehouseStockWriter | None = None
+    ) -> None:
         self.runtime = runtime
         self.store = store
         self.metrics = IngestMetrics(runtime)
         self.service = IngestService(self.store, runtime.event_log, on_report=self.metrics.observe)
-        self._router = ingest_router(self.service, runtime.settings)
+        self.stock_feeds = (
+            None
+            if stock_writer is None
+            else StockFeedService(self.store, stock_writer, on_report=self.metrics.observe)
+        )
+        self._router = ingest_router(self.service, runtime.settings, self.stock_feeds)
 
     def route_handlers(self) -> Sequence[Any]:
         return [self._router]

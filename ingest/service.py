@@ -48,12 +48,14 @@ from ingest.model import (
 from ingest.parsing import FeedFormat, FeedReader, LineError, format_from_filename
 from ingest.profiles import Profile, get_profile
 from ingest.store import IngestStore, SupplierExists
-from ingest.validation import RowRejected, validate
+from ingest.validation import DEFAULT_STOCK_WAREHOUSE, MAX_QUANTITY, RowRejected, validate
 from kernel.contracts.events import Envelope, Product, SupplierOnboarded, new_event
 from kernel.eventlog.port import EventLog
 from kernel.eventlog.processing import publish_events
 
 log = structlog.get_logger(__name__)
+
+__all__ = ["DEFAULT_STOCK_WAREHOUSE", "IngestService", "import_path"]
 
 DEFAULT_BATCH_LINES = 2000
 IMPORT_LEASE_S = 120.0  # renewed every batch; outlives a crashed importer by at most this long
@@ -101,7 +103,11 @@ class _Batch:
 
 
 def _prepare_batch(
-    records: Iterator[tuple[int, dict] | LineError], profile: Profile, supplier_id: str, size: int
+    records: Iterator[tuple[int, dict] | LineError],
+    profile: Profile,
+    supplier_id: str,
+    size: int,
+    default_stock: int | None = None,
 ) -> _Batch:
     started = time.perf_counter()
     batch = _Batch()
@@ -117,7 +123,7 @@ def _prepare_batch(
             continue
         line, row = record
         try:
-            product = validate(mapper(row), supplier_id)
+            product = validate(mapper(row), supplier_id, default_stock)
         except RowRejected as exc:
             errors.append(LineError(line, exc.reason))
             continue
@@ -158,7 +164,13 @@ class _ImportRun:
     """One import while it runs: what its steps share, and what a failure must wind down."""
 
     def __init__(
-        self, reader: FeedReader, report: FeedReport, mapper: Profile, batch_lines: int, window: _Window
+        self,
+        reader: FeedReader,
+        report: FeedReport,
+        mapper: Profile,
+        batch_lines: int,
+        window: _Window,
+        default_stock: int | None = None,
     ) -> None:
         self.reader = reader
         self.report = report
@@ -170,11 +182,17 @@ class _ImportRun:
         self.saved = False  # the report is stored: from here on a failure is reported, not only raised
         self.pending: asyncio.Future[_Batch] | None = None  # the next batch, prepared in a worker thread
         self._batch_lines = batch_lines
+        self._default_stock = default_stock
 
     def prepare(self) -> asyncio.Future[_Batch]:
         return asyncio.ensure_future(
             asyncio.to_thread(
-                _prepare_batch, self.records, self.mapper, self.report.supplier_id, self._batch_lines
+                _prepare_batch,
+                self.records,
+                self.mapper,
+                self.report.supplier_id,
+                self._batch_lines,
+                self._default_stock,
             )
         )
 
@@ -274,11 +292,17 @@ class IngestService:
         mode: Mode = "delta",
         source_dir: Path | None = None,
         on_read: Callable[[int], None] | None = None,
+        default_stock: int | None = None,
     ) -> FeedReport:
-        """Import one feed body. Raises FeedError (whole feed unusable) before anything is published."""
+        """Import one feed body. Raises FeedError (whole feed unusable) before anything is published.
+
+        ``default_stock``: units (in warehouse DEFAULT_STOCK_WAREHOUSE) of each product whose line names no
+        stock, for catalogs without stock columns; None leaves such products without stock."""
         started = time.perf_counter()
         if mode not in ("delta", "full"):
             raise InvalidRequest(f"mode must be 'delta' or 'full', got {mode!r}")
+        if default_stock is not None and not 0 <= default_stock <= MAX_QUANTITY:
+            raise InvalidRequest(f"default_stock must be between 0 and {MAX_QUANTITY}, got {default_stock}")
         if await self.store.get_supplier(supplier_id) is None:
             raise NotFound(f"unknown supplier {supplier_id!r}")
         mapper = get_profile(profile, supplier_id, source_dir=source_dir)
@@ -297,6 +321,7 @@ class IngestService:
                 mode=mode,
                 on_read=on_read,
                 started=started,
+                default_stock=default_stock,
             )
         finally:
             with contextlib.suppress(Exception):
@@ -313,6 +338,7 @@ class IngestService:
         mode: Mode,
         on_read: Callable[[int], None] | None,
         started: float,
+        default_stock: int | None,
     ) -> FeedReport:
         reader = await asyncio.to_thread(FeedReader, source, fmt, on_read=on_read)
         report = FeedReport(
@@ -323,7 +349,9 @@ class IngestService:
             format=str(fmt),
             created_at=datetime.now(UTC),
         )
-        run = _ImportRun(reader, report, mapper, self.batch_lines, _Window(self.publish_window))
+        run = _ImportRun(
+            reader, report, mapper, self.batch_lines, _Window(self.publish_window), default_stock
+        )
         try:
             first = await self._open_feed(run)
             await self._apply_batches(run, first)
@@ -473,10 +501,18 @@ async def import_path(
     mode: Mode = "delta",
     fmt: FeedFormat | None = None,
     on_read: Callable[[int], None] | None = None,
+    default_stock: int | None = None,
 ) -> FeedReport:
     """Import a feed file; its folder is where profiles look for side files (instacart)."""
     fmt = fmt or format_from_filename(path.name)
     with path.open("rb") as fh:
         return await service.import_feed(
-            supplier_id, fh, fmt=fmt, profile=profile, mode=mode, source_dir=path.parent, on_read=on_read
+            supplier_id,
+            fh,
+            fmt=fmt,
+            profile=profile,
+            mode=mode,
+            source_dir=path.parent,
+            on_read=on_read,
+            default_stock=default_stock,
         )

@@ -11,10 +11,10 @@ from __future__ import annotations
 import csv
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 WAREHOUSES = ("wh-north", "wh-south", "wh-east")
 
@@ -176,32 +176,38 @@ def generate_products(count: int, *, seed: int = 42) -> Iterator[dict[str, Any]]
         }
 
 
+def write_csv_rows(fh: IO[str], products: Iterable[dict[str, Any]]) -> None:
+    """Products (as ``generate_products`` makes them) as a canonical-profile CSV feed (``category_path``
+    as ``A > B > C``, ``stock.<wh>`` columns)."""
+    writer = csv.writer(fh)
+    writer.writerow(COLUMNS)
+    for p in products:
+        writer.writerow(
+            [
+                p["product_id"],
+                p["sku"],
+                p["title"],
+                p["description"],
+                p["brand"],
+                " > ".join(p["category_path"]),
+                p["price"],
+                p["list_price"],
+                p["currency"],
+                "" if p["rating"] is None else p["rating"],
+                p["image_url"],
+                *(p["stock"][w] for w in WAREHOUSES),
+                p["attributes"].get("color", ""),
+                p["attributes"].get("size", ""),
+            ]
+        )
+
+
 def write_csv(path: Path, count: int, *, seed: int = 42) -> Path:
-    """A canonical-profile CSV feed (``category_path`` as ``A > B > C``, ``stock.<wh>`` columns)."""
+    """A canonical-profile CSV feed of ``count`` products (see ``write_csv_rows``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     with tmp.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(COLUMNS)
-        for p in generate_products(count, seed=seed):
-            writer.writerow(
-                [
-                    p["product_id"],
-                    p["sku"],
-                    p["title"],
-                    p["description"],
-                    p["brand"],
-                    " > ".join(p["category_path"]),
-                    p["price"],
-                    p["list_price"],
-                    p["currency"],
-                    "" if p["rating"] is None else p["rating"],
-                    p["image_url"],
-                    *(p["stock"][w] for w in WAREHOUSES),
-                    p["attributes"].get("color", ""),
-                    p["attributes"].get("size", ""),
-                ]
-            )
+        write_csv_rows(fh, generate_products(count, seed=seed))
     tmp.replace(path)
     return path
 

@@ -15,9 +15,14 @@ from typing import Annotated, Any
 import msgspec
 
 from kernel.contracts.events import Product
+from kernel.contracts.identifiers import scoped_sku
 
 MAX_PRICE = Decimal("1000000000")
 MAX_REF_LENGTH = 128
+MAX_QUANTITY = 1_000_000_000
+# Where ``default_stock`` puts the units of a product whose feed row names no stock. It ships to no delivery
+# zone until one lists it (search/data/zones.json, or a DeliveryZoneUpdated event).
+DEFAULT_STOCK_WAREHOUSE = "main"
 
 Ref = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_REF_LENGTH)]
 Text = Annotated[str, msgspec.Meta(max_length=20_000)]
@@ -27,7 +32,7 @@ Segment = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]  # profiles
 Currency = Annotated[str, msgspec.Meta(min_length=3, max_length=3)]  # + upper-case letters, below
 Rating = Annotated[float, msgspec.Meta(ge=0, le=5)]
 Warehouse = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-Quantity = Annotated[int, msgspec.Meta(ge=0, le=1_000_000_000)]
+Quantity = Annotated[int, msgspec.Meta(ge=0, le=MAX_QUANTITY)]
 
 
 class RowRejected(ValueError):
@@ -59,7 +64,7 @@ class ProductDraft(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
 _AT = re.compile(r"^(?P<msg>.*?) - at `\$\.?(?P<path>[^`]*)`$")
 
 
-def _reason(exc: msgspec.ValidationError) -> str:
+def reason_of(exc: msgspec.ValidationError) -> str:
     """``Expected `str` of length >= 1 - at `$.title``` -> ``title: expected `str` of length >= 1``."""
     text = str(exc)
     match = _AT.match(text)
@@ -90,23 +95,28 @@ def _to_decimal(draft: dict[str, Any], name: str) -> None:
             raise RowRejected(f"{name}: invalid decimal {value[:40]!r}") from None
 
 
-def validate(draft: dict[str, Any], supplier_id: str) -> Product:
-    """Draft -> Product with the supplier-scoped id ``<supplier_id>:<ref>``; raise RowRejected."""
+def validate(draft: dict[str, Any], supplier_id: str, default_stock: int | None = None) -> Product:
+    """Draft -> Product with the supplier-scoped id ``<supplier_id>:<ref>`` and SKU ``<supplier_id>:<sku>``
+    (so a feed can only ever name its own supplier's stock); raise RowRejected. ``default_stock``: the
+    units in DEFAULT_STOCK_WAREHOUSE of a product whose row names no stock."""
     _to_decimal(draft, "price")
     _to_decimal(draft, "list_price")
     try:
         d = msgspec.convert(draft, ProductDraft, strict=False)
     except msgspec.ValidationError as exc:
-        raise RowRejected(_reason(exc)) from None
+        raise RowRejected(reason_of(exc)) from None
     currency = d.currency
     if currency != "INR" and not (currency.isascii() and currency.isalpha() and currency.isupper()):
         raise RowRejected(f"currency: expected a 3-letter ISO 4217 code, got {currency!r}")
     _check_amount("price", d.price)
     _check_amount("list_price", d.list_price)
+    stock = d.stock
+    if stock is None and default_stock is not None:
+        stock = {DEFAULT_STOCK_WAREHOUSE: default_stock}
     return Product(
         product_id=f"{supplier_id}:{d.ref}",
         supplier_id=supplier_id,
-        sku=d.sku,
+        sku=scoped_sku(supplier_id, d.sku),
         title=d.title,
         description=d.description,
         brand=d.brand,
@@ -116,6 +126,6 @@ def validate(draft: dict[str, Any], supplier_id: str) -> Product:
         currency=d.currency,
         attributes=d.attributes,
         rating=d.rating,
-        stock=d.stock,
+        stock=stock,
         image_url=d.image_url,
     )

@@ -27,7 +27,9 @@ from inventory.domain import (
     MAX_ID_LENGTH,
     MAX_ON_HAND,
     MAX_QUANTITY,
+    MAX_SKU_LENGTH,
     MIN_HOLD_SECONDS,
+    SKU_PATTERN,
     EngineUnavailable,
     IdempotencyConflict,
     InsufficientStock,
@@ -35,16 +37,21 @@ from inventory.domain import (
     InvalidTransition,
     InventoryError,
     LimitExceeded,
+    OnHandBelowCommitted,
     Reservation,
     ReservationNotFound,
     ReserveRequest,
     StockLevel,
     UnknownSku,
+    WarehousesRequired,
     validate_identifier,
     validate_limit,
     validate_on_hand,
+    validate_sku,
+    validate_warehouses,
 )
 from inventory.port import ReservationEngine
+from kernel.contracts.identifiers import split_scoped_sku
 from kernel.http.errors import RETRY_AFTER, ErrorRule, error_table
 from kernel.http.guards import admin_only, admin_token_opt
 from kernel.http.hot_path import JsonBytes, first_header, read_body
@@ -73,6 +80,12 @@ INVENTORY_ERRORS = error_table(
     ),
     ErrorRule(InvalidTransition, 409, extra=lambda e: {"status": e.status.value}),
     ErrorRule(IdempotencyConflict, 409),
+    ErrorRule(
+        OnHandBelowCommitted,
+        409,
+        extra=lambda e: {"sku": e.sku, "on_hand": e.on_hand, "held": e.held, "sold": e.sold},
+    ),
+    ErrorRule(WarehousesRequired, 409, extra=lambda e: {"sku": e.sku, "warehouses": e.warehouses}),
     ErrorRule(ReservationNotFound, 404),
     ErrorRule(UnknownSku, 404),
     ErrorRule(InvalidRequest, 422),
@@ -89,6 +102,7 @@ class _ReserveBody(msgspec.Struct):
 
 class _StockBody(msgspec.Struct):
     on_hand: Any = None
+    warehouses: Any = None
     per_customer_limit: Any = None
 
 
@@ -125,7 +139,7 @@ class StockOut(msgspec.Struct, omit_defaults=True):
     in_stock: bool
     per_customer_limit: int | None
     revision: int
-    warehouses: dict[str, int] | None = None  # per warehouse, where the catalog knows them
+    warehouses: dict[str, int] | None = None  # per warehouse (sums to on_hand), where it is known
 
     @classmethod
     def of(cls, stock: StockLevel) -> StockOut:
@@ -152,11 +166,17 @@ def stock_json(stock: StockLevel) -> dict[str, Any]:
 # with a message per field.
 _ID_DOC: dict[str, Any] = {"pattern": f"^{ID_PATTERN}$", "max_length": MAX_ID_LENGTH}
 _ID_SCHEMA = Schema(type=OpenAPIType.STRING, **_ID_DOC)
+_SKU_DOC: dict[str, Any] = {
+    "pattern": f"^{SKU_PATTERN}$",
+    "max_length": MAX_SKU_LENGTH,
+    "description": "Supplier-scoped SKU '<supplier_id>:<sku>', as search hits show it",
+}
+_SKU_SCHEMA = Schema(type=OpenAPIType.STRING, **_SKU_DOC)
 _RESERVE_SCHEMA = Schema(
     type=OpenAPIType.OBJECT,
     required=["sku", "quantity", "customer_id"],
     properties={
-        "sku": _ID_SCHEMA,
+        "sku": _SKU_SCHEMA,
         "quantity": Schema(type=OpenAPIType.INTEGER, minimum=1, maximum=MAX_QUANTITY),
         "customer_id": _ID_SCHEMA,
         "hold_seconds": Schema(
@@ -169,9 +189,15 @@ _RESERVE_SCHEMA = Schema(
 )
 _STOCK_SCHEMA = Schema(
     type=OpenAPIType.OBJECT,
-    required=["on_hand"],
+    description="on_hand, or warehouses (on_hand becomes their sum), or both when they agree",
     properties={
         "on_hand": Schema(type=OpenAPIType.INTEGER, minimum=0, maximum=MAX_ON_HAND),
+        "warehouses": Schema(
+            type=OpenAPIType.OBJECT,
+            additional_properties=Schema(type=OpenAPIType.INTEGER, minimum=0, maximum=MAX_ON_HAND),
+            description="Units per warehouse; replaces the breakdown (required when the SKU has one and"
+            " the total changes)",
+        ),
         "per_customer_limit": Schema(
             one_of=[
                 Schema(type=OpenAPIType.INTEGER, minimum=0, maximum=MAX_ON_HAND),
@@ -183,6 +209,7 @@ _STOCK_SCHEMA = Schema(
 )
 # Documented only: the domain checks identifiers, answering 422 with its own message.
 Identifier = Annotated[str, PathParameter(schema_extra=_ID_DOC)]
+Sku = Annotated[str, PathParameter(schema_extra=_SKU_DOC)]
 _IDEMPOTENCY_KEY = header(
     "Idempotency-Key", _ID_SCHEMA, "Repeating a key returns the same reservation and takes nothing more"
 )
@@ -319,9 +346,10 @@ class StockController(Controller):
             **errors({400: "Bad parameter", 404: "Unknown SKU", 422: "Malformed SKU", 503: _UNAVAILABLE}),
         },
     )
-    async def get_stock(self, engine: Engine, sku: Identifier) -> StockOut:
-        """Acknowledged stock of a SKU: on_hand, held, sold, available."""
-        return StockOut.of(await engine.get_stock(validate_identifier(sku, "sku")))
+    async def get_stock(self, engine: Engine, sku: Sku) -> StockOut:
+        """Acknowledged stock of a supplier-scoped SKU (``demo:SYN-000001``): on_hand, held, sold,
+        available, and the per-warehouse breakdown when it is known. No stock record: 404 (out of stock)."""
+        return StockOut.of(await engine.get_stock(validate_sku(sku)))
 
     @put(
         "/{sku:str}",
@@ -335,26 +363,49 @@ class StockController(Controller):
                     400: _BAD_BODY,
                     401: "No admin bearer token",
                     403: "Wrong admin token",
+                    409: "on_hand below held + sold (``extra``), or a bare total for a SKU kept per"
+                    " warehouse (send ``warehouses``)",
                     413: _TOO_LARGE,
-                    422: "Malformed SKU, on_hand or per_customer_limit",
+                    422: "Malformed or unscoped SKU, on_hand, warehouses or per_customer_limit",
                     503: _UNAVAILABLE,
                 }
             ),
         },
     )
-    async def put_stock(self, engine: Engine, sku: Identifier, body: RawBody) -> StockOut:
-        """Admin: set on-hand (and optionally ``per_customer_limit``; 0 removes it). Bearer token.
+    async def put_stock(self, engine: Engine, sku: Sku, body: RawBody) -> StockOut:
+        """Admin: set on-hand, or the per-warehouse breakdown ``warehouses`` (on-hand becomes its sum),
+        and optionally ``per_customer_limit`` (0 removes it). Bearer token. The SKU is supplier-scoped
+        (``demo:SYN-000001``). On-hand may not drop below held + sold (409, saying why); a SKU kept per
+        warehouse takes a new total only as ``warehouses`` (409 otherwise), so the breakdown always sums
+        to on-hand.
 
         Per-customer counts are kept only for SKUs with a limit, so giving a limit to a SKU that had
         none rebuilds the fast-path counters from the database first (reservations answer 503 for
         that moment): set flash-sale limits before the sale opens."""
         fields = _decode(_stock_decoder, body)
+        warehouses = validate_warehouses(fields.warehouses)
+        on_hand = fields.on_hand
+        if on_hand is not None or warehouses is None:
+            on_hand = validate_on_hand(on_hand)
         stock = await engine.set_on_hand(
-            validate_identifier(sku, "sku"),
-            validate_on_hand(fields.on_hand),
+            _scoped(sku),
+            on_hand,
+            warehouses=warehouses,
             per_customer_limit=validate_limit(fields.per_customer_limit),
         )
         return StockOut.of(stock)
+
+
+def _scoped(sku: str) -> str:
+    """Stock is created only under a supplier-scoped SKU: a bare code would be stock nothing refers to."""
+    validate_sku(sku)
+    try:
+        split_scoped_sku(sku)
+    except ValueError:
+        raise InvalidRequest(
+            f"sku must be supplier-scoped, '<supplier_id>:<sku>' (as search hits show it), got {sku!r}"
+        ) from None
+    return sku
 
 
 class EngineHolder(Protocol):

@@ -35,10 +35,15 @@ DEFAULT_LOW_STOCK_THRESHOLD: Final = 5
 # Identifiers travel inside Redis keys, the Lua scripts' line protocol and SQL literals: keep them
 # printable and bounded. Always fullmatch: "$" would also accept a trailing newline.
 MAX_ID_LENGTH: Final = 128
-ID_PATTERN: Final = rf"[A-Za-z0-9][A-Za-z0-9._:/@+#=-]{{0,{MAX_ID_LENGTH - 1}}}"  # sku, customer, id, key
+_ID_CHARS: Final = "[A-Za-z0-9][A-Za-z0-9._:/@+#=-]"
+ID_PATTERN: Final = rf"{_ID_CHARS}{{0,{MAX_ID_LENGTH - 1}}}"  # customer, reservation id, idempotency key
+# A SKU is supplier-scoped, "<supplier_id>:<sku>": a supplier id (64) and a supplier's code (128).
+MAX_SKU_LENGTH: Final = 64 + 1 + MAX_ID_LENGTH
+SKU_PATTERN: Final = rf"{_ID_CHARS}{{0,{MAX_SKU_LENGTH - 1}}}"
 _ID_RE: Final = re.compile(ID_PATTERN)
+_SKU_RE: Final = re.compile(SKU_PATTERN)
 # A reservation's three identifiers in one regex call: validate_reserve runs for every request.
-_RESERVE_IDS_RE: Final = re.compile(f"{ID_PATTERN}\n{ID_PATTERN}\n{ID_PATTERN}")
+_RESERVE_IDS_RE: Final = re.compile(f"{SKU_PATTERN}\n{ID_PATTERN}\n{ID_PATTERN}")
 
 
 class Status(StrEnum):
@@ -99,6 +104,30 @@ class InvalidTransition(InventoryError):
 
 class IdempotencyConflict(InventoryError):
     """The idempotency key was already used for a different request (409)."""
+
+
+class OnHandBelowCommitted(InventoryError):
+    """A stock change would put on-hand below what is held and sold (409): ``available + held + sold ==
+    on_hand`` could no longer hold."""
+
+    def __init__(self, sku: str, on_hand: int, held: int, sold: int) -> None:
+        super().__init__(
+            f"on_hand of {sku!r} cannot be {on_hand}: {held} held + {sold} sold are already committed,"
+            f" so on_hand must be at least {held + sold}"
+        )
+        self.sku, self.on_hand, self.held, self.sold = sku, on_hand, held, sold
+
+
+class WarehousesRequired(InventoryError):
+    """A bare on-hand total for a SKU kept per warehouse would leave the breakdown stale (409)."""
+
+    def __init__(self, sku: str, warehouses: dict[str, int], on_hand: int) -> None:
+        kept = ", ".join(f"{w}: {q}" for w, q in sorted(warehouses.items()))
+        super().__init__(
+            f"{sku!r} keeps its stock per warehouse ({kept}); to set on_hand to {on_hand}, send"
+            ' "warehouses" (on_hand becomes their sum)'
+        )
+        self.sku, self.warehouses = sku, warehouses
 
 
 class EngineUnavailable(InventoryError):
@@ -175,6 +204,29 @@ def validate_identifier(value: object, what: str) -> str:
     return value
 
 
+def validate_sku(value: object) -> str:
+    if not isinstance(value, str) or not _SKU_RE.fullmatch(value):
+        raise InvalidRequest(
+            f"sku must be 1-{MAX_SKU_LENGTH} printable characters (letters, digits, . _ : / @ + # = -),"
+            f" got {value!r}"
+        )
+    return value
+
+
+def validate_warehouses(value: object) -> dict[str, int] | None:
+    """A per-warehouse breakdown ``{warehouse: quantity}`` (None: not given); its sum is the on-hand."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not value:
+        raise InvalidRequest(f"warehouses must be a non-empty object {{warehouse: quantity}}, got {value!r}")
+    for warehouse, quantity in value.items():
+        validate_identifier(warehouse, "warehouse")
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or not 0 <= quantity <= MAX_ON_HAND:
+            raise InvalidRequest(f"warehouses[{warehouse!r}] must be an integer between 0 and {MAX_ON_HAND}")
+    validate_on_hand(sum(value.values()))
+    return dict(value)
+
+
 def validate_quantity(value: object, *, maximum: int = MAX_QUANTITY, what: str = "quantity") -> int:
     # bool is an int subclass; a JSON true is not a quantity.
     if isinstance(value, bool) or not isinstance(value, int):
@@ -209,7 +261,7 @@ def validate_reserve(request: ReserveRequest) -> ReserveRequest:
         and _RESERVE_IDS_RE.fullmatch(f"{sku}\n{customer}\n{key}")
     ):
         return request
-    validate_identifier(request.sku, "sku")
+    validate_sku(request.sku)
     validate_identifier(request.customer_id, "customer_id")
     validate_identifier(request.idempotency_key, "Idempotency-Key")
     validate_quantity(request.quantity)
@@ -231,6 +283,68 @@ def decide_reserve(stock: StockLevel | None, request: ReserveRequest, customer_h
     if limit is not None and customer_has + request.quantity > limit:
         raise LimitExceeded(request.sku, limit, customer_has, request.quantity)
     return msgspec.structs.replace(stock, held=stock.held + request.quantity)
+
+
+def check_on_hand(before: StockLevel | None, sku: str, on_hand: int) -> None:
+    """On-hand may never drop below what is held and sold (so available + held + sold == on_hand)."""
+    if before is not None and on_hand < before.held + before.sold:
+        raise OnHandBelowCommitted(sku, on_hand, before.held, before.sold)
+
+
+def _next_stock(
+    before: StockLevel | None,
+    sku: str,
+    on_hand: int,
+    warehouses: dict[str, int] | None,
+    per_customer_limit: int | None = None,
+) -> StockLevel:
+    check_on_hand(before, sku, on_hand)
+    base = before or StockLevel(sku=sku)
+    limit = base.per_customer_limit
+    if per_customer_limit is not None:  # None keeps, 0 removes, N sets
+        limit = None if per_customer_limit == 0 else per_customer_limit
+    return msgspec.structs.replace(
+        base, sku=sku, on_hand=on_hand, per_customer_limit=limit, warehouses=warehouses
+    )
+
+
+def decide_set_stock(
+    before: StockLevel | None,
+    sku: str,
+    on_hand: int | None,
+    *,
+    warehouses: dict[str, int] | None = None,
+    per_customer_limit: int | None = None,
+) -> StockLevel:
+    """An admin's stock setting: a total, or a breakdown (on-hand is its sum, and must match a total
+    given with it). A bare total for a SKU kept per warehouse must equal the breakdown's sum
+    (WarehousesRequired)."""
+    if warehouses is not None:
+        total = sum(warehouses.values())
+        if on_hand is not None and on_hand != total:
+            raise InvalidRequest(f"on_hand {on_hand} is not the sum of warehouses ({total}); send either")
+        return _next_stock(before, sku, total, warehouses, per_customer_limit)
+    if on_hand is None:
+        raise InvalidRequest("send on_hand or warehouses")
+    kept = before.warehouses if before is not None else None
+    if kept is not None and sum(kept.values()) != on_hand:
+        raise WarehousesRequired(sku, kept, on_hand)
+    return _next_stock(before, sku, on_hand, kept, per_customer_limit)
+
+
+def decide_feed_stock(before: StockLevel | None, sku: str, warehouses: dict[str, int]) -> StockLevel:
+    """A catalog feed's stock: the whole breakdown; on-hand is its sum."""
+    return _next_stock(before, sku, validate_on_hand(sum(warehouses.values())), dict(warehouses))
+
+
+def decide_warehouse_rows(before: StockLevel | None, sku: str, rows: dict[str, int]) -> StockLevel | None:
+    """A stock feed's rows of one SKU: those warehouses' quantities, the others kept; on-hand is the sum.
+    None when every row names the quantity already kept (an existing SKU that would not change)."""
+    kept = before.warehouses if before is not None and before.warehouses is not None else {}
+    if before is not None and all(kept.get(w) == q for w, q in rows.items()):
+        return None
+    merged = {**kept, **rows}
+    return _next_stock(before, sku, validate_on_hand(sum(merged.values())), merged)
 
 
 def decide_confirm(reservation: Reservation, now: float) -> Status:
@@ -273,28 +387,26 @@ def stock_events(
     reservations that leave an item in stock publish nothing, so a flash sale does not flood the log.
     """
     events: list[Payload] = []
-    was_in_stock = before.in_stock if before is not None else False
-    on_hand_changed = before is None or before.on_hand != after.on_hand
-    if on_hand_changed or was_in_stock != after.in_stock:
+    available = after.available
+    before_available = before.available if before is not None else None
+    was_in_stock = before_available is not None and before_available > 0
+    if before is None or before.on_hand != after.on_hand or was_in_stock != (available > 0):
         events.append(
             StockLevelChanged(
                 sku=after.sku,
                 on_hand=after.on_hand,
                 held=after.held,
                 sold=after.sold,
-                available=after.available,
-                in_stock=after.in_stock,
+                available=available,
+                in_stock=available > 0,
                 reason=reason,
             )
         )
-    before_available = before.available if before is not None else None
-    if after.available <= low_stock_threshold and (
+    if available <= low_stock_threshold and (
         before_available is None or before_available > low_stock_threshold
     ):
         if after.on_hand > 0 or before is not None:
-            events.append(
-                RestockAlert(sku=after.sku, available=after.available, threshold=low_stock_threshold)
-            )
+            events.append(RestockAlert(sku=after.sku, available=available, threshold=low_stock_threshold))
     return events
 
 

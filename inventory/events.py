@@ -10,13 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import NamedTuple, Protocol
 
 import structlog
 
 from inventory.domain import EngineUnavailable, InventoryError, StockLevel, stock_events
-from kernel.contracts.events import CATALOG_TOPIC, ProductUpserted, encode_event, new_event
+from kernel.contracts.events import (
+    CATALOG_TOPIC,
+    Envelope,
+    Payload,
+    ProductUpserted,
+    StockLevelChanged,
+    encode_event,
+    new_event,
+)
+from kernel.contracts.identifiers import catalog_sku
 from kernel.eventlog.port import EventLog, OutgoingMessage
 from kernel.eventlog.processing import ConsumedEvent, EventProcessor, wait_caught_up
 from kernel.tasks import cancel_and_wait
@@ -44,14 +55,65 @@ class OutboxEntry(NamedTuple):
     value: bytes
 
 
+class EnvelopeFactory:
+    """Envelopes of the stock events of one transaction: one clock read, and random event ids drawn in
+    blocks (``new_event`` pays a uuid4, a syscall, and a clock read per event: a stock feed writes
+    thousands in one transaction)."""
+
+    _BLOCK = 16 * 256
+
+    def __init__(self) -> None:
+        self._now = datetime.now(UTC)
+        self._random = b""
+        self._next = 0
+
+    def __call__(self, payload: Payload, *, key: str, revision: int) -> Envelope:
+        if self._next + 16 > len(self._random):
+            self._random, self._next = os.urandom(self._BLOCK), 0
+        start = self._next
+        self._next = start + 16
+        return Envelope(
+            event_id=self._random[start : start + 16].hex(),
+            type=payload.event_type,
+            occurred_at=self._now,
+            key=key,
+            revision=revision,
+            producer=PRODUCER,
+            payload=payload,
+        )
+
+
 def outbox_rows(
-    before: StockLevel | None, after: StockLevel, *, reason: str, low_stock_threshold: int
+    before: StockLevel | None,
+    after: StockLevel,
+    *,
+    reason: str,
+    low_stock_threshold: int,
+    envelopes: EnvelopeFactory | None = None,
 ) -> list[OutboxRow]:
     rows: list[OutboxRow] = []
     for payload in stock_events(before, after, reason=reason, low_stock_threshold=low_stock_threshold):
-        envelope = new_event(payload, key=after.sku, revision=after.revision, producer=PRODUCER)
+        if envelopes is None:
+            envelope = new_event(payload, key=after.sku, revision=after.revision, producer=PRODUCER)
+        else:
+            envelope = envelopes(payload, key=after.sku, revision=after.revision)
         rows.append(OutboxRow(payload.topic, after.sku, encode_event(envelope)))
     return rows
+
+
+def stock_level_row(stock: StockLevel, *, reason: str) -> OutboxRow:
+    """A StockLevelChanged of the SKU's current stock, whatever changed (e.g. its key, by a migration)."""
+    payload = StockLevelChanged(
+        sku=stock.sku,
+        on_hand=stock.on_hand,
+        held=stock.held,
+        sold=stock.sold,
+        available=stock.available,
+        in_stock=stock.in_stock,
+        reason=reason,
+    )
+    envelope = new_event(payload, key=stock.sku, revision=stock.revision, producer=PRODUCER)
+    return OutboxRow(payload.topic, stock.sku, encode_event(envelope))
 
 
 class Outbox(Protocol):
@@ -156,15 +218,15 @@ class FeedStockConsumer:
             payload = envelope.payload
             if not isinstance(payload, ProductUpserted) or payload.product.stock is None:
                 continue
+            product = payload.product
             stock = {w: q for w, q in payload.product.stock.items() if isinstance(q, int) and q >= 0}
+            sku = catalog_sku(product.supplier_id, product.sku)  # events before scoped SKUs: bare
             try:
-                changed = await self.engine.adjust_from_feed(
-                    payload.product.sku, stock, feed_revision=envelope.revision
-                )
+                changed = await self.engine.adjust_from_feed(sku, stock, feed_revision=envelope.revision)
             except EngineUnavailable:
                 raise  # the batch is retried, nothing committed
             except InventoryError as exc:
-                log.warning("feed stock rejected", sku=payload.product.sku, error=str(exc))
+                log.warning("feed stock rejected", sku=sku, error=str(exc))
                 continue
             if changed is not None:
                 self.applied += 1

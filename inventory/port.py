@@ -7,9 +7,11 @@ Every method either completes durably or raises an ``inventory.domain.InventoryE
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from inventory.domain import ReconcileReport, Reservation, ReserveRequest, StockLevel
+from kernel.contracts.stock import WarehouseQuantity, WarehouseStockOutcome
 
 
 class ReservationEngine(Protocol):
@@ -39,15 +41,31 @@ class ReservationEngine(Protocol):
         ...
 
     async def set_on_hand(
-        self, sku: str, on_hand: int, *, per_customer_limit: int | None = None, reason: str = "admin"
+        self,
+        sku: str,
+        on_hand: int | None,
+        *,
+        warehouses: dict[str, int] | None = None,
+        per_customer_limit: int | None = None,
+        reason: str = "admin",
     ) -> StockLevel:
-        """Set the sellable quantity (creating the SKU); holds and sales are untouched."""
+        """Set the sellable quantity (creating the SKU); holds and sales are untouched.
+
+        ``warehouses`` replaces the breakdown and on_hand becomes its sum; a bare total for a SKU kept per
+        warehouse must equal the breakdown (WarehousesRequired). OnHandBelowCommitted when on_hand would
+        drop below held + sold."""
         ...
 
     async def adjust_from_feed(
         self, sku: str, warehouses: dict[str, int], *, feed_revision: int
     ) -> StockLevel | None:
-        """Supplier feed stock (warehouse -> quantity): on_hand = sum; stale revisions are ignored (None)."""
+        """Catalog feed stock (warehouse -> quantity): on_hand = sum; stale revisions are ignored (None);
+        OnHandBelowCommitted as for set_on_hand."""
+        ...
+
+    async def set_warehouse_stock(self, rows: Sequence[WarehouseQuantity]) -> WarehouseStockOutcome:
+        """Stock-feed rows: each sets one warehouse of a SKU, the others keep theirs, on_hand = sum.
+        Decided per SKU (a refused SKU refuses its rows and changes nothing)."""
         ...
 
     async def get_stock(self, sku: str) -> StockLevel:

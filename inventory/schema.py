@@ -19,8 +19,11 @@ from typing import Final
 
 import pymysql
 
+from inventory.domain import MAX_SKU_LENGTH
+from inventory.events import stock_level_row
+from inventory.sql_common import STOCK_COLUMNS, stock_from_row
 from kernel.database import MysqlTarget
-from kernel.migrations import Dialect, Migration, apply_migrations
+from kernel.migrations import Dialect, Migration, MigrationCursor, Statement, apply_migrations
 
 COMPONENT: Final = "inventory"
 LEGACY_VERSION_TABLE: Final = "inv_schema_version"  # where the runner before kernel.migrations wrote
@@ -130,9 +133,71 @@ _MYSQL_V2: Final = [
     "ALTER TABLE inv_ledger ALTER COLUMN d_on_hand SET DEFAULT 0, ALTER COLUMN d_sold SET DEFAULT 0",
 ]
 
+
+def _scope_skus(cur: MigrationCursor) -> None:
+    """v3: rows keyed by a supplier's bare code become keyed by ``<supplier_id>:<sku>``.
+
+    The supplier is the one whose catalog names the code (ingest's tables in the same database); a code
+    several suppliers name (another supplier pushed the same code) goes to the one registered first, the
+    others' items having no stock until their next feed. A code no catalog names stays as it is. The new
+    keys' current stock goes to the outbox, so the search read model learns them.
+    """
+    mysql = cur.dialect == "mysql"
+    if not all(cur.table_exists(t) for t in ("inv_stock", "ingest_products", "ingest_suppliers")):
+        return
+    if mysql:
+        cur.execute(
+            f"CREATE TEMPORARY TABLE inv_sku_owner (sku VARCHAR({MAX_SKU_LENGTH}) {_ID} PRIMARY KEY,"
+            f" supplier_id VARCHAR(64) {_ID} NOT NULL) ENGINE=InnoDB"
+        )
+    else:
+        cur.execute("CREATE TEMP TABLE inv_sku_owner (sku TEXT PRIMARY KEY, supplier_id TEXT NOT NULL)")
+    cur.execute(  # in registration order: the first supplier naming a code keeps it
+        f"INSERT {'IGNORE' if mysql else 'OR IGNORE'} INTO inv_sku_owner (sku, supplier_id)"
+        " SELECT p.sku, p.supplier_id FROM ingest_products p"
+        " JOIN ingest_suppliers s ON s.supplier_id = p.supplier_id ORDER BY s.created_at, p.supplier_id"
+    )
+    scoped = "CONCAT(o.supplier_id, ':', o.sku)" if mysql else "o.supplier_id || ':' || o.sku"
+    for table in ("inv_stock", "inv_reservations", "inv_ledger"):
+        if mysql:
+            cur.execute(
+                f"UPDATE {table} t JOIN inv_sku_owner o ON o.sku = t.sku"
+                " SET t.sku = CONCAT(o.supplier_id, ':', t.sku)"
+            )
+        else:
+            cur.execute(
+                f"UPDATE {table} SET sku = (SELECT {scoped} FROM inv_sku_owner o WHERE o.sku = {table}.sku)"
+                " WHERE sku IN (SELECT sku FROM inv_sku_owner)"
+            )
+    rows = cur.execute(
+        f"SELECT {STOCK_COLUMNS} FROM inv_stock WHERE sku IN (SELECT {scoped} FROM inv_sku_owner o)"
+    )
+    p = cur.placeholder
+    cur.executemany(
+        f"INSERT INTO inv_outbox (topic, msg_key, value) VALUES ({p}, {p}, {p})",
+        (stock_level_row(stock_from_row(row), reason="migration") for row in rows),
+    )
+    cur.execute(f"DROP {'TEMPORARY ' if mysql else ''}TABLE inv_sku_owner")
+
+
+# v3: SKUs are supplier-scoped ("<supplier_id>:<sku>"), longer than the bare codes they were.
+_MYSQL_V3: Final[list[Statement]] = [
+    *(
+        f"ALTER TABLE {table} MODIFY {column} VARCHAR({MAX_SKU_LENGTH}) {_ID} NOT NULL"
+        for table, column in (
+            ("inv_stock", "sku"),
+            ("inv_reservations", "sku"),
+            ("inv_ledger", "sku"),
+            ("inv_outbox", "msg_key"),
+        )
+    ),
+    _scope_skus,
+]
+
 MIGRATIONS: Final[dict[Dialect, list[Migration]]] = {
-    "mysql": [Migration(1, _MYSQL_V1), Migration(2, _MYSQL_V2)],
-    "sqlite": [Migration(1, _SQLITE_V1), Migration(2, [])],  # the SQLite adapter writes every column itself
+    "mysql": [Migration(1, _MYSQL_V1), Migration(2, _MYSQL_V2), Migration(3, _MYSQL_V3)],
+    # the SQLite adapter writes every column itself (v2), and its TEXT keys have no length (v3)
+    "sqlite": [Migration(1, _SQLITE_V1), Migration(2, []), Migration(3, [_scope_skus])],
 }
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
+
 from inventory.domain import Reservation, Status, StockLevel
 
+_warehouses = msgspec.json.Decoder(dict[str, int])
 STOCK_COLUMNS = "sku, on_hand, held, sold, per_customer_limit, revision, warehouses"
 RESERVATION_COLUMNS = "id, sku, quantity, customer_id, status, expires_at, created_at, idempotency_key"
 
@@ -21,7 +23,7 @@ def stock_from_row(row: Sequence[Any]) -> StockLevel:
         sold=int(sold),
         per_customer_limit=None if limit is None else int(limit),
         revision=int(revision),
-        warehouses=json.loads(warehouses) if warehouses else None,
+        warehouses=_warehouses.decode(warehouses) if warehouses else None,
     )
 
 
@@ -37,10 +39,3 @@ def reservation_from_row(row: Sequence[Any]) -> Reservation:
         created_at=float(created_at),
         idempotency_key=idem,
     )
-
-
-def effective_limit(current: int | None, requested: int | None) -> int | None:
-    """Limit semantics of set_on_hand: None keeps, 0 removes, N sets."""
-    if requested is None:
-        return current
-    return None if requested == 0 else requested

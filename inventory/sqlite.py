@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -37,23 +36,23 @@ from inventory.domain import (
     UnknownSku,
     apply_transition,
     decide_confirm,
+    decide_feed_stock,
     decide_release,
     decide_reserve,
+    decide_set_stock,
     new_reservation_id,
-    validate_identifier,
     validate_limit,
     validate_on_hand,
     validate_reserve,
+    validate_sku,
+    validate_warehouses,
 )
-from inventory.events import OutboxEntry, outbox_rows
+from inventory.events import OutboxEntry
 from inventory.schema import migrate_sqlite
-from inventory.sql_common import (
-    RESERVATION_COLUMNS,
-    STOCK_COLUMNS,
-    effective_limit,
-    reservation_from_row,
-    stock_from_row,
-)
+from inventory.sql_common import RESERVATION_COLUMNS, STOCK_COLUMNS, reservation_from_row, stock_from_row
+from inventory.sqlite_writes import IN_CHUNK, INSERT_LEDGER, UPSERT_STOCK, StockWrites
+from inventory.warehouse_rows import WarehouseRowsBatch
+from kernel.contracts.stock import WarehouseQuantity, WarehouseStockOutcome
 from kernel.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
@@ -216,47 +215,17 @@ class SqliteEngine:
         now: float,
         feed_revision: int | None = None,
     ) -> StockLevel:
-        after = _bump(after)
-        conn.execute(
-            """INSERT INTO inv_stock (sku, on_hand, held, sold, per_customer_limit, revision, warehouses,
-                   feed_revision, updated_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, COALESCE(?, -1), ?)
-               ON CONFLICT(sku) DO UPDATE SET on_hand = excluded.on_hand, held = excluded.held,
-                   sold = excluded.sold, per_customer_limit = excluded.per_customer_limit,
-                   revision = excluded.revision, warehouses = excluded.warehouses,
-                   feed_revision = COALESCE(?, inv_stock.feed_revision), updated_at = excluded.updated_at""",
-            (
-                after.sku,
-                after.on_hand,
-                after.held,
-                after.sold,
-                after.per_customer_limit,
-                after.revision,
-                json.dumps(after.warehouses) if after.warehouses is not None else None,
-                feed_revision,
-                now,
-                feed_revision,
-            ),
-        )
-        b = before or StockLevel(sku=after.sku)
-        conn.execute(
-            "INSERT INTO inv_ledger (sku, kind, d_on_hand, d_held, d_sold, reservation_id, at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                after.sku,
-                kind,
-                after.on_hand - b.on_hand,
-                after.held - b.held,
-                after.sold - b.sold,
-                reservation_id,
-                now,
-            ),
-        )
-        rows = outbox_rows(before, after, reason=kind, low_stock_threshold=self.low_stock_threshold)
-        if rows:
-            conn.executemany("INSERT INTO inv_outbox (topic, msg_key, value) VALUES (?, ?, ?)", rows)
-            self._outbox_dirty = True
+        writes = StockWrites()
+        after = writes.add(before, after, kind, reservation_id, now, feed_revision, self.low_stock_threshold)
+        self._execute(conn, writes)
         return after
+
+    def _execute(self, conn: sqlite3.Connection, writes: StockWrites) -> None:
+        conn.executemany(UPSERT_STOCK, writes.stock)
+        conn.executemany(INSERT_LEDGER, writes.ledger)
+        if writes.outbox:
+            conn.executemany("INSERT INTO inv_outbox (topic, msg_key, value) VALUES (?, ?, ?)", writes.outbox)
+            self._outbox_dirty = True
 
     def _finish(self, conn: sqlite3.Connection, res: Reservation, final: Status, now: float) -> Reservation:
         """held -> final: reservation row, stock counters, ledger, events."""
@@ -377,24 +346,25 @@ class SqliteEngine:
         return await self._submit(op)
 
     async def set_on_hand(
-        self, sku: str, on_hand: int, *, per_customer_limit: int | None = None, reason: str = "admin"
+        self,
+        sku: str,
+        on_hand: int | None,
+        *,
+        warehouses: dict[str, int] | None = None,
+        per_customer_limit: int | None = None,
+        reason: str = "admin",
     ) -> StockLevel:
-        validate_identifier(sku, "sku")
-        validate_on_hand(on_hand)
+        validate_sku(sku)
+        if on_hand is not None:
+            validate_on_hand(on_hand)
+        warehouses = validate_warehouses(warehouses)
         validate_limit(per_customer_limit)
         now = self.clock()
 
         def op(conn: sqlite3.Connection) -> StockLevel:
             before = self._stock(conn, sku)
-            base = before or StockLevel(sku=sku)
-            after = StockLevel(
-                sku=sku,
-                on_hand=on_hand,
-                held=base.held,
-                sold=base.sold,
-                per_customer_limit=effective_limit(base.per_customer_limit, per_customer_limit),
-                revision=base.revision,
-                warehouses=base.warehouses,
+            after = decide_set_stock(
+                before, sku, on_hand, warehouses=warehouses, per_customer_limit=per_customer_limit
             )
             return self._write_stock(conn, before, after, kind=reason, reservation_id=None, now=now)
 
@@ -403,8 +373,7 @@ class SqliteEngine:
     async def adjust_from_feed(
         self, sku: str, warehouses: dict[str, int], *, feed_revision: int
     ) -> StockLevel | None:
-        validate_identifier(sku, "sku")
-        on_hand = validate_on_hand(sum(warehouses.values()))
+        validate_sku(sku)
         now = self.clock()
 
         def op(conn: sqlite3.Connection) -> StockLevel | None:
@@ -413,19 +382,31 @@ class SqliteEngine:
                 seen = conn.execute("SELECT feed_revision FROM inv_stock WHERE sku = ?", (sku,)).fetchone()[0]
                 if feed_revision <= seen:
                     return None  # stale or repeated delivery
-            base = before or StockLevel(sku=sku)
-            after = StockLevel(
-                sku=sku,
-                on_hand=on_hand,
-                held=base.held,
-                sold=base.sold,
-                per_customer_limit=base.per_customer_limit,
-                revision=base.revision,
-                warehouses=dict(warehouses),
-            )
+            after = decide_feed_stock(before, sku, warehouses)
             return self._write_stock(
                 conn, before, after, kind="feed", reservation_id=None, now=now, feed_revision=feed_revision
             )
+
+        return await self._submit(op)
+
+    async def set_warehouse_stock(self, rows: Sequence[WarehouseQuantity]) -> WarehouseStockOutcome:
+        """A stock feed's batch in one transaction; every SKU decided on its own (see ``warehouse_rows``)."""
+        now = self.clock()
+        batch = WarehouseRowsBatch(rows)
+
+        def op(conn: sqlite3.Connection) -> WarehouseStockOutcome:
+            known: dict[str, StockLevel] = {}
+            skus = batch.valid_skus()
+            for start in range(0, len(skus), IN_CHUNK):
+                chunk = skus[start : start + IN_CHUNK]
+                marks = ", ".join("?" * len(chunk))
+                query = f"SELECT {STOCK_COLUMNS} FROM inv_stock WHERE sku IN ({marks})"
+                known.update((row[0], stock_from_row(row)) for row in conn.execute(query, chunk))
+            writes = StockWrites()
+            for before, after in batch.decide(known.get):
+                writes.add(before, after, "stock_feed", None, now, None, self.low_stock_threshold)
+            self._execute(conn, writes)
+            return batch.outcome
 
         return await self._submit(op)
 
@@ -476,10 +457,6 @@ class SqliteEngine:
             await self._submit(
                 lambda conn: conn.executemany("DELETE FROM inv_outbox WHERE id = ?", [(i,) for i in ids])
             )
-
-
-def _bump(stock: StockLevel) -> StockLevel:
-    return msgspec.structs.replace(stock, revision=stock.revision + 1)
 
 
 def _with_status(res: Reservation, status: Status) -> Reservation:

@@ -9,6 +9,10 @@ serialises processes starting at once: SQLite's write lock (``BEGIN IMMEDIATE``;
 transactional, so a failed step leaves nothing behind) or a MySQL named lock (MySQL commits DDL
 implicitly, so a MySQL step must be safe to run again: ``CREATE TABLE IF NOT EXISTS`` and the like).
 
+A step is a list of statements; a statement may also be a function of the runner (``MigrationCursor``)
+for what SQL alone cannot say (a table of another component that may not exist, rows encoded in Python);
+it runs in the step's transaction like the others.
+
 Databases migrated by the runners this one replaced keep working: when a component has no row in
 ``schema_version`` yet, the versions in its old table (``legacy_table``) are taken over.
 """
@@ -18,9 +22,9 @@ from __future__ import annotations
 import contextlib
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Final, Literal, NamedTuple
+from typing import Any, Final, Literal, NamedTuple, Protocol, TypeAlias
 
 Dialect = Literal["mysql", "sqlite"]
 
@@ -40,18 +44,37 @@ _TABLE_EXISTS: Final[dict[Dialect, str]] = {
 }
 
 
+class MigrationCursor(Protocol):
+    """What a function statement of a step gets: the step's connection, in the step's transaction."""
+
+    @property
+    def dialect(self) -> Dialect: ...
+
+    @property
+    def placeholder(self) -> str: ...
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> list[Any]: ...
+
+    def executemany(self, statement: str, rows: Iterable[Sequence[Any]]) -> None: ...
+
+    def table_exists(self, name: str) -> bool: ...
+
+
+Statement: TypeAlias = str | Callable[[MigrationCursor], None]
+
+
 class Migration(NamedTuple):
     """One numbered step: statements run in order, in one transaction where the dialect allows."""
 
     version: int
-    statements: Sequence[str]
+    statements: Sequence[Statement]
 
 
 class MigrationError(RuntimeError):
     pass
 
 
-def numbered(*steps: Sequence[str]) -> list[Migration]:
+def numbered(*steps: Sequence[Statement]) -> list[Migration]:
     """Migrations 1, 2, ... from their statements, in order."""
     return [Migration(version, statements) for version, statements in enumerate(steps, start=1)]
 
@@ -80,7 +103,10 @@ def apply_migrations(
             if migration.version in runner.applied():
                 continue
             for statement in migration.statements:
-                runner.execute(statement)
+                if isinstance(statement, str):
+                    runner.execute(statement)
+                else:
+                    statement(runner)
             runner.record([migration.version])
         done.append(migration.version)
     return done
@@ -96,9 +122,23 @@ class _Runner:
     """The dialect-specific parts: placeholders, the lock, the transaction."""
 
     def __init__(self, conn: Any, dialect: Dialect, component: str) -> None:
-        self.conn, self.dialect, self.component = conn, dialect, component
-        self.placeholder = "?" if dialect == "sqlite" else "%s"
+        self.conn, self.component = conn, component
+        self._dialect: Dialect = dialect
         self.cursor = conn.cursor()
+
+    @property
+    def dialect(self) -> Dialect:
+        return self._dialect
+
+    @property
+    def placeholder(self) -> str:
+        return "?" if self._dialect == "sqlite" else "%s"
+
+    def executemany(self, statement: str, rows: Iterable[Sequence[Any]]) -> None:
+        self.cursor.executemany(statement, list(rows))
+
+    def table_exists(self, name: str) -> bool:
+        return bool(self.execute(_TABLE_EXISTS[self._dialect], (name,)))
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
         """Run one statement (without parameters, PyMySQL leaves a '%' in it alone); returns its rows."""
@@ -168,7 +208,7 @@ class _Runner:
         """Take over the versions an older runner recorded in its own table (once)."""
         if legacy_table is None or self.applied():
             return
-        if not self.execute(_TABLE_EXISTS[self.dialect], (legacy_table,)):
+        if not self.table_exists(legacy_table):
             return
         rows = self.execute(f"SELECT DISTINCT version FROM {legacy_table}")
         self.record(sorted(int(version) for (version,) in rows if version is not None))

@@ -29,6 +29,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "freshness": ["loadtest.bench_freshness"],
     "freshness-cluster": ["loadtest.bench_freshness", "--cluster"],
     "inventory": ["loadtest.bench_inventory"],
+    "stock-feed": ["loadtest.bench_stock_feed"],
     "recommendations": ["loadtest.bench_recommendations", "--cassandra-url", "{cassandra}"],
 }
 

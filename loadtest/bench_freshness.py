@@ -55,13 +55,19 @@ def word(n: int) -> str:
     return "".join(out)
 
 
+def sku(n: int) -> str:
+    return f"fresh:FRESH-{n}"  # supplier-scoped, as ingest publishes it
+
+
 def catalog() -> list[Any]:
+    """The probe products and the stock events that put them in stock (an item is in stock only once
+    inventory says so)."""
     events = []
     for n in range(PRODUCTS):
         product = Product(
             product_id=f"fresh:{n}",
             supplier_id="fresh",
-            sku=f"FRESH-{n}",
+            sku=sku(n),
             title=f"Freshness probe {word(n * 7919)}",
             brand="Probe",
             category_path=("Bench",),
@@ -70,12 +76,14 @@ def catalog() -> list[Any]:
         events.append(
             new_event(ProductUpserted(product=product), key=product.product_id, revision=1, producer="b")
         )
+        stocked = StockLevelChanged(sku=sku(n), on_hand=1, held=0, sold=0, available=1, in_stock=True)
+        events.append(new_event(stocked, key=sku(n), revision=1, producer="b"))
     return events
 
 
 def stock_out(n: int, revision: int) -> Any:
-    payload = StockLevelChanged(sku=f"FRESH-{n}", on_hand=0, held=0, sold=0, available=0, in_stock=False)
-    return new_event(payload, key=f"FRESH-{n}", revision=revision, producer="bench")
+    payload = StockLevelChanged(sku=sku(n), on_hand=0, held=0, sold=0, available=0, in_stock=False)
+    return new_event(payload, key=sku(n), revision=revision, producer="bench")
 
 
 def search_path(n: int) -> str:
@@ -93,7 +101,7 @@ async def wait_ready(port: int, deadline_s: float = 300) -> None:
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
         try:
-            status, body = await get("127.0.0.1", port, "/v1/search?q=probe&size=1&in_stock=false")
+            status, body = await get("127.0.0.1", port, "/v1/search?q=probe&size=1")  # in stock
             if status == 200 and json.loads(body)["total"] >= PRODUCTS:
                 return
         except (OSError, ValueError, KeyError):
@@ -123,9 +131,9 @@ async def measure(event_log_url: str, port: int, args: argparse.Namespace) -> li
                 round_trips.append(time.perf_counter() - t0)
                 started = time.perf_counter()
                 await publish_events(event_log, [stock_out(n, revision)])
-                while f"FRESH-{n}" in await skus(port, n):
+                while sku(n) in await skus(port, n):
                     if time.perf_counter() - started > 10:
-                        raise TimeoutError(f"FRESH-{n} still searchable after 10 s")
+                        raise TimeoutError(f"{sku(n)} still searchable after 10 s")
                 delays.append(time.perf_counter() - started)
                 await asyncio.sleep(0.02)
             ordered = sorted(delays)

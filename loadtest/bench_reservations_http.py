@@ -168,7 +168,7 @@ def http_round(
     load_cpus: set[int] | None = None,
 ) -> dict[str, Any]:
     """Warm up, then /healthz and reservations for ``seconds`` each; verify the stock afterwards."""
-    sku, tag = f"HTTP{run}", uuid.uuid4().hex[:8]
+    sku, tag = f"bench:HTTP{run}", uuid.uuid4().hex[:8]  # supplier-scoped, as stock keys are
     admin = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=base, timeout=30) as client:
         client.put(f"/v1/stock/{sku}", json={"on_hand": UNITS}, headers=admin).raise_for_status()

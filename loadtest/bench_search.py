@@ -6,7 +6,8 @@
                                     [--keep | --reuse DIR]
 
 1. Imports bigbasket + myntra (about 40k products) through the ingest profiles into a fresh data dir
-   (SQLite event log). Without ``../shared/datasets`` it imports the synthetic catalog instead, and says so.
+   (SQLite event log), with a default stock (the catalogs have no stock columns, and an item without stock
+   is out of stock). Without ``../shared/datasets`` it imports the synthetic catalog instead, and says so.
 2. Projects the catalog into Tantivy with the search projector in this process and reports events/s.
 3. Serves the app (``emporium serve``: uvicorn, asyncio loop, httptools, one worker) in a subprocess and, once
    every consumer has caught up, drives it with ``loadtest.httpload`` at a fixed concurrency, alternately
@@ -84,6 +85,9 @@ def datasets_dir() -> Path:
     )
 
 
+CATALOG_STOCK = 1000  # units of each imported product: every item is in stock, as in a shop
+
+
 async def import_catalogs(settings: Settings, synthetic_products: int) -> int:
     data = datasets_dir()
     feeds: list[tuple[str, Path, str]] = []
@@ -103,7 +107,9 @@ async def import_catalogs(settings: Settings, synthetic_products: int) -> int:
         for supplier, path, profile in feeds:
             await service.add_supplier(supplier, supplier)
             started = time.perf_counter()
-            report = await import_path(service, path, supplier_id=supplier, profile=profile, mode="full")
+            report = await import_path(
+                service, path, supplier_id=supplier, profile=profile, mode="full", default_stock=CATALOG_STOCK
+            )
             print(
                 f"  imported {supplier}: {report.accepted} accepted, {report.rejected} rejected "
                 f"in {time.perf_counter() - started:.1f}s"
@@ -152,7 +158,14 @@ async def wait_until_caught_up(settings: Settings, port: int, expected: int) -> 
             raise TimeoutError("server did not catch up")
         _, body = await get("127.0.0.1", port, "/v1/search?in_stock=false&size=1")
         total = json.loads(body)["total"]
-        print(f"server ready: {total} searchable products ({expected} imported)")
+        while True:  # the feed stock's events projected: the catalog is in stock
+            _, body = await get("127.0.0.1", port, "/v1/search?size=1")
+            if json.loads(body)["total"] >= total:
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError("the catalog's stock never reached search")
+            await asyncio.sleep(0.5)
+        print(f"server ready: {total} searchable products in stock ({expected} imported)")
     finally:
         await event_log.close()
 

@@ -32,7 +32,7 @@ SKUS = int(os.environ.get("FLASH_SKUS", "3"))
 UNITS = int(os.environ.get("FLASH_UNITS", "1000"))
 LIMIT = int(os.environ.get("FLASH_LIMIT", "0"))
 PREFIX = os.environ.get("FLASH_PREFIX", f"FLASH-{uuid.uuid4().hex[:6]}")
-SKU_NAMES = [f"{PREFIX}-{i}" for i in range(SKUS)]
+SKU_NAMES = [f"flash:{PREFIX}-{i}" for i in range(SKUS)]  # supplier-scoped stock keys
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
 

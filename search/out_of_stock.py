@@ -1,9 +1,11 @@
 """Out-of-stock read model: the real-time stock truth for search.
 
 The search index is only near-real-time (Elasticsearch refreshes about once a second), so search asks this
-model about every result page and drops the SKUs it knows are out of stock. It keeps, per SKU, the newest
+model about every result page and drops the SKUs that are out of stock. It keeps, per SKU, the newest
 ``{in_stock, revision}`` from ``StockLevelChanged`` events; an event whose revision is not newer than the
-stored one changes nothing, so duplicates and out-of-order deliveries leave the newest state.
+stored one changes nothing, so duplicates and out-of-order deliveries leave the newest state. A SKU no
+stock event has named is out of stock: inventory has no stock record of it, so it cannot be reserved, and
+search must not show it as buyable (one truth for "in stock").
 
 It also keeps the SKU -> product ids directory learned from catalog events, because stock events are keyed
 by SKU while the index's stock flag is keyed by product id.
@@ -33,7 +35,7 @@ class StockChange(msgspec.Struct, frozen=True):
 
 class ApplyResult(msgspec.Struct, frozen=True):
     """``applied``: changes newer than the stored state. ``flipped``: the applied ones that changed in_stock
-    (a first-seen SKU counts as previously in stock: unknown SKUs are sold)."""
+    (a first-seen SKU counts as previously out of stock: unknown SKUs cannot be sold)."""
 
     applied: list[StockChange]
     flipped: list[StockChange]
@@ -62,7 +64,7 @@ class OutOfStockSet(Protocol):
         ...
 
     async def out_of_stock(self, skus: Sequence[str]) -> set[str]:
-        """Which of ``skus`` are known to be out of stock (unknown SKUs count as in stock)."""
+        """Which of ``skus`` are out of stock (a SKU no stock event named is out of stock)."""
         ...
 
     async def state(self, sku: str) -> StockChange | None:
@@ -106,8 +108,8 @@ class MemoryOutOfStockSet:
         for change in changes:
             if self._revisions.get(change.sku, -1) >= change.revision:
                 continue
+            was_in_stock = change.sku in self._revisions and change.sku not in self._out
             self._revisions[change.sku] = change.revision
-            was_in_stock = change.sku not in self._out
             if change.in_stock:
                 self._out.discard(change.sku)
             else:
@@ -118,8 +120,8 @@ class MemoryOutOfStockSet:
         return ApplyResult(applied, flipped)
 
     async def out_of_stock(self, skus: Sequence[str]) -> set[str]:
-        out = self._out
-        return {sku for sku in skus if sku in out}
+        out, known = self._out, self._revisions
+        return {sku for sku in skus if sku in out or sku not in known}
 
     async def state(self, sku: str) -> StockChange | None:
         revision = self._revisions.get(sku)
@@ -212,8 +214,15 @@ class RedisOutOfStockSet:
     async def out_of_stock(self, skus: Sequence[str]) -> set[str]:
         if not skus:
             return set()
-        flags = await self._redis.smismember(self._oos, list(skus))
-        return {sku for sku, flag in zip(skus, flags, strict=True) if flag}
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.smismember(self._oos, list(skus))
+            pipe.hmget(self._rev, list(skus))
+            flags, revisions = await pipe.execute()
+        return {
+            sku
+            for sku, flag, revision in zip(skus, flags, revisions, strict=True)
+            if flag or revision is None
+        }
 
     async def state(self, sku: str) -> StockChange | None:
         async with self._redis.pipeline(transaction=False) as pipe:

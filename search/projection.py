@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import msgspec
 import structlog
 
 from kernel.contracts.events import (
@@ -39,6 +40,7 @@ from kernel.contracts.events import (
     ProductUpserted,
     StockLevelChanged,
 )
+from kernel.contracts.identifiers import catalog_sku
 from search.documents import document_from_product
 from search.out_of_stock import OutOfStockSet, ProductLink, StockChange
 from search.port import IndexChange, SearchIndex, SearchIndexError
@@ -123,6 +125,7 @@ class SearchProjection:
             payload = event.payload
             if isinstance(payload, ProductUpserted):
                 product_id = payload.product.product_id
+                event = _with_scoped_sku(event, payload)
             elif isinstance(payload, ProductRemoved):
                 product_id = payload.product_id
             elif isinstance(payload, StockLevelChanged):
@@ -248,6 +251,17 @@ class SearchProjection:
         else:
             self._refresh_due = True
         return IndexChange.CONTENT
+
+
+def _with_scoped_sku(event: Envelope, payload: ProductUpserted) -> Envelope:
+    """Catalog events written before SKUs were supplier-scoped carry the bare code: scope it, so a rebuild
+    shows every hit with the key inventory knows it by."""
+    product = payload.product
+    sku = catalog_sku(product.supplier_id, product.sku)
+    if sku == product.sku:
+        return event
+    scoped = ProductUpserted(product=msgspec.structs.replace(product, sku=sku))
+    return msgspec.structs.replace(event, payload=scoped)
 
 
 def _larger(a: IndexChange | None, b: IndexChange | None) -> IndexChange | None:

@@ -324,7 +324,7 @@ class SearchService:
             return None
         doc = documents[0]
         state = await self.stock.state(doc.sku)
-        in_stock = state.in_stock if state is not None else doc.in_stock
+        in_stock = state is not None and state.in_stock  # no stock record: out of stock
         if self.activity is not None:
             self.activity.emit(
                 ProductViewed(product_id=doc.product_id, user_id=user_id, session_id=session_id),

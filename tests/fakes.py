@@ -17,6 +17,7 @@ from typing import NamedTuple
 import msgspec
 
 from search.analysis import category_prefixes, default_synonyms, merge_suggestions, query_words
+from search.out_of_stock import OutOfStockSet, StockChange
 from search.port import (
     DEFAULT_PRICE_RANGES,
     MAX_CATEGORY_DEPTH,
@@ -275,3 +276,9 @@ def doc(n: int, **changes: object) -> SearchDocument:
         created_at_ms=n,
     )
     return msgspec.structs.replace(base, **changes)
+
+
+async def in_stock(stock: OutOfStockSet, documents: Sequence[SearchDocument]) -> None:
+    """What inventory's first stock events say of these documents' SKUs: in stock (revision 0, so any
+    later event of a test wins). Without a stock event, an item is out of stock."""
+    await stock.apply([StockChange(d.sku, True, 0) for d in documents])

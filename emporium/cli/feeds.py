@@ -1,4 +1,5 @@
-"""``emporium feed import`` and ``emporium suppliers add``: operator commands, no HTTP in between."""
+"""``emporium feed import``, ``emporium stock import`` and ``emporium suppliers add``: operator commands, no
+HTTP in between."""
 
 from __future__ import annotations
 
@@ -11,15 +12,29 @@ import typer
 from tqdm import tqdm
 
 from emporium.cli.context import run, settings_from
-from emporium.container import ingest_service
+from emporium.container import Container, ingest_service
 from ingest.model import FeedReport, FeedStatus, Mode
-from ingest.parsing import FeedError, FeedFormat
+from ingest.parsing import FeedError, FeedFormat, format_from_filename
 from ingest.profiles import PROFILE_NAMES
 from ingest.service import IngestError, import_path
+from ingest.stock_feed import StockFeedService
+from ingest.validation import DEFAULT_STOCK_WAREHOUSE
 from kernel.settings import Settings
 
 feed_app = typer.Typer(help="Supplier catalog feeds.", no_args_is_help=True)
+stock_app = typer.Typer(help="Supplier stock feeds (warehouse quantities, no catalog).", no_args_is_help=True)
 suppliers_app = typer.Typer(help="Suppliers and their API keys.", no_args_is_help=True)
+FeedPath = Annotated[
+    Path,
+    typer.Argument(
+        exists=True,
+        dir_okay=False,
+        readable=True,
+        help="CSV, NDJSON or JSON array file; .gz is read compressed",
+    ),
+]
+Supplier = Annotated[str, typer.Option("--supplier", help="Supplier id (create it with `suppliers add`).")]
+Format = Annotated[FeedFormat | None, typer.Option("--format", help="Override the format from the name.")]
 
 
 def _settings(ctx: typer.Context) -> Settings:
@@ -35,36 +50,8 @@ def render_report(report: FeedReport, *, max_errors: int | None = None) -> str:
     return msgspec.json.format(msgspec.json.encode(data), indent=2).decode()
 
 
-@feed_app.command("import")
-def import_feed(
-    ctx: typer.Context,
-    path: Annotated[
-        Path,
-        typer.Argument(
-            exists=True,
-            dir_okay=False,
-            readable=True,
-            help="CSV, NDJSON or JSON array file; .gz is read compressed",
-        ),
-    ],
-    supplier: Annotated[
-        str, typer.Option("--supplier", help="Supplier id (create it with `suppliers add`).")
-    ],
-    profile: Annotated[str, typer.Option(help=f"Mapping profile: {', '.join(PROFILE_NAMES)}.")] = "canonical",
-    mode: Annotated[
-        str, typer.Option(help="delta, or full to remove products missing from the feed.")
-    ] = "delta",
-    fmt: Annotated[
-        FeedFormat | None, typer.Option("--format", help="Override the format from the name.")
-    ] = None,
-    progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
-    show_errors: Annotated[int, typer.Option(help="Errors to print (all are kept in the report).")] = 20,
-) -> None:
-    """Import a feed file through the ingest service and print its report (JSON)."""
-    settings = _settings(ctx)
-    if mode not in ("delta", "full"):
-        raise typer.BadParameter("mode must be delta or full", param_hint="--mode")
-    bar = tqdm(
+def _progress_bar(path: Path, progress: bool) -> tqdm:
+    return tqdm(
         total=path.stat().st_size,
         unit="B",
         unit_scale=True,
@@ -74,6 +61,41 @@ def import_feed(
         file=sys.stderr,
         leave=False,
     )
+
+
+def _print_report(report: FeedReport, show_errors: int) -> None:
+    typer.echo(render_report(report, max_errors=show_errors))
+    if report.status is FeedStatus.FAILED:
+        raise typer.Exit(1)
+
+
+@feed_app.command("import")
+def import_feed(
+    ctx: typer.Context,
+    path: FeedPath,
+    supplier: Supplier,
+    profile: Annotated[str, typer.Option(help=f"Mapping profile: {', '.join(PROFILE_NAMES)}.")] = "canonical",
+    mode: Annotated[
+        str, typer.Option(help="delta, or full to remove products missing from the feed.")
+    ] = "delta",
+    fmt: Format = None,
+    default_stock: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help=f"Units in warehouse {DEFAULT_STOCK_WAREHOUSE!r} of each product whose line names no stock "
+            "(catalogs without stock columns, e.g. bigbasket or myntra). Without it such products have no "
+            "stock, so they are out of stock until a stock feed or an admin gives them some.",
+        ),
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
+    show_errors: Annotated[int, typer.Option(help="Errors to print (all are kept in the report).")] = 20,
+) -> None:
+    """Import a feed file through the ingest service and print its report (JSON)."""
+    settings = _settings(ctx)
+    if mode not in ("delta", "full"):
+        raise typer.BadParameter("mode must be delta or full", param_hint="--mode")
+    bar = _progress_bar(path, progress)
 
     async def import_file() -> FeedReport:
         async with ingest_service(settings) as service:
@@ -85,6 +107,7 @@ def import_feed(
                 mode=cast(Mode, mode),
                 fmt=fmt,
                 on_read=bar.update,
+                default_stock=default_stock,
             )
 
     try:
@@ -94,9 +117,42 @@ def import_feed(
         raise typer.Exit(2) from None
     finally:
         bar.close()
-    typer.echo(render_report(report, max_errors=show_errors))
-    if report.status is FeedStatus.FAILED:
-        raise typer.Exit(1)
+    _print_report(report, show_errors)
+
+
+@stock_app.command("import")
+def import_stock(
+    ctx: typer.Context,
+    path: FeedPath,
+    supplier: Supplier,
+    fmt: Format = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
+    show_errors: Annotated[int, typer.Option(help="Errors to print (all are kept in the report).")] = 20,
+) -> None:
+    """Import a stock feed file (rows sku, warehouse, quantity), like POST /v1/suppliers/{id}/stock, and
+    print its report (JSON). Each row sets one warehouse's quantity of one of the supplier's SKUs."""
+    settings = _settings(ctx)
+    bar = _progress_bar(path, progress)
+
+    async def import_file() -> FeedReport:
+        container = Container(
+            settings, client_id="emporium-stock", inventory_options={"sweep_interval": None}
+        )
+        service = StockFeedService(container.ingest_store(), container.inventory_engine())
+        async with container:
+            with path.open("rb") as fh:
+                return await service.import_stock(
+                    supplier, fh, fmt=fmt or format_from_filename(path.name), on_read=bar.update
+                )
+
+    try:
+        report = run(import_file())
+    except (IngestError, FeedError) as exc:
+        typer.echo(f"error: {exc.reason}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        bar.close()
+    _print_report(report, show_errors)
 
 
 @suppliers_app.command("add")
@@ -146,4 +202,5 @@ def rotate_key(
 def register(app: typer.Typer) -> None:
     """Add this package's commands to the root ``emporium`` command."""
     app.add_typer(feed_app, name="feed")
+    app.add_typer(stock_app, name="stock")
     app.add_typer(suppliers_app, name="suppliers")

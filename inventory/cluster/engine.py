@@ -62,16 +62,23 @@ from inventory.domain import (
     ReserveRequest,
     StockLevel,
     UnknownSku,
-    validate_identifier,
+    decide_feed_stock,
+    decide_set_stock,
     validate_limit,
     validate_on_hand,
     validate_reserve,
+    validate_sku,
+    validate_warehouses,
 )
 from inventory.events import OutboxEntry
 from inventory.schema import migrate_mysql
 from inventory.sql_common import RESERVATION_COLUMNS, STOCK_COLUMNS, reservation_from_row, stock_from_row
+from inventory.warehouse_rows import WarehouseRowsBatch
+from kernel.contracts.stock import WarehouseQuantity, WarehouseStockOutcome
 from kernel.database import MysqlTarget
 from kernel.tasks import cancel_and_wait
+
+STOCK_FEED_CONCURRENCY = 16  # SKU transactions of one stock-feed batch in flight at once
 
 
 class ClusterEngine:
@@ -238,25 +245,55 @@ class ClusterEngine:
         return await self.sweeper.expire_due(now, limit)
 
     async def set_on_hand(
-        self, sku: str, on_hand: int, *, per_customer_limit: int | None = None, reason: str = "admin"
+        self,
+        sku: str,
+        on_hand: int | None,
+        *,
+        warehouses: dict[str, int] | None = None,
+        per_customer_limit: int | None = None,
+        reason: str = "admin",
     ) -> StockLevel:
-        validate_identifier(sku, "sku")
-        validate_on_hand(on_hand)
+        validate_sku(sku)
+        if on_hand is not None:
+            validate_on_hand(on_hand)
+        warehouses = validate_warehouses(warehouses)
         validate_limit(per_customer_limit)
         self._check_db()
-        result = await self.stock.apply(StockChange(sku, on_hand, per_customer_limit, reason, None, None))
+
+        def decide(before: StockLevel | None) -> StockLevel:
+            return decide_set_stock(
+                before, sku, on_hand, warehouses=warehouses, per_customer_limit=per_customer_limit
+            )
+
+        result = await self.stock.apply(StockChange(sku, decide, reason))
         assert result is not None
         return result
 
     async def adjust_from_feed(
         self, sku: str, warehouses: dict[str, int], *, feed_revision: int
     ) -> StockLevel | None:
-        validate_identifier(sku, "sku")
-        on_hand = validate_on_hand(sum(warehouses.values()))
+        validate_sku(sku)
         self._check_db()
         return await self.stock.apply(
-            StockChange(sku, on_hand, None, "feed", dict(warehouses), feed_revision)
+            StockChange(sku, lambda before: decide_feed_stock(before, sku, warehouses), "feed", feed_revision)
         )
+
+    async def set_warehouse_stock(self, rows: Sequence[WarehouseQuantity]) -> WarehouseStockOutcome:
+        """A stock feed's batch: each SKU in its own locked transaction (a few at a time)."""
+        self._check_db()
+        batch = WarehouseRowsBatch(rows)
+        gate = asyncio.Semaphore(STOCK_FEED_CONCURRENCY)
+
+        async def apply(sku: str) -> None:
+            def decide(before: StockLevel | None) -> StockLevel | None:
+                decided = batch.decide_one(sku, before)
+                return None if decided is None else decided[1]
+
+            async with gate:
+                await self.stock.apply(StockChange(sku, decide, "stock_feed"))
+
+        await asyncio.gather(*(apply(sku) for sku in batch.valid_skus()))
+        return batch.outcome
 
     async def reconcile(self) -> ReconcileReport:
         """Rebuild Redis from MySQL under a new epoch (invariant 4). Safe to run any time."""

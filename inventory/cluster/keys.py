@@ -62,6 +62,7 @@ class ScriptAnswer(StrEnum):
 
     NOT_READY = "not_ready"  # this epoch's counters are not (or no longer) complete: reconcile first
     REBUILD = "rebuild"  # a per-customer limit appeared: its counts must be rebuilt from MySQL
+    BELOW = "below"  # below:<held>:<sold>: the new on-hand is below what Redis has held and sold
 
 
 class ReserveOutcome(StrEnum):

@@ -1,10 +1,12 @@
-"""Setting a SKU's on-hand (admin or supplier feed): restrict Redis, commit MySQL, then set Redis
-exactly (invariant 1 in ``engine``).
+"""Setting a SKU's on-hand (admin, catalog feed or stock feed): restrict Redis, commit MySQL, then set
+Redis exactly (invariant 1 in ``engine``).
 
-Under the stock row's lock, stock_pre.lua first lowers Redis to min(old, new); after COMMIT,
-stock_post.lua sets the exact values fenced by the stock revision, so neither a crash nor two racing
-admins can leave Redis above the truth. A per-customer limit appearing on a SKU without one stops
-decisions until reconcile has rebuilt the per-customer counts (both scripts answer ``rebuild``).
+Under the stock row's lock, the change is decided against the row (the domain's rules: on-hand never
+below held + sold, the warehouse breakdown whole); stock_pre.lua then refuses it too when Redis holds
+more than MySQL knows yet (decided holds whose commit is under way), else lowers Redis to min(old, new);
+after COMMIT, stock_post.lua sets the exact values fenced by the stock revision, so neither a crash nor
+two racing admins can leave Redis above the truth. A per-customer limit appearing on a SKU without one
+stops decisions until reconcile has rebuilt the per-customer counts (both scripts answer ``rebuild``).
 """
 
 from __future__ import annotations
@@ -15,26 +17,25 @@ from collections.abc import Awaitable, Callable
 from typing import NamedTuple
 
 import aiomysql
+import msgspec
 
 from inventory.cluster.counters import as_text
 from inventory.cluster.database import Database
 from inventory.cluster.fast_path import FastPath
 from inventory.cluster.keys import NO_LIMIT, Script, ScriptAnswer
 from inventory.cluster.sql import INSERT_OUTBOX
-from inventory.domain import EngineUnavailable, StockLevel
+from inventory.domain import EngineUnavailable, OnHandBelowCommitted, StockLevel
 from inventory.events import outbox_rows
-from inventory.sql_common import STOCK_COLUMNS, effective_limit, stock_from_row
+from inventory.sql_common import STOCK_COLUMNS, stock_from_row
 
 _LIMIT_INTRODUCED = "per-customer limit introduced (its counts are rebuilt)"
 
 
 class StockChange(NamedTuple):
     sku: str
-    on_hand: int
-    per_customer_limit: int | None  # None keeps, 0 removes, N sets
+    decide: Callable[[StockLevel | None], StockLevel | None]  # the stock after, from the locked row
     reason: str
-    warehouses: dict[str, int] | None  # None keeps the breakdown
-    feed_revision: int | None  # a supplier feed's: older or repeated ones are ignored
+    feed_revision: int | None = None  # a catalog feed's: older or repeated ones are ignored
 
 
 class _LockedRow(NamedTuple):
@@ -57,7 +58,8 @@ class StockWriter:
         self.clock, self.notify_outbox, self.low_stock_threshold = clock, notify_outbox, low_stock_threshold
 
     async def apply(self, change: StockChange) -> StockLevel | None:
-        """The new stock level, or None for a stale feed revision."""
+        """The new stock level, or None for a stale feed revision or nothing to change; the domain's
+        refusals propagate (nothing changed)."""
         return await self.db.retrying(lambda: self._apply_once(change))
 
     async def _apply_once(self, change: StockChange) -> StockLevel | None:
@@ -72,12 +74,16 @@ class StockWriter:
             ):
                 return None
             before = row.stock if row is not None else None
-            after = _after(before, change)
+            decided = change.decide(before)
+            if decided is None:
+                return None
+            after = msgspec.structs.replace(decided, revision=decided.revision + 1)
             epoch = self.fast.epoch
             if epoch is not None:  # make Redis strict before MySQL changes (we hold the row lock)
                 pre = await self.fast.eval(
                     Script.STOCK_PRE, self.fast.prefix, epoch, change.sku, after.on_hand, _limit(after)
                 )
+                _refuse_below(pre, after)
                 rebuild = self._limit_introduced(pre)
             feed_revision = (
                 change.feed_revision
@@ -170,17 +176,11 @@ async def _locked_row(cur: aiomysql.Cursor, sku: str) -> _LockedRow | None:
     return _LockedRow(stock_from_row(stock), int(feed_revision))
 
 
-def _after(before: StockLevel | None, change: StockChange) -> StockLevel:
-    base = before or StockLevel(sku=change.sku)
-    return StockLevel(
-        sku=change.sku,
-        on_hand=change.on_hand,
-        held=base.held,
-        sold=base.sold,
-        per_customer_limit=effective_limit(base.per_customer_limit, change.per_customer_limit),
-        revision=base.revision + 1,
-        warehouses=change.warehouses if change.warehouses is not None else base.warehouses,
-    )
+def _refuse_below(answer: object, after: StockLevel) -> None:
+    """stock_pre.lua's ``below:<held>:<sold>``: Redis holds more than the change leaves room for."""
+    if isinstance(answer, str) and answer.startswith(ScriptAnswer.BELOW.value + ":"):
+        _, held, sold = answer.split(":")
+        raise OnHandBelowCommitted(after.sku, after.on_hand, int(held), int(sold))
 
 
 def _limit(stock: StockLevel) -> int:

@@ -3,6 +3,7 @@
 -- ARGV: sku, in_stock (1|0), revision, repeated.
 -- Returns, for every applied change, 2 * (its 1-based position) + (1 if its in_stock state flipped).
 -- A revision not newer than the stored one is a duplicate or stale delivery and changes nothing.
+-- A SKU seen for the first time was out of stock (no stock record): only 'in stock' flips it.
 local applied = {}
 for i = 1, #ARGV, 3 do
   local sku = ARGV[i]
@@ -13,8 +14,10 @@ for i = 1, #ARGV, 3 do
     local changed
     if ARGV[i + 1] == '1' then
       changed = redis.call('SREM', KEYS[2], sku)
+      if not current then changed = 1 end
     else
       changed = redis.call('SADD', KEYS[2], sku)
+      if not current then changed = 0 end
     end
     applied[#applied + 1] = 2 * ((i + 2) / 3) + changed
   end

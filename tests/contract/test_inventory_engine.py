@@ -32,14 +32,17 @@ from inventory.domain import (
     InvalidRequest,
     InvalidTransition,
     LimitExceeded,
+    OnHandBelowCommitted,
     ReservationNotFound,
     ReserveRequest,
     Status,
     UnknownSku,
+    WarehousesRequired,
 )
 from inventory.port import ReservationEngine
 from inventory.sqlite import SqliteEngine
 from kernel.contracts.events import RestockAlert, StockLevelChanged, decode_event
+from kernel.contracts.stock import WarehouseQuantity
 
 
 class Harness:
@@ -248,16 +251,92 @@ async def test_confirm_after_expiry_without_sweep_is_409_and_returns_stock(h: Ha
     assert h.audit("SKU-1").consistent
 
 
-async def test_lowering_on_hand_below_holds_never_goes_negative(h: Harness) -> None:
+async def test_on_hand_below_held_plus_sold_is_refused_and_changes_nothing(h: Harness) -> None:
     await h.engine.set_on_hand("SKU-1", 10)
-    r = await h.engine.reserve(req(qty=6))
-    stock = await h.engine.set_on_hand("SKU-1", 4)
-    assert (stock.on_hand, stock.held, stock.available) == (4, 6, 0)
-    with pytest.raises(InsufficientStock) as short:
+    sold = await h.engine.reserve(req(qty=4))
+    await h.engine.confirm(sold.reservation_id)
+    held = await h.engine.reserve(req(qty=3))
+    with pytest.raises(OnHandBelowCommitted) as below:
+        await h.engine.set_on_hand("SKU-1", 6)
+    assert (below.value.on_hand, below.value.held, below.value.sold) == (6, 3, 4)
+    with pytest.raises(OnHandBelowCommitted):
+        await h.engine.adjust_from_feed("SKU-1", {"blr": 2}, feed_revision=1)
+    stock = await h.engine.get_stock("SKU-1")
+    assert (stock.on_hand, stock.held, stock.sold, stock.available) == (10, 3, 4, 3)
+    stock = await h.engine.set_on_hand("SKU-1", 7)  # exactly what is committed: nothing left to sell
+    assert stock.available + stock.held + stock.sold == stock.on_hand == 7
+    with pytest.raises(InsufficientStock):
         await h.engine.reserve(req(qty=1))
-    assert short.value.available == 0
-    await h.engine.confirm(r.reservation_id)  # a live hold is still honoured
-    assert (await h.engine.get_stock("SKU-1")).sold == 6
+    await h.engine.confirm(held.reservation_id)  # a live hold is still honoured
+    assert (await h.engine.get_stock("SKU-1")).sold == 7
+    assert h.audit("SKU-1").consistent
+
+
+async def test_warehouse_breakdown_always_sums_to_on_hand(h: Harness) -> None:
+    stock = await h.engine.set_on_hand("SKU-1", 5, warehouses={"blr": 3, "del": 2})
+    assert (stock.on_hand, stock.warehouses) == (5, {"blr": 3, "del": 2})
+    restocked = await h.engine.set_on_hand("SKU-1", 50, warehouses={"blr": 30, "del": 20})
+    assert (restocked.on_hand, restocked.warehouses) == (50, {"blr": 30, "del": 20})
+    with pytest.raises(WarehousesRequired):  # a bare total would leave the breakdown stale
+        await h.engine.set_on_hand("SKU-1", 80)
+    kept = await h.engine.set_on_hand("SKU-1", 50, per_customer_limit=3)  # the same total keeps it
+    assert (kept.warehouses, kept.per_customer_limit) == ({"blr": 30, "del": 20}, 3)
+    with pytest.raises(InvalidRequest):
+        await h.engine.set_on_hand("SKU-1", 7, warehouses={"blr": 1})
+    fed = await h.engine.adjust_from_feed("SKU-1", {"blr": 4}, feed_revision=1)
+    assert fed is not None and (fed.on_hand, fed.warehouses) == (4, {"blr": 4})
+    plain = await h.engine.set_on_hand("SKU-2", 9)
+    assert plain.warehouses is None
+    assert (await h.engine.get_stock("SKU-1")).warehouses == {"blr": 4}
+
+
+async def test_warehouse_stock_rows_merge_per_sku_and_say_what_changed(h: Harness) -> None:
+    outcome = await h.engine.set_warehouse_stock(
+        [
+            WarehouseQuantity("s:A", "blr", 4),
+            WarehouseQuantity("s:B", "del", 1),
+            WarehouseQuantity("s:A", "del", 6),
+        ]
+    )
+    assert (outcome.changed, outcome.unchanged, outcome.refused) == (3, 0, [])
+    a = await h.engine.get_stock("s:A")
+    assert (a.on_hand, a.warehouses) == (10, {"blr": 4, "del": 6})
+    sold = await h.engine.reserve(req(sku="s:A", qty=5))
+    await h.engine.confirm(sold.reservation_id)
+    outcome = await h.engine.set_warehouse_stock(
+        [
+            WarehouseQuantity("s:A", "del", 6),  # as it is
+            WarehouseQuantity("s:A", "mum", 2),  # a new warehouse: the others keep theirs
+            WarehouseQuantity("s:B", "del", 0),
+            WarehouseQuantity("s:C", "blr", 0),  # a SKU with no stock yet: recorded, out of stock
+        ]
+    )
+    assert (outcome.changed, outcome.unchanged, outcome.refused) == (3, 1, [])
+    a = await h.engine.get_stock("s:A")
+    assert (a.on_hand, a.sold, a.available, a.warehouses) == (12, 5, 7, {"blr": 4, "del": 6, "mum": 2})
+    assert (await h.engine.get_stock("s:C")).in_stock is False
+    outcome = await h.engine.set_warehouse_stock(
+        [
+            WarehouseQuantity("s:A", "blr", 0),
+            WarehouseQuantity("s:A", "del", 0),  # 2 left, 5 sold: refused, the whole SKU
+            WarehouseQuantity("s:B", "del", 3),
+        ]
+    )
+    assert (outcome.changed, outcome.unchanged) == (1, 0)
+    assert [r.position for r in outcome.refused] == [0, 1] and "sold" in outcome.refused[0].reason
+    assert (await h.engine.get_stock("s:A")).on_hand == 12
+    assert (await h.engine.get_stock("s:B")).available == 3
+    rows = await h.raw.outbox_fetch(1000)
+    changes = [decode_event(v).payload for _, _, k, v in rows if k == "s:B"]
+    assert [c.on_hand for c in changes if isinstance(c, StockLevelChanged)] == [1, 0, 3]
+    assert h.audit("s:A").consistent
+
+
+async def test_scoped_skus_of_the_longest_supplier_id_and_code_are_keys(h: Harness) -> None:
+    sku = "s" * 64 + ":" + "K" * 128
+    await h.engine.set_on_hand(sku, 2)
+    reservation = await h.engine.reserve(req(sku=sku, qty=2))
+    assert reservation.sku == sku and (await h.engine.get_stock(sku)).available == 0
 
 
 async def test_feed_stock_updates_on_hand_without_disturbing_holds(h: Harness) -> None:

@@ -31,8 +31,9 @@ async def oos(request: pytest.FixtureRequest) -> AsyncIterator[OutOfStockSet]:
         await store.close()
 
 
-async def test_unknown_skus_are_in_stock(oos: OutOfStockSet) -> None:
-    assert await oos.out_of_stock(["a", "b"]) == set()
+async def test_unknown_skus_are_out_of_stock(oos: OutOfStockSet) -> None:
+    """No stock record, no sale: an item is in stock only once inventory said so (issue 13)."""
+    assert await oos.out_of_stock(["a", "b"]) == {"a", "b"}
     assert await oos.out_of_stock([]) == set()
     assert await oos.state("a") is None
 
@@ -40,8 +41,8 @@ async def test_unknown_skus_are_in_stock(oos: OutOfStockSet) -> None:
 async def test_stock_out_and_restock(oos: OutOfStockSet) -> None:
     result = await oos.apply([StockChange("a", False, 1), StockChange("b", True, 1)])
     assert [c.sku for c in result.applied] == ["a", "b"]
-    assert [c.sku for c in result.flipped] == ["a"]  # unknown counts as in stock
-    assert await oos.out_of_stock(["a", "b", "c"]) == {"a"}
+    assert [c.sku for c in result.flipped] == ["b"]  # unknown counts as out of stock
+    assert await oos.out_of_stock(["a", "b", "c"]) == {"a", "c"}
     result = await oos.apply([StockChange("a", True, 2)])
     assert result.flipped == [StockChange("a", True, 2)]
     assert await oos.out_of_stock(["a"]) == set()

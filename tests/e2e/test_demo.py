@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -12,7 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
+from emporium.container import ingest_service
 from emporium.demo import DEMO_SEED, DEMO_SUPPLIER, demo_key_path, seed_demo
+from ingest.service import import_path
 from ingest.synthetic import WAREHOUSES, generate_products
 from kernel.settings import load_settings
 
@@ -34,14 +37,35 @@ def test_seed_demo_is_idempotent(tmp_path: Path, capsys: pytest.CaptureFixture[s
     out = capsys.readouterr().out
     key = demo_key_path(settings).read_text().strip()
     assert key in out.splitlines()
-    assert (first.accepted, first.changed, first.rejected) == (300, 300, 0)
+    assert first is not None and (first.accepted, first.changed, first.rejected) == (300, 300, 0)
     started = time.perf_counter()
-    second = seed_demo(settings, products=300)
-    assert (second.accepted, second.unchanged, second.changed, second.removed) == (300, 300, 0, 0)
+    assert seed_demo(settings, products=300) is None  # every demo product is there: nothing to import
     assert time.perf_counter() - started < 10
     assert key not in capsys.readouterr().out  # the key is printed once
-    smaller = seed_demo(settings, products=250)
-    assert (smaller.changed, smaller.removed) == (0, 50)
+    assert seed_demo(settings, products=250) is None  # asking for fewer removes nothing
+    larger = seed_demo(settings, products=320)
+    assert larger is not None and (larger.accepted, larger.changed, larger.removed) == (20, 20, 0)
+
+
+def test_rerunning_the_demo_keeps_what_a_user_pushed(tmp_path: Path) -> None:
+    """`make run` again must not delete (or revert) products a user pushed as the demo supplier."""
+    settings = load_settings(env={}, data_dir=str(tmp_path))
+    seed_demo(settings, products=100)
+    user_feed = tmp_path / "mine.csv"
+    user_feed.write_text("sku,title,price\nUSER-1,My own product,5\nSYN-000001,My better title,7\n")
+    ids = [f"{DEMO_SUPPLIER}:USER-1", f"{DEMO_SUPPLIER}:SYN-000001", f"{DEMO_SUPPLIER}:SYN-000100"]
+
+    async def push_and_read(push: bool) -> dict[str, Any]:
+        async with ingest_service(settings) as service:
+            if push:
+                await import_path(service, user_feed, supplier_id=DEMO_SUPPLIER)
+            return await service.store.product_states(DEMO_SUPPLIER, ids)
+
+    pushed = asyncio.run(push_and_read(True))
+    assert len(pushed) == 3
+    for products in (100, 50, 100):
+        seed_demo(settings, products=products)
+    assert asyncio.run(push_and_read(False)) == pushed
 
 
 @pytest.mark.slow
@@ -55,8 +79,12 @@ def test_emporium_demo_serves_the_seeded_catalog(
         ready = httpx.get(f"{base}/readyz", timeout=10)
         assert ready.status_code == 200 and ready.json()["checks"]["inventory.stock_feed"] == "ok", ready.text
         in_stock = next(p for p in generate_products(400, seed=DEMO_SEED) if any(p["stock"].values()))
-        stock = httpx.get(f"{base}/v1/stock/{in_stock['sku']}", timeout=10)
+        sku = f"{DEMO_SUPPLIER}:{in_stock['sku']}"  # stock is keyed by the supplier-scoped SKU
+        stock = httpx.get(f"{base}/v1/stock/{sku}", timeout=10)
         assert stock.status_code == 200 and stock.json()["on_hand"] == sum(in_stock["stock"].values())
+        # ...and search already shows it in stock, under the key a reservation takes
+        product = httpx.get(f"{base}/v1/products/{DEMO_SUPPLIER}:{in_stock['product_id']}", timeout=10).json()
+        assert (product["sku"], product["in_stock"]) == (sku, True)
         key = (tmp_path / "demo" / "demo-supplier-api-key").read_text().strip()
         headers = {"X-Api-Key": key, "Content-Type": "text/csv"}
         feeds = f"{base}/v1/suppliers/{DEMO_SUPPLIER}/feeds"

@@ -74,7 +74,7 @@ def _seed(base: str) -> None:
             headers={"X-Api-Key": created.json()["api_key"], "Content-Type": "text/csv"},
         )
         assert feed.status_code == 201 and feed.json()["accepted"] == 2, feed.text
-        stock = client.put("/v1/stock/SKU-1", json={"on_hand": 5}, headers=admin)
+        stock = client.put("/v1/stock/acme:SKU-1", json={"warehouses": {"wh-north": 5}}, headers=admin)
         assert stock.status_code == 200, stock.text
 
 

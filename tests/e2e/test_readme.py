@@ -34,8 +34,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 EXAMPLE_FEED = ROOT / "docs" / "examples" / "feed.csv"
+EXAMPLE_STOCK_FEED = ROOT / "docs" / "examples" / "stock.csv"
 README_PORT = "localhost:8000"
-SKU = "SYN-000001"  # the README's example item
+SKU = "demo:SYN-000001"  # the README's example item, by its supplier-scoped SKU
 DEMO_PRODUCTS = 800  # the first 800 demo products hold a match for every README search
 EVENTUAL_WITHIN_S = 5.0
 SEPARATOR = "\x1eREADME-COMMAND-EXIT"
@@ -131,12 +132,20 @@ def _restocked(output: str, state: dict[str, Any]) -> None:
     stock = _json(output)
     assert (stock["on_hand"], stock["sold"]) == (50, state["available"]), stock
     assert stock["available"] == 50 - state["available"] and stock["in_stock"], stock
+    assert stock["warehouses"] == {"wh-north": 50}, stock
 
 
 def _feed_accepted(output: str, _: dict[str, Any]) -> None:
     report = _json(output)
     rows = len(EXAMPLE_FEED.read_text(encoding="utf-8").splitlines()) - 1
     assert (report["status"], report["accepted"], report["rejected"]) == ("completed", rows, 0), report
+
+
+def _stock_feed_accepted(output: str, _: dict[str, Any]) -> None:
+    report = _json(output)
+    rows = len(EXAMPLE_STOCK_FEED.read_text(encoding="utf-8").splitlines()) - 1
+    assert (report["status"], report["accepted"], report["rejected"]) == ("completed", rows, 0), report
+    assert report["profile"] == "stock", report
 
 
 EXPECTED = [
@@ -154,6 +163,7 @@ EXPECTED = [
     Expected("-XPUT", _restocked),
     Expected(f"# {SKU} is back", _found, eventual=True),
     Expected("/feeds", _feed_accepted),
+    Expected("/suppliers/demo/stock", _stock_feed_accepted),
 ]
 
 

@@ -87,7 +87,7 @@ async def api(
 
 async def test_flash_sale_20k_requests_for_1000_units(api: Api) -> None:
     c = api.client
-    r = await c.put("/v1/stock/FLASH", json={"on_hand": 1000}, headers=ADMIN)
+    r = await c.put("/v1/stock/shop:FLASH", json={"on_hand": 1000}, headers=ADMIN)
     assert r.status_code == 200, r.text
     sem = asyncio.Semaphore(200)
     connector = aiohttp.TCPConnector(limit=200)
@@ -98,7 +98,7 @@ async def test_flash_sale_20k_requests_for_1000_units(api: Api) -> None:
                 sem,
                 session.post(
                     "/v1/reservations",
-                    json={"sku": "FLASH", "quantity": 1, "customer_id": f"cust-{i}"},
+                    json={"sku": "shop:FLASH", "quantity": 1, "customer_id": f"cust-{i}"},
                     headers={"Idempotency-Key": f"flash-{i}"},
                 ) as resp,
             ):
@@ -109,29 +109,29 @@ async def test_flash_sale_20k_requests_for_1000_units(api: Api) -> None:
         codes = Counter(await asyncio.gather(*(buy(i) for i in range(20_000))))
         elapsed = time.perf_counter() - started
     assert codes == {201: 1000, 409: 19_000}, codes
-    stock = (await c.get("/v1/stock/FLASH")).json()
+    stock = (await c.get("/v1/stock/shop:FLASH")).json()
     assert (stock["on_hand"], stock["held"], stock["sold"], stock["available"]) == (1000, 1000, 0, 0)
-    audit = api.audit("FLASH")
+    audit = api.audit("shop:FLASH")
     assert audit.consistent and audit.held == 1000, audit
     if api.kind == "cluster":
         engine: ClusterEngine = api.engine
-        fast = await engine.fast_path_stock("FLASH")
+        fast = await engine.fast_path_stock("shop:FLASH")
         assert fast is not None and (fast.on_hand, fast.held, fast.sold) == (1000, 1000, 0)
     print(f"{api.kind}: 20k reservations through the API in {elapsed:.1f}s ({20_000 / elapsed:.0f}/s)")
 
 
 async def test_reservation_lifecycle_and_errors(api: Api) -> None:
     c = api.client
-    assert (await c.put("/v1/stock/LIFE", json={"on_hand": 5})).status_code == 401
+    assert (await c.put("/v1/stock/shop:LIFE", json={"on_hand": 5})).status_code == 401
     assert (
-        await c.put("/v1/stock/LIFE", json={"on_hand": 5}, headers={"Authorization": "Bearer nope"})
+        await c.put("/v1/stock/shop:LIFE", json={"on_hand": 5}, headers={"Authorization": "Bearer nope"})
     ).status_code == 403
-    r = await c.put("/v1/stock/LIFE", json={"on_hand": 5, "per_customer_limit": 3}, headers=ADMIN)
+    r = await c.put("/v1/stock/shop:LIFE", json={"on_hand": 5, "per_customer_limit": 3}, headers=ADMIN)
     assert r.status_code == 200 and r.json()["available"] == 5
     for bad in ({"on_hand": -1}, {"on_hand": 1.5}, {"on_hand": "7"}, {}):
-        assert (await c.put("/v1/stock/LIFE", json=bad, headers=ADMIN)).status_code == 422
+        assert (await c.put("/v1/stock/shop:LIFE", json=bad, headers=ADMIN)).status_code == 422
 
-    body = {"sku": "LIFE", "quantity": 2, "customer_id": "ann"}
+    body = {"sku": "shop:LIFE", "quantity": 2, "customer_id": "ann"}
     first = await c.post("/v1/reservations", json=body, headers={"Idempotency-Key": "ann-1"})
     assert first.status_code == 201, first.text
     res = first.json()
@@ -146,7 +146,7 @@ async def test_reservation_lifecycle_and_errors(api: Api) -> None:
 
     over = await c.post("/v1/reservations", json=body)
     assert over.status_code == 429 and over.json()["extra"]["remaining"] == 1
-    short = await c.post("/v1/reservations", json={"sku": "LIFE", "quantity": 4, "customer_id": "bob"})
+    short = await c.post("/v1/reservations", json={"sku": "shop:LIFE", "quantity": 4, "customer_id": "bob"})
     assert short.status_code == 409 and short.json()["extra"]["available"] == 3
 
     for bad in (0, -1, 10**12, 1.5, "1", None, True):
@@ -167,39 +167,41 @@ async def test_reservation_lifecycle_and_errors(api: Api) -> None:
     assert (await c.post(f"/v1/reservations/{'0' * 32}/confirm")).status_code == 404
     assert (await c.delete(f"/v1/reservations/{'0' * 32}")).status_code == 404
 
-    held = (await c.post("/v1/reservations", json={"sku": "LIFE", "quantity": 1, "customer_id": "cy"})).json()
+    held = (
+        await c.post("/v1/reservations", json={"sku": "shop:LIFE", "quantity": 1, "customer_id": "cy"})
+    ).json()
     assert (await c.delete(f"/v1/reservations/{held['reservation_id']}")).status_code == 204
     assert (await c.delete(f"/v1/reservations/{held['reservation_id']}")).status_code == 204
     late = await c.post(f"/v1/reservations/{held['reservation_id']}/confirm")
     assert late.status_code == 409 and late.json()["extra"]["status"] == "released"
 
-    stock = (await c.get("/v1/stock/LIFE")).json()
+    stock = (await c.get("/v1/stock/shop:LIFE")).json()
     assert {k: stock[k] for k in ("sku", "on_hand", "held", "sold", "available")} == {
-        "sku": "LIFE", "on_hand": 5, "held": 0, "sold": 2, "available": 3,
+        "sku": "shop:LIFE", "on_hand": 5, "held": 0, "sold": 2, "available": 3,
     }  # fmt: skip
     assert (await c.get("/v1/stock/GHOST")).status_code == 404
-    assert api.audit("LIFE").consistent
+    assert api.audit("shop:LIFE").consistent
 
 
 async def test_holds_expire_through_the_sweeper(api: Api) -> None:
     c = api.client
-    await c.put("/v1/stock/EXP", json={"on_hand": 1}, headers=ADMIN)
+    await c.put("/v1/stock/shop:EXP", json={"on_hand": 1}, headers=ADMIN)
     r = await c.post(
-        "/v1/reservations", json={"sku": "EXP", "quantity": 1, "customer_id": "x", "hold_seconds": 1}
+        "/v1/reservations", json={"sku": "shop:EXP", "quantity": 1, "customer_id": "x", "hold_seconds": 1}
     )
     assert r.status_code == 201
     rid = r.json()["reservation_id"]
     assert (
-        await c.post("/v1/reservations", json={"sku": "EXP", "quantity": 1, "customer_id": "y"})
+        await c.post("/v1/reservations", json={"sku": "shop:EXP", "quantity": 1, "customer_id": "y"})
     ).status_code == 409
     deadline = time.monotonic() + 10
-    while (await c.get("/v1/stock/EXP")).json()["available"] != 1:
+    while (await c.get("/v1/stock/shop:EXP")).json()["available"] != 1:
         assert time.monotonic() < deadline, "the hold never expired"
         await asyncio.sleep(0.2)
     late = await c.post(f"/v1/reservations/{rid}/confirm")
     assert late.status_code == 409 and late.json()["extra"]["status"] == "expired"
     assert (
-        await c.post("/v1/reservations", json={"sku": "EXP", "quantity": 1, "customer_id": "y"})
+        await c.post("/v1/reservations", json={"sku": "shop:EXP", "quantity": 1, "customer_id": "y"})
     ).status_code == 201
     ready = await c.get("/readyz")
     assert ready.json()["checks"]["inventory.engine"] == "ok", ready.text

@@ -150,13 +150,15 @@ async def test_stock_out_vanishes_at_once_and_restock_returns(shop: Shop) -> Non
             await asyncio.sleep(0.01)
         raise AssertionError(f"{title!r} present={not present} after 5 s")
 
-    response = await shop.client.put("/v1/stock/E2E-2", json={"on_hand": 0}, headers=admin)
+    sold_out = {"warehouses": {"wh-north": 0}}  # its stock is kept per warehouse (the catalog's)
+    response = await shop.client.put("/v1/stock/e2e:E2E-2", json=sold_out, headers=admin)
     assert response.status_code == 200, response.text
     await until(False)
     product = (await shop.client.get("/v1/products/e2e:2")).json()
     assert product["in_stock"] is False
     assert title in await shop.titles(q="green tea", in_stock="false")
-    response = await shop.client.put("/v1/stock/E2E-2", json={"on_hand": 7}, headers=admin)
+    restocked = {"warehouses": {"wh-north": 7}}
+    response = await shop.client.put("/v1/stock/e2e:E2E-2", json=restocked, headers=admin)
     assert response.status_code == 200, response.text
     await until(True)
     assert (await shop.client.get("/v1/products/e2e:2")).json()["in_stock"] is True

@@ -56,3 +56,41 @@ def test_feed_import_prints_the_report(tmp_path: Path) -> None:
     assert unsupported.exit_code == 2 and "cannot tell the format" in unsupported.output
     bad_mode = emporium(tmp_path, "feed", "import", str(feed), "--supplier", "acme", "--mode", "sometimes")
     assert bad_mode.exit_code == 2
+
+
+def test_stock_import_and_default_stock(tmp_path: Path) -> None:
+    """`emporium stock import` sets a supplier's warehouse stock without a catalog; `feed import
+    --default-stock N` stocks a catalog that has no stock columns. Both under the supplier-scoped SKU."""
+    assert emporium(tmp_path, "suppliers", "add", "acme").exit_code == 0
+    stock_feed = tmp_path / "stock.csv"
+    stock_feed.write_text("sku,warehouse,quantity\nA,wh-north,3\nA,wh-south,4\nB,wh-north,oops\n")
+    result = emporium(tmp_path, "stock", "import", str(stock_feed), "--supplier", "acme", "--no-progress")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout[result.stdout.index("{") :])
+    assert (report["accepted"], report["changed"], report["rejected"], report["profile"]) == (
+        2,
+        2,
+        1,
+        "stock",
+    )
+    assert report["errors"][0]["line"] == 4
+    shown = emporium(tmp_path, "inventory", "stock", "acme:A")
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["warehouses"] == {"wh-north": 3, "wh-south": 4}
+
+    catalog = tmp_path / "catalog.csv"
+    catalog.write_text("sku,title,price\nC,Cherry,3\n")
+    imported = emporium(
+        tmp_path,
+        "feed",
+        "import",
+        str(catalog),
+        "--supplier",
+        "acme",
+        "--default-stock",
+        "5",
+        "--no-progress",
+    )
+    assert imported.exit_code == 0, imported.output
+    missing = emporium(tmp_path, "stock", "import", str(stock_feed), "--supplier", "nobody", "--no-progress")
+    assert missing.exit_code == 2 and "unknown supplier" in missing.output

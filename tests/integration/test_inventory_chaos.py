@@ -292,7 +292,7 @@ async def test_service_killed_mid_sale(tmp_path: Path, redis_url: str, mysql_url
     try:
         async with httpx.AsyncClient(base_url=service.base) as c:
             r = await c.put(
-                "/v1/stock/FLASH", json={"on_hand": UNITS}, headers={"Authorization": f"Bearer {token}"}
+                "/v1/stock/shop:FLASH", json={"on_hand": UNITS}, headers={"Authorization": f"Bearer {token}"}
             )
             assert r.status_code == 200, r.text
         confirmed: list[str] = []
@@ -305,7 +305,7 @@ async def test_service_killed_mid_sale(tmp_path: Path, redis_url: str, mysql_url
                 try:
                     async with session.post(
                         "/v1/reservations",
-                        json={"sku": "FLASH", "quantity": 1, "customer_id": f"c{i}"},
+                        json={"sku": "shop:FLASH", "quantity": 1, "customer_id": f"c{i}"},
                         headers={"Idempotency-Key": key},
                     ) as resp:
                         body: Any = await resp.json(content_type=None)
@@ -336,7 +336,7 @@ async def test_service_killed_mid_sale(tmp_path: Path, redis_url: str, mysql_url
         try:
             for rid in confirmed:
                 assert (await engine.get_reservation(rid)).status is Status.CONFIRMED
-            await assert_exact(engine, db_url, "FLASH", sale)
+            await assert_exact(engine, db_url, "shop:FLASH", sale)
         finally:
             await engine.close()
     finally:

@@ -59,8 +59,9 @@ async def wired(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 
 def upsert(sku: str, stock: dict[str, int] | None, revision: int) -> Any:
+    """As ingest publishes it: ``sku`` is supplier-scoped, ``sup:<code>``."""
     product = Product(
-        product_id=f"sup:{sku}",
+        product_id=sku,
         supplier_id="sup",
         sku=sku,
         title=sku,
@@ -85,8 +86,8 @@ async def eventually(check: Any, within: float = 20.0) -> Any:
 
 async def test_feed_stock_in_and_stock_events_out(wired: tuple[Any, SqliteEventLog]) -> None:
     engine, log = wired
-    sku = unique_name("FEED")
-    await publish_events(log, [upsert(sku, {"blr": 5, "del": 3}, 1), upsert("NOSTOCK", None, 1)])
+    sku = f"sup:{unique_name('FEED')}"
+    await publish_events(log, [upsert(sku, {"blr": 5, "del": 3}, 1), upsert("sup:NOSTOCK", None, 1)])
 
     async def on_hand_is_8() -> None:
         assert (await engine.get_stock(sku)).on_hand == 8

@@ -42,7 +42,7 @@ def product(n: int, *, title: str | None = None) -> Product:
     return Product(
         product_id=f"it:{n}",
         supplier_id="it",
-        sku=f"IT-{n}",
+        sku=f"it:IT-{n}",  # supplier-scoped, as ingest publishes it
         title=title or f"{TITLES[kind]} pack {n}",
         brand=BRANDS[kind],
         category_path=("Grocery", TITLES[kind].split()[-1]),
@@ -60,9 +60,21 @@ def upsert(n: int, revision: int = 1, **kw: object) -> Envelope:
 
 def stock_event(n: int, in_stock: bool, revision: int) -> Envelope:
     payload = StockLevelChanged(
-        sku=f"IT-{n}", on_hand=int(in_stock), held=0, sold=0, available=int(in_stock), in_stock=in_stock
+        sku=f"it:IT-{n}", on_hand=int(in_stock), held=0, sold=0, available=int(in_stock), in_stock=in_stock
     )
-    return new_event(payload, key=f"IT-{n}", revision=revision, producer="t")
+    return new_event(payload, key=f"it:IT-{n}", revision=revision, producer="t")
+
+
+def with_feed_stock(events: list[Envelope]) -> list[Envelope]:
+    """The events plus what inventory publishes once it took in each product's feed stock (an item is in
+    stock only once inventory says so); revision 0, so a test's own stock events are newer."""
+    stocked = []
+    for event in events:
+        payload = event.payload
+        if isinstance(payload, ProductUpserted) and payload.product.stock:
+            n = int(payload.product.product_id.split(":")[1])
+            stocked.append(stock_event(n, any(payload.product.stock.values()), 0))
+    return [*events, *stocked]
 
 
 class Stack:
@@ -80,7 +92,7 @@ class Stack:
         )
 
     async def publish(self, events: list[Envelope]) -> None:
-        await publish_events(self.log, events)
+        await publish_events(self.log, with_feed_stock(events))
 
     async def settle(self) -> None:
         await self.task.wait_caught_up(poll_s=0.005, timeout_s=30)
@@ -122,16 +134,16 @@ async def test_projected_catalog_is_searchable_with_typos_and_filters(stack: Sta
 async def test_stock_out_vanishes_from_the_very_next_search_and_comes_back(stack: Stack) -> None:
     await stack.publish([upsert(n) for n in range(12)])
     await stack.settle()
-    assert "IT-6" in await skus(stack.service, q="basmati")
+    assert "it:IT-6" in await skus(stack.service, q="basmati")
     await stack.publish([stock_event(6, False, 1)])
     await stack.settle()
-    assert "IT-6" not in await skus(stack.service, q="basmati")
-    assert "IT-6" in await skus(stack.service, q="basmati", in_stock=False)
+    assert "it:IT-6" not in await skus(stack.service, q="basmati")
+    assert "it:IT-6" in await skus(stack.service, q="basmati", in_stock=False)
     product = await stack.service.product("it:6")
     assert product is not None and not product.in_stock
     await stack.publish([stock_event(6, True, 2)])
     await stack.settle()
-    assert "IT-6" in await skus(stack.service, q="basmati")
+    assert "it:IT-6" in await skus(stack.service, q="basmati")
 
 
 async def test_out_of_order_and_duplicate_events_leave_newest_state(stack: Stack) -> None:
@@ -143,7 +155,7 @@ async def test_out_of_order_and_duplicate_events_leave_newest_state(stack: Stack
     docs = await stack.index.get(["it:0"])
     assert docs[0].title == "Basmati Rice newest" and docs[0].revision == 3 and not docs[0].in_stock
     assert await skus(stack.service, q="basmati") == []
-    removal = ProductRemoved(product_id="it:0", supplier_id="it", sku="IT-0")
+    removal = ProductRemoved(product_id="it:0", supplier_id="it", sku="it:IT-0")
     await stack.publish([new_event(removal, key="it:0", revision=4, producer="t"), upsert(0, 2)])
     await stack.settle()
     assert await stack.index.get(["it:0"]) == []
@@ -153,7 +165,7 @@ async def test_poison_message_is_dead_lettered_and_projection_continues(stack: S
     await stack.log.publish(CATALOG_TOPIC, [OutgoingMessage("x", b"{not json")])
     await stack.publish([upsert(1)])
     await stack.settle()
-    assert await skus(stack.service, q="green tea") == ["IT-1"]
+    assert await skus(stack.service, q="green tea") == ["it:IT-1"]
     assert stack.task.processor.stats.dead_lettered == 1
 
 
@@ -164,7 +176,7 @@ async def test_freshness_of_stock_out_is_milliseconds(stack: Stack) -> None:
     for revision, n in enumerate(range(0, 20, 2), start=1):
         started = time.perf_counter()
         await stack.publish([stock_event(n, False, revision)])
-        while f"IT-{n}" in await skus(stack.service, in_stock=True):  # noqa: ASYNC110 - polling is the point
+        while f"it:IT-{n}" in await skus(stack.service, in_stock=True):  # noqa: ASYNC110 - polling is the point
             await asyncio.sleep(0.001)
         delays.append(time.perf_counter() - started)
     assert max(delays) < 1.0, delays

@@ -38,7 +38,7 @@ def upsert(n: int, revision: int = 1) -> Envelope:
     product = Product(
         product_id=f"cl:{n}",
         supplier_id="cl",
-        sku=f"CL-{n}",
+        sku=f"cl:CL-{n}",  # supplier-scoped, as ingest publishes it
         title=f"{ITEMS[n % len(ITEMS)]} {n}",
         brand=f"Brand{n % 3}",
         category_path=("Shop", ITEMS[n % len(ITEMS)].split()[-1]),
@@ -53,9 +53,14 @@ def upsert(n: int, revision: int = 1) -> Envelope:
 
 def stock(n: int, in_stock: bool, revision: int) -> Envelope:
     payload = StockLevelChanged(
-        sku=f"CL-{n}", on_hand=1, held=0, sold=int(not in_stock), available=int(in_stock), in_stock=in_stock
+        sku=f"cl:CL-{n}",
+        on_hand=1,
+        held=0,
+        sold=int(not in_stock),
+        available=int(in_stock),
+        in_stock=in_stock,
     )
-    return new_event(payload, key=f"CL-{n}", revision=revision, producer="t")
+    return new_event(payload, key=f"cl:CL-{n}", revision=revision, producer="t")
 
 
 class ClusterStack:
@@ -75,7 +80,14 @@ class ClusterStack:
         )
 
     async def publish(self, events: list[Envelope]) -> None:
-        for event in events:
+        """Each product upserted with feed stock comes with what inventory then publishes: in stock (revision
+        0, so a test's own stock events are newer); without a stock event an item is out of stock."""
+        stocked = [
+            stock(int(e.payload.product.product_id.split(":")[1]), True, 0)
+            for e in events
+            if isinstance(e.payload, ProductUpserted) and e.payload.product.stock
+        ]
+        for event in [*events, *stocked]:
             topic = self.catalog if isinstance(event.payload, ProductUpserted) else self.inventory
             await self.log.publish(topic, [OutgoingMessage(event.key, encode_event(event))])
 
@@ -108,12 +120,12 @@ async def test_stock_out_and_restock_through_kafka_redis_elasticsearch(cluster: 
     await cluster.publish([upsert(n) for n in range(20)])
     await cluster.settle()
     await cluster.index.refresh()
-    assert "CL-5" in await skus(cluster.service, q="basmati")
+    assert "cl:CL-5" in await skus(cluster.service, q="basmati")
     assert len(await skus(cluster.service, q="basmti rce")) == 4  # typo-tolerant
 
     started = time.perf_counter()
     await cluster.publish([stock(5, False, 1)])
-    while "CL-5" in await skus(cluster.service, q="basmati"):
+    while "cl:CL-5" in await skus(cluster.service, q="basmati"):
         assert time.perf_counter() - started < 5, "stock-out never reached search"
     assert time.perf_counter() - started < 1.0  # no index refresh needed: Redis decides at once
 
@@ -121,8 +133,8 @@ async def test_stock_out_and_restock_through_kafka_redis_elasticsearch(cluster: 
     assert product is not None and product.in_stock is False
     await cluster.publish([stock(5, True, 3), stock(5, False, 2), stock(5, True, 3)])  # stale + duplicate
     await cluster.settle()
-    assert "CL-5" in await skus(cluster.service, q="basmati")
-    state = await cluster.stock.state("CL-5")
+    assert "cl:CL-5" in await skus(cluster.service, q="basmati")
+    state = await cluster.stock.state("cl:CL-5")
     assert state is not None and state.in_stock and state.revision == 3
 
 

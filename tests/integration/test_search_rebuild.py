@@ -36,7 +36,7 @@ def upsert(n: int) -> Envelope:
     product = Product(
         product_id=f"rb:{n}",
         supplier_id="rb",
-        sku=f"RB-{n}",
+        sku=f"rb:RB-{n}",  # supplier-scoped, as ingest publishes it
         title=f"{'Green Tea' if n % 2 else 'Basmati Rice'} {n}",
         brand="Tetley" if n % 2 else "Daawat",
         category_path=("Grocery",),
@@ -46,9 +46,13 @@ def upsert(n: int) -> Envelope:
     return new_event(ProductUpserted(product=product), key=product.product_id, revision=1, producer="t")
 
 
-def stock_out(n: int) -> Envelope:
-    payload = StockLevelChanged(sku=f"RB-{n}", on_hand=0, held=0, sold=0, available=0, in_stock=False)
-    return new_event(payload, key=f"RB-{n}", revision=1, producer="t")
+def stock_level(n: int, in_stock: bool) -> Envelope:
+    """What inventory publishes once it took in the product's stock (without it the item is out of stock)."""
+    units = int(in_stock)
+    payload = StockLevelChanged(
+        sku=f"rb:RB-{n}", on_hand=units, held=0, sold=0, available=units, in_stock=in_stock
+    )
+    return new_event(payload, key=f"rb:RB-{n}", revision=1, producer="t")
 
 
 @pytest.fixture(params=["tantivy", pytest.param("elasticsearch", marks=pytest.mark.cluster)])
@@ -76,7 +80,7 @@ async def setup(
     live.start()
     try:
         await publish_events(event_log, [upsert(n) for n in range(PRODUCTS)])
-        await publish_events(event_log, [stock_out(n) for n in sorted(OUT_OF_STOCK)])
+        await publish_events(event_log, [stock_level(n, n not in OUT_OF_STOCK) for n in range(PRODUCTS)])
         await live.wait_caught_up(timeout_s=60)
         await index.refresh()
         yield runtime, index, oos, live
@@ -111,7 +115,9 @@ async def test_searches_during_rebuild_all_succeed_with_full_results(setup) -> N
 
     async def publish_late() -> None:
         for event in late:
-            await publish_events(runtime.event_log, [event])
+            product = event.payload.product
+            n = int(product.product_id.split(":")[1])
+            await publish_events(runtime.event_log, [event, stock_level(n, True)])
             await asyncio.sleep(0.01)
 
     try:
@@ -129,7 +135,7 @@ async def test_searches_during_rebuild_all_succeed_with_full_results(setup) -> N
     late_tea = sum(1 for n in range(PRODUCTS, PRODUCTS + 20) if n % 2)
     assert all(expected_tea <= total <= expected_tea + late_tea for total, _ in results)
     assert all(hits == 100 for _, hits in results)
-    assert report.events >= PRODUCTS + len(OUT_OF_STOCK)
+    assert report.events >= 2 * PRODUCTS
 
     await live.wait_caught_up(timeout_s=30)
     await index.refresh()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from inventory.schema import migrate_sqlite
-from kernel.migrations import Migration, MigrationError, apply_migrations, numbered
+from kernel.migrations import Migration, MigrationCursor, MigrationError, apply_migrations, numbered
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -49,6 +49,30 @@ def test_failing_step_leaves_nothing_behind(tmp_path: Path) -> None:
     assert apply_migrations(conn, dialect="sqlite", component="c", migrations=STEPS) == [2]
 
 
+def test_a_function_statement_runs_in_the_steps_transaction(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "db.sqlite")
+    seen: list[bool] = []
+
+    def copy_rows(cur: MigrationCursor) -> None:
+        seen.append(cur.table_exists("a") and not cur.table_exists("nothing"))
+        cur.executemany(
+            f"INSERT INTO b (y) VALUES ({cur.placeholder})",
+            [(x * 10,) for (x,) in cur.execute("SELECT x FROM a")],
+        )
+
+    def fail(_: MigrationCursor) -> None:
+        raise RuntimeError("step 3 fails")
+
+    steps = [*STEPS, Migration(3, ["INSERT INTO a (x) VALUES (1), (2)", copy_rows])]
+    assert apply_migrations(conn, dialect="sqlite", component="c", migrations=steps) == [1, 2, 3]
+    assert seen == [True] and conn.execute("SELECT y FROM b ORDER BY y").fetchall() == [(10,), (20,)]
+    with pytest.raises(RuntimeError):
+        apply_migrations(
+            conn, dialect="sqlite", component="c", migrations=[*steps, Migration(4, ["DELETE FROM a", fail])]
+        )
+    assert versions(conn, "c") == [1, 2, 3] and conn.execute("SELECT COUNT(*) FROM a").fetchone() == (2,)
+
+
 def test_refuses_steps_out_of_order(tmp_path: Path) -> None:
     conn = connect(tmp_path / "db.sqlite")
     with pytest.raises(MigrationError):
@@ -59,14 +83,14 @@ def test_inventory_database_of_the_old_runner_is_recognised(tmp_path: Path) -> N
     conn = connect(tmp_path / "inventory.db")
     conn.execute("CREATE TABLE inv_schema_version (version INTEGER PRIMARY KEY, applied_at DOUBLE NOT NULL)")
     conn.execute("INSERT INTO inv_schema_version VALUES (1, 0), (2, 0)")  # no inv_* tables: not re-run
-    assert migrate_sqlite(conn) == []
-    assert versions(conn, "inventory") == [1, 2]
+    assert migrate_sqlite(conn) == [3]  # (scoped SKUs: nothing to scope)
+    assert versions(conn, "inventory") == [1, 2, 3]
     assert "inv_stock" not in tables(conn)
 
 
 def test_fresh_inventory_database(tmp_path: Path) -> None:
     conn = connect(tmp_path / "inventory.db")
-    assert migrate_sqlite(conn) == [1, 2]
+    assert migrate_sqlite(conn) == [1, 2, 3]
     assert migrate_sqlite(conn) == []
     assert {"inv_stock", "inv_reservations", "inv_ledger", "inv_outbox", "inv_meta"} <= tables(conn)
 

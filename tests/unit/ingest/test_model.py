@@ -48,7 +48,7 @@ def test_plan_removals_only_for_live_products_not_seen() -> None:
     live = [ProductState("s:1", "a", b"x", 1), ProductState("s:2", "b", b"y", 4)]
     plan = plan_removals("s", live, {"s:1"})
     assert [(e.key, e.revision) for e in plan.events] == [("s:2", 5)]
-    assert isinstance(plan.events[0].payload, ProductRemoved) and plan.events[0].payload.sku == "b"
+    assert isinstance(plan.events[0].payload, ProductRemoved) and plan.events[0].payload.sku == "s:b"
     assert plan.states[0].removed and plan.states[0].fingerprint is None
 
 

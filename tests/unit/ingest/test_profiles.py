@@ -34,7 +34,9 @@ def test_canonical_csv_row_with_stock_and_attribute_columns() -> None:
             "brand": "Leafy",
         },
     )
-    assert p.product_id == "acme:P1" and p.supplier_id == "acme" and p.sku == "SKU-1" and p.title == "Tea"
+    assert (
+        p.product_id == "acme:P1" and p.supplier_id == "acme" and p.sku == "acme:SKU-1" and p.title == "Tea"
+    )
     assert p.price == Decimal("10.50") and p.list_price == Decimal("12") and p.currency == "USD"
     assert p.category_path == ("Grocery", "Beverages", "Tea")
     assert p.stock == {"wh-north": 3} and p.attributes == {"color": "green"} and p.rating == 4.5
@@ -116,7 +118,7 @@ def test_bigbasket_row() -> None:
         },
         "bb",
     )
-    assert p.product_id == "bb:1" and p.sku == "BB-1" and p.brand == "Sri Sri Ayurveda"
+    assert p.product_id == "bb:1" and p.sku == "bb:BB-1" and p.brand == "Sri Sri Ayurveda"
     assert p.price == Decimal("220") and p.list_price == Decimal("250") and p.rating is None
     assert p.category_path == ("Beauty & Hygiene", "Hair Care", "Hair Oil & Serum")
 

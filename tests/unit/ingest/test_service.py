@@ -12,7 +12,15 @@ import pytest
 from emporium.adapters import INGEST_STORE
 from ingest.model import FeedStatus
 from ingest.parsing import FeedError, FeedFormat
-from ingest.service import Conflict, Forbidden, IngestService, InvalidRequest, NotFound, Unauthorized
+from ingest.service import (
+    DEFAULT_STOCK_WAREHOUSE,
+    Conflict,
+    Forbidden,
+    IngestService,
+    InvalidRequest,
+    NotFound,
+    Unauthorized,
+)
 from kernel.contracts.events import ProductRemoved, ProductUpserted, SupplierOnboarded, decode_event
 from kernel.eventlog.port import OutgoingMessage
 
@@ -176,3 +184,21 @@ async def test_one_import_per_supplier_at_a_time(env) -> None:
     assert report.accepted == 1
     # The lease is released after each import, failed or not.
     assert await service.store.acquire_import_lease("acme", "next", 60)
+
+
+async def test_skus_are_scoped_by_the_supplier_and_default_stock_fills_rows_without_stock(env) -> None:
+    service, log, _ = env
+    log.clear()
+    feed = io.BytesIO(b"sku,title,price,stock.w1\nA,with stock,1,4\nB,without stock,1,\n")
+    report = await service.import_feed("acme", feed, fmt=FeedFormat.CSV, default_stock=7)
+    assert report.accepted == 2
+    products = {e.payload.product.product_id: e.payload.product for e in log.events()}
+    assert products["acme:A"].sku == "acme:A" and products["acme:A"].stock == {"w1": 4}
+    assert products["acme:B"].sku == "acme:B" and products["acme:B"].stock == {DEFAULT_STOCK_WAREHOUSE: 7}
+    with pytest.raises(InvalidRequest, match="default_stock"):
+        await service.import_feed("acme", csv_feed("A,a,1,1"), fmt=FeedFormat.CSV, default_stock=-1)
+    log.clear()
+    removed = await service.import_feed("acme", csv_feed("A,with stock,1,4"), fmt=FeedFormat.CSV, mode="full")
+    assert removed.removed == 1
+    (gone,) = log.events()
+    assert isinstance(gone.payload, ProductRemoved) and gone.payload.sku == "acme:B"

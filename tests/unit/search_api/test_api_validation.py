@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from fakes import MemorySearchIndex, doc
+from fakes import MemorySearchIndex, doc, in_stock
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -19,7 +19,9 @@ from search.service import SearchService
 @pytest.fixture
 async def client() -> AsyncIterator[AsyncTestClient]:
     index, oos = MemorySearchIndex(), MemoryOutOfStockSet()
-    await index.upsert([doc(n) for n in range(30)])
+    documents = [doc(n) for n in range(30)]
+    await index.upsert(documents)
+    await in_stock(oos, documents)
     await oos.apply([StockChange("SKU-0002", False, 1)])
     service = SearchService(index=index, stock=oos, zones=DeliveryZones.from_file())
     app = Litestar(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import msgspec
-from fakes import MemorySearchIndex, doc
+from fakes import MemorySearchIndex, doc, in_stock
 from prometheus_client import CollectorRegistry
 
 from kernel.contracts.events import SearchPerformed
@@ -24,7 +24,9 @@ ZONES = DeliveryZones.from_file()
 
 async def make() -> tuple[SearchService, MemorySearchIndex, MemoryOutOfStockSet, CollectorRegistry]:
     index, oos, registry = MemorySearchIndex(), MemoryOutOfStockSet(), CollectorRegistry()
-    await index.upsert([doc(n) for n in range(30)])
+    documents = [doc(n) for n in range(30)]
+    await index.upsert(documents)
+    await in_stock(oos, documents)
     service = SearchService(
         index=index,
         stock=oos,
@@ -81,9 +83,10 @@ async def test_stock_out_and_restock_are_visible_through_the_page_cache() -> Non
 
 
 async def test_index_write_invalidates_rendered_pages() -> None:
-    service, index, _, _ = await make()
+    service, index, oos, _ = await make()
     request = SearchRequest(q="tea", sort=Sort.PRICE_ASC, size=5)
     await render(service, request)
+    await in_stock(oos, [doc(500)])
     await index.upsert([doc(500, price=Decimal(0))])
     assert service.cache is not None
     service.cache.index_changed(IndexChange.CONTENT)  # what the in-process projector reports

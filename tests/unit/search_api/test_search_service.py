@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import msgspec
 import pytest
-from fakes import MemorySearchIndex, doc
+from fakes import MemorySearchIndex, doc, in_stock
 from prometheus_client import CollectorRegistry
 
 from kernel.contracts.events import ACTIVITY_TOPIC, SearchPerformed, ZoneWarehouse, decode_event
@@ -35,7 +35,9 @@ ZONES = DeliveryZones(
 @pytest.fixture
 async def setup() -> tuple[SearchService, MemorySearchIndex, MemoryOutOfStockSet]:
     index, oos = MemorySearchIndex(), MemoryOutOfStockSet()
-    await index.upsert([doc(n) for n in range(100)])
+    documents = [doc(n) for n in range(100)]
+    await index.upsert(documents)
+    await in_stock(oos, documents)
     return SearchService(index=index, stock=oos, zones=ZONES), index, oos
 
 
@@ -201,6 +203,7 @@ async def test_result_cache_reuses_index_answers_but_never_the_stock_filter(setu
     assert index.searches == searches  # served from the cache...
     assert first.hits[0].sku not in [h.sku for h in second.hits]  # ...and still filtered exactly
     assert len(second.hits) == 3
+    await in_stock(oos, [doc(500)])
     await index.upsert([doc(500, price=Decimal(0))])
     cache.index_changed(IndexChange.CONTENT)  # what the in-process projector reports after a write
     third = await service.search(SearchRequest(q="tea", sort=Sort.PRICE_ASC, size=3))

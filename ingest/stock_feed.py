@@ -1,0 +1,228 @@
+"""Stock feeds: a supplier's warehouse quantities without a catalog (``POST /v1/suppliers/{id}/stock``,
+``emporium stock import``).
+
+Rows ``sku, warehouse, quantity`` as CSV, NDJSON or a JSON array (gzip optional) are read by the same
+streaming ``FeedReader`` as catalog feeds, checked line by line, scoped to the sending supplier (a feed can
+only ever name its own supplier's stock) and handed in batches to the inventory's ``WarehouseStockWriter``,
+which says per row whether it changed anything or refuses it (a quantity that would put on-hand below
+what is held and sold). The report has the catalog feeds' shape; ``removed`` stays 0.
+
+The worker thread reads and checks batch N+1 while batch N is written. Each row sets one warehouse's
+quantity; the SKU's other warehouses keep theirs. A (sku, warehouse) named twice is rejected after its
+first line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import IO, Annotated, Any
+
+import msgspec
+import structlog
+
+from ingest.model import FeedReport, FeedStatus
+from ingest.parsing import FeedError, FeedFormat, FeedReader, LineError
+from ingest.service import NotFound
+from ingest.store import IngestStore
+from ingest.validation import MAX_QUANTITY, MAX_REF_LENGTH, Quantity, Warehouse, reason_of
+from kernel.contracts.identifiers import scoped_sku
+from kernel.contracts.stock import WarehouseQuantity, WarehouseStockWriter
+
+log = structlog.get_logger(__name__)
+
+STOCK_PROFILE = "stock"  # the report's ``profile``: a stock feed is a feed of its own kind
+STOCK_COLUMNS = ("sku", "warehouse", "quantity")
+DEFAULT_BATCH_ROWS = 5000
+_MAX_WAREHOUSE_LENGTH = 64
+_MAX_QUANTITY_DIGITS = len(str(MAX_QUANTITY))
+
+
+class StockRow(msgspec.Struct, forbid_unknown_fields=False):
+    sku: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_REF_LENGTH)]
+    warehouse: Warehouse
+    quantity: Quantity
+
+
+def _checked(fields: dict[str, Any]) -> tuple[str, str, int]:
+    """(sku, warehouse, quantity) of one line, or RowRejected-like ValidationError with a reason.
+
+    The common line (strings, or an int quantity) is checked by hand: a stock row is three fields, and
+    msgspec's conversion of a whole dict costs more than the rest of the line's way to the database."""
+    sku, warehouse, quantity = fields.get("sku"), fields.get("warehouse"), fields.get("quantity")
+    if sku.__class__ is str and warehouse.__class__ is str:
+        sku, warehouse = sku.strip(), warehouse.strip()
+        if quantity.__class__ is str:
+            digits = quantity.strip()
+            if digits.isascii() and digits.isdigit() and len(digits) <= _MAX_QUANTITY_DIGITS:
+                quantity = int(digits)
+        if (
+            quantity.__class__ is int
+            and 0 <= quantity <= MAX_QUANTITY
+            and 0 < len(sku) <= MAX_REF_LENGTH
+            and 0 < len(warehouse) <= _MAX_WAREHOUSE_LENGTH
+        ):
+            return sku, warehouse, quantity
+    row = msgspec.convert(_stripped(fields), StockRow, strict=False)  # the reason of what is wrong
+    return row.sku, row.warehouse, row.quantity
+
+
+class _Batch:
+    """One batch of checked rows (built in a worker thread)."""
+
+    __slots__ = ("errors", "exhausted", "lines", "rows")
+
+    def __init__(self) -> None:
+        self.rows: list[WarehouseQuantity] = []
+        self.lines: list[int] = []
+        self.errors: list[LineError] = []
+        self.exhausted = False
+
+
+def _stripped(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.strip() if isinstance(v, str) else v for k, v in row.items()}
+
+
+def _prepare_batch(
+    records: Iterator[tuple[int, dict[str, Any]] | LineError],
+    supplier_id: str,
+    seen: dict[tuple[str, str], int],
+    size: int,
+) -> _Batch:
+    batch = _Batch()
+    for _ in range(size):
+        record = next(records, None)
+        if record is None:
+            batch.exhausted = True
+            break
+        if isinstance(record, LineError):
+            batch.errors.append(record)
+            continue
+        line, fields = record
+        try:
+            row = msgspec.convert(_stripped(fields), StockRow, strict=False)
+        except msgspec.ValidationError as exc:
+            batch.errors.append(LineError(line, reason_of(exc)))
+            continue
+        first = seen.setdefault((row.sku, row.warehouse), line)
+        if first != line:
+            reason = (
+                f"duplicate row for sku {row.sku!r} in warehouse {row.warehouse!r} (first at line {first})"
+            )
+            batch.errors.append(LineError(line, reason))
+            continue
+        batch.rows.append(WarehouseQuantity(scoped_sku(supplier_id, row.sku), row.warehouse, row.quantity))
+        batch.lines.append(line)
+    return batch
+
+
+def _check_columns(columns: Sequence[str] | None) -> None:
+    missing = [c for c in STOCK_COLUMNS if columns is not None and c not in columns]
+    if missing:
+        raise FeedError(
+            f"line 1: a stock feed needs columns {', '.join(STOCK_COLUMNS)}; missing {', '.join(missing)}"
+        )
+
+
+class StockFeedService:
+    def __init__(
+        self,
+        store: IngestStore,
+        writer: WarehouseStockWriter,
+        *,
+        batch_rows: int = DEFAULT_BATCH_ROWS,
+        on_report: Callable[[FeedReport], None] | None = None,
+    ) -> None:
+        self.store, self.writer, self.batch_rows, self._on_report = store, writer, batch_rows, on_report
+
+    async def import_stock(
+        self,
+        supplier_id: str,
+        source: IO[bytes],
+        *,
+        fmt: FeedFormat,
+        on_read: Callable[[int], None] | None = None,
+    ) -> FeedReport:
+        """Import one stock feed body. Raises FeedError (whole feed unusable) before any stock changes."""
+        started = time.perf_counter()
+        if await self.store.get_supplier(supplier_id) is None:
+            raise NotFound(f"unknown supplier {supplier_id!r}")
+        reader = await asyncio.to_thread(FeedReader, source, fmt, on_read=on_read)
+        report = FeedReport(
+            feed_id=uuid.uuid4().hex,
+            supplier_id=supplier_id,
+            profile=STOCK_PROFILE,
+            mode="delta",
+            format=str(fmt),
+            created_at=datetime.now(UTC),
+        )
+        records = reader.records()
+        seen: dict[tuple[str, str], int] = {}
+        pending: asyncio.Future[_Batch] | None = None
+
+        def prepare() -> asyncio.Future[_Batch]:
+            return asyncio.ensure_future(
+                asyncio.to_thread(_prepare_batch, records, supplier_id, seen, self.batch_rows)
+            )
+
+        batch = await prepare()
+        _check_columns(reader.columns)  # FeedError: refused, nothing changed and no report kept
+        await self.store.save_feed(report)
+        try:
+            while True:
+                pending = None if batch.exhausted else prepare()
+                await self._apply(report, batch)
+                if pending is None:
+                    break
+                batch, pending = await pending, None
+            report.bytes_read = reader.bytes_read
+            report.status = FeedStatus.COMPLETED if reader.complete else FeedStatus.PARTIAL
+        except BaseException as exc:
+            if pending is not None:  # let the worker stop reading before the caller closes the source
+                with contextlib.suppress(BaseException):
+                    await pending
+            report.status = FeedStatus.FAILED
+            report.notes.append(f"import stopped: {exc!r}"[:500])
+            await self._finish(report, started)
+            raise
+        await self._finish(report, started)
+        return report
+
+    async def _apply(self, report: FeedReport, batch: _Batch) -> None:
+        errors = list(batch.errors)
+        if batch.rows:
+            outcome = await self.writer.set_warehouse_stock(batch.rows)
+            errors += [LineError(batch.lines[r.position], r.reason) for r in outcome.refused]
+            report.changed += outcome.changed
+            report.unchanged += outcome.unchanged
+            report.accepted += outcome.changed + outcome.unchanged
+        for error in sorted(errors, key=lambda e: e.line):
+            report.reject(error)
+
+    async def _finish(self, report: FeedReport, started: float) -> None:
+        total = time.perf_counter() - started
+        lines = report.accepted + report.rejected
+        report.finished_at = datetime.now(UTC)
+        report.timings = {
+            "total_s": round(total, 4),
+            "lines_per_s": round(lines / total, 1) if total else 0.0,
+        }
+        try:
+            await asyncio.shield(self.store.save_feed(report))
+        except Exception:
+            log.exception("ingest.save_stock_report_failed", feed_id=report.feed_id)
+        if self._on_report is not None:
+            self._on_report(report)
+        log.info(
+            "ingest.stock_feed_done",
+            feed_id=report.feed_id,
+            supplier_id=report.supplier_id,
+            status=str(report.status),
+            accepted=report.accepted,
+            rejected=report.rejected,
+            changed=report.changed,
+        )

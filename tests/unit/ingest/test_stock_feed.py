@@ -1,0 +1,116 @@
+"""Stock feeds: rows ``sku, warehouse, quantity`` read by the catalog feeds' reader, checked per line, scoped
+to the sending supplier and handed to the stock writer (a fake here) in batches."""
+
+from __future__ import annotations
+
+import gzip
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from emporium.adapters import INGEST_STORE
+from ingest.model import FeedStatus
+from ingest.parsing import FeedError, FeedFormat
+from ingest.service import IngestService, NotFound
+from ingest.stock_feed import StockFeedService
+from kernel.contracts.stock import RowRefusal, WarehouseQuantity, WarehouseStockOutcome
+
+
+class FakeStockWriter:
+    """Records what it is handed; refuses the SKUs in ``refuse``; a row equal to the last one is unchanged."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[WarehouseQuantity]] = []
+        self.current: dict[tuple[str, str], int] = {}
+        self.refuse: set[str] = set()
+        self.fail = False
+
+    async def set_warehouse_stock(self, rows: Sequence[WarehouseQuantity]) -> WarehouseStockOutcome:
+        if self.fail:
+            raise ConnectionError("inventory down")
+        self.batches.append(list(rows))
+        outcome = WarehouseStockOutcome()
+        for i, row in enumerate(rows):
+            if row.sku in self.refuse:
+                outcome.refused.append(RowRefusal(i, f"{row.sku}: below what is sold"))
+            elif self.current.get((row.sku, row.warehouse)) == row.quantity:
+                outcome.unchanged += 1
+            else:
+                self.current[row.sku, row.warehouse] = row.quantity
+                outcome.changed += 1
+        return outcome
+
+
+@pytest.fixture
+async def env(tmp_path: Path):
+    store = INGEST_STORE.open(f"sqlite:///{tmp_path / 'ingest.db'}")
+    await store.start()
+    await IngestService(store, FakeLog()).add_supplier("acme")  # type: ignore[arg-type]
+    writer = FakeStockWriter()
+    yield StockFeedService(store, writer, batch_rows=3), writer, store
+    await store.close()
+
+
+class FakeLog:
+    async def publish(self, topic: str, messages: Sequence[object]) -> None:
+        return None
+
+
+def csv(*rows: str) -> io.BytesIO:
+    return io.BytesIO(("sku,warehouse,quantity\n" + "".join(r + "\n" for r in rows)).encode())
+
+
+async def test_rows_are_scoped_checked_per_line_and_written_in_batches(env) -> None:
+    service, writer, store = env
+    report = await service.import_stock(
+        "acme",
+        csv(
+            "A,w1,4", "A,w2, 6 ", "B,w1,x", " ,w1,1", "C,w1,-1", "A,w1,5", "D,,1", "E,w3,2", "F,w1,1000000001"
+        ),
+        fmt=FeedFormat.CSV,
+    )
+    assert (report.accepted, report.changed, report.unchanged, report.rejected) == (3, 3, 0, 6)
+    assert report.status is FeedStatus.COMPLETED and report.profile == "stock"
+    assert [(e.line, e.reason.split(":")[0]) for e in report.errors] == [
+        (4, "quantity"),
+        (5, "sku"),
+        (6, "quantity"),
+        (7, "duplicate row for sku 'A' in warehouse 'w1' (first at line 2)"),
+        (8, "warehouse"),
+        (10, "quantity"),
+    ]
+    assert [row for batch in writer.batches for row in batch] == [
+        WarehouseQuantity("acme:A", "w1", 4),
+        WarehouseQuantity("acme:A", "w2", 6),
+        WarehouseQuantity("acme:E", "w3", 2),
+    ]
+    assert await store.get_feed("acme", report.feed_id) == report
+
+
+async def test_refusals_of_the_writer_are_rejections_of_their_lines(env) -> None:
+    service, writer, _ = env
+    writer.refuse = {"acme:B"}
+    body = (
+        b'[{"sku": "A", "warehouse": "w1", "quantity": 1},\n'
+        b' {"sku": "B", "warehouse": "w1", "quantity": 0},\n'
+        b' {"sku": "A", "warehouse": "w2", "quantity": 1, "note": "extra fields are ignored"}]'
+    )
+    report = await service.import_stock("acme", io.BytesIO(gzip.compress(body)), fmt=FeedFormat.JSON)
+    assert (report.accepted, report.rejected) == (2, 1)
+    assert [(e.line, e.reason) for e in report.errors] == [(2, "acme:B: below what is sold")]
+    again = await service.import_stock("acme", csv("A,w1,1", "A,w2,3"), fmt=FeedFormat.CSV)
+    assert (again.accepted, again.unchanged, again.changed) == (2, 1, 1)
+
+
+async def test_whole_feed_errors(env) -> None:
+    service, writer, _ = env
+    with pytest.raises(FeedError, match="warehouse"):
+        await service.import_stock("acme", io.BytesIO(b"sku,qty\nA,1\n"), fmt=FeedFormat.CSV)
+    with pytest.raises(NotFound):
+        await service.import_stock("nobody", csv("A,w1,1"), fmt=FeedFormat.CSV)
+    writer.fail = True
+    with pytest.raises(ConnectionError):
+        await service.import_stock("acme", csv("A,w1,1"), fmt=FeedFormat.CSV)
+    assert writer.batches == []
