@@ -52,6 +52,7 @@ from kernel.http.guards import (
     api_key_only,
     api_key_opt,
 )
+from kernel.http.json_guard import json_body_only
 from kernel.http.options import with_options
 from kernel.openapi import errors
 from kernel.settings import Settings
@@ -128,12 +129,14 @@ class SupplierController(Controller):
         status_code=HTTP_201_CREATED,
         summary="Register a supplier (admin)",
         guards=[admin_only],
+        before_request=json_body_only,  # 415 / 400 for a body that is not plain JSON, before decoding
         responses=errors(
             {
-                400: "The body is not a supplier",
+                400: "The body is not a supplier, nests deeper than 32 levels or repeats a key",
                 401: "No admin bearer token",
                 403: "Wrong admin token",
                 409: "The supplier exists",
+                415: "A Content-Type other than application/json",
                 422: "Malformed supplier id",
             }
         ),
