@@ -13,9 +13,13 @@ whole feed was read and at least one line was accepted (a truncated or empty upl
 a catalog).
 
 The worker thread parses batch N+1 while batch N is published and committed. One import per
-supplier runs at a time (a lease in the ingest store, renewed every batch): two concurrent imports
-would both read revision N and publish different N+1s. Products named twice in one feed are
-rejected after the first occurrence.
+supplier runs at a time (a lease in the ingest store, renewed in the background for as long as the
+import runs, however long one batch takes): two concurrent imports would both read revision N and
+publish different N+1s. Products named twice in one feed are rejected after the first occurrence.
+
+An import can be stopped from outside (``ImportStop``: the HTTP client went away) or lose its lease;
+it then stops at the next chunk it reads or the next batch, lets the batches in flight finish, and
+keeps its report as ``failed`` with what was published until then.
 """
 
 from __future__ import annotations
@@ -45,7 +49,15 @@ from ingest.model import (
     plan_removals,
     plan_upserts,
 )
-from ingest.parsing import FeedFormat, FeedReader, LineError, format_from_filename
+from ingest.parsing import (
+    FeedError,
+    FeedFormat,
+    FeedLimits,
+    FeedReader,
+    LineError,
+    ReadStopped,
+    format_from_filename,
+)
 from ingest.profiles import Profile, get_profile
 from ingest.store import IngestStore, SupplierExists
 from ingest.validation import RowRejected, validate
@@ -86,6 +98,31 @@ class Conflict(IngestError):
 
 class InvalidRequest(IngestError):
     status_code = 422
+
+
+class ImportStopped(Conflict):
+    """The import was stopped before its end (see ``ImportStop``); its report says what was published."""
+
+
+class ImportStop:
+    """Asks a running import to stop: set from outside (the HTTP layer when its client goes away) or
+    by the import itself when it loses its lease. The feed reader looks at it before every chunk."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+
+    def stop(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+
+    def requested(self) -> bool:
+        return self.reason is not None
+
+    def check(self) -> None:
+        if self.reason is not None:
+            raise ImportStopped(self.reason)
 
 
 class _Batch:
@@ -163,12 +200,14 @@ class IngestService:
         batch_lines: int = DEFAULT_BATCH_LINES,
         publish_window: int = 2,
         on_report: Callable[[FeedReport], None] | None = None,
+        lease_s: float = IMPORT_LEASE_S,
     ) -> None:
         self.store = store
         self.event_log = event_log
         self.batch_lines = batch_lines
         self.publish_window = publish_window
         self._on_report = on_report
+        self.lease_s = lease_s
 
     # -- suppliers --------------------------------------------------------------------------
 
@@ -241,8 +280,11 @@ class IngestService:
         mode: Mode = "delta",
         source_dir: Path | None = None,
         on_read: Callable[[int], None] | None = None,
+        limits: FeedLimits = FeedLimits(),
+        stop: ImportStop | None = None,
     ) -> FeedReport:
-        """Import one feed body. Raises FeedError (whole feed unusable) before anything is published."""
+        """Import one feed body. Raises FeedError (whole feed unusable) before anything is published;
+        FeedTooLarge or ImportStopped once it is found too large or is stopped (the report is kept)."""
         started = time.perf_counter()
         if mode not in ("delta", "full"):
             raise InvalidRequest(f"mode must be 'delta' or 'full', got {mode!r}")
@@ -250,10 +292,12 @@ class IngestService:
             raise NotFound(f"unknown supplier {supplier_id!r}")
         mapper = get_profile(profile, supplier_id, source_dir=source_dir)
         feed_id = uuid.uuid4().hex
-        if not await self.store.acquire_import_lease(supplier_id, feed_id, IMPORT_LEASE_S):
+        if not await self.store.acquire_import_lease(supplier_id, feed_id, self.lease_s):
             raise Conflict(
                 f"another feed of supplier {supplier_id!r} is being imported; retry when it is done"
             )
+        stop = stop or ImportStop()
+        holder = asyncio.create_task(self._hold_lease(supplier_id, feed_id, stop), name=f"lease-{feed_id}")
         try:
             return await self._import(
                 supplier_id,
@@ -264,10 +308,28 @@ class IngestService:
                 mode=mode,
                 on_read=on_read,
                 started=started,
+                limits=limits,
+                stop=stop,
             )
         finally:
+            holder.cancel()
+            with contextlib.suppress(BaseException):
+                await holder
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.store.release_import_lease(supplier_id, feed_id))
+
+    async def _hold_lease(self, supplier_id: str, feed_id: str, stop: ImportStop) -> None:
+        """Renew the lease while the import runs; if another import took it over, stop this one."""
+        while True:
+            await asyncio.sleep(self.lease_s / 4)
+            try:
+                held = await self.store.acquire_import_lease(supplier_id, feed_id, self.lease_s)
+            except Exception:
+                log.warning("ingest.lease_renewal_failed", feed_id=feed_id, exc_info=True)
+                continue
+            if not held:
+                stop.stop("the import lease expired and another import took over; re-push the feed")
+                return
 
     async def _import(
         self,
@@ -280,8 +342,18 @@ class IngestService:
         mode: Mode,
         on_read: Callable[[int], None] | None,
         started: float,
+        limits: FeedLimits,
+        stop: ImportStop,
     ) -> FeedReport:
-        reader = await asyncio.to_thread(FeedReader, source, fmt, on_read=on_read)
+        reader = await asyncio.to_thread(
+            FeedReader,
+            source,
+            fmt,
+            on_read=on_read,
+            max_bytes=limits.max_bytes,
+            max_line_bytes=limits.max_line_bytes,
+            should_stop=stop.requested,
+        )
         report = FeedReport(
             feed_id=feed_id,
             supplier_id=supplier_id,
@@ -310,15 +382,15 @@ class IngestService:
             saved = True
             while True:
                 # Pipeline: the worker thread parses batch N+1 while batch N is published and committed.
+                stop.check()
                 pending = None if batch.exhausted else prepare()
                 await self._apply_batch(report, batch, seen, timings, window)
-                if not await self.store.acquire_import_lease(supplier_id, feed_id, IMPORT_LEASE_S):  # renew
-                    raise Conflict("the import lease expired and another import took over; re-push the feed")
                 timings["prepare_s"] += batch.elapsed
                 if pending is None:
                     break
                 batch, pending = await pending, None
             await window.drain()
+            stop.check()
             report.bytes_read = reader.bytes_read
             if mode == "full":
                 await self._remove_missing(report, reader.complete, seen, timings)
@@ -331,8 +403,11 @@ class IngestService:
             if not saved:
                 raise  # the feed was refused before anything happened: no report to keep
             report.status = FeedStatus.FAILED
-            report.notes.append(f"import stopped: {exc!r}"[:500])
+            report.bytes_read = reader.bytes_read
+            report.notes.append(f"import stopped: {_why(exc, stop)}"[:500])
             await self._finish(report, started, timings)
+            if isinstance(exc, ReadStopped):
+                raise ImportStopped(stop.reason or str(exc)) from None
             raise
         await self._finish(report, started, timings)
         return report
@@ -431,6 +506,14 @@ class IngestService:
             changed=report.changed,
             removed=report.removed,
         )
+
+
+def _why(exc: BaseException, stop: ImportStop) -> str:
+    if isinstance(exc, ReadStopped | ImportStopped) and stop.reason is not None:
+        return stop.reason
+    if isinstance(exc, FeedError):
+        return exc.reason
+    return repr(exc)
 
 
 async def import_path(

@@ -48,7 +48,7 @@ from inventory.port import ReservationEngine
 from kernel.http.errors import RETRY_AFTER, ErrorRule, error_table
 from kernel.http.guards import admin_only, admin_token_opt
 from kernel.http.hot_path import JsonBytes, first_header, read_body
-from kernel.http.json_guard import json_body
+from kernel.http.json_body import json_body
 from kernel.http.options import with_options
 from kernel.openapi import errors, header, reads_json
 

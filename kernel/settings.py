@@ -27,7 +27,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     recommendations_url: str
     spark_url: str = "local[*]"
     admin_token: str | None = None
-    feed_max_bytes: int = 200 * 1024 * 1024
+    # The largest feed, counted after decompression (a gzip body of a megabyte can hold gigabytes).
+    feed_max_bytes: Annotated[int, msgspec.Meta(gt=0)] = 200 * 1024 * 1024
+    # The longest CSV/NDJSON line or JSON-array element; a longer one is rejected alone.
+    feed_max_line_bytes: Annotated[int, msgspec.Meta(gt=0)] = 1024 * 1024
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"

@@ -11,11 +11,8 @@ reservation hot path and for every line of a feed:
   value re-encoded (in C) have as many colons unless a repeated key was dropped. Only a body that
   hides a colon as ``\\u003a``, or one that does repeat a key, is tokenized to name the key.
 
-The HTTP half (``json_body``, ``json_body_only``) refuses a body sent as anything but JSON with 415:
-a cross-site form can post ``text/plain``, ``application/x-www-form-urlencoded`` or
-``multipart/form-data`` without a preflight, never ``application/json``. A body without any
-Content-Type is still read as JSON, as before; what closes that door for good is a key in a header
-(storefront and supplier keys, the admin token), which a cross-site request cannot add.
+No web framework here: the feed parser uses it too. The HTTP routes use it through
+``kernel.http.json_body``.
 """
 
 from __future__ import annotations
@@ -24,9 +21,6 @@ import re
 from typing import Any
 
 import msgspec
-from litestar import Request
-from litestar.exceptions import ClientException
-from litestar.status_codes import HTTP_415_UNSUPPORTED_MEDIA_TYPE
 
 MAX_DEPTH = 32
 JSON_MEDIA_TYPE = "application/json"
@@ -110,35 +104,7 @@ def first_repeated_key(raw: bytes) -> str | None:
     return None
 
 
-# -- HTTP ---------------------------------------------------------------------------------------
-
-
 def is_json_media_type(content_type: str | None) -> bool:
     """``application/json`` or a ``+json`` type, any parameters (``; charset=utf-8``)."""
     media = (content_type or "").split(";", 1)[0].strip().lower()
     return media == JSON_MEDIA_TYPE or (media.startswith("application/") and media.endswith("+json"))
-
-
-def require_json_media_type(content_type: str | None) -> None:
-    """415 for a body sent as anything but JSON; a body without Content-Type is read as JSON."""
-    if content_type and not is_json_media_type(content_type):
-        raise ClientException(
-            detail=f"send the body as {JSON_MEDIA_TYPE} (got {content_type})",
-            status_code=HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-        )
-
-
-def json_body(raw: bytes, content_type: str | None, *, max_depth: int = MAX_DEPTH) -> Any:
-    """The decoded body of a JSON route: 415 if not sent as JSON, 400 if not JSON or refused."""
-    require_json_media_type(content_type)
-    try:
-        return decode_json(raw, max_depth=max_depth)
-    except msgspec.DecodeError as exc:
-        raise ClientException(detail=f"invalid JSON body: {exc}") from None
-    except JsonShapeError as exc:
-        raise ClientException(detail=f"invalid JSON body: {exc.reason}") from None
-
-
-async def json_body_only(request: Request[Any, Any, Any]) -> None:
-    """``before_request`` of a route whose body Litestar decodes: checked first (Litestar keeps the body)."""
-    json_body(await request.body(), request.headers.get("content-type"))
