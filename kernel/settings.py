@@ -35,6 +35,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     port: int = 8000
     log_level: str = "info"
     log_format: str = "json"  # "json" or "console"
+    # Retention of the event-log topics nobody replays (storefront activity, dead letters): by age and by
+    # size per partition; 0 keeps them forever. The topics read models are rebuilt from are always kept.
+    event_log_retention_s: Annotated[float, msgspec.Meta(ge=0)] = 7 * 24 * 3600
+    event_log_retention_bytes: Annotated[int, msgspec.Meta(ge=0)] = 1024 * 1024 * 1024
     # Run projectors inside `serve` (embedded default); a cluster deployment runs `emporium project`.
     inprocess_projectors: bool = True
     # Rendered search pages cached per serving process (~10 KiB each, plus a sixteenth as many index

@@ -37,6 +37,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import structlog
 
 from kernel.eventlog.port import OutgoingMessage, Record, consumer_topics
+from kernel.eventlog.retention import KEEP_ALL, Retention, RetentionPolicy
+from kernel.eventlog.sqlite_retention import prune
 
 log = structlog.get_logger(__name__)
 
@@ -189,6 +191,8 @@ class SqliteEventLog:
         busy_timeout_ms: int = 10_000,
         session_timeout_s: float = 10.0,
         heartbeat_interval_s: float = 1.0,
+        retention: RetentionPolicy = KEEP_ALL,
+        prune_interval_s: float = 60.0,
     ) -> None:
         if partitions < 1:
             raise ValueError("partitions must be >= 1")
@@ -207,9 +211,12 @@ class SqliteEventLog:
         # seen by polling. Per topic: a busy topic (storefront activity) must not wake every consumer.
         self._wakers: dict[str, set[asyncio.Event]] = {}
         self._watch: sqlite3.Connection | None = None  # the loop thread's own: see ``_quiet_since``
+        self.retention = retention  # applied by ``_prune`` (kernel.eventlog.sqlite_retention)
+        self.prune_interval_s = prune_interval_s
+        self._next_prune = 0.0
 
     @classmethod
-    def from_url(cls, url: str) -> SqliteEventLog:
+    def from_url(cls, url: str, **options: Any) -> SqliteEventLog:
         """``sqlite:///relative/or/absolute/path.db[?partitions=N&synchronous=full]``."""
         parts = urlsplit(url)
         if parts.scheme != "sqlite":
@@ -229,7 +236,7 @@ class SqliteEventLog:
             kwargs["synchronous"] = query["synchronous"].upper()
         if "busy_timeout_ms" in query:
             kwargs["busy_timeout_ms"] = int(query["busy_timeout_ms"])
-        return cls(path, **kwargs)
+        return cls(path, **kwargs, **options)
 
     def connection(self, name: str) -> _Connection:
         return _Connection(
@@ -249,6 +256,7 @@ class SqliteEventLog:
 
         await self._conn.run(_create)
         self._started = True
+        await self._prune()
 
     async def close(self) -> None:
         if self._watch is not None:
@@ -345,6 +353,24 @@ class SqliteEventLog:
 
         await self._conn.run(_append)
         self._notify(topic)
+        if not self.retention.of(topic).forever and time.monotonic() >= self._next_prune:
+            await self._prune()
+
+    async def _prune(self) -> None:
+        """Drop what the retention policy drops (at most once a prune interval; a busy file waits)."""
+        if self.retention.bounded.forever:
+            return
+        self._next_prune = time.monotonic() + self.prune_interval_s
+        try:
+            deleted = await self._conn.run(lambda conn: prune(conn, self.retention, _now_ms()))
+        except sqlite3.Error as exc:
+            log.warning("eventlog.prune_failed", error=str(exc))
+            return
+        if deleted:
+            log.info("eventlog.pruned", records=deleted)
+
+    async def retention_of(self, topic: str) -> Retention:
+        return self.retention.of(topic)
 
     # consuming ---------------------------------------------------------------------------------
 
@@ -370,10 +396,8 @@ class SqliteEventLog:
             total = 0
             for partition in range(partitions):
                 end = _end_offset(conn, topic, partition)
-                start = committed.get(partition)
-                if start is None:
-                    start = _begin_offset(conn, topic, partition)
-                total += max(0, end - int(start))
+                begin = _begin_offset(conn, topic, partition)  # records before it fell out of retention
+                total += max(0, end - max(begin, int(committed.get(partition, begin))))
             return total
 
         return await self._conn.run(_lag)
