@@ -25,7 +25,7 @@ from kernel.http.json_guard import JSON_MEDIA_TYPE, MAX_DEPTH, JsonShapeError, d
 
 def require_json_media_type(content_type: str | None) -> None:
     """415 for a body sent as anything but JSON; a body without Content-Type is read as JSON."""
-    if content_type and not is_json_media_type(content_type):
+    if content_type and content_type != JSON_MEDIA_TYPE and not is_json_media_type(content_type):
         raise ClientException(
             detail=f"send the body as {JSON_MEDIA_TYPE} (got {content_type})",
             status_code=HTTP_415_UNSUPPORTED_MEDIA_TYPE,
