@@ -525,10 +525,18 @@ async def import_path(
     mode: Mode = "delta",
     fmt: FeedFormat | None = None,
     on_read: Callable[[int], None] | None = None,
+    limits: FeedLimits = FeedLimits(),
 ) -> FeedReport:
     """Import a feed file; its folder is where profiles look for side files (instacart)."""
     fmt = fmt or format_from_filename(path.name)
     with path.open("rb") as fh:
         return await service.import_feed(
-            supplier_id, fh, fmt=fmt, profile=profile, mode=mode, source_dir=path.parent, on_read=on_read
+            supplier_id,
+            fh,
+            fmt=fmt,
+            profile=profile,
+            mode=mode,
+            source_dir=path.parent,
+            on_read=on_read,
+            limits=limits,
         )

@@ -13,7 +13,7 @@ from tqdm import tqdm
 from emporium.cli.context import run, settings_from
 from emporium.container import ingest_service
 from ingest.model import FeedReport, FeedStatus, Mode
-from ingest.parsing import FeedError, FeedFormat
+from ingest.parsing import FeedError, FeedFormat, FeedLimits
 from ingest.profiles import PROFILE_NAMES
 from ingest.service import IngestError, import_path
 from kernel.settings import Settings
@@ -85,6 +85,8 @@ def import_feed(
                 mode=cast(Mode, mode),
                 fmt=fmt,
                 on_read=bar.update,
+                # the operator's own file: no size limit, but the line limit of every feed
+                limits=FeedLimits(max_line_bytes=settings.feed_max_line_bytes),
             )
 
     try:
