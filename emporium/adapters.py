@@ -86,16 +86,16 @@ class Port(Generic[AdapterT]):
 # Event log -------------------------------------------------------------------------------------
 
 
-def _sqlite_event_log(url: str, *, client_id: str = "emporium") -> EventLog:
+def _sqlite_event_log(url: str, *, client_id: str = "emporium", **options: Any) -> EventLog:
     from kernel.eventlog.sqlite import SqliteEventLog
 
-    return SqliteEventLog.from_url(url)
+    return SqliteEventLog.from_url(url, **options)
 
 
-def _kafka_event_log(url: str, *, client_id: str = "emporium") -> EventLog:
+def _kafka_event_log(url: str, *, client_id: str = "emporium", **options: Any) -> EventLog:
     from kernel.eventlog.kafka import KafkaEventLog
 
-    return KafkaEventLog.from_url(url, client_id=client_id)
+    return KafkaEventLog.from_url(url, client_id=client_id, **options)
 
 
 EVENT_LOG: Port[EventLog] = Port(

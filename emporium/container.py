@@ -33,6 +33,7 @@ from emporium.adapters import (
     Port,
 )
 from ingest.service import IngestService
+from kernel.eventlog.retention import retention_policy
 from kernel.runtime import Runtime
 from kernel.settings import Settings
 
@@ -94,7 +95,9 @@ class Container:
         return adapter
 
     def event_log(self) -> EventLog:
-        return self._adapter(EVENT_LOG, client_id=self.client_id)
+        settings = self.settings
+        retention = retention_policy(settings.event_log_retention_s, settings.event_log_retention_bytes)
+        return self._adapter(EVENT_LOG, client_id=self.client_id, retention=retention)
 
     def search_index(self) -> RebuildableSearchIndex:
         return self._adapter(SEARCH_INDEX)

@@ -4,7 +4,10 @@
 (and a ``Location`` of the report): the import runs while the request is open, so the supplier learns
 the outcome of every line in the same call. The body is streamed to a spool file (memory up to
 ``SPOOL_MEMORY_BYTES``, then disk) while the size limit is enforced, and only then imported: an
-oversized (413), empty (400) or unsupported (415) body is refused before anything is published.
+oversized (413), empty (400) or unsupported (415) body is refused before anything is published. A
+gzip body that grows past the limit once decompressed is a 413 too, as soon as reading reaches the
+limit (its report, kept as ``failed``, says what was imported before). If the client goes away
+during the import, the import stops at the next chunk or batch (report ``failed``, lease released).
 
 ``POST /v1/suppliers/{supplier_id}/stock`` takes a stock feed (rows ``sku, warehouse, quantity``) the same
 way and answers the same report; its stock is reservable when the answer arrives.
@@ -16,6 +19,7 @@ exceptions, answered by ``INGEST_ERRORS``.
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
@@ -33,6 +37,7 @@ from ingest.parsing import (
     EmptyFeed,
     FeedError,
     FeedFormat,
+    FeedLimits,
     FeedTooLarge,
     UnsupportedFeedFormat,
     format_from_content_type,
@@ -41,6 +46,7 @@ from ingest.profiles import PROFILE_NAMES, UnknownProfile
 from ingest.service import (
     Conflict,
     Forbidden,
+    ImportStop,
     IngestError,
     IngestService,
     InvalidRequest,
@@ -57,6 +63,7 @@ from kernel.http.guards import (
     api_key_only,
     api_key_opt,
 )
+from kernel.http.json_body import json_body_only
 from kernel.http.options import with_options
 from kernel.openapi import errors
 from kernel.settings import Settings
@@ -72,7 +79,7 @@ _FEED_ERRORS = {
     401: "No or unknown API key",
     403: "The key of another supplier",
     404: "Unknown supplier",
-    413: "Body larger than the feed limit",
+    413: "Body larger than the feed limit (once decompressed, too)",
     415: "Unsupported Content-Type, charset or Content-Encoding",
     422: "A header or stream that cannot be read as this format",
 }
@@ -111,8 +118,12 @@ class SupplierCreated(msgspec.Struct):
     api_key: str  # shown once; only its hash is stored
 
 
-async def _spool_body(request: Request[Any, Any, Any], limit: int) -> tempfile.SpooledTemporaryFile[bytes]:
+async def _spool_body(
+    request: Request[Any, Any, Any], limit: int | None
+) -> tempfile.SpooledTemporaryFile[bytes]:
     declared = request.headers.get("content-length")
+    if limit is None:
+        limit = 1 << 62
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise FeedTooLarge(f"feed body of {int(declared)} bytes exceeds the limit of {limit} bytes")
     spool: tempfile.SpooledTemporaryFile[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES)
@@ -128,6 +139,13 @@ async def _spool_body(request: Request[Any, Any, Any], limit: int) -> tempfile.S
         raise
     spool.seek(0)
     return spool
+
+
+async def _stop_on_disconnect(request: Request[Any, Any, Any], stop: ImportStop) -> None:
+    """Once the body is read, ``receive`` returns only when the client disconnects (or we answered)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+    stop.stop("the client disconnected before the import finished; re-push the feed")
 
 
 def _feed_format(request: Request[Any, Any, Any], override: str | None) -> FeedFormat:
@@ -150,12 +168,14 @@ class SupplierController(Controller):
         status_code=HTTP_201_CREATED,
         summary="Register a supplier (admin)",
         guards=[admin_only],
+        before_request=json_body_only,  # 415 / 400 for a body that is not plain JSON, before decoding
         responses=errors(
             {
-                400: "The body is not a supplier",
+                400: "The body is not a supplier, nests deeper than 32 levels or repeats a key",
                 401: "No admin bearer token",
                 403: "Wrong admin token",
                 409: "The supplier exists",
+                415: "A Content-Type other than application/json",
                 422: "Malformed supplier id",
             }
         ),
@@ -181,13 +201,13 @@ class FeedController(Controller):
         summary="Push a catalog feed (CSV, NDJSON or JSON array; gzip optional)",
         guards=[api_key_only],
         responses=errors({**_FEED_ERRORS, 409: "Another import of this supplier is running"}),
-        request_max_body_size=None,  # enforced while streaming, with Settings.feed_max_bytes
+        request_max_body_size=None,  # enforced while streaming and decompressing, Settings.feed_max_bytes
     )
     async def push_feed(
         self,
         request: Request[Any, Any, Any],
         service: NamedDependency[IngestService],
-        feed_max_bytes: NamedDependency[int],
+        feed_limits: NamedDependency[FeedLimits],
         supplier_id: FromPath[str],
         profile: Annotated[str, QueryParameter(description=_PROFILE_HELP)] = "canonical",
         mode: Annotated[
@@ -200,12 +220,22 @@ class FeedController(Controller):
     ) -> Response[FeedReport]:
         """Import the body; ``Content-Type`` text/csv, application/x-ndjson or application/json."""
         fmt = _feed_format(request, feed_format)
-        spool = await _spool_body(request, feed_max_bytes)
+        spool = await _spool_body(request, feed_limits.max_bytes)
+        stop = ImportStop()
+        watcher = asyncio.create_task(_stop_on_disconnect(request, stop))
         try:
             report = await service.import_feed(
-                supplier_id, spool, fmt=fmt, profile=profile, mode=mode, default_stock=default_stock
+                supplier_id,
+                spool,
+                fmt=fmt,
+                profile=profile,
+                mode=mode,
+                default_stock=default_stock,
+                limits=feed_limits,
+                stop=stop,
             )
         finally:
+            watcher.cancel()
             spool.close()
         return Response(
             report,
@@ -243,13 +273,13 @@ class StockFeedController(Controller):
         summary="Push a stock feed: rows sku, warehouse, quantity (CSV, NDJSON or JSON array; gzip optional)",
         guards=[api_key_only],
         responses=errors(_FEED_ERRORS),
-        request_max_body_size=None,  # enforced while streaming, with Settings.feed_max_bytes
+        request_max_body_size=None,  # enforced while streaming and decompressing, Settings.feed_max_bytes
     )
     async def push_stock(
         self,
         request: Request[Any, Any, Any],
         stock_feeds: NamedDependency[StockFeedService],
-        feed_max_bytes: NamedDependency[int],
+        feed_limits: NamedDependency[FeedLimits],
         supplier_id: FromPath[str],
         feed_format: FormatParameter = None,
     ) -> Response[FeedReport]:
@@ -258,10 +288,15 @@ class StockFeedController(Controller):
         The report counts lines as a catalog feed's does; a line that would put on-hand below what is
         held and sold is rejected with that reason. The stock is reservable when this answers."""
         fmt = _feed_format(request, feed_format)
-        spool = await _spool_body(request, feed_max_bytes)
+        spool = await _spool_body(request, feed_limits.max_bytes)
+        stop = ImportStop()
+        watcher = asyncio.create_task(_stop_on_disconnect(request, stop))
         try:
-            report = await stock_feeds.import_stock(supplier_id, spool, fmt=fmt)
+            report = await stock_feeds.import_stock(
+                supplier_id, spool, fmt=fmt, limits=feed_limits, stop=stop
+            )
         finally:
+            watcher.cancel()
             spool.close()
         return Response(
             report,
@@ -275,7 +310,7 @@ def ingest_router(
 ) -> Router:
     """The supplier routes with the services injected and the guards' secrets set (one per app); the stock
     feed route when there is a stock writer to hand stock to."""
-    feed_max_bytes = settings.feed_max_bytes
+    feed_limits = FeedLimits(settings.feed_max_bytes, settings.feed_max_line_bytes)
 
     async def check_supplier_key(key: str | None, path_params: Mapping[str, Any]) -> None:
         await service.authenticate(path_params["supplier_id"], key)
@@ -289,7 +324,7 @@ def ingest_router(
         dependencies={
             "service": Provide(lambda: service, sync_to_thread=False, use_cache=True),
             "stock_feeds": Provide(lambda: stock_feeds, sync_to_thread=False, use_cache=True),
-            "feed_max_bytes": Provide(lambda: feed_max_bytes, sync_to_thread=False, use_cache=True),
+            "feed_limits": Provide(lambda: feed_limits, sync_to_thread=False, use_cache=True),
         },
         opt={**admin_token_opt(settings.admin_token), **api_key_opt(check_supplier_key)},
     )

@@ -6,10 +6,15 @@ could not, so one bad line never stops the feed. ``line`` is always the physical
 (1-based) where the record starts; for CSV the header is line 1.
 
 Problems with the body as a whole raise ``FeedError`` (the HTTP layer turns them into a 4xx):
-unknown format (415), empty body (400), a CSV header that cannot be used (422). A body that breaks
-off mid-way (truncated gzip, JSON syntax error that makes the rest unreadable) yields a final
-``LineError`` and leaves ``reader.complete`` False: the service then skips ``--mode full``
-removals, because products missing from an incomplete feed are not known to be gone.
+unknown format (415), empty body (400), a CSV header that cannot be used (422), more than
+``max_bytes`` once decompressed (413, raised when reading reaches it). A body that breaks off mid-way
+(truncated gzip, JSON syntax error that makes the rest unreadable) yields a final ``LineError`` and
+leaves ``reader.complete`` False: the service then skips ``--mode full`` removals, because products
+missing from an incomplete feed are not known to be gone.
+
+A hostile body costs what reading it costs: lines longer than ``max_line_bytes`` are skipped
+without being held (``ingest.lines``), blank lines are skipped in bulk, and a record nested deeper
+than ``kernel.http.json_guard.MAX_DEPTH`` or repeating a key is rejected alone.
 """
 
 from __future__ import annotations
@@ -19,21 +24,54 @@ import csv
 import enum
 import gzip
 import io
-import json
-import zlib
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import IO, Any, NamedTuple
 
 import msgspec
 
+from ingest.feed_records import (
+    EmptyFeed,
+    FeedError,
+    FeedTooLarge,
+    LineError,
+    ParsedRecord,
+    ReadStopped,
+    Row,
+    UnsupportedFeedFormat,
+)
+from ingest.json_array import JsonArrayReader
+from ingest.lines import TOO_LONG, CsvLines, LineSource, LineTooLong
+from kernel.http.json_guard import JsonShapeError, check_json, too_deep
+
+__all__ = [
+    "EmptyFeed",
+    "FeedError",
+    "FeedFormat",
+    "FeedLimits",
+    "FeedReader",
+    "FeedTooLarge",
+    "LineError",
+    "ParsedRecord",
+    "ReadStopped",
+    "Row",
+    "UnsupportedFeedFormat",
+    "format_from_content_type",
+    "format_from_filename",
+]
+
 GZIP_MAGIC = b"\x1f\x8b"
-_MAX_JSON_ELEMENT_CHARS = 4 * 1024 * 1024
+DEFAULT_MAX_LINE_BYTES = 1024 * 1024
 _READ_CHUNK = 256 * 1024
-# What a truncated or corrupt gzip body raises while it is read.
-_STREAM_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error, OSError)
 # A quote left open swallows the rest of the file into one field; bound what that can cost.
 csv.field_size_limit(8 * 1024 * 1024)
+
+
+class FeedLimits(NamedTuple):
+    """What one feed may cost: bytes once decompressed (None: no limit) and bytes per line or element."""
+
+    max_bytes: int | None = None
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
 
 
 class FeedFormat(enum.StrEnum):
@@ -41,38 +79,6 @@ class FeedFormat(enum.StrEnum):
     NDJSON = "ndjson"
     JSON = "json"
 
-
-class LineError(msgspec.Struct, frozen=True):
-    """A rejected record: where it starts in the feed and why it was rejected."""
-
-    line: int
-    reason: str
-
-
-class FeedError(Exception):
-    """The feed as a whole is unusable; nothing of it was imported."""
-
-    status_code = 422
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class UnsupportedFeedFormat(FeedError):
-    status_code = 415
-
-
-class EmptyFeed(FeedError):
-    status_code = 400
-
-
-class FeedTooLarge(FeedError):
-    status_code = 413
-
-
-Row = dict[str, Any]
-ParsedRecord = tuple[int, Row] | LineError
 
 _CONTENT_TYPES: dict[str, FeedFormat] = {
     "text/csv": FeedFormat.CSV,
@@ -148,6 +154,34 @@ class CountingReader(io.RawIOBase):
         return n
 
 
+class _Decompressed:
+    """``read(n)`` of the body's content (decompressed), refusing to go past ``limit`` bytes, and
+    stopping (``ReadStopped``) at the first chunk after ``should_stop`` says so."""
+
+    def __init__(
+        self,
+        stream: IO[bytes],
+        limit: int | None,
+        compressed: bool,
+        should_stop: Callable[[], bool] | None,
+    ) -> None:
+        self._read1 = stream.read1  # type: ignore[attr-defined]
+        self.limit = limit
+        self.compressed = compressed
+        self.should_stop = should_stop
+        self.size = 0
+
+    def read(self, n: int) -> bytes:
+        if self.should_stop is not None and self.should_stop():
+            raise ReadStopped("reading the feed was stopped")
+        chunk: bytes = self._read1(n)
+        self.size += len(chunk)
+        if self.limit is not None and self.size > self.limit:
+            state = "once decompressed" if self.compressed else ""
+            raise FeedTooLarge(f"the feed is larger than the limit of {self.limit} bytes {state}".rstrip())
+        return chunk
+
+
 class FeedReader:
     """Iterate the records of one feed body.
 
@@ -161,21 +195,23 @@ class FeedReader:
         fmt: FeedFormat,
         *,
         on_read: Callable[[int], None] | None = None,
+        max_bytes: int | None = None,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        should_stop: Callable[[], bool] | None = None,
     ) -> None:
         self.format = fmt
+        self.max_line_bytes = max_line_bytes
         self._counter = CountingReader(source, on_read)
         buffered = io.BufferedReader(self._counter, buffer_size=_READ_CHUNK)
         head = buffered.peek(2)[:2]
         if not head:
             raise EmptyFeed("empty feed body")
         self.compressed = head == GZIP_MAGIC
-        self._stream: IO[bytes] = (
-            gzip.GzipFile(fileobj=buffered, mode="rb") if self.compressed else buffered  # type: ignore[assignment]
-        )
+        stream: IO[bytes] = gzip.GzipFile(fileobj=buffered, mode="rb") if self.compressed else buffered  # type: ignore[assignment]
+        self._body = _Decompressed(stream, max_bytes, self.compressed, should_stop)
         self.complete = True
         self.columns: list[str] | None = None
-        self._line = 0
-        self._broken: str | None = None
+        self._array: JsonArrayReader | None = None
 
     @property
     def bytes_read(self) -> int:
@@ -189,70 +225,74 @@ class FeedReader:
             return self._ndjson_records()
         return self._json_array_records()
 
-    # -- raw lines --------------------------------------------------------------------------
-
-    def _raw_lines(self) -> Iterator[bytes]:
-        """Physical lines; a truncated or corrupt gzip stream ends them and marks the feed incomplete."""
-        lines = iter(self._stream)
-        while True:
-            try:
-                raw = next(lines)
-                if not raw.endswith(b"\n"):
-                    # Possibly cut mid-line: hold it back until we know the stream ended cleanly.
-                    for _ in lines:
-                        pass
-            except StopIteration:
-                return
-            except _STREAM_ERRORS as exc:
-                self._mark_broken(f"gzip stream is truncated or corrupt after line {self._line}: {exc}")
-                return
-            self._line += 1
-            yield raw
-
-    def _tail_error(self) -> Iterator[LineError]:
-        if self._broken is not None:
-            yield LineError(self._line + 1, self._broken)
+    def _too_long(self, line: int) -> LineError:
+        return LineError(line, f"line longer than {self.max_line_bytes} bytes")
 
     # -- CSV --------------------------------------------------------------------------------
 
     def _csv_records(self) -> Iterator[ParsedRecord]:
-        # csv.reader pulls lines straight from a C-level text decoder (no per-line Python code).
-        # Undecodable bytes become lone surrogates, which the per-record check below turns into a
-        # rejection of that record only.
-        text = io.TextIOWrapper(
-            self._stream,
-            encoding="utf-8-sig",
-            errors="surrogateescape",
-            newline="",
-        )
-        reader = csv.reader(text, strict=True)
-        header = _CsvHeader(_csv_header_fields(reader))
+        source = LineSource(self._body.read, max_line_bytes=self.max_line_bytes, csv=True)
+        lines = CsvLines(source)
+        reader = csv.reader(lines, strict=True)
+        header = _CsvHeader(self._csv_header_fields(reader, lines))
         self.columns = list(header.keys)
-        last = reader.line_num
         while True:
+            lines.at_row_start = True
             try:
                 fields = next(reader)
             except StopIteration:
                 break
-            except csv.Error as exc:
-                start, last = last + 1, reader.line_num
-                yield LineError(start, f"{_span(start, last)}broken CSV quoting: {exc}")
+            except (csv.Error, LineTooLong) as exc:
+                start, last = lines.row_start, source.line
+                yield from self._skipped(lines)
+                what = "broken CSV quoting: " if isinstance(exc, csv.Error) else ""
+                yield LineError(start, f"{_span(start, last)}{what}{exc}")
                 continue
-            except _STREAM_ERRORS as exc:
-                # The cut line never reaches the parser: the decoder raises before returning it.
-                self.complete = False
-                yield LineError(last + 1, f"gzip stream is truncated or corrupt after line {last}: {exc}")
-                return
-            start, last = last + 1, reader.line_num
+            start, last = lines.row_start, source.line
+            yield from self._skipped(lines)
             if fields:  # else a blank line
                 yield _csv_record(header, fields, start, last)
+        yield from self._skipped(lines)
+        if source.broken is not None:
+            # The cut line never reaches the parser: the source drops a line it cannot see the end of.
+            self.complete = False
+            yield LineError(source.line + 1, source.broken)
+
+    def _csv_header_fields(self, reader: Iterator[list[str]], lines: CsvLines) -> list[str]:
+        """The first line of a CSV feed; a header that cannot be used rejects the whole feed."""
+        try:
+            header = next(reader)
+        except StopIteration:
+            header = []
+        except (csv.Error, LineTooLong) as exc:
+            raise FeedError(f"line 1: unreadable CSV header: {exc}") from exc
+        if lines.source.broken is not None and not header:
+            raise FeedError(lines.source.broken)
+        if lines.skipped:
+            raise FeedError(
+                f"line {lines.skipped[0]}: the CSV header is longer than {self.max_line_bytes} bytes"
+            )
+        if not any(h.strip() for h in header):
+            raise EmptyFeed("the CSV feed has no header line")
+        if not _valid_utf8(header):
+            raise FeedError("line 1: the CSV header is not valid UTF-8")
+        return header
+
+    def _skipped(self, lines: CsvLines) -> Iterator[LineError]:
+        """Too-long lines met between rows (before the row just read)."""
+        if lines.skipped:
+            yield from (self._too_long(line) for line in lines.skipped)
+            lines.skipped.clear()
 
     # -- NDJSON -----------------------------------------------------------------------------
 
     def _ndjson_records(self) -> Iterator[ParsedRecord]:
         decode = _JSON_DECODER.decode
-        for raw in self._raw_lines():
-            line = self._line
+        source = LineSource(self._body.read, max_line_bytes=self.max_line_bytes, csv=False)
+        for line, raw in source.ndjson_lines():
+            if raw is TOO_LONG:
+                yield self._too_long(line)
+                continue
             if line == 1 and raw.startswith(codecs.BOM_UTF8):
                 raw = raw[3:]
             if not raw.strip():
@@ -264,74 +304,30 @@ class FeedReader:
                 # UnicodeDecodeError. Either way, tell the supplier which it was.
                 yield LineError(line, _ndjson_reason(raw, exc))
                 continue
+            except RecursionError:
+                yield LineError(line, too_deep().reason)
+                continue
             if not isinstance(obj, dict):
                 yield LineError(line, f"expected a JSON object, got {type(obj).__name__}")
                 continue
+            try:
+                check_json(raw, obj)
+            except JsonShapeError as exc:
+                yield LineError(line, exc.reason)
+                continue
             yield line, obj
-        yield from self._tail_error()
+        if source.broken is not None:
+            self.complete = False
+            yield LineError(source.line + 1, source.broken)
 
     # -- JSON array -------------------------------------------------------------------------
 
     def _json_array_records(self) -> Iterator[ParsedRecord]:
-        """Incremental decoding of ``[ {...}, {...} ]``: one element at a time, never the whole array."""
-        text = _JsonText(self._stream, self._mark_broken)
-        _open_json_array(text)
-        started = False
-        while (yield from self._at_json_element(text, started)):
-            started = True
-            element = text.decode_value()
-            if isinstance(element, LineError):
-                self.complete = False
-                yield element
-                return
-            yield _json_record(element)
-
-    def _at_json_element(self, text: _JsonText, started: bool) -> Generator[LineError, None, bool]:
-        """Move past the ',' before the next element: True when one follows; False at the end of the
-        array (after yielding why, when the array is not closed cleanly)."""
-        if text.skip_ws():
-            ch = text.buf[text.pos]
-            if ch == "]":
-                text.pos += 1
-                if text.skip_ws():
-                    yield LineError(text.line, "unexpected data after the end of the JSON array")
-                return False
-            if not started:
-                return True
-            if ch != ",":
-                self.complete = False
-                yield LineError(
-                    text.line, f"invalid JSON: expected ',' or ']' but found {ch!r}; rest not read"
-                )
-                return False
-            text.pos += 1
-            if text.skip_ws():
-                return True
-        self.complete = False
-        yield LineError(text.line, text.broken or "unexpected end of JSON array (missing ']')")
-        return False
-
-    def _mark_broken(self, reason: str) -> None:
-        """The body broke off (truncated or corrupt gzip): what was read stands, the feed is incomplete."""
-        self.complete = False
-        self._broken = reason
-
-
-def _csv_header_fields(reader: Iterator[list[str]]) -> list[str]:
-    """The first line of a CSV feed; a header that cannot be used rejects the whole feed."""
-    try:
-        header = next(reader)
-    except StopIteration:
-        header = []
-    except csv.Error as exc:
-        raise FeedError(f"line 1: unreadable CSV header: {exc}") from exc
-    except _STREAM_ERRORS as exc:
-        raise FeedError(f"gzip stream is truncated or corrupt: {exc}") from exc
-    if not any(h.strip() for h in header):
-        raise EmptyFeed("the CSV feed has no header line")
-    if not _valid_utf8(header):
-        raise FeedError("line 1: the CSV header is not valid UTF-8")
-    return header
+        array = JsonArrayReader(self._body.read, max_element_chars=self.max_line_bytes)
+        try:
+            yield from array.records()
+        finally:
+            self.complete = self.complete and array.complete
 
 
 class _CsvHeader:
@@ -371,104 +367,6 @@ def _csv_record(header: _CsvHeader, fields: list[str], start: int, last: int) ->
     return start, row
 
 
-class _JsonElement(NamedTuple):
-    line: int  # where the element starts
-    value: Any
-    text: str
-
-
-class _JsonText:
-    """The decoded body of a JSON feed, read chunk by chunk: ``buf[pos:]`` is not consumed yet and
-    ``line`` is the line of ``buf[pos]``."""
-
-    def __init__(self, stream: IO[bytes], on_broken: Callable[[str], None]) -> None:
-        self._stream = stream
-        self._on_broken = on_broken
-        self._decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
-        self.buf = ""
-        self.pos = 0
-        self.line = 1
-        self._eof = False
-        self.broken: str | None = None
-
-    def fill(self) -> bool:
-        """Append the next chunk to what is not consumed yet; False at the end of the body."""
-        if self._eof:
-            return False
-        try:
-            chunk = self._stream.read1(_READ_CHUNK)  # type: ignore[attr-defined]
-        except _STREAM_ERRORS as exc:
-            self.broken = f"gzip stream is truncated or corrupt: {exc}"
-            self._on_broken(self.broken)
-            chunk = b""
-        if not chunk:
-            self._eof = True
-            self.buf = self.buf[self.pos :] + self._decoder.decode(b"", final=True)
-            self.pos = 0
-            return False
-        self.buf = self.buf[self.pos :] + self._decoder.decode(chunk)
-        self.pos = 0
-        return True
-
-    def skip_ws(self) -> bool:
-        """Advance past whitespace, keeping ``line``; False at end of input."""
-        while True:
-            buf, pos, n = self.buf, self.pos, len(self.buf)
-            while pos < n and buf[pos] in " \t\r\n\ufeff":
-                if buf[pos] == "\n":
-                    self.line += 1
-                pos += 1
-            self.pos = pos
-            if pos < n:
-                return True
-            if not self.fill():
-                return False
-
-    def decode_value(self) -> _JsonElement | LineError:
-        """The JSON value at ``pos``, consumed; a LineError when it cannot be read (nor anything after it)."""
-        start_line = self.line
-        while True:
-            try:
-                value, end = _STDLIB_JSON.raw_decode(self.buf, self.pos)
-                break
-            except json.JSONDecodeError as exc:
-                err_line = start_line + self.buf.count("\n", self.pos, exc.pos)
-                # Most likely the element continues in the next chunk; only a syntax error
-                # that persists at end of input (or in an oversized element) is final.
-                if len(self.buf) - self.pos < _MAX_JSON_ELEMENT_CHARS and self.fill():
-                    continue
-                return LineError(
-                    err_line, self.broken or f"invalid JSON: {exc.msg}; the rest of the array was not read"
-                )
-        text = self.buf[self.pos : end]
-        self.line += text.count("\n")
-        self.pos = end
-        return _JsonElement(start_line, value, text)
-
-
-def _open_json_array(text: _JsonText) -> None:
-    """Consume the ``[`` that opens the feed; a body that is not a JSON array rejects the whole feed."""
-    if not text.skip_ws():
-        if text.broken is not None:
-            raise FeedError(text.broken)
-        raise EmptyFeed("empty feed body")
-    if text.buf[text.pos] != "[":
-        raise FeedError(
-            "line 1: a JSON feed must be an array of objects (use NDJSON for one object per line)"
-        )
-    text.pos += 1
-
-
-def _json_record(element: _JsonElement) -> ParsedRecord:
-    try:
-        element.text.encode("utf-8")
-    except UnicodeEncodeError:
-        return LineError(element.line, "invalid UTF-8 byte sequence")
-    if not isinstance(element.value, dict):
-        return LineError(element.line, f"expected a JSON object, got {type(element.value).__name__}")
-    return element.line, element.value
-
-
 def _valid_utf8(fields: list[str]) -> bool:
     """False if decoding left lone surrogates (invalid UTF-8 in the input); ASCII short-circuits."""
     joined = "".join(fields)
@@ -494,7 +392,6 @@ def _only_blank_extras(fields: list[str], names: list[str], width: int) -> bool:
 
 
 _JSON_DECODER = msgspec.json.Decoder(float_hook=Decimal)
-_STDLIB_JSON = json.JSONDecoder(parse_float=Decimal)
 
 
 def _ndjson_reason(raw: bytes, exc: Exception) -> str:

@@ -13,9 +13,13 @@ whole feed was read and at least one line was accepted (a truncated or empty upl
 a catalog).
 
 The worker thread parses batch N+1 while batch N is published and committed. One import per
-supplier runs at a time (a lease in the ingest store, renewed every batch): two concurrent imports
-would both read revision N and publish different N+1s. Products named twice in one feed are
-rejected after the first occurrence.
+supplier runs at a time (a lease in the ingest store, renewed in the background for as long as the
+import runs, however long one batch takes): two concurrent imports would both read revision N and
+publish different N+1s. Products named twice in one feed are rejected after the first occurrence.
+
+An import can be stopped from outside (``ImportStop``: the HTTP client went away) or lose its lease;
+it then stops at the next chunk it reads or the next batch, lets the batches in flight finish, and
+keeps its report as ``failed`` with what was published until then.
 """
 
 from __future__ import annotations
@@ -25,8 +29,7 @@ import contextlib
 import re
 import time
 import uuid
-from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
@@ -34,6 +37,18 @@ from typing import IO
 import structlog
 
 from ingest.auth import hash_secret, new_api_key, parse_api_key, verify_secret
+from ingest.batches import Batch, PublishWindow, prepare_batch
+from ingest.errors import (
+    Conflict,
+    Forbidden,
+    ImportStop,
+    ImportStopped,
+    IngestError,
+    InvalidRequest,
+    NotFound,
+    Unauthorized,
+    stop_reason,
+)
 from ingest.model import (
     PRODUCER,
     FeedReport,
@@ -41,123 +56,43 @@ from ingest.model import (
     Mode,
     ProductState,
     SupplierRecord,
-    fingerprint,
     plan_removals,
     plan_upserts,
 )
-from ingest.parsing import FeedFormat, FeedReader, LineError, format_from_filename
+from ingest.parsing import (
+    FeedFormat,
+    FeedLimits,
+    FeedReader,
+    LineError,
+    ReadStopped,
+    format_from_filename,
+)
 from ingest.profiles import Profile, get_profile
 from ingest.store import IngestStore, SupplierExists
-from ingest.validation import DEFAULT_STOCK_WAREHOUSE, MAX_QUANTITY, RowRejected, validate
+from ingest.validation import DEFAULT_STOCK_WAREHOUSE, MAX_QUANTITY
 from kernel.contracts.events import Envelope, Product, SupplierOnboarded, new_event
 from kernel.eventlog.port import EventLog
 from kernel.eventlog.processing import publish_events
 
 log = structlog.get_logger(__name__)
 
-__all__ = ["DEFAULT_STOCK_WAREHOUSE", "IngestService", "import_path"]
+__all__ = [
+    "DEFAULT_STOCK_WAREHOUSE",
+    "Conflict",
+    "Forbidden",
+    "ImportStop",
+    "ImportStopped",
+    "IngestError",
+    "IngestService",
+    "InvalidRequest",
+    "NotFound",
+    "Unauthorized",
+    "import_path",
+]
 
 DEFAULT_BATCH_LINES = 2000
-IMPORT_LEASE_S = 120.0  # renewed every batch; outlives a crashed importer by at most this long
+IMPORT_LEASE_S = 120.0  # renewed in the background; outlives a crashed importer by at most this long
 SUPPLIER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-
-
-class IngestError(Exception):
-    status_code = 400
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class Unauthorized(IngestError):
-    status_code = 401
-
-
-class Forbidden(IngestError):
-    status_code = 403
-
-
-class NotFound(IngestError):
-    status_code = 404
-
-
-class Conflict(IngestError):
-    status_code = 409
-
-
-class InvalidRequest(IngestError):
-    status_code = 422
-
-
-class _Batch:
-    """One batch of prepared lines (built in a worker thread)."""
-
-    __slots__ = ("elapsed", "errors", "exhausted", "items")
-
-    def __init__(self) -> None:
-        self.items: list[tuple[int, Product, bytes]] = []
-        self.errors: list[LineError] = []
-        self.exhausted = False
-        self.elapsed = 0.0  # CPU-stage seconds spent on this batch
-
-
-def _prepare_batch(
-    records: Iterator[tuple[int, dict] | LineError],
-    profile: Profile,
-    supplier_id: str,
-    size: int,
-    default_stock: int | None = None,
-) -> _Batch:
-    started = time.perf_counter()
-    batch = _Batch()
-    items, errors = batch.items, batch.errors
-    mapper = profile.map
-    for _ in range(size):
-        record = next(records, None)
-        if record is None:
-            batch.exhausted = True
-            break
-        if isinstance(record, LineError):
-            errors.append(record)
-            continue
-        line, row = record
-        try:
-            product = validate(mapper(row), supplier_id, default_stock)
-        except RowRejected as exc:
-            errors.append(LineError(line, exc.reason))
-            continue
-        items.append((line, product, fingerprint(product)))
-    batch.elapsed = time.perf_counter() - started
-    return batch
-
-
-class _Window:
-    """Up to ``size`` publish-then-commit steps in flight, awaited in submission order.
-
-    While batch N waits for the log's acknowledgement, batch N+1 is looked up and planned. Keys
-    never repeat across batches of a feed (duplicates are rejected), so per-key order holds, and
-    each batch still commits its fingerprints only after its own events were acknowledged.
-    """
-
-    def __init__(self, size: int) -> None:
-        self.size = max(1, size)
-        self._tasks: deque[asyncio.Future[None]] = deque()
-
-    async def submit(self, step: Awaitable[None]) -> None:
-        self._tasks.append(asyncio.ensure_future(step))
-        while len(self._tasks) >= self.size:
-            await self._tasks.popleft()
-
-    async def drain(self) -> None:
-        while self._tasks:
-            await self._tasks.popleft()
-
-    async def abandon(self) -> None:
-        """After a failure: let in-flight steps finish (or fail) before the import returns."""
-        while self._tasks:
-            with contextlib.suppress(BaseException):
-                await self._tasks.popleft()
 
 
 class _ImportRun:
@@ -169,25 +104,27 @@ class _ImportRun:
         report: FeedReport,
         mapper: Profile,
         batch_lines: int,
-        window: _Window,
+        window: PublishWindow,
+        stop: ImportStop,
         default_stock: int | None = None,
     ) -> None:
         self.reader = reader
         self.report = report
         self.mapper = mapper
         self.window = window
+        self.stop = stop
         self.records = reader.records()
         self.seen: dict[str, int] = {}  # product id -> first line naming it
         self.timings = {"prepare_s": 0.0, "lookup_s": 0.0, "publish_s": 0.0, "commit_s": 0.0}
         self.saved = False  # the report is stored: from here on a failure is reported, not only raised
-        self.pending: asyncio.Future[_Batch] | None = None  # the next batch, prepared in a worker thread
+        self.pending: asyncio.Future[Batch] | None = None  # the next batch, prepared in a worker thread
         self._batch_lines = batch_lines
         self._default_stock = default_stock
 
-    def prepare(self) -> asyncio.Future[_Batch]:
+    def prepare(self) -> asyncio.Future[Batch]:
         return asyncio.ensure_future(
             asyncio.to_thread(
-                _prepare_batch,
+                prepare_batch,
                 self.records,
                 self.mapper,
                 self.report.supplier_id,
@@ -214,12 +151,14 @@ class IngestService:
         batch_lines: int = DEFAULT_BATCH_LINES,
         publish_window: int = 2,
         on_report: Callable[[FeedReport], None] | None = None,
+        lease_s: float = IMPORT_LEASE_S,
     ) -> None:
         self.store = store
         self.event_log = event_log
         self.batch_lines = batch_lines
         self.publish_window = publish_window
         self._on_report = on_report
+        self.lease_s = lease_s
 
     # -- suppliers --------------------------------------------------------------------------
 
@@ -293,8 +232,11 @@ class IngestService:
         source_dir: Path | None = None,
         on_read: Callable[[int], None] | None = None,
         default_stock: int | None = None,
+        limits: FeedLimits = FeedLimits(),
+        stop: ImportStop | None = None,
     ) -> FeedReport:
-        """Import one feed body. Raises FeedError (whole feed unusable) before anything is published.
+        """Import one feed body. Raises FeedError (whole feed unusable) before anything is published;
+        FeedTooLarge or ImportStopped once it is found too large or is stopped (the report is kept).
 
         ``default_stock``: units (in warehouse DEFAULT_STOCK_WAREHOUSE) of each product whose line names no
         stock, for catalogs without stock columns; None leaves such products without stock."""
@@ -307,10 +249,12 @@ class IngestService:
             raise NotFound(f"unknown supplier {supplier_id!r}")
         mapper = get_profile(profile, supplier_id, source_dir=source_dir)
         feed_id = uuid.uuid4().hex
-        if not await self.store.acquire_import_lease(supplier_id, feed_id, IMPORT_LEASE_S):
+        if not await self.store.acquire_import_lease(supplier_id, feed_id, self.lease_s):
             raise Conflict(
                 f"another feed of supplier {supplier_id!r} is being imported; retry when it is done"
             )
+        stop = stop or ImportStop()
+        holder = asyncio.create_task(self._hold_lease(supplier_id, feed_id, stop), name=f"lease-{feed_id}")
         try:
             return await self._import(
                 supplier_id,
@@ -322,10 +266,28 @@ class IngestService:
                 on_read=on_read,
                 started=started,
                 default_stock=default_stock,
+                limits=limits,
+                stop=stop,
             )
         finally:
+            holder.cancel()
+            with contextlib.suppress(BaseException):
+                await holder
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.store.release_import_lease(supplier_id, feed_id))
+
+    async def _hold_lease(self, supplier_id: str, feed_id: str, stop: ImportStop) -> None:
+        """Renew the lease while the import runs; if another import took it over, stop this one."""
+        while True:
+            await asyncio.sleep(self.lease_s / 4)
+            try:
+                held = await self.store.acquire_import_lease(supplier_id, feed_id, self.lease_s)
+            except Exception:
+                log.warning("ingest.lease_renewal_failed", feed_id=feed_id, exc_info=True)
+                continue
+            if not held:
+                stop.stop("the import lease expired and another import took over; re-push the feed")
+                return
 
     async def _import(
         self,
@@ -339,8 +301,18 @@ class IngestService:
         on_read: Callable[[int], None] | None,
         started: float,
         default_stock: int | None,
+        limits: FeedLimits,
+        stop: ImportStop,
     ) -> FeedReport:
-        reader = await asyncio.to_thread(FeedReader, source, fmt, on_read=on_read)
+        reader = await asyncio.to_thread(
+            FeedReader,
+            source,
+            fmt,
+            on_read=on_read,
+            max_bytes=limits.max_bytes,
+            max_line_bytes=limits.max_line_bytes,
+            should_stop=stop.requested,
+        )
         report = FeedReport(
             feed_id=feed_id,
             supplier_id=supplier_id,
@@ -350,7 +322,7 @@ class IngestService:
             created_at=datetime.now(UTC),
         )
         run = _ImportRun(
-            reader, report, mapper, self.batch_lines, _Window(self.publish_window), default_stock
+            reader, report, mapper, self.batch_lines, PublishWindow(self.publish_window), stop, default_stock
         )
         try:
             first = await self._open_feed(run)
@@ -361,13 +333,16 @@ class IngestService:
             if not run.saved:
                 raise  # the feed was refused before anything happened: no report to keep
             report.status = FeedStatus.FAILED
-            report.notes.append(f"import stopped: {exc!r}"[:500])
+            report.bytes_read = reader.bytes_read
+            report.notes.append(f"import stopped: {stop_reason(exc, stop)}"[:500])
             await self._finish(report, started, run.timings)
+            if isinstance(exc, ReadStopped):
+                raise ImportStopped(stop.reason or str(exc)) from None
             raise
         await self._finish(report, started, run.timings)
         return report
 
-    async def _open_feed(self, run: _ImportRun) -> _Batch:
+    async def _open_feed(self, run: _ImportRun) -> Batch:
         """Read the first batch and check the columns, then save the report: a feed refused here leaves
         nothing behind."""
         batch = await run.prepare()
@@ -377,30 +352,27 @@ class IngestService:
         run.saved = True
         return batch
 
-    async def _apply_batches(self, run: _ImportRun, batch: _Batch) -> None:
+    async def _apply_batches(self, run: _ImportRun, batch: Batch) -> None:
         while True:
             # Pipeline: the worker thread parses batch N+1 while batch N is published and committed.
+            run.stop.check()
             run.pending = None if batch.exhausted else run.prepare()
             await self._apply_batch(run, batch)
-            await self._renew_lease(run.report)
             run.timings["prepare_s"] += batch.elapsed
             if run.pending is None:
                 break
             batch, run.pending = await run.pending, None
         await run.window.drain()
 
-    async def _renew_lease(self, report: FeedReport) -> None:
-        if not await self.store.acquire_import_lease(report.supplier_id, report.feed_id, IMPORT_LEASE_S):
-            raise Conflict("the import lease expired and another import took over; re-push the feed")
-
     async def _conclude(self, run: _ImportRun) -> None:
         report, reader = run.report, run.reader
+        run.stop.check()
         report.bytes_read = reader.bytes_read
         if report.mode == "full":
             await self._remove_missing(report, reader.complete, run.seen, run.timings)
         report.status = FeedStatus.COMPLETED if reader.complete else FeedStatus.PARTIAL
 
-    async def _apply_batch(self, run: _ImportRun, batch: _Batch) -> None:
+    async def _apply_batch(self, run: _ImportRun, batch: Batch) -> None:
         report, seen, timings = run.report, run.seen, run.timings
         errors = list(batch.errors)
         fresh: list[tuple[Product, bytes]] = []
@@ -502,6 +474,7 @@ async def import_path(
     fmt: FeedFormat | None = None,
     on_read: Callable[[int], None] | None = None,
     default_stock: int | None = None,
+    limits: FeedLimits = FeedLimits(),
 ) -> FeedReport:
     """Import a feed file; its folder is where profiles look for side files (instacart)."""
     fmt = fmt or format_from_filename(path.name)
@@ -515,4 +488,5 @@ async def import_path(
             source_dir=path.parent,
             on_read=on_read,
             default_stock=default_stock,
+            limits=limits,
         )

@@ -25,9 +25,9 @@ from typing import IO, Annotated, Any
 import msgspec
 import structlog
 
+from ingest.errors import ImportStop, ImportStopped, NotFound, stop_reason
 from ingest.model import FeedReport, FeedStatus
-from ingest.parsing import FeedError, FeedFormat, FeedReader, LineError
-from ingest.service import NotFound
+from ingest.parsing import FeedError, FeedFormat, FeedLimits, FeedReader, LineError, ReadStopped
 from ingest.store import IngestStore
 from ingest.validation import MAX_QUANTITY, MAX_REF_LENGTH, Quantity, Warehouse, reason_of
 from kernel.contracts.identifiers import scoped_sku
@@ -146,12 +146,24 @@ class StockFeedService:
         *,
         fmt: FeedFormat,
         on_read: Callable[[int], None] | None = None,
+        limits: FeedLimits = FeedLimits(),
+        stop: ImportStop | None = None,
     ) -> FeedReport:
-        """Import one stock feed body. Raises FeedError (whole feed unusable) before any stock changes."""
+        """Import one stock feed body. Raises FeedError (whole feed unusable) before any stock changes;
+        FeedTooLarge or ImportStopped once it is found too large or is stopped (the report is kept)."""
         started = time.perf_counter()
         if await self.store.get_supplier(supplier_id) is None:
             raise NotFound(f"unknown supplier {supplier_id!r}")
-        reader = await asyncio.to_thread(FeedReader, source, fmt, on_read=on_read)
+        stop = stop or ImportStop()
+        reader = await asyncio.to_thread(
+            FeedReader,
+            source,
+            fmt,
+            on_read=on_read,
+            max_bytes=limits.max_bytes,
+            max_line_bytes=limits.max_line_bytes,
+            should_stop=stop.requested,
+        )
         report = FeedReport(
             feed_id=uuid.uuid4().hex,
             supplier_id=supplier_id,
@@ -160,13 +172,19 @@ class StockFeedService:
             format=str(fmt),
             created_at=datetime.now(UTC),
         )
+        return await self._run(reader, report, stop, started)
+
+    async def _run(
+        self, reader: FeedReader, report: FeedReport, stop: ImportStop, started: float
+    ) -> FeedReport:
+        """Check the columns on the first batch, then apply batch after batch (reading the next meanwhile)."""
         records = reader.records()
         seen: dict[tuple[str, str], int] = {}
         pending: asyncio.Future[_Batch] | None = None
 
         def prepare() -> asyncio.Future[_Batch]:
             return asyncio.ensure_future(
-                asyncio.to_thread(_prepare_batch, records, supplier_id, seen, self.batch_rows)
+                asyncio.to_thread(_prepare_batch, records, report.supplier_id, seen, self.batch_rows)
             )
 
         batch = await prepare()
@@ -174,6 +192,7 @@ class StockFeedService:
         await self.store.save_feed(report)
         try:
             while True:
+                stop.check()
                 pending = None if batch.exhausted else prepare()
                 await self._apply(report, batch)
                 if pending is None:
@@ -186,8 +205,11 @@ class StockFeedService:
                 with contextlib.suppress(BaseException):
                     await pending
             report.status = FeedStatus.FAILED
-            report.notes.append(f"import stopped: {exc!r}"[:500])
+            report.bytes_read = reader.bytes_read
+            report.notes.append(f"import stopped: {stop_reason(exc, stop)}"[:500])
             await self._finish(report, started)
+            if isinstance(exc, ReadStopped):
+                raise ImportStopped(stop.reason or str(exc)) from None
             raise
         await self._finish(report, started)
         return report

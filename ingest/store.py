@@ -19,7 +19,9 @@ class SupplierExists(Exception):
 
 class IngestStore(Protocol):
     async def start(self) -> None:
-        """Connect and apply pending schema migrations."""
+        """Connect, apply pending schema migrations, and clean up after a crashed importer: release the
+        import leases that expired or whose holder process is gone (``ingest.leases``) and mark
+        ``failed`` every report left ``processing`` without a live lease."""
         ...
 
     async def add_supplier(self, supplier: SupplierRecord) -> None:

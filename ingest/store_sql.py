@@ -17,13 +17,16 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import msgspec
+import structlog
 
-from ingest.model import FeedReport, ProductState, SupplierRecord
+from ingest.leases import current_holder, holder_gone
+from ingest.model import FeedReport, FeedStatus, ProductState, SupplierRecord
 from ingest.store import SupplierExists
 from kernel.database import MysqlTarget, SqliteTarget
 from kernel.migrations import VERSION_TABLE, Dialect, Migration, apply_migrations, numbered
 
 T = TypeVar("T")
+log = structlog.get_logger(__name__)
 
 _IN_CHUNK = 2000  # ids per IN (...) query: under SQLite's 32766 and MySQL's 65535 parameter limits
 
@@ -61,6 +64,7 @@ class _SqlIngestStore:
     def __init__(self) -> None:
         self._conn: Any = None
         self._lock = asyncio.Lock()
+        self.holder = current_holder()  # written with every lease this store takes
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -97,12 +101,55 @@ class _SqlIngestStore:
 
     async def start(self) -> None:
         await self._run(self._migrate)
+        interrupted = await self._run(self._recover_interrupted_imports)
+        if interrupted:
+            log.warning("ingest.interrupted_imports_failed", feeds=interrupted)
 
     def _migrate(self, conn: Any) -> None:
         apply_migrations(
             conn, dialect=self.dialect, component="ingest", migrations=self.migrations,
             legacy_table="ingest_schema",  # where ingest recorded its versions before kernel.migrations
         )  # fmt: skip
+
+    def _recover_interrupted_imports(self, conn: Any) -> list[str]:
+        """Release leases whose holder is gone or that expired; mark ``failed`` every report still
+        ``processing`` without a live lease (its importer crashed). Returns those feed ids."""
+        now = time.time()
+        cur = conn.cursor()
+        live: set[str] = set()
+        cur.execute(
+            "SELECT supplier_id, lease_owner, lease_until, lease_holder FROM ingest_suppliers"
+            " WHERE lease_owner IS NOT NULL"
+        )
+        for supplier_id, owner, until, holder in cur.fetchall():
+            if (until is not None and until < now) or holder_gone(holder):
+                cur.execute(self._release_sql, (supplier_id, owner))
+            else:
+                live.add(owner)
+        cur.execute(
+            self._sql("SELECT feed_id, report FROM ingest_feeds WHERE status = ?"), (FeedStatus.PROCESSING,)
+        )
+        interrupted = [(feed_id, raw) for feed_id, raw in cur.fetchall() if feed_id not in live]
+        for feed_id, raw in interrupted:
+            report = _report_decoder.decode(bytes(raw))
+            report.status = FeedStatus.FAILED
+            report.finished_at = datetime.now(UTC)
+            report.notes.append(
+                "interrupted: the process importing it stopped (crash or kill); re-push the feed"
+            )
+            cur.execute(
+                self._sql("UPDATE ingest_feeds SET status = ?, report = ? WHERE feed_id = ?"),
+                (str(report.status), msgspec.json.encode(report), feed_id),
+            )
+        cur.close()
+        return [feed_id for feed_id, _ in interrupted]
+
+    @property
+    def _release_sql(self) -> str:
+        return self._sql(
+            "UPDATE ingest_suppliers SET lease_owner = NULL, lease_until = NULL, lease_holder = NULL"
+            " WHERE supplier_id = ? AND lease_owner = ?"
+        )
 
     async def ping(self) -> None:
         def ping(conn: Any) -> None:
@@ -178,10 +225,10 @@ class _SqlIngestStore:
     async def acquire_import_lease(self, supplier_id: str, owner: str, ttl_s: float) -> bool:
         now = time.time()
         sql = self._sql(
-            "UPDATE ingest_suppliers SET lease_owner = ?, lease_until = ? WHERE supplier_id = ?"
-            " AND (lease_owner IS NULL OR lease_owner = ? OR lease_until < ?)"
+            "UPDATE ingest_suppliers SET lease_owner = ?, lease_until = ?, lease_holder = ?"
+            " WHERE supplier_id = ? AND (lease_owner IS NULL OR lease_owner = ? OR lease_until < ?)"
         )
-        params = (owner, now + ttl_s, supplier_id, owner, now)
+        params = (owner, now + ttl_s, self.holder, supplier_id, owner, now)
 
         def acquire(conn: Any) -> bool:
             cur = conn.cursor()
@@ -194,11 +241,7 @@ class _SqlIngestStore:
         return await self._run(acquire)
 
     async def release_import_lease(self, supplier_id: str, owner: str) -> None:
-        sql = self._sql(
-            "UPDATE ingest_suppliers SET lease_owner = NULL, lease_until = NULL"
-            " WHERE supplier_id = ? AND lease_owner = ?"
-        )
-        await self._run(_execute(sql, (supplier_id, owner)))
+        await self._run(_execute(self._release_sql, (supplier_id, owner)))
 
     # -- products ---------------------------------------------------------------------------
 
@@ -296,6 +339,7 @@ class SqliteIngestStore(_SqlIngestStore):
             "ALTER TABLE ingest_suppliers ADD COLUMN lease_owner TEXT",
             "ALTER TABLE ingest_suppliers ADD COLUMN lease_until REAL",
         ),
+        ("ALTER TABLE ingest_suppliers ADD COLUMN lease_holder TEXT",),
     )
     upsert_product_sql = (
         "INSERT INTO ingest_products (supplier_id, product_id, sku, fingerprint, revision, removed)"
@@ -343,6 +387,7 @@ class MysqlIngestStore(_SqlIngestStore):
             "ALTER TABLE ingest_suppliers ADD COLUMN lease_owner VARCHAR(64) NULL,"
             " ADD COLUMN lease_until DOUBLE NULL",
         ),
+        ("ALTER TABLE ingest_suppliers ADD COLUMN lease_holder VARCHAR(255) NULL",),
     )
     upsert_product_sql = (
         "INSERT INTO ingest_products (supplier_id, product_id, sku, fingerprint, revision, removed)"

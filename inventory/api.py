@@ -55,6 +55,7 @@ from kernel.contracts.identifiers import split_scoped_sku
 from kernel.http.errors import RETRY_AFTER, ErrorRule, error_table
 from kernel.http.guards import admin_only, admin_token_opt
 from kernel.http.hot_path import JsonBytes, first_header, read_body
+from kernel.http.json_body import json_body
 from kernel.http.options import with_options
 from kernel.openapi import errors, header, reads_json
 
@@ -215,20 +216,20 @@ _IDEMPOTENCY_KEY = header(
 )
 Engine = NamedDependency[SkipValidation[ReservationEngine]]  # a Protocol: no isinstance check
 _UNAVAILABLE = "Engine refusing (rebuilding counters, database down); retry (Retry-After)"
-_BAD_BODY = "The body is not a JSON object"
+_BAD_BODY = "The body is not a JSON object, nests deeper than 32 levels or repeats a key"
+_NOT_JSON = "A Content-Type other than application/json"
 _TOO_LARGE = f"Body larger than {MAX_BODY} bytes"
 
 _encoder = msgspec.json.Encoder()
-_reserve_decoder = msgspec.json.Decoder(_ReserveBody)
-_stock_decoder = msgspec.json.Decoder(_StockBody)
 B = TypeVar("B")
 
 
-def _decode(decoder: msgspec.json.Decoder[B], body: bytes) -> B:
-    try:
-        return decoder.decode(body)
-    except msgspec.DecodeError as exc:
-        raise ClientException(f"invalid JSON body: {exc}") from None
+def _decode(body_type: type[B], body: bytes, content_type: str | None) -> B:
+    """The body's fields: 415 unless sent as JSON, 400 unless one JSON object (kernel.http.json_guard)."""
+    fields = json_body(body, content_type)
+    if not isinstance(fields, dict):
+        raise ClientException(f"invalid JSON body: expected an object, got {type(fields).__name__}")
+    return msgspec.convert(fields, body_type)
 
 
 class ReservationController(Controller):
@@ -247,6 +248,7 @@ class ReservationController(Controller):
                     404: "Unknown SKU",
                     409: "Short of stock (``extra.available``) or key reused",
                     413: _TOO_LARGE,
+                    415: _NOT_JSON,
                     422: "Invalid sku, quantity, customer id, hold or key",
                     429: "Over the per-customer limit (``extra.remaining``)",
                     503: _UNAVAILABLE,
@@ -259,7 +261,8 @@ class ReservationController(Controller):
     async def create_reservation(self, request: Request[Any, Any, Any], engine: Engine) -> JsonBytes:
         """Hold stock for a customer. Body ``{sku, quantity, customer_id[, hold_seconds]}``; send an
         ``Idempotency-Key`` header: repeating it returns the same reservation and takes nothing more."""
-        fields = _decode(_reserve_decoder, await read_body(request, MAX_BODY))
+        body = await read_body(request, MAX_BODY)
+        fields = _decode(_ReserveBody, body, first_header(request, b"content-type"))
         hold = fields.hold_seconds
         if isinstance(hold, bool) or not isinstance(hold, int):
             raise InvalidRequest(f"hold_seconds must be an integer, got {hold!r}")
@@ -366,13 +369,16 @@ class StockController(Controller):
                     409: "on_hand below held + sold (``extra``), or a bare total for a SKU kept per"
                     " warehouse (send ``warehouses``)",
                     413: _TOO_LARGE,
+                    415: _NOT_JSON,
                     422: "Malformed or unscoped SKU, on_hand, warehouses or per_customer_limit",
                     503: _UNAVAILABLE,
                 }
             ),
         },
     )
-    async def put_stock(self, engine: Engine, sku: Sku, body: RawBody) -> StockOut:
+    async def put_stock(
+        self, request: Request[Any, Any, Any], engine: Engine, sku: Sku, body: RawBody
+    ) -> StockOut:
         """Admin: set on-hand, or the per-warehouse breakdown ``warehouses`` (on-hand becomes its sum),
         and optionally ``per_customer_limit`` (0 removes it). Bearer token. The SKU is supplier-scoped
         (``demo:SYN-000001``). On-hand may not drop below held + sold (409, saying why); a SKU kept per
@@ -382,7 +388,7 @@ class StockController(Controller):
         Per-customer counts are kept only for SKUs with a limit, so giving a limit to a SKU that had
         none rebuilds the fast-path counters from the database first (reservations answer 503 for
         that moment): set flash-sale limits before the sale opens."""
-        fields = _decode(_stock_decoder, body)
+        fields = _decode(_StockBody, body, request.headers.get("content-type"))
         warehouses = validate_warehouses(fields.warehouses)
         on_hand = fields.on_hand
         if on_hand is not None or warehouses is None:

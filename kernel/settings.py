@@ -27,11 +27,25 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     recommendations_url: str
     spark_url: str = "local[*]"
     admin_token: str | None = None
-    feed_max_bytes: int = 200 * 1024 * 1024
+    # The largest feed, counted after decompression (a gzip body of a megabyte can hold gigabytes).
+    feed_max_bytes: Annotated[int, msgspec.Meta(gt=0)] = 200 * 1024 * 1024
+    # The longest CSV/NDJSON line or JSON-array element; a longer one is rejected alone.
+    feed_max_line_bytes: Annotated[int, msgspec.Meta(gt=0)] = 1024 * 1024
     host: str = "127.0.0.1"
     port: int = 8000
+    # Server caps (0 turns one off): the largest request head (431 past it), the time a client has to
+    # send a whole head (slowloris), connections plus requests in flight before new requests get 503,
+    # and how long an idle keep-alive connection stays open.
+    http_max_header_bytes: Annotated[int, msgspec.Meta(ge=0)] = 64 * 1024
+    http_header_timeout_s: Annotated[float, msgspec.Meta(ge=0)] = 10.0
+    http_max_connections: Annotated[int, msgspec.Meta(ge=0)] = 2048
+    http_keep_alive_s: Annotated[float, msgspec.Meta(gt=0)] = 5.0
     log_level: str = "info"
     log_format: str = "json"  # "json" or "console"
+    # Retention of the event-log topics nobody replays (storefront activity, dead letters): by age and by
+    # size per partition; 0 keeps them forever. The topics read models are rebuilt from are always kept.
+    event_log_retention_s: Annotated[float, msgspec.Meta(ge=0)] = 7 * 24 * 3600
+    event_log_retention_bytes: Annotated[int, msgspec.Meta(ge=0)] = 1024 * 1024 * 1024
     # Run projectors inside `serve` (embedded default); a cluster deployment runs `emporium project`.
     inprocess_projectors: bool = True
     # Rendered search pages cached per serving process (~10 KiB each, plus a sixteenth as many index

@@ -25,10 +25,11 @@ import uuid
 from pathlib import Path
 
 from emporium.container import ingest_service
+from ingest.batches import prepare_batch
 from ingest.model import FeedReport
 from ingest.parsing import FeedFormat, FeedReader
 from ingest.profiles import get_profile
-from ingest.service import _prepare_batch, import_path
+from ingest.service import import_path
 from ingest.synthetic import write_csv
 from kernel.settings import load_settings
 
@@ -74,7 +75,7 @@ def profile_cpu_stage(path: Path, profile_name: str, top: int = 12) -> str:
         reader = FeedReader(fh, FeedFormat.CSV)
         records = reader.records()
         profiler.enable()
-        while not _prepare_batch(records, profile, "bench", 2000).exhausted:
+        while not prepare_batch(records, profile, "bench", 2000).exhausted:
             pass
         profiler.disable()
     out = io.StringIO()

@@ -14,7 +14,7 @@ from tqdm import tqdm
 from emporium.cli.context import run, settings_from
 from emporium.container import Container, ingest_service
 from ingest.model import FeedReport, FeedStatus, Mode
-from ingest.parsing import FeedError, FeedFormat, format_from_filename
+from ingest.parsing import FeedError, FeedFormat, FeedLimits, format_from_filename
 from ingest.profiles import PROFILE_NAMES
 from ingest.service import IngestError, import_path
 from ingest.stock_feed import StockFeedService
@@ -108,6 +108,8 @@ def import_feed(
                 fmt=fmt,
                 on_read=bar.update,
                 default_stock=default_stock,
+                # the operator's own file: no size limit, but the line limit of every feed
+                limits=FeedLimits(max_line_bytes=settings.feed_max_line_bytes),
             )
 
     try:
@@ -142,7 +144,12 @@ def import_stock(
         async with container:
             with path.open("rb") as fh:
                 return await service.import_stock(
-                    supplier, fh, fmt=fmt or format_from_filename(path.name), on_read=bar.update
+                    supplier,
+                    fh,
+                    fmt=fmt or format_from_filename(path.name),
+                    on_read=bar.update,
+                    # the operator's own file: no size limit, but the line limit of every feed
+                    limits=FeedLimits(max_line_bytes=settings.feed_max_line_bytes),
                 )
 
     try:

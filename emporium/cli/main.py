@@ -71,7 +71,7 @@ def serve(
     import uvicorn
 
     from emporium.app import create_app
-    from emporium.http_protocol import CoalescingHttpToolsProtocol
+    from emporium.http_protocol import server_options
 
     settings = settings_from(ctx)
     with reported_config_errors():
@@ -90,8 +90,8 @@ def serve(
         log_config=None,
         access_log=False,
         loop=loop.value,
-        http=CoalescingHttpToolsProtocol,
         proxy_headers=proxy_headers,
+        **server_options(settings),  # the httptools protocol with its caps, connection limit, keep-alive
     )
 
 

@@ -4,7 +4,9 @@
   message to the accumulator, then waits for all delivery futures, so it returns only when the whole
   batch is acknowledged by the in-sync replicas. Keys go through the default (murmur2) partitioner,
   which keeps per-key order; idempotence keeps that order across retries.
-* Topics are created on demand with the admin client (partition count and replication configurable).
+* Topics are created on demand with the admin client (partition count and replication configurable),
+  with ``retention.ms`` / ``retention.bytes`` from the retention policy (``kernel.eventlog.retention``:
+  -1, kept forever, for the topics read models are rebuilt from). A topic that exists keeps its own.
 * Consumers never auto-commit. ``commit`` stores the positions reached by the records returned by
   ``poll``. On a rebalance the revoke callback waits (bounded) until the batch in flight is committed,
   so a partition changes owner only at a batch boundary: no record is skipped and, in a clean run,
@@ -25,9 +27,11 @@ from urllib.parse import parse_qs, urlsplit
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError, TopicAlreadyExistsError
 
 from kernel.eventlog.port import OutgoingMessage, Record, consumer_topics
+from kernel.eventlog.retention import KEEP_ALL, Retention, RetentionPolicy
 
 log = structlog.get_logger(__name__)
 
@@ -62,6 +66,7 @@ class KafkaEventLog:
         request_timeout_ms: int = 30_000,
         rebalance_wait_s: float = 10.0,
         join_timeout_s: float = 30.0,
+        retention: RetentionPolicy = KEEP_ALL,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.client_id = client_id
@@ -73,6 +78,7 @@ class KafkaEventLog:
         self.request_timeout_ms = request_timeout_ms
         self.rebalance_wait_s = rebalance_wait_s
         self.join_timeout_s = join_timeout_s
+        self.retention = retention
         self._producer: AIOKafkaProducer | None = None
         self._admin: AIOKafkaAdminClient | None = None
         self._offsets: AIOKafkaConsumer | None = None  # group-less client for end/begin offsets
@@ -81,7 +87,7 @@ class KafkaEventLog:
         self._topic_lock = asyncio.Lock()
 
     @classmethod
-    def from_url(cls, url: str, *, client_id: str = "emporium") -> KafkaEventLog:
+    def from_url(cls, url: str, *, client_id: str = "emporium", **options: Any) -> KafkaEventLog:
         servers, query = parse_kafka_url(url)
         kwargs: dict[str, Any] = {}
         if "partitions" in query:
@@ -94,7 +100,7 @@ class KafkaEventLog:
             kwargs["compression_type"] = query["compression"]
         if "rebalance_wait_s" in query:
             kwargs["rebalance_wait_s"] = float(query["rebalance_wait_s"])
-        return cls(servers, client_id=client_id, **kwargs)
+        return cls(servers, client_id=client_id, **kwargs, **options)
 
     # lifecycle ---------------------------------------------------------------------------------
 
@@ -156,7 +162,10 @@ class KafkaEventLog:
             to_create = [t for t in missing if t not in existing]
             if to_create:
                 response = await self._admin.create_topics(
-                    [NewTopic(t, self.partitions, self.replication_factor) for t in to_create]
+                    [
+                        NewTopic(t, self.partitions, self.replication_factor, topic_configs=self._configs(t))
+                        for t in to_create
+                    ]
                 )
                 for error in response.topic_errors:
                     name, code = error[0], error[1]
@@ -165,6 +174,32 @@ class KafkaEventLog:
                         raise KafkaError(f"cannot create topic {name!r}: error {code} {message}")
                 log.info("eventlog.topics_created", topics=to_create, partitions=self.partitions)
             self._known_topics.update(missing)
+
+    def _configs(self, topic: str) -> dict[str, str]:
+        retention = self.retention.of(topic)
+        age, size = retention.max_age_s, retention.max_bytes
+        return {
+            "retention.ms": "-1" if age is None else str(int(age * 1000)),
+            "retention.bytes": "-1" if size is None else str(size),
+        }
+
+    async def retention_of(self, topic: str) -> Retention:
+        """The retention the brokers apply to ``topic`` (its described configuration)."""
+        await self.ensure_topics([topic])
+        assert self._admin is not None
+        wanted = {"retention.ms": None, "retention.bytes": None}
+        responses = await self._admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, topic, wanted)]
+        )
+        values: dict[str, str] = {}
+        for response in responses:
+            for resource in response.resources:
+                error_code, error_message, entries = resource[0], resource[1], resource[4]
+                if error_code:
+                    raise KafkaError(f"cannot describe topic {topic!r}: error {error_code} {error_message}")
+                values.update({entry[0]: entry[1] for entry in entries})
+        age, size = int(values.get("retention.ms") or -1), int(values.get("retention.bytes") or -1)
+        return Retention(None if age < 0 else age / 1000, None if size < 0 else size)
 
     async def _partitions(self, topic: str) -> list[TopicPartition]:
         await self.ensure_topics([topic])

@@ -7,6 +7,8 @@ from typing import Literal, NamedTuple, Protocol
 
 import msgspec
 
+from kernel.eventlog.retention import Retention
+
 
 class OutgoingMessage(NamedTuple):
     key: str
@@ -64,6 +66,10 @@ class EventLog(Protocol):
 
     async def lag(self, topic: str, group: str) -> int:
         """Records in ``topic`` not yet committed by ``group``."""
+        ...
+
+    async def retention_of(self, topic: str) -> Retention:
+        """How long ``topic`` keeps its records (``kernel.eventlog.retention``), as the log applies it."""
         ...
 
     async def ping(self) -> None:

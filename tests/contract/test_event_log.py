@@ -13,13 +13,16 @@ import subprocess
 import sys
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
 
+from emporium.container import Container
 from kernel.contracts.events import (
+    ACTIVITY_TOPIC,
+    CATALOG_TOPIC,
     ProductViewed,
     decode_dead_letter,
     encode_event,
@@ -28,7 +31,9 @@ from kernel.contracts.events import (
 from kernel.eventlog.kafka import KafkaEventLog
 from kernel.eventlog.port import Consumer, EventLog, OutgoingMessage, Record
 from kernel.eventlog.processing import ConsumedEvent, EventProcessor, publish_events
+from kernel.eventlog.retention import KEEP_FOREVER, Retention, RetentionPolicy
 from kernel.eventlog.sqlite import SqliteEventLog, partition_for
+from kernel.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,6 +50,11 @@ async def event_log(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
         yield log
     finally:
         await log.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("kafka", marks=pytest.mark.cluster)])
+def adapter(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 def unique(prefix: str) -> str:
@@ -433,6 +443,31 @@ async def test_100k_event_round_trip(event_log: EventLog) -> None:
     assert time.monotonic() - started < 60
 
 
+async def test_retention_by_topic(tmp_path: Path, request: pytest.FixtureRequest, adapter: str) -> None:
+    """Topics nobody replays get the retention of the settings; the ones read models are rebuilt from
+    (and the catalog by name) are kept forever."""
+    bounded, kept = unique("activity"), unique("catalog")
+    policy = RetentionPolicy(
+        bounded=Retention(3600.0, 5 * 1024 * 1024), kept=frozenset({kept, CATALOG_TOPIC})
+    )
+    log: EventLog
+    if adapter == "sqlite":
+        log = SqliteEventLog.from_url(f"sqlite:///{tmp_path}/events.db", retention=policy)
+    else:
+        log = KafkaEventLog.from_url(
+            request.getfixturevalue("kafka_url"), client_id="contract-tests", retention=policy
+        )
+    await log.start()
+    try:
+        await log.publish(bounded, messages(keys=2, per_key=3))
+        await log.publish(kept, messages(keys=2, per_key=3))
+        assert await log.retention_of(bounded) == Retention(3600.0, 5 * 1024 * 1024)
+        assert await log.retention_of(kept) == KEEP_FOREVER
+        assert await log.retention_of(CATALOG_TOPIC) == KEEP_FOREVER
+    finally:
+        await log.close()
+
+
 # Embedded adapter only: restarts, several processes on one file, stable partitioning -------------
 
 
@@ -580,3 +615,58 @@ async def test_sqlite_partitions_of_a_crashed_member_move_on_after_the_session_t
     finally:
         await survivor.stop()
         await log.close()
+
+
+async def test_sqlite_drops_what_falls_out_of_retention_and_keeps_offsets_going(tmp_path: Path) -> None:
+    bounded, kept = "activity", "catalog"
+    policy = RetentionPolicy(bounded=Retention(max_age_s=1.0), kept=frozenset({kept}))
+    log = SqliteEventLog(tmp_path / "events.db", partitions=1, retention=policy, prune_interval_s=0)
+    await log.start()
+    try:
+        await log.publish(bounded, messages(keys=3, per_key=100))
+        await log.publish(kept, messages(keys=3, per_key=100))
+        consumer = log.consumer([bounded], "slow")  # commits nothing: it falls behind the retention
+        await consumer.start()
+        await consumer.stop()
+        await asyncio.sleep(1.2)
+        await log.publish(bounded, [OutgoingMessage("k0", b"k0|100|")])  # prunes what is older than 1 s
+        reader = log.consumer([bounded, kept], "late")
+        await reader.start()
+        records = await drain(reader, 1 + 300)
+        await assert_quiet(reader, 0.3)
+        await reader.stop()
+        assert Counter(r.topic for r in records) == {kept: 300, bounded: 1}
+        assert [r.offset for r in records if r.topic == bounded] == [300]  # offsets go on
+        assert await log.lag(bounded, "slow") == 1  # not the 301 records it never read
+    finally:
+        await log.close()
+
+
+async def test_sqlite_keeps_each_partition_under_its_size(tmp_path: Path) -> None:
+    policy = RetentionPolicy(bounded=Retention(max_bytes=20_000), kept=frozenset())
+    log = SqliteEventLog(tmp_path / "events.db", partitions=2, retention=policy, prune_interval_s=0)
+    await log.start()
+    try:
+        for _ in range(20):  # 2,000 records of about 210 bytes: ~210 kB per partition
+            await log.publish("activity", messages(keys=10, per_key=10, pad=200)[:100])
+        reader = log.consumer(["activity"], "g")
+        await reader.start()
+        records = await drain(reader, 150, commit=False)
+        await assert_quiet(reader, 0.3)
+        await reader.stop()
+        for partition in range(2):
+            size = sum(len(r.value) + len(r.key or "") for r in records if r.partition == partition)
+            assert 15_000 < size <= 20_000, (partition, size)
+    finally:
+        await log.close()
+
+
+async def test_the_settings_give_the_activity_topic_its_retention(tmp_path: Path) -> None:
+    settings = load_settings(
+        env={}, data_dir=str(tmp_path), event_log_retention_s=600, event_log_retention_bytes=0
+    )
+    container = Container(settings)
+    log = container.event_log()
+    async with container:
+        assert await log.retention_of(ACTIVITY_TOPIC) == Retention(max_age_s=600.0)
+        assert await log.retention_of(CATALOG_TOPIC) == KEEP_FOREVER

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -12,6 +14,7 @@ import pymysql
 import pytest
 
 from emporium.adapters import INGEST_STORE
+from ingest.leases import current_holder
 from ingest.model import FeedReport, FeedStatus, ProductState, SupplierRecord
 from ingest.parsing import LineError
 from ingest.store import IngestStore, SupplierExists
@@ -36,12 +39,15 @@ def ingest_mysql_url(mysql_url: str) -> Iterator[str]:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("mysql", marks=pytest.mark.cluster)])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[IngestStore]:
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'ingest.db'}"
-    else:
-        url = request.getfixturevalue("ingest_mysql_url")
-    s = INGEST_STORE.open(url)
+        return f"sqlite:///{tmp_path / 'ingest.db'}"
+    return str(request.getfixturevalue("ingest_mysql_url"))
+
+
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[IngestStore]:
+    s = INGEST_STORE.open(store_url)
     await s.start()
     await s.start()  # migrations are idempotent
     try:
@@ -139,3 +145,54 @@ async def test_import_lease_serializes_importers(store: IngestStore) -> None:
     assert await store.acquire_import_lease(sid, "feed-b", -1)  # taken, but already expired
     assert await store.acquire_import_lease(sid, "feed-c", 60)  # an expired lease can be taken over
     assert not await store.acquire_import_lease(uid("nobody"), "feed-a", 60)
+
+
+def processing_report(supplier_id: str, feed_id: str) -> FeedReport:
+    return FeedReport(
+        feed_id=feed_id,
+        supplier_id=supplier_id,
+        profile="canonical",
+        mode="delta",
+        format="csv",
+        accepted=7,
+        created_at=datetime.now(UTC),
+    )
+
+
+async def test_start_fails_the_imports_a_crash_interrupted_and_frees_their_leases(
+    store: IngestStore, store_url: str
+) -> None:
+    """A restart finds reports left ``processing`` by a process that is gone: ``failed``, lease free at
+    once. An import whose holder still runs, or whose lease has not expired elsewhere, is left alone."""
+    crashed, running, remote = uid("crashed"), uid("running"), uid("remote")
+    here = socket.gethostname()
+    holders = {
+        crashed: f"{here}/{os.getpid()}/0",  # this pid, another start time: that process is gone
+        running: current_holder(),
+        remote: "another-host/1/1",  # cannot be checked from here: judged by its expiry
+    }
+    for sid, holder in holders.items():
+        await store.add_supplier(supplier(sid))
+        store.holder = holder  # type: ignore[attr-defined]  # what each importer wrote with its lease
+        assert await store.acquire_import_lease(sid, f"feed-{sid}", 600)
+        await store.save_feed(processing_report(sid, f"feed-{sid}"))
+    expired = uid("expired")
+    await store.add_supplier(supplier(expired))
+    store.holder = "another-host/1/1"  # type: ignore[attr-defined]
+    assert await store.acquire_import_lease(expired, f"feed-{expired}", -1)
+    await store.save_feed(processing_report(expired, f"feed-{expired}"))
+
+    restarted = INGEST_STORE.open(store_url)
+    await restarted.start()
+    try:
+        for sid in (crashed, expired):
+            report = await restarted.get_feed(sid, f"feed-{sid}")
+            assert report is not None and report.status is FeedStatus.FAILED and report.accepted == 7
+            assert "interrupted" in report.notes[-1] and report.finished_at is not None
+            assert await restarted.acquire_import_lease(sid, "next", 60)  # free at once
+        for sid in (running, remote):
+            report = await restarted.get_feed(sid, f"feed-{sid}")
+            assert report is not None and report.status is FeedStatus.PROCESSING
+            assert not await restarted.acquire_import_lease(sid, "next", 60)
+    finally:
+        await restarted.close()

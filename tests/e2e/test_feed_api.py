@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
+import sqlite3
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from emporium.adapters import EVENT_LOG
+from emporium.app import create_app
 from kernel.contracts.events import CATALOG_TOPIC, ProductUpserted, decode_event
 from kernel.settings import Settings
 
@@ -50,7 +57,11 @@ async def new_supplier(client: AsyncTestClient) -> tuple[str, dict[str, str]]:
 
 async def upserts(client: AsyncTestClient, supplier_id: str) -> list[tuple[str, int]]:
     """ProductUpserted events of the supplier, read through a log handle of the test's own."""
-    log = EVENT_LOG.open(client.app.state.runtime.settings.event_log_url)
+    return await upserts_in(client.app.state.runtime.settings.event_log_url, supplier_id)
+
+
+async def upserts_in(event_log_url: str, supplier_id: str) -> list[tuple[str, int]]:
+    log = EVENT_LOG.open(event_log_url)
     await log.start()
     consumer = log.consumer([CATALOG_TOPIC], f"t-{uuid.uuid4().hex}")
     await consumer.start()
@@ -242,3 +253,102 @@ async def test_readiness_includes_the_ingest_store(client: AsyncTestClient) -> N
     assert r.json()["checks"]["ingest.store"] == "ok"
     metrics = (await client.get("/metrics")).text
     assert "emporium_ingest_lines_total" in metrics
+
+
+# -- hostile feeds ------------------------------------------------------------------------------
+
+
+async def test_a_gzip_bomb_is_413_at_once(client: AsyncTestClient) -> None:
+    sid, key = await new_supplier(client)
+    url = f"/v1/suppliers/{sid}/feeds"
+    for plain in (b"sku,title,price\n" + b"a" * (32 << 20), b"sku,title,price\n" + b"\n" * (32 << 20)):
+        body = gzip.compress(plain)
+        assert len(body) < MAX_BYTES
+        started = time.perf_counter()
+        r = await client.post(
+            url, content=body, headers={**key, "Content-Type": CSV, "Content-Encoding": "gzip"}
+        )
+        assert r.status_code == 413, r.text
+        assert f"larger than the limit of {MAX_BYTES} bytes once decompressed" in r.json()["detail"]
+        assert time.perf_counter() - started < 10
+    ok = await client.post(url, content=gzip.compress(csv_body(5)), headers={**key, "Content-Type": CSV})
+    assert ok.status_code == 201 and ok.json()["accepted"] == 5  # the lease was released
+
+
+async def test_nesting_and_repeated_keys_reject_one_line(client: AsyncTestClient) -> None:
+    sid, key = await new_supplier(client)
+    deep = b'{"sku":"D","title":' * 1000 + b'"x"' + b"}" * 1000
+    lines = [
+        b'{"sku":"A","title":"a","price":1}',
+        deep,
+        b'{"sku":"B","title":"b","price":1,"price":2}',
+        b'{"sku":"C","title":"c","price":1}',
+    ]
+    for content_type, body in (
+        ("application/x-ndjson", b"\n".join(lines)),
+        ("application/json", b"[" + b",\n".join(lines) + b"]"),
+    ):
+        r = await client.post(
+            f"/v1/suppliers/{sid}/feeds", content=body, headers={**key, "Content-Type": content_type}
+        )
+        assert r.status_code == 201, r.text
+        report = r.json()
+        assert (report["accepted"], report["rejected"], report["status"]) == (2, 2, "completed")
+        assert [(e["line"], e["reason"]) for e in report["errors"]] == [
+            (2, "JSON nested deeper than 32 levels"),
+            (3, "duplicate key 'price' in a JSON object"),
+        ]
+
+
+def feed_rows(db: Path, supplier_id: str) -> list[tuple[str, str, bytes]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(
+            "SELECT feed_id, status, report FROM ingest_feeds WHERE supplier_id = ? ORDER BY created_at",
+            (supplier_id,),
+        ).fetchall()
+
+
+async def wait_for(check: Callable[[], Any], what: str, within: float = 30) -> Any:
+    deadline = time.monotonic() + within
+    while not (found := check()):
+        assert time.monotonic() < deadline, f"no {what} within {within}s"
+        await asyncio.sleep(0.05)
+    return found
+
+
+async def test_a_client_that_goes_away_stops_its_import(
+    tmp_path: Path,
+    embedded_settings: Callable[..., Settings],
+    served_app: Callable[[Litestar], AbstractAsyncContextManager[str]],
+) -> None:
+    settings = embedded_settings(tmp_path, admin_token=ADMIN, inprocess_projectors=False)
+    rows = 200_000
+    body = csv_body(rows)
+    async with served_app(create_app(settings)) as base, httpx.AsyncClient(base_url=base, timeout=60) as http:
+        created = await http.post(
+            "/v1/suppliers", json={"supplier_id": "gone"}, headers={"Authorization": f"Bearer {ADMIN}"}
+        )
+        key = {"X-Api-Key": created.json()["api_key"]}
+        host, port = base.removeprefix("http://").split(":")
+        _, writer = await asyncio.open_connection(host, int(port))
+        head = (
+            f"POST /v1/suppliers/gone/feeds HTTP/1.1\r\nHost: x\r\nContent-Type: {CSV}\r\n"
+            f"X-Api-Key: {key['X-Api-Key']}\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        writer.write(head.encode() + body)
+        await writer.drain()
+        db = settings.data_dir / "emporium.db"
+        await wait_for(
+            lambda: [r for r in feed_rows(db, "gone") if r[1] == "processing"], "import in progress"
+        )
+        writer.close()  # the client goes away mid-import
+        await wait_for(lambda: [r for r in feed_rows(db, "gone") if r[1] == "failed"], "failed report", 20)
+        [(_, _, raw)] = feed_rows(db, "gone")
+        report = json.loads(raw)
+        assert "client disconnected" in report["notes"][-1]
+        assert 0 < report["accepted"] < rows
+        assert len(await upserts_in(settings.event_log_url, "gone")) == report["changed"]
+        again = await http.post(  # the lease was released at once
+            "/v1/suppliers/gone/feeds", content=csv_body(3, start=rows), headers={**key, "Content-Type": CSV}
+        )
+        assert again.status_code == 201, again.text

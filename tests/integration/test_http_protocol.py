@@ -4,16 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import json
 import socket
+import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
+import psutil
 import pytest
 import uvicorn
 from litestar import Litestar, MediaType, Response, get, head
 from litestar.response import Stream
 
-from emporium.http_protocol import CoalescingHttpToolsProtocol, CoalescingTransport
+from emporium.http_protocol import (
+    CoalescingHttpToolsProtocol,
+    CoalescingTransport,
+    server_options,
+    with_head_timeout,
+)
+from kernel.settings import load_settings
 
 
 @get("/json", media_type=MediaType.JSON, sync_to_thread=False)
@@ -53,12 +64,11 @@ def _free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def serving() -> AsyncIterator[int]:
+async def serving(**options: Any) -> AsyncIterator[int]:
     app = Litestar([json_route, big_route, stream_route, empty_route, head_route])
     port = _free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_config=None, access_log=False, http=CoalescingHttpToolsProtocol
-    )
+    options.setdefault("http", CoalescingHttpToolsProtocol)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False, **options)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
@@ -147,3 +157,101 @@ async def test_close_sends_what_is_held_and_abort_drops_it() -> None:
         aborted.abort()
     await asyncio.sleep(0)
     assert other.writes == []
+
+
+# -- caps on request heads, connections and keep-alive ----------------------------------------------
+
+
+async def _open_unfinished(port: int, count: int) -> list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    """``count`` connections, each with a request head that never ends."""
+    connections = []
+    for start in range(0, count, 250):  # a batch at a time: the listen backlog is finite
+        batch = await asyncio.gather(
+            *(asyncio.open_connection("127.0.0.1", port) for _ in range(start, min(count, start + 250)))
+        )
+        for _, writer in batch:
+            writer.write(b"GET /json HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        connections.extend(batch)
+    return connections
+
+
+async def _closed_by_server(reader: asyncio.StreamReader) -> bytes:
+    """What the server sent before closing (b"" if nothing), or raise TimeoutError if it keeps it open."""
+    try:
+        return await asyncio.wait_for(reader.read(), 10)
+    except ConnectionResetError:
+        return b""
+
+
+async def test_connections_with_unfinished_heads_are_cut_after_the_timeout() -> None:
+    async with serving(http=with_head_timeout(1.0)) as port:
+        started = time.monotonic()
+        connections = await _open_unfinished(port, 3000)
+        silent = [await asyncio.open_connection("127.0.0.1", port) for _ in range(10)]  # send nothing at all
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            assert (await client.get("/json")).status_code == 200  # others are still served meanwhile
+        answers = await asyncio.gather(*(_closed_by_server(r) for r, _ in connections + silent))
+        elapsed = time.monotonic() - started
+        assert sum(a.startswith(b"HTTP/1.1 408 ") for a in answers) == 3000
+        assert answers[-10:] == [b""] * 10
+        first = answers[0].split(b"\r\n\r\n", 1)[1]
+        assert json.loads(first) == {"status_code": 408, "detail": "request head not complete within 1.0 s"}
+        assert elapsed < 15
+        for _, writer in connections + silent:
+            writer.close()
+
+
+async def test_a_complete_head_is_not_timed_and_keep_alive_goes_on() -> None:
+    async with serving(http=with_head_timeout(0.5)) as port:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            for _ in range(3):
+                assert (await client.get("/stream")).status_code == 200  # slower than nothing, fine
+                await asyncio.sleep(0.3)
+
+
+async def test_a_50_mb_header_is_refused_without_holding_it() -> None:
+    async with serving(h11_max_incomplete_event_size=64 * 1024) as port:
+        gc.collect()
+        rss_before = psutil.Process().memory_info().rss
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /json HTTP/1.1\r\nHost: x\r\nX-Big: ")
+        chunk = b"a" * (64 * 1024)
+        sent = 0
+        with contextlib.suppress(ConnectionError):
+            for _ in range(50 * 16):  # 50 MB
+                writer.write(chunk)
+                await writer.drain()
+                sent += len(chunk)
+        answer = await _closed_by_server(reader)
+        writer.close()
+        grown = psutil.Process().memory_info().rss - rss_before
+        assert answer.startswith(b"HTTP/1.1 431 ") or answer == b""
+        assert sent < 50 * 1024 * 1024 or answer == b""
+        assert grown < 8 * 1024 * 1024, grown
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            big = await client.get("/json", headers={"X-Fine": "b" * 30_000})
+            assert big.status_code == 200
+
+
+def test_the_settings_become_server_options() -> None:
+    settings = load_settings(
+        env={"EMPORIUM_HTTP_MAX_CONNECTIONS": "100", "EMPORIUM_HTTP_HEADER_TIMEOUT_S": "3"}, data_dir="/tmp/x"
+    )
+    options = server_options(settings)
+    assert options["limit_concurrency"] == 100 and options["timeout_keep_alive"] == 5.0
+    assert options["h11_max_incomplete_event_size"] == 64 * 1024
+    assert issubclass(options["http"], CoalescingHttpToolsProtocol) and options["http"].head_timeout_s == 3.0
+    off = server_options(load_settings(env={"EMPORIUM_HTTP_HEADER_TIMEOUT_S": "0"}, data_dir="/tmp/x"))
+    assert off["http"].head_timeout_s is None
+
+
+async def test_past_the_connection_limit_new_requests_get_503() -> None:
+    async with serving(limit_concurrency=20) as port:
+        idle = [await asyncio.open_connection("127.0.0.1", port) for _ in range(25)]
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            assert (await client.get("/json")).status_code == 503
+        for _, writer in idle:
+            writer.close()
+        await asyncio.sleep(0.2)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            assert (await client.get("/json")).status_code == 200

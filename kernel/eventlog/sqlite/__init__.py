@@ -21,7 +21,8 @@ Why it looks like this:
 
 Modules: ``schema`` (tables), ``connection`` (worker-thread connection, write transaction), ``records``
 (topics, offsets, append, read, lag), ``groups`` (membership and assignment), ``idle`` (cheap wake-ups
-of idle consumers), ``log`` (:class:`SqliteEventLog`), ``consumer`` (:class:`SqliteConsumer`).
+of idle consumers), ``retention`` (pruning what the retention policy drops), ``log``
+(:class:`SqliteEventLog`), ``consumer`` (:class:`SqliteConsumer`).
 """
 
 from kernel.eventlog.sqlite.consumer import SqliteConsumer

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import structlog
+
 from kernel.eventlog.port import OutgoingMessage
+from kernel.eventlog.retention import KEEP_ALL, Retention, RetentionPolicy
 from kernel.eventlog.sqlite import records
 from kernel.eventlog.sqlite.connection import WorkerConnection, now_ms, write_txn
 from kernel.eventlog.sqlite.consumer import SqliteConsumer
 from kernel.eventlog.sqlite.idle import IdleWatch, TopicWakers
+from kernel.eventlog.sqlite.retention import prune
 from kernel.eventlog.sqlite.schema import create_schema
+
+log = structlog.get_logger(__name__)
 
 DEFAULT_PARTITIONS = 4
 
@@ -31,6 +38,8 @@ class SqliteEventLog:
         busy_timeout_ms: int = 10_000,
         session_timeout_s: float = 10.0,
         heartbeat_interval_s: float = 1.0,
+        retention: RetentionPolicy = KEEP_ALL,
+        prune_interval_s: float = 60.0,
     ) -> None:
         if partitions < 1:
             raise ValueError("partitions must be >= 1")
@@ -47,9 +56,12 @@ class SqliteEventLog:
         self._started = False
         self.wakers = TopicWakers()
         self.idle_watch = IdleWatch(self.path)
+        self.retention = retention  # applied by ``_prune`` (kernel.eventlog.sqlite.retention)
+        self.prune_interval_s = prune_interval_s
+        self._next_prune = 0.0
 
     @classmethod
-    def from_url(cls, url: str) -> SqliteEventLog:
+    def from_url(cls, url: str, **options: Any) -> SqliteEventLog:
         """``sqlite:///relative/or/absolute/path.db[?partitions=N&synchronous=full]``."""
         parts = urlsplit(url)
         if parts.scheme != "sqlite":
@@ -69,7 +81,7 @@ class SqliteEventLog:
             kwargs["synchronous"] = query["synchronous"].upper()
         if "busy_timeout_ms" in query:
             kwargs["busy_timeout_ms"] = int(query["busy_timeout_ms"])
-        return cls(path, **kwargs)
+        return cls(path, **kwargs, **options)
 
     def connection(self, name: str) -> WorkerConnection:
         return WorkerConnection(
@@ -84,6 +96,7 @@ class SqliteEventLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         await self._conn.run(create_schema)
         self._started = True
+        await self._prune()
 
     async def close(self) -> None:
         self.idle_watch.close()
@@ -124,6 +137,24 @@ class SqliteEventLog:
 
         await self._conn.run(_append)
         self.wakers.notify(topic)
+        if not self.retention.of(topic).forever and time.monotonic() >= self._next_prune:
+            await self._prune()
+
+    async def _prune(self) -> None:
+        """Drop what the retention policy drops (at most once a prune interval; a busy file waits)."""
+        if self.retention.bounded.forever:
+            return
+        self._next_prune = time.monotonic() + self.prune_interval_s
+        try:
+            deleted = await self._conn.run(lambda conn: prune(conn, self.retention, now_ms()))
+        except sqlite3.Error as exc:
+            log.warning("eventlog.prune_failed", error=str(exc))
+            return
+        if deleted:
+            log.info("eventlog.pruned", records=deleted)
+
+    async def retention_of(self, topic: str) -> Retention:
+        return self.retention.of(topic)
 
     # consuming ---------------------------------------------------------------------------------
 

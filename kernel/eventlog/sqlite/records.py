@@ -99,13 +99,12 @@ def committed_offsets(conn: sqlite3.Connection, topic: str, group: str) -> dict[
 
 
 def lag(conn: sqlite3.Connection, topic: str, partitions: int, group: str) -> int:
-    """Records of ``topic`` past ``group``'s committed offsets (from the first record where none)."""
+    """Records of ``topic`` past ``group``'s committed offsets (from the first record kept where none,
+    or where the committed offset fell out of retention)."""
     committed = committed_offsets(conn, topic, group)
     total = 0
     for partition in range(partitions):
         end = end_offset(conn, topic, partition)
-        start = committed.get(partition)
-        if start is None:
-            start = begin_offset(conn, topic, partition)
-        total += max(0, end - int(start))
+        begin = begin_offset(conn, topic, partition)  # records before it fell out of retention
+        total += max(0, end - max(begin, int(committed.get(partition, begin))))
     return total

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 
 from emporium.adapters import INGEST_STORE
-from ingest.model import FeedStatus
-from ingest.parsing import FeedError, FeedFormat
+from ingest.model import FeedReport, FeedStatus
+from ingest.parsing import FeedError, FeedFormat, FeedLimits, FeedTooLarge
 from ingest.service import (
     DEFAULT_STOCK_WAREHOUSE,
     Conflict,
     Forbidden,
+    ImportStop,
+    ImportStopped,
     IngestService,
     InvalidRequest,
     NotFound,
@@ -202,3 +205,81 @@ async def test_skus_are_scoped_by_the_supplier_and_default_stock_fills_rows_with
     assert removed.removed == 1
     (gone,) = log.events()
     assert isinstance(gone.payload, ProductRemoved) and gone.payload.sku == "acme:B"
+
+
+class SlowEventLog(FakeEventLog):
+    """Publishing takes ``delay`` seconds, and calls ``during`` (if set) on the ``at``-th publish."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+        self.during: Callable[[], object] | None = None
+        self.at = 1
+
+    async def publish(self, topic: str, messages: Sequence[OutgoingMessage]) -> None:
+        await super().publish(topic, messages)
+        if self.calls == self.at and self.during is not None:
+            result = self.during()
+            if asyncio.iscoroutine(result):
+                await result
+        await asyncio.sleep(self.delay)
+
+
+@pytest.fixture
+async def slow_env(tmp_path: Path):
+    store = INGEST_STORE.open(f"sqlite:///{tmp_path / 'ingest.db'}")
+    await store.start()
+    log = SlowEventLog(0.0)
+    reports: list[FeedReport] = []
+    service = IngestService(store, log, batch_lines=3, lease_s=0.4, on_report=reports.append)  # type: ignore[arg-type]
+    await service.add_supplier("acme")
+    yield service, log, reports
+    await store.close()
+
+
+async def test_the_lease_is_held_for_as_long_as_the_import_runs(slow_env) -> None:
+    """One batch slower than the lease: another import still cannot take over (it did, before)."""
+    service, log, _ = slow_env
+    log.delay, log.at = 1.2, 2  # the first product batch takes three lease lengths
+    seen: list[bool] = []
+
+    async def someone_else() -> None:
+        await asyncio.sleep(0.8)
+        seen.append(await service.store.acquire_import_lease("acme", "someone-else", 60))
+
+    rows = [f"S{i},Item {i},1,1" for i in range(6)]
+    report, _ = await asyncio.gather(
+        service.import_feed("acme", csv_feed(*rows), fmt=FeedFormat.CSV), someone_else()
+    )
+    assert seen == [False] and report.status is FeedStatus.COMPLETED and report.accepted == 6
+    assert await service.store.acquire_import_lease("acme", "someone-else", 60)  # released at the end
+
+
+async def test_a_stopped_import_ends_failed_with_what_it_published(slow_env) -> None:
+    service, log, reports = slow_env
+    stop = ImportStop()
+    log.during, log.at = lambda: stop.stop("the client disconnected"), 2
+    rows = [f"S{i},Item {i},1,1" for i in range(30)]
+    with pytest.raises(ImportStopped, match="client disconnected"):
+        await service.import_feed("acme", csv_feed(*rows), fmt=FeedFormat.CSV, stop=stop)
+    report = reports[-1]
+    assert report.status is FeedStatus.FAILED and "client disconnected" in report.notes[-1]
+    assert 0 < report.changed < 30
+    upserts = [e for e in log.events() if isinstance(e.payload, ProductUpserted)]
+    assert len(upserts) == report.changed  # nothing published beyond what the report says
+    assert (await service.store.get_feed("acme", report.feed_id)).status is FeedStatus.FAILED
+    assert await service.store.acquire_import_lease("acme", "next", 60)
+
+
+async def test_a_body_too_large_once_decompressed_fails_with_its_report(slow_env) -> None:
+    store = slow_env[0].store
+    reports: list[FeedReport] = []
+    service = IngestService(store, FakeEventLog(), batch_lines=2000, on_report=reports.append)  # type: ignore[arg-type]
+    rows = "".join(f"S{i},Item {i},1,1\n" for i in range(100_000))
+    body = io.BytesIO(gzip.compress((HEADER + rows).encode()))
+    with pytest.raises(FeedTooLarge, match="once decompressed"):
+        await service.import_feed("acme", body, fmt=FeedFormat.CSV, limits=FeedLimits(max_bytes=600_000))
+    report = reports[-1]
+    assert report.status is FeedStatus.FAILED and "larger than the limit" in report.notes[-1]
+    assert 0 < report.accepted < 100_000
+    assert await store.acquire_import_lease("acme", "next", 60)
