@@ -19,6 +19,8 @@ from kernel.database import MysqlTarget, SqliteTarget, parse_database_url
 from kernel.settings import env_var
 
 if TYPE_CHECKING:
+    from limits.aio.storage import Storage as LimitsStorage
+
     from ingest.store import IngestStore
     from inventory.cluster import ClusterEngine
     from inventory.sqlite import SqliteEngine
@@ -198,6 +200,41 @@ OUT_OF_STOCK_SET: Port[OutOfStockSet] = Port(
 )
 
 
+# Rate limit counters (the cache URL) -----------------------------------------------------------
+
+
+def _memory_rate_limits(url: str) -> LimitsStorage:
+    from limits.aio.storage import MemoryStorage
+
+    return MemoryStorage()
+
+
+def _redis_rate_limits(url: str) -> LimitsStorage:
+    """The ``limits`` Redis storage over redis.asyncio (atomic Lua counters shared by every worker)."""
+    from limits.aio.storage import RedisStorage
+
+    return RedisStorage(f"async+{url}", implementation="redispy")
+
+
+async def _close_rate_limits(storage: LimitsStorage) -> None:
+    from limits.aio.storage import MemoryStorage, RedisStorage
+
+    if isinstance(storage, RedisStorage):
+        await storage.bridge.get_connection().aclose()  # type: ignore[attr-defined]
+    elif isinstance(storage, MemoryStorage) and storage.timer is not None:
+        storage.timer.cancel()
+
+
+RATE_LIMIT_STORAGE: Port[LimitsStorage] = Port(
+    name="rate limit storage",
+    setting="cache_url",
+    examples="memory://, redis://HOST:PORT/DB",
+    constructors={"memory": _memory_rate_limits, "redis": _redis_rate_limits, "rediss": _redis_rate_limits},
+    start=_nothing_to_start,
+    close=_close_rate_limits,
+)
+
+
 # Relational database: the ingest store and the inventory engine --------------------------------
 
 _MYSQL_SCHEMES = ("mysql", "mariadb", "mysql+pymysql")
@@ -288,6 +325,7 @@ PORTS: tuple[Port[Any], ...] = (
     EVENT_LOG,
     SEARCH_INDEX,
     OUT_OF_STOCK_SET,
+    RATE_LIMIT_STORAGE,
     INGEST_STORE,
     INVENTORY_ENGINE,
     RECOMMENDATIONS_STORE,

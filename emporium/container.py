@@ -28,15 +28,19 @@ from emporium.adapters import (
     INGEST_STORE,
     INVENTORY_ENGINE,
     OUT_OF_STOCK_SET,
+    RATE_LIMIT_STORAGE,
     RECOMMENDATIONS_STORE,
     SEARCH_INDEX,
     Port,
 )
+from ingest.auth import load_key_secret
 from ingest.service import IngestService
 from kernel.runtime import Runtime
 from kernel.settings import Settings
 
 if TYPE_CHECKING:
+    from limits.aio.storage import Storage as LimitsStorage
+
     from emporium.adapters import InventoryEngine
     from ingest.store import IngestStore
     from kernel.eventlog.port import EventLog
@@ -77,6 +81,7 @@ class Container:
         self._adapters: dict[str, tuple[Port[Any], Any]] = {}  # port name -> (port, adapter), creation order
         self._stack: AsyncExitStack | None = None
         self._runtime: Runtime | None = None
+        self._key_secret: bytes | None = None
 
     # adapters, created on first request ---------------------------------------------------------
 
@@ -110,6 +115,16 @@ class Container:
 
     def recommendations_store(self) -> RecommendationsStore:
         return self._adapter(RECOMMENDATIONS_STORE)
+
+    def rate_limit_storage(self) -> LimitsStorage:
+        return self._adapter(RATE_LIMIT_STORAGE)
+
+    @property
+    def key_secret(self) -> bytes:
+        """The server secret of API key hashes (``EMPORIUM_KEY_SECRET``, or kept in the data dir)."""
+        if self._key_secret is None:
+            self._key_secret = load_key_secret(self.settings.key_secret, self.settings.data_dir)
+        return self._key_secret
 
     @property
     def runtime(self) -> Runtime:
@@ -165,6 +180,6 @@ async def ingest_service(
 ) -> AsyncIterator[IngestService]:
     """The ingest service over a started event log and ingest store (CLI commands, the demo, benchmarks)."""
     container = Container(settings, client_id=client_id)
-    service = IngestService(container.ingest_store(), container.event_log())
+    service = IngestService(container.ingest_store(), container.event_log(), key_secret=container.key_secret)
     async with container:
         yield service

@@ -1,4 +1,5 @@
-"""``emporium demo``: seed the embedded stack with the synthetic catalog as supplier ``demo``.
+"""``emporium demo``: seed the embedded stack with the synthetic catalog as supplier ``demo``, and make a
+storefront ``demo`` whose key the README's reservations send.
 
 Idempotent and fast on re-runs: the feed file is generated once per size (deterministic), and
 importing an unchanged feed publishes nothing. The import runs in ``full`` mode, so asking for fewer
@@ -25,6 +26,7 @@ from search.projection import SearchProjection
 from search.projectors import LIVE_SEARCH_GROUP
 
 DEMO_SUPPLIER = "demo"
+DEMO_STOREFRONT = "demo"
 DEMO_SEED = 42
 CATCH_UP_TIMEOUT_S = 300.0
 
@@ -37,6 +39,16 @@ def demo_key_path(settings: Settings) -> Path:
     return settings.data_dir / "demo" / "demo-supplier-api-key"
 
 
+def demo_storefront_key_path(settings: Settings) -> Path:
+    return settings.data_dir / "demo" / "storefront-api-key"
+
+
+def _save_key(path: Path, key: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(key + "\n", encoding="utf-8")
+    os.chmod(path, 0o600)
+
+
 async def _seed(settings: Settings, products: int) -> FeedReport:
     feed = demo_feed_path(settings, products)
     if not feed.exists():
@@ -45,16 +57,23 @@ async def _seed(settings: Settings, products: int) -> FeedReport:
         if await service.store.get_supplier(DEMO_SUPPLIER) is None:
             _, key = await service.add_supplier(DEMO_SUPPLIER, "Demo Supplier")
             key_file = demo_key_path(settings)
-            key_file.parent.mkdir(parents=True, exist_ok=True)
-            key_file.write_text(key + "\n", encoding="utf-8")
-            os.chmod(key_file, 0o600)
+            _save_key(key_file, key)
             typer.echo(f"created supplier {DEMO_SUPPLIER!r}; its API key (also saved to {key_file}):")
+            typer.echo(key)
+        if await service.store.get_storefront(DEMO_STOREFRONT) is None:
+            _, key = await service.identities.add_storefront(DEMO_STOREFRONT, "Demo Storefront")
+            key_file = demo_storefront_key_path(settings)
+            _save_key(key_file, key)
+            typer.echo(
+                f"created storefront {DEMO_STOREFRONT!r}; its API key for reservations "
+                f"(X-Api-Key; also saved to {key_file}):"
+            )
             typer.echo(key)
         return await import_path(service, feed, supplier_id=DEMO_SUPPLIER, profile="canonical", mode="full")
 
 
 def seed_demo(settings: Settings, products: int = 5000) -> FeedReport:
-    """Create supplier ``demo`` if missing, import the synthetic catalog, print the feed report."""
+    """Create supplier and storefront ``demo`` if missing, import the synthetic catalog, print the report."""
     if products < 1:
         raise typer.BadParameter("products must be at least 1", param_hint="--products")
     report = asyncio.run(_seed(settings, products))

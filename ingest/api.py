@@ -1,4 +1,4 @@
-"""HTTP routes for suppliers and their feeds.
+"""HTTP routes for suppliers and their feeds, and for registering storefronts.
 
 ``POST /v1/suppliers/{supplier_id}/feeds`` answers **201 Created** with the finished feed report
 (and a ``Location`` of the report): the import runs while the request is open, so the supplier learns
@@ -6,9 +6,9 @@ the outcome of every line in the same call. The body is streamed to a spool file
 ``SPOOL_MEMORY_BYTES``, then disk) while the size limit is enforced, and only then imported: an
 oversized (413), empty (400) or unsupported (415) body is refused before anything is published.
 
-Registering a supplier needs the admin token (``admin_only``); a feed route needs the API key of the
-supplier in its path (``api_key_only`` with ``IngestService.authenticate``). Refusals are the domain's
-exceptions, answered by ``INGEST_ERRORS``.
+Registering a supplier or a storefront needs the admin token (``admin_only``); a feed route needs the
+API key of the supplier in its path (``api_key_only`` with ``IngestService.authenticate``). Refusals are
+the domain's exceptions, answered by ``INGEST_ERRORS``.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from litestar.params import Body, FromPath, HeaderParameter, QueryParameter
 from litestar.router import Router
 from litestar.status_codes import HTTP_201_CREATED
 
+from ingest.errors import Conflict, Forbidden, IngestError, InvalidRequest, NotFound, Unauthorized
 from ingest.model import FeedReport, Mode
 from ingest.parsing import (
     EmptyFeed,
@@ -35,15 +36,7 @@ from ingest.parsing import (
     format_from_content_type,
 )
 from ingest.profiles import PROFILE_NAMES, UnknownProfile
-from ingest.service import (
-    Conflict,
-    Forbidden,
-    IngestError,
-    IngestService,
-    InvalidRequest,
-    NotFound,
-    Unauthorized,
-)
+from ingest.service import IngestService
 from kernel.http.errors import ErrorRule, error_table
 from kernel.http.guards import (
     API_KEY_HEADER,
@@ -148,6 +141,50 @@ class SupplierController(Controller):
         return SupplierCreated(supplier_id=record.supplier_id, name=record.name, api_key=api_key)
 
 
+class NewStorefront(msgspec.Struct, forbid_unknown_fields=True):
+    storefront_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    name: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+
+
+class StorefrontCreated(msgspec.Struct):
+    storefront_id: str
+    name: str
+    api_key: str  # shown once; only its hash is stored
+
+
+class StorefrontController(Controller):
+    path = "/v1/storefronts"
+    tags = ["storefronts"]
+    parameters = {
+        "authorization": HeaderParameter(annotation=str | None, name="Authorization", required=False)
+    }
+
+    @post(
+        "/",
+        status_code=HTTP_201_CREATED,
+        summary="Register a storefront (admin)",
+        guards=[admin_only],
+        responses=errors(
+            {
+                400: "The body is not a storefront",
+                401: "No admin bearer token",
+                403: "Wrong admin token",
+                409: "The storefront exists",
+                422: "Malformed storefront id",
+            }
+        ),
+    )
+    async def add_storefront(
+        self,
+        service: NamedDependency[IngestService],
+        data: Annotated[NewStorefront, Body(media_type=RequestEncodingType.JSON, schema_extra=_CLOSED)],
+    ) -> StorefrontCreated:
+        """Needs ``Authorization: Bearer <EMPORIUM_ADMIN_TOKEN>``; returns the storefront's API key once
+        (``sfk_...``: send it as ``X-Api-Key`` on customer-facing routes such as reservations)."""
+        record, api_key = await service.identities.add_storefront(data.storefront_id, data.name)
+        return StorefrontCreated(storefront_id=record.storefront_id, name=record.name, api_key=api_key)
+
+
 class FeedController(Controller):
     path = "/v1/suppliers/{supplier_id:str}/feeds"
     tags = ["supplier feeds"]
@@ -228,7 +265,7 @@ def ingest_router(service: IngestService, settings: Settings) -> Router:
 
     return Router(
         path="/",
-        route_handlers=with_options(SupplierController, FeedController),
+        route_handlers=with_options(SupplierController, StorefrontController, FeedController),
         dependencies={
             "service": Provide(lambda: service, sync_to_thread=False, use_cache=True),
             "feed_max_bytes": Provide(lambda: feed_max_bytes, sync_to_thread=False, use_cache=True),

@@ -35,11 +35,13 @@ class IngestMetrics:
 class IngestModule:
     name = "ingest"
 
-    def __init__(self, runtime: Runtime, *, store: IngestStore) -> None:
+    def __init__(self, runtime: Runtime, *, store: IngestStore, key_secret: bytes) -> None:
         self.runtime = runtime
         self.store = store
         self.metrics = IngestMetrics(runtime)
-        self.service = IngestService(self.store, runtime.event_log, on_report=self.metrics.observe)
+        self.service = IngestService(
+            self.store, runtime.event_log, key_secret=key_secret, on_report=self.metrics.observe
+        )
         self._router = ingest_router(self.service, runtime.settings)
 
     def route_handlers(self) -> Sequence[Any]:

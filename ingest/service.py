@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import time
 import uuid
 from collections import deque
@@ -33,7 +32,15 @@ from typing import IO
 
 import structlog
 
-from ingest.auth import hash_secret, new_api_key, parse_api_key, verify_secret
+from ingest.auth import SUPPLIER_KEY_PREFIX, KeyHasher
+from ingest.errors import (
+    Conflict,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    Unauthorized,
+)
+from ingest.identities import OWNER_ID, OWNER_ID_RULE, SUPPLIER, Identities
 from ingest.model import (
     PRODUCER,
     FeedReport,
@@ -57,35 +64,7 @@ log = structlog.get_logger(__name__)
 
 DEFAULT_BATCH_LINES = 2000
 IMPORT_LEASE_S = 120.0  # renewed every batch; outlives a crashed importer by at most this long
-SUPPLIER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-
-
-class IngestError(Exception):
-    status_code = 400
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class Unauthorized(IngestError):
-    status_code = 401
-
-
-class Forbidden(IngestError):
-    status_code = 403
-
-
-class NotFound(IngestError):
-    status_code = 404
-
-
-class Conflict(IngestError):
-    status_code = 409
-
-
-class InvalidRequest(IngestError):
-    status_code = 422
+SUPPLIER_ID = OWNER_ID
 
 
 class _Batch:
@@ -160,12 +139,14 @@ class IngestService:
         store: IngestStore,
         event_log: EventLog,
         *,
+        key_secret: bytes,
         batch_lines: int = DEFAULT_BATCH_LINES,
         publish_window: int = 2,
         on_report: Callable[[FeedReport], None] | None = None,
     ) -> None:
         self.store = store
         self.event_log = event_log
+        self.identities = Identities(store, KeyHasher(key_secret))
         self.batch_lines = batch_lines
         self.publish_window = publish_window
         self._on_report = on_report
@@ -175,15 +156,13 @@ class IngestService:
     async def add_supplier(self, supplier_id: str, name: str | None = None) -> tuple[SupplierRecord, str]:
         """Register a supplier; return it with its API key (shown once, stored hashed)."""
         if not SUPPLIER_ID.match(supplier_id):
-            raise InvalidRequest(
-                "supplier_id must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
-            )
-        key = new_api_key()
+            raise InvalidRequest(f"supplier_id must be {OWNER_ID_RULE}")
+        key, key_hash = self.identities.new_key(SUPPLIER_KEY_PREFIX)
         record = SupplierRecord(
             supplier_id=supplier_id,
             name=(name or supplier_id).strip()[:200] or supplier_id,
             key_id=key.key_id,
-            key_hash=await asyncio.to_thread(hash_secret, key.secret),
+            key_hash=key_hash,
             created_at=datetime.now(UTC),
         )
         try:
@@ -200,27 +179,24 @@ class IngestService:
         return record, key.token
 
     async def rotate_key(self, supplier_id: str) -> str:
-        if await self.store.get_supplier(supplier_id) is None:
+        supplier = await self.store.get_supplier(supplier_id)
+        if supplier is None:
             raise NotFound(f"unknown supplier {supplier_id!r}")
-        key = new_api_key()
-        await self.store.replace_key(
-            supplier_id, key.key_id, await asyncio.to_thread(hash_secret, key.secret)
-        )
+        key, key_hash = self.identities.new_key(SUPPLIER_KEY_PREFIX)
+        await self.store.replace_key(supplier_id, key.key_id, key_hash)
+        self.identities.forget(SUPPLIER, supplier.key_id)
         return key.token
 
     async def authenticate(self, supplier_id: str, token: str | None) -> None:
-        """401 for a missing or wrong key, 403 for a valid key of another supplier."""
+        """401 for a missing or wrong key, 403 for a valid key of another supplier or of a storefront."""
         if not token:
             raise Unauthorized("missing X-Api-Key header")
-        key = parse_api_key(token)
-        owner = await self.store.supplier_by_key_id(key.key_id) if key is not None else None
-        if (
-            key is None
-            or owner is None
-            or not await asyncio.to_thread(verify_secret, key.secret, owner.key_hash)
-        ):
+        caller = await self.identities.identify(token)
+        if caller is None:
             raise Unauthorized("invalid API key")
-        if owner.supplier_id != supplier_id:
+        if caller.kind != SUPPLIER:
+            raise Forbidden(f"a {caller.kind} key cannot call supplier routes")
+        if caller.id != supplier_id:
             raise Forbidden(f"this API key does not belong to supplier {supplier_id!r}")
 
     # -- feeds ------------------------------------------------------------------------------

@@ -12,10 +12,11 @@ from tqdm import tqdm
 
 from emporium.cli.context import run, settings_from
 from emporium.container import ingest_service
+from ingest.errors import IngestError
 from ingest.model import FeedReport, FeedStatus, Mode
 from ingest.parsing import FeedError, FeedFormat
 from ingest.profiles import PROFILE_NAMES
-from ingest.service import IngestError, import_path
+from ingest.service import import_path
 from kernel.settings import Settings
 
 feed_app = typer.Typer(help="Supplier catalog feeds.", no_args_is_help=True)

@@ -12,9 +12,9 @@ import pymysql
 import pytest
 
 from emporium.adapters import INGEST_STORE
-from ingest.model import FeedReport, FeedStatus, ProductState, SupplierRecord
+from ingest.model import FeedReport, FeedStatus, ProductState, StorefrontRecord, SupplierRecord
 from ingest.parsing import LineError
-from ingest.store import IngestStore, SupplierExists
+from ingest.store import IngestStore, StorefrontExists, SupplierExists
 from kernel.database import MysqlTarget, parse_database_url
 
 
@@ -77,6 +77,34 @@ async def test_suppliers(store: IngestStore) -> None:
     assert await store.supplier_by_key_id(rec.key_id) is None
     rotated = await store.supplier_by_key_id("abcdefabcdef")
     assert rotated is not None and rotated.key_hash == "scrypt$y"
+    await store.upgrade_key_hash("abcdefabcdef", "scrypt$old", "hmac-sha256$z")  # not the stored hash
+    assert await store.supplier_by_key_id("abcdefabcdef") == rotated
+    await store.upgrade_key_hash("abcdefabcdef", "scrypt$y", "hmac-sha256$z")
+    upgraded = await store.supplier_by_key_id("abcdefabcdef")
+    assert upgraded is not None and upgraded.key_hash == "hmac-sha256$z"
+
+
+async def test_storefronts_are_apart_from_suppliers(store: IngestStore) -> None:
+    sid = uid("shop")
+    rec = StorefrontRecord(
+        storefront_id=sid,
+        name=f"Shop {sid}",
+        key_id=uuid.uuid4().hex[:12],
+        key_hash="hmac-sha256$x",
+        created_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+    )
+    await store.add_storefront(rec)
+    assert await store.get_storefront(sid) == rec
+    assert await store.storefront_by_key_id(rec.key_id) == rec
+    assert await store.supplier_by_key_id(rec.key_id) is None  # a storefront key is no supplier key
+    assert await store.get_storefront(uid("none")) is None
+    with pytest.raises(StorefrontExists):
+        await store.add_storefront(rec)
+    await store.add_supplier(supplier(sid))  # the same id may name a supplier too: other table
+    await store.replace_storefront_key(sid, "abcdef012345", "hmac-sha256$y")
+    assert await store.storefront_by_key_id(rec.key_id) is None
+    rotated = await store.storefront_by_key_id("abcdef012345")
+    assert rotated is not None and rotated.key_hash == "hmac-sha256$y"
 
 
 async def test_product_states_upsert_lookup_and_isolation(store: IngestStore) -> None:

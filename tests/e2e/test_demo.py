@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from emporium.demo import DEMO_SEED, DEMO_SUPPLIER, demo_key_path, seed_demo
+from emporium.demo import DEMO_SEED, DEMO_SUPPLIER, demo_key_path, demo_storefront_key_path, seed_demo
 from ingest.synthetic import WAREHOUSES, generate_products
 from kernel.settings import load_settings
 
@@ -34,12 +34,14 @@ def test_seed_demo_is_idempotent(tmp_path: Path, capsys: pytest.CaptureFixture[s
     out = capsys.readouterr().out
     key = demo_key_path(settings).read_text().strip()
     assert key in out.splitlines()
+    storefront_key = demo_storefront_key_path(settings).read_text().strip()
+    assert storefront_key.startswith("sfk_") and storefront_key in out.splitlines()
     assert (first.accepted, first.changed, first.rejected) == (300, 300, 0)
     started = time.perf_counter()
     second = seed_demo(settings, products=300)
     assert (second.accepted, second.unchanged, second.changed, second.removed) == (300, 300, 0, 0)
     assert time.perf_counter() - started < 10
-    assert key not in capsys.readouterr().out  # the key is printed once
+    assert key not in capsys.readouterr().out  # the keys are printed once
     smaller = seed_demo(settings, products=250)
     assert (smaller.changed, smaller.removed) == (0, 50)
 

@@ -17,6 +17,7 @@ from kernel.contracts.events import ProductRemoved, ProductUpserted, SupplierOnb
 from kernel.eventlog.port import OutgoingMessage
 
 HEADER = "sku,title,price,stock.w1\n"
+KEY_SECRET = b"unit-test-key-secret-of-32-bytes"
 
 
 class FakeEventLog:
@@ -45,7 +46,7 @@ async def env(tmp_path: Path):
     store = INGEST_STORE.open(f"sqlite:///{tmp_path / 'ingest.db'}")
     await store.start()
     log = FakeEventLog()
-    service = IngestService(store, log, batch_lines=3)  # type: ignore[arg-type]
+    service = IngestService(store, log, key_secret=KEY_SECRET, batch_lines=3)  # type: ignore[arg-type]
     _, key = await service.add_supplier("acme")
     yield service, log, key
     await store.close()
