@@ -12,14 +12,13 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from limits import RateLimitItemPerSecond
-from limits.aio.storage import Storage
 from litestar import Litestar, Router
 from litestar.openapi import ResponseSpec
 
 from inventory.api import HoldPolicy
 from kernel.http.callers import STOREFRONT, SUPPLIER, parse_networks
 from kernel.http.errors import ErrorBody
-from kernel.http.limits import Policy, RateLimiter, rate_limit_group_opt
+from kernel.http.limits import LimitsStorage, Policy, RateLimiter, rate_limit_group_opt
 from kernel.settings import Settings
 
 RATE_LIMITED = ResponseSpec(
@@ -29,7 +28,7 @@ RATE_LIMITED = ResponseSpec(
 )
 
 
-def rate_limiter(settings: Settings, storage: Storage) -> RateLimiter:
+def rate_limiter(settings: Settings, storage: LimitsStorage) -> RateLimiter:
     """Per route group: anonymous callers by address, suppliers and storefronts by key."""
     return RateLimiter(
         storage,
@@ -43,12 +42,11 @@ def rate_limiter(settings: Settings, storage: Storage) -> RateLimiter:
 
 
 def hold_policy(settings: Settings, limiter: RateLimiter | None) -> HoldPolicy:
-    """Holds last at most ``max_hold_seconds``; with a limiter, each storefront customer's reservation
-    requests are rate limited and the units it asks for within one longest hold are capped (so no more
-    than that can be held at once)."""
+    """Holds last at most ``max_hold_seconds``; with a limiter, the units each storefront customer asks
+    for within one longest hold are capped, in a moving window: that is the customer's rate limit, and
+    since no hold outlives the window, no more than that can be held at once."""
     if limiter is None:
         return HoldPolicy(settings.max_hold_seconds)
-    requests = Policy.parse("customer", settings.rate_limit_customer)
     units = Policy(
         "customer-units",
         (RateLimitItemPerSecond(settings.customer_hold_units, settings.max_hold_seconds),),
@@ -56,9 +54,8 @@ def hold_policy(settings: Settings, limiter: RateLimiter | None) -> HoldPolicy:
     )
 
     async def admit(storefront_id: str, customer_id: str, quantity: int) -> None:
-        customer = f"{storefront_id}/{customer_id}"  # a storefront id has no "/"
-        await limiter.hit(requests, customer)
-        await limiter.hit(units, customer, cost=quantity)
+        # a storefront id has no "/": the key names one customer of one storefront
+        await limiter.hit(units, f"{storefront_id}/{customer_id}", cost=quantity)
 
     return HoldPolicy(settings.max_hold_seconds, admit)
 

@@ -19,12 +19,11 @@ from kernel.database import MysqlTarget, SqliteTarget, parse_database_url
 from kernel.settings import env_var
 
 if TYPE_CHECKING:
-    from limits.aio.storage import Storage as LimitsStorage
-
     from ingest.store import IngestStore
     from inventory.cluster import ClusterEngine
     from inventory.sqlite import SqliteEngine
     from kernel.eventlog.port import EventLog
+    from kernel.http.limits import LimitsStorage
     from read_models.recommendations.port import RecommendationsStore
     from search.out_of_stock import OutOfStockSet
     from search.port import RebuildableSearchIndex
@@ -204,24 +203,28 @@ OUT_OF_STOCK_SET: Port[OutOfStockSet] = Port(
 
 
 def _memory_rate_limits(url: str) -> LimitsStorage:
-    from limits.aio.storage import MemoryStorage
+    """In process: the synchronous storage (it never blocks; see kernel.http.limits)."""
+    from kernel.http.limits import InProcessStorage
 
-    return MemoryStorage()
+    return InProcessStorage()
 
 
 def _redis_rate_limits(url: str) -> LimitsStorage:
-    """The ``limits`` Redis storage over redis.asyncio (atomic Lua counters shared by every worker)."""
-    from limits.aio.storage import RedisStorage
+    """The ``limits`` Redis storage over redis.asyncio (atomic Lua counters shared by every worker),
+    its per-request calls sent many per round trip."""
+    from kernel.http.limits_redis import BatchedRedisStorage
 
-    return RedisStorage(f"async+{url}", implementation="redispy")
+    return BatchedRedisStorage(f"async+{url}")
 
 
 async def _close_rate_limits(storage: LimitsStorage) -> None:
-    from limits.aio.storage import MemoryStorage, RedisStorage
+    from limits.storage import MemoryStorage
 
-    if isinstance(storage, RedisStorage):
-        await storage.bridge.get_connection().aclose()  # type: ignore[attr-defined]
-    elif isinstance(storage, MemoryStorage) and storage.timer is not None:
+    from kernel.http.limits_redis import BatchedRedisStorage
+
+    if isinstance(storage, BatchedRedisStorage):
+        await storage.close()
+    elif isinstance(storage, MemoryStorage):
         storage.timer.cancel()
 
 

@@ -39,11 +39,10 @@ from kernel.runtime import Runtime
 from kernel.settings import Settings
 
 if TYPE_CHECKING:
-    from limits.aio.storage import Storage as LimitsStorage
-
     from emporium.adapters import InventoryEngine
     from ingest.store import IngestStore
     from kernel.eventlog.port import EventLog
+    from kernel.http.limits import LimitsStorage
     from read_models.recommendations.port import RecommendationsStore
     from search.out_of_stock import OutOfStockSet
     from search.port import RebuildableSearchIndex

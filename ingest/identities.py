@@ -2,18 +2,19 @@
 
 Ingest issues every key (it onboards suppliers and storefronts) and answers, for any route of any
 context, whose key a request carries: ``Identities.identify`` is the ``kernel.http.callers.Identify``
-the app wires into its routes. It runs per request, so it must be cheap: owner records are cached by
-key id for ``KEY_CACHE_TTL_S`` (a rotated or new key is seen by every server within that time; this
-process sees its own rotations at once) and a key is checked with one HMAC. A wrong key for a known key
-id therefore costs microseconds. A key still stored with the legacy scrypt hash is checked with scrypt,
-one at a time per process (a flood of wrong guesses cannot take more than one core), and on success its
-HMAC hash replaces the scrypt one.
+the app wires into its routes. It runs per request, so it must be cheap: a key seen valid is remembered
+for ``KEY_CACHE_TTL_S``, owner records are cached by key id as long (a rotated or new key is seen by
+every server within that time; this process sees its own rotations at once), and any other key is
+checked with one HMAC: a wrong key for a known key id costs microseconds. A key still stored with the
+legacy scrypt hash is checked with scrypt, one at a time per process (a flood of wrong guesses cannot
+take more than one core), and on success its HMAC hash replaces the scrypt one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+import time
 from datetime import UTC, datetime
 from typing import Final
 
@@ -47,6 +48,8 @@ class Identities:
         self.store = store
         self.hasher = hasher
         self._owners: TTLCache[tuple[str, str], Owner | None] = TTLCache(KEY_CACHE_ENTRIES, KEY_CACHE_TTL_S)
+        # keys seen valid lately -> (owner, until): the common request pays one dict lookup
+        self._verified: dict[str, tuple[Caller, float]] = {}
         self._legacy_checks = asyncio.Semaphore(1)
 
     # keys ------------------------------------------------------------------------------------
@@ -57,11 +60,24 @@ class Identities:
         return key, self.hasher.hash(key.secret)
 
     def forget(self, kind: str, key_id: str) -> None:
-        """Drop a cached owner (after a rotation in this process)."""
+        """Drop a cached owner and the keys seen valid with that key id (after a rotation here)."""
         self._owners.pop((kind, key_id), None)
+        for token in [t for t in self._verified if f"_{key_id}_" in t]:
+            del self._verified[token]
 
     async def identify(self, token: str) -> Caller | None:
         """The owner of ``token``, or None when it is not a valid key of any kind."""
+        seen = self._verified.get(token)
+        if seen is not None and seen[1] > time.monotonic():
+            return seen[0]
+        caller = await self._check(token)
+        if caller is not None:
+            if len(self._verified) >= KEY_CACHE_ENTRIES:
+                self._verified.clear()
+            self._verified[token] = (caller, time.monotonic() + KEY_CACHE_TTL_S)
+        return caller
+
+    async def _check(self, token: str) -> Caller | None:
         kind = SUPPLIER if token.startswith(SUPPLIER_KEY_PREFIX + "_") else STOREFRONT
         key = parse_api_key(token, SUPPLIER_KEY_PREFIX if kind == SUPPLIER else STOREFRONT_KEY_PREFIX)
         if key is None:

@@ -50,10 +50,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     rate_limit_anonymous: str = "30/second;1200/minute"
     rate_limit_supplier: str = "20/second;1200/minute"
     rate_limit_storefront: str = "2000/second"
-    # Reservation requests per (storefront, customer id), on top of the storefront's own limit.
-    rate_limit_customer: str = "10/second;120/minute"
-    # Units one customer of one storefront may ask to hold within max_hold_seconds (so at most this many
-    # are held at once; refused asks count too).
+    # Units one customer of one storefront may ask to hold within max_hold_seconds: the per-customer
+    # rate limit of reservations, and so a cap on the units it holds at once (refused asks count too).
     customer_hold_units: Annotated[int, msgspec.Meta(ge=1)] = 100
     # The longest hold a reservation may ask for (hold_seconds above it is a 422).
     max_hold_seconds: Annotated[int, msgspec.Meta(ge=1, le=24 * 3600)] = 900

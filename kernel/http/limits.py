@@ -1,7 +1,9 @@
 """Rate limits per route group and caller, counted by the ``limits`` library in one shared storage.
 
 The storage is in-process (``memory://``) on the embedded stack and Redis on a cluster (atomic Lua
-counters every worker shares); the composition root opens it from the cache URL. Each route belongs
+counters every worker shares); the composition root opens it from the cache URL. In process, the
+synchronous ``limits`` storage is used (no I/O, so nothing to await; its asyncio twin starts a task on
+nearly every hit); Redis goes through the asyncio one. Each route belongs
 to a group (its ``opt``, ``rate_limit_group_opt``); the middleware counts every request against the
 policy of its caller in that group: anonymous callers and wrong keys by client address
 (``kernel.http.callers.client_address``), key holders by their owner, with the policy of their kind.
@@ -18,15 +20,17 @@ the service, they must not take it down.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import structlog
-from limits import RateLimitItem, parse_many
-from limits.aio.storage import Storage
-from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
-from limits.aio.strategies import RateLimiter as Strategy
+from limits import RateLimitItem, parse_many, strategies
+from limits.aio import storage as aio_storage
+from limits.aio import strategies as aio_strategies
+from limits.storage import MemoryStorage
+from limits.storage import Storage as SyncStorage
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 
@@ -38,6 +42,10 @@ log = structlog.get_logger(__name__)
 RATE_LIMIT_GROUP_OPT = "rate_limit_group"
 DEFAULT_GROUP = "default"
 _FAILURE_LOG_EVERY_S = 10.0
+SWEEP_INTERVAL_S = 1.0
+
+
+LimitsStorage = SyncStorage | aio_storage.Storage
 
 
 def rate_limit_group_opt(group: str) -> dict[str, Any]:
@@ -60,6 +68,19 @@ class Policy(NamedTuple):
         except ValueError as exc:
             raise ValueError(f"rate limit {name!r}: cannot read {text!r} ({exc})") from None
         return cls(name, items, moving)
+
+
+class InProcessStorage(MemoryStorage):
+    """``limits``' in-process storage, its expired counters swept every ``SWEEP_INTERVAL_S`` instead of
+    every 10 ms: a sweep walks every key, and holds keep per-customer keys for a quarter of an hour, so a
+    sweep may take milliseconds. A counter read after its expiry is dropped on the spot either way."""
+
+    def _MemoryStorage__schedule_expiry(self) -> None:  # the parent's private scheduler, overridden
+        if not self.timer.is_alive():
+            sweep = self._MemoryStorage__expire_events  # type: ignore[attr-defined]
+            self.timer = threading.Timer(SWEEP_INTERVAL_S, sweep)
+            self.timer.daemon = True
+            self.timer.start()
 
 
 class RateLimited(Exception):
@@ -99,7 +120,7 @@ class RateLimiter:
 
     def __init__(
         self,
-        storage: Storage,
+        storage: LimitsStorage,
         *,
         anonymous: Policy,
         by_kind: Mapping[str, Policy],
@@ -109,23 +130,42 @@ class RateLimiter:
         self.anonymous = anonymous
         self.by_kind = dict(by_kind)
         self.trusted_proxies = trusted_proxies
-        self._fixed = FixedWindowRateLimiter(storage)
-        self._moving = MovingWindowRateLimiter(storage)
+        self._sync: dict[bool, strategies.RateLimiter] = {}
+        self._async: dict[bool, aio_strategies.RateLimiter] = {}
+        if isinstance(storage, SyncStorage):
+            self._sync = {
+                False: strategies.FixedWindowRateLimiter(storage),
+                True: strategies.MovingWindowRateLimiter(storage),
+            }
+        else:
+            self._async = {
+                False: aio_strategies.FixedWindowRateLimiter(storage),
+                True: aio_strategies.MovingWindowRateLimiter(storage),
+            }
         self._last_failure_log = 0.0
 
     async def hit(self, policy: Policy, key: str, cost: int = 1) -> None:
         """Count ``cost`` against every limit of ``policy`` for ``key``; RateLimited past one of them."""
-        strategy: Strategy = self._moving if policy.moving else self._fixed
+        key = f"{policy.name}/{key}"  # one identifier: ``limits`` cleans each one it is given
         for item in policy.items:
             try:
-                allowed = await strategy.hit(item, policy.name, key, cost=cost)
-                if allowed:
+                if await self._allowed(policy, item, key, cost):
                     continue
-                reset_at, _ = await strategy.get_window_stats(item, policy.name, key)
+                reset_at = await self._reset_at(policy, item, key)
             except Exception as exc:
                 self._storage_failed(exc)
                 return
             raise RateLimited(policy.name, item, reset_at)
+
+    async def _allowed(self, policy: Policy, item: RateLimitItem, key: str, cost: int) -> bool:
+        if self._sync:
+            return self._sync[policy.moving].hit(item, key, cost=cost)
+        return await self._async[policy.moving].hit(item, key, cost=cost)
+
+    async def _reset_at(self, policy: Policy, item: RateLimitItem, key: str) -> float:
+        if self._sync:
+            return self._sync[policy.moving].get_window_stats(item, key).reset_time
+        return (await self._async[policy.moving].get_window_stats(item, key)).reset_time
 
     def _storage_failed(self, exc: Exception) -> None:
         now = time.monotonic()

@@ -64,7 +64,6 @@ def base_url(
         admin_token=TOKEN,
         rate_limit_anonymous=UNLIMITED,  # the fuzzer is one client sending thousands of requests
         rate_limit_storefront=UNLIMITED,
-        rate_limit_customer=UNLIMITED,
     )
     with served_app_in_thread(create_app(settings_)) as base:
         CALLER["X-Api-Key"] = _seed(base)

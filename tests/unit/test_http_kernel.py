@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import pytest
-from limits.aio.storage import MemoryStorage
+from limits.storage import MemoryStorage
 from litestar import Controller, Litestar, Request, Router, delete, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.testing import AsyncTestClient

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 from limits import RateLimitItemPerSecond
-from limits.aio.storage import Storage
 
 from emporium.adapters import RATE_LIMIT_STORAGE
+from kernel.http.limits import LimitsStorage as Storage
 from kernel.http.limits import Policy, RateLimited, RateLimiter
 
 
