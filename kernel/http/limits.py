@@ -19,6 +19,7 @@ the service, they must not take it down.
 
 from __future__ import annotations
 
+import inspect
 import math
 import threading
 import time
@@ -81,6 +82,12 @@ class InProcessStorage(MemoryStorage):
             self.timer = threading.Timer(SWEEP_INTERVAL_S, sweep)
             self.timer.daemon = True
             self.timer.start()
+
+
+def storage_key(item: RateLimitItem, identifier: str) -> str:
+    """``item.key_for(identifier)``: the key ``limits`` keeps the window of ``item`` for ``identifier``
+    under (its strategies read a refused caller's window statistics there)."""
+    return f"{item.namespace}/{identifier}/{item.amount}/{item.multiples}/{item.GRANULARITY.name}"
 
 
 class RateLimited(Exception):
@@ -158,9 +165,15 @@ class RateLimiter:
             raise RateLimited(policy.name, item, reset_at)
 
     async def _allowed(self, policy: Policy, item: RateLimitItem, key: str, cost: int) -> bool:
-        if self._sync:
-            return self._sync[policy.moving].hit(item, key, cost=cost)
-        return await self._async[policy.moving].hit(item, key, cost=cost)
+        """What ``limits``' strategies' ``hit`` does, without their wrapping (it costs as much as the
+        count itself): a fixed window is one counter incremented with an expiry, a moving window one
+        acquired entry."""
+        storage, window_key, expiry = self.storage, storage_key(item, key), item.get_expiry()
+        if policy.moving:
+            acquired = storage.acquire_entry(window_key, item.amount, expiry, amount=cost)  # type: ignore[union-attr]
+            return bool(await acquired if inspect.isawaitable(acquired) else acquired)
+        count = storage.incr(window_key, expiry, amount=cost)
+        return int(await count if inspect.isawaitable(count) else count) <= item.amount
 
     async def _reset_at(self, policy: Policy, item: RateLimitItem, key: str) -> float:
         if self._sync:

@@ -22,7 +22,7 @@ from kernel.http.callers import (
 )
 from kernel.http.errors import RETRY_AFTER, ErrorRule, error_table, exception_handlers
 from kernel.http.guards import admin_only, admin_token_opt, api_key_only, api_key_opt
-from kernel.http.limits import LIMIT_ERRORS, Policy, RateLimiter, rate_limit_group_opt
+from kernel.http.limits import LIMIT_ERRORS, Policy, RateLimiter, rate_limit_group_opt, storage_key
 from kernel.http.options import with_options
 
 
@@ -229,3 +229,8 @@ def test_forwarded_for_is_believed_only_from_trusted_proxies() -> None:
     assert client_address(scope("127.0.0.1", "6.6.6.6, 1.2.3.4, 10.1.2.3"), trusted) == "1.2.3.4"
     assert client_address(scope("127.0.0.1"), trusted) == "127.0.0.1"
     assert client_address(scope("127.0.0.1", "1.2.3.4"), ()) == "127.0.0.1"  # none configured
+
+
+def test_limits_keys_are_the_ones_limits_reads_back() -> None:
+    for item in Policy.parse("p", "3/second;10/minute;7 per 15 minutes").items:
+        assert storage_key(item, "group/who") == item.key_for("group/who")
