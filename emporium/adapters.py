@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from inventory.cluster import ClusterEngine
     from inventory.sqlite import SqliteEngine
     from kernel.eventlog.port import EventLog
+    from kernel.http.limits import LimitsStorage
     from read_models.recommendations.port import RecommendationsStore
     from search.out_of_stock import OutOfStockSet
     from search.port import RebuildableSearchIndex
@@ -198,6 +199,45 @@ OUT_OF_STOCK_SET: Port[OutOfStockSet] = Port(
 )
 
 
+# Rate limit counters (the cache URL) -----------------------------------------------------------
+
+
+def _memory_rate_limits(url: str) -> LimitsStorage:
+    """In process: the synchronous storage (it never blocks; see kernel.http.limits)."""
+    from kernel.http.limits import InProcessStorage
+
+    return InProcessStorage()
+
+
+def _redis_rate_limits(url: str) -> LimitsStorage:
+    """The ``limits`` Redis storage over redis.asyncio (atomic Lua counters shared by every worker),
+    its per-request calls sent many per round trip."""
+    from kernel.http.limits_redis import BatchedRedisStorage
+
+    return BatchedRedisStorage(f"async+{url}")
+
+
+async def _close_rate_limits(storage: LimitsStorage) -> None:
+    from limits.storage import MemoryStorage
+
+    from kernel.http.limits_redis import BatchedRedisStorage
+
+    if isinstance(storage, BatchedRedisStorage):
+        await storage.close()
+    elif isinstance(storage, MemoryStorage):
+        storage.timer.cancel()
+
+
+RATE_LIMIT_STORAGE: Port[LimitsStorage] = Port(
+    name="rate limit storage",
+    setting="cache_url",
+    examples="memory://, redis://HOST:PORT/DB",
+    constructors={"memory": _memory_rate_limits, "redis": _redis_rate_limits, "rediss": _redis_rate_limits},
+    start=_nothing_to_start,
+    close=_close_rate_limits,
+)
+
+
 # Relational database: the ingest store and the inventory engine --------------------------------
 
 _MYSQL_SCHEMES = ("mysql", "mariadb", "mysql+pymysql")
@@ -288,6 +328,7 @@ PORTS: tuple[Port[Any], ...] = (
     EVENT_LOG,
     SEARCH_INDEX,
     OUT_OF_STOCK_SET,
+    RATE_LIMIT_STORAGE,
     INGEST_STORE,
     INVENTORY_ENGINE,
     RECOMMENDATIONS_STORE,

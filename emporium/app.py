@@ -14,13 +14,16 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from emporium.access import document_rate_limits, hold_policy, in_group, rate_limiter
 from emporium.container import Container
 from ingest.api import INGEST_ERRORS
 from ingest.module import IngestModule
 from inventory.api import INVENTORY_ERRORS
 from inventory.module import InventoryModule
 from kernel import __version__
+from kernel.http.callers import identify_opt
 from kernel.http.errors import exception_handlers
+from kernel.http.limits import LIMIT_ERRORS, RateLimiter, rate_limit_group_opt
 from kernel.observability import HttpMetrics
 from kernel.runtime import Module, ReadinessCheck
 from kernel.settings import Settings
@@ -42,14 +45,19 @@ async def _run_check(name: str, check: ReadinessCheck) -> tuple[str, str]:
     return name, "ok"
 
 
-def build_modules(container: Container) -> list[Module]:
+def build_modules(container: Container, limiter: RateLimiter | None = None) -> list[Module]:
     """Every feature module over its adapters, in start order: inventory before search, whose stock
     model reads its events."""
     runtime = container.runtime
     engine = container.inventory_engine()
     return [
-        IngestModule(runtime, store=container.ingest_store(), stock_writer=engine),  # stock feeds
-        InventoryModule(runtime, engine=engine),
+        IngestModule(
+            runtime,
+            store=container.ingest_store(),
+            key_secret=container.key_secret,
+            stock_writer=engine,  # stock feeds
+        ),
+        InventoryModule(runtime, engine=engine, holds=hold_policy(container.settings, limiter)),
         SearchModule(runtime, index=container.search_index(), stock=container.out_of_stock_set()),
         ReadModelsModule(runtime, store=container.recommendations_store()),
     ]
@@ -58,7 +66,9 @@ def build_modules(container: Container) -> list[Module]:
 def create_app(settings: Settings, *, container: Container | None = None) -> Litestar:
     """The app over ``container`` (a fresh one by default); its lifespan starts and closes everything."""
     container = container or Container(settings)
-    modules = build_modules(container)
+    limiter = rate_limiter(settings, container.rate_limit_storage()) if settings.rate_limits else None
+    modules = build_modules(container, limiter)
+    (ingest,) = (module for module in modules if isinstance(module, IngestModule))
     runtime = container.runtime
     http_metrics = HttpMetrics(runtime.metrics)
 
@@ -98,17 +108,19 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Lit
             log.info("emporium started", modules=[m.name for m in modules], embedded=settings.embedded)
             yield
 
+    # rate limits are counted per module (operations routes and the docs in the app's default group)
     handlers: list = [healthz, readyz, metrics]
-    for module in modules:
-        handlers.extend(module.route_handlers())
+    handlers.extend(in_group(module.name, module.route_handlers()) for module in modules)
 
     app = Litestar(
         route_handlers=handlers,
         lifespan=[lifespan],
-        middleware=[http_metrics.middleware],
+        middleware=[http_metrics.middleware, *([limiter.middleware] if limiter else [])],
+        # every route finds the owner of an X-Api-Key through ingest, which issues the keys
+        opt={**identify_opt(ingest.service.identities.identify), **rate_limit_group_opt("operations")},
         # every error answer in the one shape: each context's table, the framework's errors, the 500
         exception_handlers=exception_handlers(
-            INGEST_ERRORS, INVENTORY_ERRORS, SEARCH_ERRORS, RECOMMENDATIONS_ERRORS
+            INGEST_ERRORS, INVENTORY_ERRORS, SEARCH_ERRORS, RECOMMENDATIONS_ERRORS, LIMIT_ERRORS
         ),
         openapi_config=OpenAPIConfig(
             title="Emporium",
@@ -120,6 +132,7 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Lit
         logging_config=None,  # logging is configured once by kernel.observability
         debug=False,
     )
+    document_rate_limits(app)
     app.state.runtime = runtime
     app.state.container = container
     return app

@@ -28,10 +28,12 @@ from emporium.adapters import (
     INGEST_STORE,
     INVENTORY_ENGINE,
     OUT_OF_STOCK_SET,
+    RATE_LIMIT_STORAGE,
     RECOMMENDATIONS_STORE,
     SEARCH_INDEX,
     Port,
 )
+from ingest.auth import load_key_secret
 from ingest.service import IngestService
 from kernel.eventlog.retention import retention_policy
 from kernel.runtime import Runtime
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
     from emporium.adapters import InventoryEngine
     from ingest.store import IngestStore
     from kernel.eventlog.port import EventLog
+    from kernel.http.limits import LimitsStorage
     from read_models.recommendations.port import RecommendationsStore
     from search.out_of_stock import OutOfStockSet
     from search.port import RebuildableSearchIndex
@@ -78,6 +81,7 @@ class Container:
         self._adapters: dict[str, tuple[Port[Any], Any]] = {}  # port name -> (port, adapter), creation order
         self._stack: AsyncExitStack | None = None
         self._runtime: Runtime | None = None
+        self._key_secret: bytes | None = None
 
     # adapters, created on first request ---------------------------------------------------------
 
@@ -113,6 +117,16 @@ class Container:
 
     def recommendations_store(self) -> RecommendationsStore:
         return self._adapter(RECOMMENDATIONS_STORE)
+
+    def rate_limit_storage(self) -> LimitsStorage:
+        return self._adapter(RATE_LIMIT_STORAGE)
+
+    @property
+    def key_secret(self) -> bytes:
+        """The server secret of API key hashes (``EMPORIUM_KEY_SECRET``, or kept in the data dir)."""
+        if self._key_secret is None:
+            self._key_secret = load_key_secret(self.settings.key_secret, self.settings.data_dir)
+        return self._key_secret
 
     @property
     def runtime(self) -> Runtime:
@@ -168,6 +182,6 @@ async def ingest_service(
 ) -> AsyncIterator[IngestService]:
     """The ingest service over a started event log and ingest store (CLI commands, the demo, benchmarks)."""
     container = Container(settings, client_id=client_id)
-    service = IngestService(container.ingest_store(), container.event_log())
+    service = IngestService(container.ingest_store(), container.event_log(), key_secret=container.key_secret)
     async with container:
         yield service

@@ -1,4 +1,5 @@
-"""``emporium demo``: seed the embedded stack with the synthetic catalog as supplier ``demo``.
+"""``emporium demo``: seed the embedded stack with the synthetic catalog as supplier ``demo``, and make a
+storefront ``demo`` whose key the README's reservations send.
 
 Idempotent and fast on re-runs, and it never touches what a user pushed as supplier ``demo``: only the
 synthetic products the ingest store has never seen are imported (in ``delta`` mode), so a re-run neither
@@ -27,6 +28,7 @@ from search.projection import SearchProjection
 from search.projectors import LIVE_SEARCH_GROUP
 
 DEMO_SUPPLIER = "demo"
+DEMO_STOREFRONT = "demo"
 DEMO_SEED = 42
 CATCH_UP_TIMEOUT_S = 300.0
 
@@ -35,15 +37,32 @@ def demo_key_path(settings: Settings) -> Path:
     return settings.data_dir / "demo" / "demo-supplier-api-key"
 
 
+def demo_storefront_key_path(settings: Settings) -> Path:
+    return settings.data_dir / "demo" / "storefront-api-key"
+
+
+def _save_key(path: Path, key: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(key + "\n", encoding="utf-8")
+    os.chmod(path, 0o600)
+
+
 async def _seed(settings: Settings, products: int) -> FeedReport | None:
     async with ingest_service(settings) as service:
         if await service.store.get_supplier(DEMO_SUPPLIER) is None:
             _, key = await service.add_supplier(DEMO_SUPPLIER, "Demo Supplier")
             key_file = demo_key_path(settings)
-            key_file.parent.mkdir(parents=True, exist_ok=True)
-            key_file.write_text(key + "\n", encoding="utf-8")
-            os.chmod(key_file, 0o600)
+            _save_key(key_file, key)
             typer.echo(f"created supplier {DEMO_SUPPLIER!r}; its API key (also saved to {key_file}):")
+            typer.echo(key)
+        if await service.store.get_storefront(DEMO_STOREFRONT) is None:
+            _, key = await service.identities.add_storefront(DEMO_STOREFRONT, "Demo Storefront")
+            key_file = demo_storefront_key_path(settings)
+            _save_key(key_file, key)
+            typer.echo(
+                f"created storefront {DEMO_STOREFRONT!r}; its API key for reservations "
+                f"(X-Api-Key; also saved to {key_file}):"
+            )
             typer.echo(key)
         catalog = list(generate_products(products, seed=DEMO_SEED))
         ids = [f"{DEMO_SUPPLIER}:{p['product_id']}" for p in catalog]
@@ -58,8 +77,8 @@ async def _seed(settings: Settings, products: int) -> FeedReport | None:
 
 
 def seed_demo(settings: Settings, products: int = 5000) -> FeedReport | None:
-    """Create supplier ``demo`` if missing, import the synthetic products it does not have yet and print the
-    feed report; None (and a line saying so) when it has them all."""
+    """Create supplier and storefront ``demo`` if missing, import the synthetic products the supplier does
+    not have yet and print the feed report; None (and a line saying so) when it has them all."""
     if products < 1:
         raise typer.BadParameter("products must be at least 1", param_hint="--products")
     report = asyncio.run(_seed(settings, products))

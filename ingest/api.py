@@ -1,4 +1,4 @@
-"""HTTP routes for suppliers and their feeds.
+"""HTTP routes for suppliers and their feeds, and for registering storefronts.
 
 ``POST /v1/suppliers/{supplier_id}/feeds`` answers **201 Created** with the finished feed report
 (and a ``Location`` of the report): the import runs while the request is open, so the supplier learns
@@ -12,9 +12,9 @@ during the import, the import stops at the next chunk or batch (report ``failed`
 ``POST /v1/suppliers/{supplier_id}/stock`` takes a stock feed (rows ``sku, warehouse, quantity``) the same
 way and answers the same report; its stock is reservable when the answer arrives.
 
-Registering a supplier needs the admin token (``admin_only``); a feed route needs the API key of the
-supplier in its path (``api_key_only`` with ``IngestService.authenticate``). Refusals are the domain's
-exceptions, answered by ``INGEST_ERRORS``.
+Registering a supplier or a storefront needs the admin token (``admin_only``); a feed route needs the
+API key of the supplier in its path (``api_key_only`` with ``IngestService.authenticate``). Refusals are
+the domain's exceptions, answered by ``INGEST_ERRORS``.
 """
 
 from __future__ import annotations
@@ -32,6 +32,15 @@ from litestar.params import Body, FromPath, HeaderParameter, QueryParameter
 from litestar.router import Router
 from litestar.status_codes import HTTP_201_CREATED
 
+from ingest.errors import (
+    Conflict,
+    Forbidden,
+    ImportStop,
+    IngestError,
+    InvalidRequest,
+    NotFound,
+    Unauthorized,
+)
 from ingest.model import FeedReport, Mode
 from ingest.parsing import (
     EmptyFeed,
@@ -43,16 +52,7 @@ from ingest.parsing import (
     format_from_content_type,
 )
 from ingest.profiles import PROFILE_NAMES, UnknownProfile
-from ingest.service import (
-    Conflict,
-    Forbidden,
-    ImportStop,
-    IngestError,
-    IngestService,
-    InvalidRequest,
-    NotFound,
-    Unauthorized,
-)
+from ingest.service import IngestService
 from ingest.stock_feed import StockFeedService
 from ingest.validation import DEFAULT_STOCK_WAREHOUSE, MAX_QUANTITY
 from kernel.http.errors import ErrorRule, error_table
@@ -190,6 +190,52 @@ class SupplierController(Controller):
         return SupplierCreated(supplier_id=record.supplier_id, name=record.name, api_key=api_key)
 
 
+class NewStorefront(msgspec.Struct, forbid_unknown_fields=True):
+    storefront_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    name: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+
+
+class StorefrontCreated(msgspec.Struct):
+    storefront_id: str
+    name: str
+    api_key: str  # shown once; only its hash is stored
+
+
+class StorefrontController(Controller):
+    path = "/v1/storefronts"
+    tags = ["storefronts"]
+    parameters = {
+        "authorization": HeaderParameter(annotation=str | None, name="Authorization", required=False)
+    }
+
+    @post(
+        "/",
+        status_code=HTTP_201_CREATED,
+        summary="Register a storefront (admin)",
+        guards=[admin_only],
+        before_request=json_body_only,  # 415 / 400 for a body that is not plain JSON, before decoding
+        responses=errors(
+            {
+                400: "The body is not a storefront, nests deeper than 32 levels or repeats a key",
+                401: "No admin bearer token",
+                403: "Wrong admin token",
+                409: "The storefront exists",
+                415: "A Content-Type other than application/json",
+                422: "Malformed storefront id",
+            }
+        ),
+    )
+    async def add_storefront(
+        self,
+        service: NamedDependency[IngestService],
+        data: Annotated[NewStorefront, Body(media_type=RequestEncodingType.JSON, schema_extra=_CLOSED)],
+    ) -> StorefrontCreated:
+        """Needs ``Authorization: Bearer <EMPORIUM_ADMIN_TOKEN>``; returns the storefront's API key once
+        (``sfk_...``: send it as ``X-Api-Key`` on customer-facing routes such as reservations)."""
+        record, api_key = await service.identities.add_storefront(data.storefront_id, data.name)
+        return StorefrontCreated(storefront_id=record.storefront_id, name=record.name, api_key=api_key)
+
+
 class FeedController(Controller):
     path = "/v1/suppliers/{supplier_id:str}/feeds"
     tags = ["supplier feeds"]
@@ -315,7 +361,7 @@ def ingest_router(
     async def check_supplier_key(key: str | None, path_params: Mapping[str, Any]) -> None:
         await service.authenticate(path_params["supplier_id"], key)
 
-    controllers: list[type[Controller]] = [SupplierController, FeedController]
+    controllers: list[type[Controller]] = [SupplierController, StorefrontController, FeedController]
     if stock_feeds is not None:
         controllers.append(StockFeedController)
     return Router(

@@ -81,6 +81,17 @@ class SupplierRecord(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
 
 
+class StorefrontRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A storefront: a shop front end that calls customer-facing routes with its key and vouches for
+    the customer ids it sends."""
+
+    storefront_id: str
+    name: str
+    key_id: str
+    key_hash: str
+    created_at: datetime
+
+
 _fingerprint_encoder = msgspec.msgpack.Encoder(order="deterministic", decimal_format="string")
 
 

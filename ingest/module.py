@@ -39,12 +39,19 @@ class IngestModule:
     name = "ingest"
 
     def __init__(
-        self, runtime: Runtime, *, store: IngestStore, stock_writer: WarehouseStockWriter | None = None
+        self,
+        runtime: Runtime,
+        *,
+        store: IngestStore,
+        key_secret: bytes,
+        stock_writer: WarehouseStockWriter | None = None,
     ) -> None:
         self.runtime = runtime
         self.store = store
         self.metrics = IngestMetrics(runtime)
-        self.service = IngestService(self.store, runtime.event_log, on_report=self.metrics.observe)
+        self.service = IngestService(
+            self.store, runtime.event_log, key_secret=key_secret, on_report=self.metrics.observe
+        )
         self.stock_feeds = (
             None
             if stock_writer is None

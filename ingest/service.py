@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -36,7 +35,7 @@ from typing import IO
 
 import structlog
 
-from ingest.auth import hash_secret, new_api_key, parse_api_key, verify_secret
+from ingest.auth import SUPPLIER_KEY_PREFIX, KeyHasher
 from ingest.batches import Batch, PublishWindow, prepare_batch
 from ingest.errors import (
     Conflict,
@@ -49,6 +48,7 @@ from ingest.errors import (
     Unauthorized,
     stop_reason,
 )
+from ingest.identities import OWNER_ID, OWNER_ID_RULE, SUPPLIER, Identities
 from ingest.model import (
     PRODUCER,
     FeedReport,
@@ -92,7 +92,7 @@ __all__ = [
 
 DEFAULT_BATCH_LINES = 2000
 IMPORT_LEASE_S = 120.0  # renewed in the background; outlives a crashed importer by at most this long
-SUPPLIER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+SUPPLIER_ID = OWNER_ID
 
 
 class _ImportRun:
@@ -148,6 +148,7 @@ class IngestService:
         store: IngestStore,
         event_log: EventLog,
         *,
+        key_secret: bytes,
         batch_lines: int = DEFAULT_BATCH_LINES,
         publish_window: int = 2,
         on_report: Callable[[FeedReport], None] | None = None,
@@ -155,6 +156,7 @@ class IngestService:
     ) -> None:
         self.store = store
         self.event_log = event_log
+        self.identities = Identities(store, KeyHasher(key_secret))
         self.batch_lines = batch_lines
         self.publish_window = publish_window
         self._on_report = on_report
@@ -165,15 +167,13 @@ class IngestService:
     async def add_supplier(self, supplier_id: str, name: str | None = None) -> tuple[SupplierRecord, str]:
         """Register a supplier; return it with its API key (shown once, stored hashed)."""
         if not SUPPLIER_ID.match(supplier_id):
-            raise InvalidRequest(
-                "supplier_id must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
-            )
-        key = new_api_key()
+            raise InvalidRequest(f"supplier_id must be {OWNER_ID_RULE}")
+        key, key_hash = self.identities.new_key(SUPPLIER_KEY_PREFIX)
         record = SupplierRecord(
             supplier_id=supplier_id,
             name=(name or supplier_id).strip()[:200] or supplier_id,
             key_id=key.key_id,
-            key_hash=await asyncio.to_thread(hash_secret, key.secret),
+            key_hash=key_hash,
             created_at=datetime.now(UTC),
         )
         try:
@@ -190,27 +190,24 @@ class IngestService:
         return record, key.token
 
     async def rotate_key(self, supplier_id: str) -> str:
-        if await self.store.get_supplier(supplier_id) is None:
+        supplier = await self.store.get_supplier(supplier_id)
+        if supplier is None:
             raise NotFound(f"unknown supplier {supplier_id!r}")
-        key = new_api_key()
-        await self.store.replace_key(
-            supplier_id, key.key_id, await asyncio.to_thread(hash_secret, key.secret)
-        )
+        key, key_hash = self.identities.new_key(SUPPLIER_KEY_PREFIX)
+        await self.store.replace_key(supplier_id, key.key_id, key_hash)
+        self.identities.forget(SUPPLIER, supplier.key_id)
         return key.token
 
     async def authenticate(self, supplier_id: str, token: str | None) -> None:
-        """401 for a missing or wrong key, 403 for a valid key of another supplier."""
+        """401 for a missing or wrong key, 403 for a valid key of another supplier or of a storefront."""
         if not token:
             raise Unauthorized("missing X-Api-Key header")
-        key = parse_api_key(token)
-        owner = await self.store.supplier_by_key_id(key.key_id) if key is not None else None
-        if (
-            key is None
-            or owner is None
-            or not await asyncio.to_thread(verify_secret, key.secret, owner.key_hash)
-        ):
+        caller = await self.identities.identify(token)
+        if caller is None:
             raise Unauthorized("invalid API key")
-        if owner.supplier_id != supplier_id:
+        if caller.kind != SUPPLIER:
+            raise Forbidden(f"a {caller.kind} key cannot call supplier routes")
+        if caller.id != supplier_id:
             raise Forbidden(f"this API key does not belong to supplier {supplier_id!r}")
 
     # -- feeds ------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Ingest state port: suppliers, per-product fingerprints and revisions, feed reports.
+"""Ingest state port: suppliers and storefronts (the app's callers, with their key hashes), per-product
+fingerprints and revisions, feed reports.
 
 Adapters: SQLite (embedded) and MySQL/MariaDB (cluster), both in ``ingest.store_sql`` (chosen by
 ``emporium.adapters``); they pass tests/contract/test_ingest_store.py. Schema is created and migrated on
@@ -10,11 +11,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from ingest.model import FeedReport, ProductState, SupplierRecord
+from ingest.model import FeedReport, ProductState, StorefrontRecord, SupplierRecord
 
 
 class SupplierExists(Exception):
     """A supplier with this id is already registered."""
+
+
+class StorefrontExists(Exception):
+    """A storefront with this id is already registered."""
 
 
 class IngestStore(Protocol):
@@ -33,7 +38,24 @@ class IngestStore(Protocol):
     async def supplier_by_key_id(self, key_id: str) -> SupplierRecord | None: ...
 
     async def replace_key(self, supplier_id: str, key_id: str, key_hash: str) -> None:
-        """Rotate a supplier's API key (the old one stops working)."""
+        """Rotate a supplier's API key (the old one stops working), or store a new hash of the same key."""
+        ...
+
+    async def upgrade_key_hash(self, key_id: str, old_hash: str, new_hash: str) -> None:
+        """Store ``new_hash`` for the supplier key ``key_id`` if it still has ``old_hash`` (a rotation
+        in between wins)."""
+        ...
+
+    async def add_storefront(self, storefront: StorefrontRecord) -> None:
+        """Register a storefront; raise StorefrontExists if the id is taken."""
+        ...
+
+    async def get_storefront(self, storefront_id: str) -> StorefrontRecord | None: ...
+
+    async def storefront_by_key_id(self, key_id: str) -> StorefrontRecord | None: ...
+
+    async def replace_storefront_key(self, storefront_id: str, key_id: str, key_hash: str) -> None:
+        """Rotate a storefront's API key, or store a new hash of the same key."""
         ...
 
     async def acquire_import_lease(self, supplier_id: str, owner: str, ttl_s: float) -> bool:

@@ -20,8 +20,8 @@ import msgspec
 import structlog
 
 from ingest.leases import current_holder, holder_gone
-from ingest.model import FeedReport, FeedStatus, ProductState, SupplierRecord
-from ingest.store import SupplierExists
+from ingest.model import FeedReport, FeedStatus, ProductState, StorefrontRecord, SupplierRecord
+from ingest.store import StorefrontExists, SupplierExists
 from kernel.database import MysqlTarget, SqliteTarget
 from kernel.migrations import VERSION_TABLE, Dialect, Migration, apply_migrations, numbered
 
@@ -222,6 +222,64 @@ class _SqlIngestStore:
         sql = self._sql("UPDATE ingest_suppliers SET key_id = ?, key_hash = ? WHERE supplier_id = ?")
         await self._run(_execute(sql, (key_id, key_hash, supplier_id)))
 
+    async def upgrade_key_hash(self, key_id: str, old_hash: str, new_hash: str) -> None:
+        sql = self._sql("UPDATE ingest_suppliers SET key_hash = ? WHERE key_id = ? AND key_hash = ?")
+        await self._run(_execute(sql, (new_hash, key_id, old_hash)))
+
+    # -- storefronts ------------------------------------------------------------------------
+
+    _STOREFRONT_COLUMNS = "storefront_id, name, key_id, key_hash, created_at"
+
+    @staticmethod
+    def _storefront(row: Sequence[Any] | None) -> StorefrontRecord | None:
+        if row is None:
+            return None
+        created = row[4] if isinstance(row[4], datetime) else datetime.fromisoformat(row[4])
+        return StorefrontRecord(
+            storefront_id=row[0],
+            name=row[1],
+            key_id=row[2],
+            key_hash=row[3],
+            created_at=created if created.tzinfo else created.replace(tzinfo=UTC),
+        )
+
+    async def add_storefront(self, storefront: StorefrontRecord) -> None:
+        sql = self._sql(f"INSERT INTO ingest_storefronts ({self._STOREFRONT_COLUMNS}) VALUES (?, ?, ?, ?, ?)")
+        row = (
+            storefront.storefront_id,
+            storefront.name,
+            storefront.key_id,
+            storefront.key_hash,
+            storefront.created_at.astimezone(UTC).isoformat(),
+        )
+        try:
+            await self._run(_execute(sql, row))
+        except self.integrity_errors as exc:
+            raise StorefrontExists(storefront.storefront_id) from exc
+
+    async def _one_storefront(self, where: str, value: str) -> StorefrontRecord | None:
+        sql = self._sql(f"SELECT {self._STOREFRONT_COLUMNS} FROM ingest_storefronts WHERE {where} = ?")
+
+        def get(conn: Any) -> StorefrontRecord | None:
+            cur = conn.cursor()
+            try:
+                cur.execute(sql, (value,))
+                return self._storefront(cur.fetchone())
+            finally:
+                cur.close()
+
+        return await self._run(get)
+
+    async def get_storefront(self, storefront_id: str) -> StorefrontRecord | None:
+        return await self._one_storefront("storefront_id", storefront_id)
+
+    async def storefront_by_key_id(self, key_id: str) -> StorefrontRecord | None:
+        return await self._one_storefront("key_id", key_id)
+
+    async def replace_storefront_key(self, storefront_id: str, key_id: str, key_hash: str) -> None:
+        sql = self._sql("UPDATE ingest_storefronts SET key_id = ?, key_hash = ? WHERE storefront_id = ?")
+        await self._run(_execute(sql, (key_id, key_hash, storefront_id)))
+
     async def acquire_import_lease(self, supplier_id: str, owner: str, ttl_s: float) -> bool:
         now = time.time()
         sql = self._sql(
@@ -340,6 +398,11 @@ class SqliteIngestStore(_SqlIngestStore):
             "ALTER TABLE ingest_suppliers ADD COLUMN lease_until REAL",
         ),
         ("ALTER TABLE ingest_suppliers ADD COLUMN lease_holder TEXT",),
+        (
+            "CREATE TABLE IF NOT EXISTS ingest_storefronts (storefront_id TEXT PRIMARY KEY,"
+            " name TEXT NOT NULL, key_id TEXT NOT NULL UNIQUE, key_hash TEXT NOT NULL,"
+            " created_at TEXT NOT NULL)",
+        ),
     )
     upsert_product_sql = (
         "INSERT INTO ingest_products (supplier_id, product_id, sku, fingerprint, revision, removed)"
@@ -388,6 +451,12 @@ class MysqlIngestStore(_SqlIngestStore):
             " ADD COLUMN lease_until DOUBLE NULL",
         ),
         ("ALTER TABLE ingest_suppliers ADD COLUMN lease_holder VARCHAR(255) NULL",),
+        (
+            "CREATE TABLE IF NOT EXISTS ingest_storefronts (storefront_id VARCHAR(64) PRIMARY KEY,"
+            " name VARCHAR(200) NOT NULL, key_id VARCHAR(32) NOT NULL UNIQUE,"
+            " key_hash VARCHAR(200) NOT NULL, created_at VARCHAR(40) NOT NULL)"
+            " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+        ),
     )
     upsert_product_sql = (
         "INSERT INTO ingest_products (supplier_id, product_id, sku, fingerprint, revision, removed)"

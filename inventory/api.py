@@ -1,5 +1,11 @@
 """HTTP API for reservations and stock. Every refusal is a JSON 4xx/503, never a 500.
 
+Reservations are customer-facing writes: every ``/v1/reservations`` route needs a storefront key
+(``X-Api-Key: sfk_...``), and the storefront vouches for the ``customer_id`` it sends. A reservation id
+is unguessable, so any storefront holding one may read, confirm or release it. The ``HoldPolicy`` the app
+wires in caps ``hold_seconds`` and may refuse a storefront's customer (rate limits, units held);
+reading stock stays anonymous, setting it needs the admin token.
+
 Bodies are decoded into loosely typed msgspec structs and validated by the domain, so that a
 non-integer or out-of-range quantity is a 422 with a clear message (not a generic 400). Handlers call
 the engine and let its refusals propagate; ``INVENTORY_ERRORS`` says how each one answers.
@@ -8,6 +14,7 @@ the engine and let its refusals propagate; ``INVENTORY_ERRORS`` says how each on
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Protocol, TypeVar
 
@@ -47,11 +54,13 @@ from inventory.domain import (
     validate_identifier,
     validate_limit,
     validate_on_hand,
+    validate_quantity,
     validate_sku,
     validate_warehouses,
 )
 from inventory.port import ReservationEngine
 from kernel.contracts.identifiers import split_scoped_sku
+from kernel.http.callers import STOREFRONT, key_of_kind, request_caller
 from kernel.http.errors import RETRY_AFTER, ErrorRule, error_table
 from kernel.http.guards import admin_only, admin_token_opt
 from kernel.http.hot_path import JsonBytes, first_header, read_body
@@ -61,6 +70,41 @@ from kernel.openapi import errors, header, reads_json
 
 MAX_BODY = 16 * 1024
 INVENTORY_MODULE_OPT = "inventory_module"  # route opt: lets operators and tests find the module from the app
+HOLD_POLICY_OPT = "hold_policy"
+DEFAULT_MAX_HOLD_SECONDS = 15 * 60
+storefront_only = key_of_kind(STOREFRONT)
+
+AdmitHold = Callable[[str, str, int], Awaitable[None]]
+"""``(storefront id, customer id, quantity)``: returns to let the hold be tried, raises to refuse it."""
+
+
+class HoldPolicy:
+    """How long a hold may last and whether a storefront's customer may ask for one (rate limits, a cap on
+    units held). Shared as it is by Litestar's copies of a router's ``opt``."""
+
+    def __init__(self, max_hold_seconds: int = DEFAULT_MAX_HOLD_SECONDS, admit: AdmitHold | None = None):
+        self.max_hold_seconds = min(max_hold_seconds, MAX_HOLD_SECONDS)
+        self.default_hold_seconds = min(DEFAULT_HOLD_SECONDS, self.max_hold_seconds)
+        self.admit = admit
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> HoldPolicy:
+        return self
+
+    async def check(self, storefront_id: str, fields: _ReserveBody) -> int:
+        """The hold's seconds, once the policy lets the storefront's customer ask for it."""
+        hold = self.default_hold_seconds if fields.hold_seconds is None else fields.hold_seconds
+        if isinstance(hold, bool) or not isinstance(hold, int):
+            raise InvalidRequest(f"hold_seconds must be an integer, got {hold!r}")
+        if not MIN_HOLD_SECONDS <= hold <= self.max_hold_seconds:
+            raise InvalidRequest(
+                f"hold_seconds must be between {MIN_HOLD_SECONDS} and {self.max_hold_seconds}"
+            )
+        if self.admit is not None:
+            quantity = validate_quantity(fields.quantity)
+            customer = validate_identifier(fields.customer_id, "customer_id")
+            await self.admit(storefront_id, customer, quantity)
+        return hold
+
 
 INVENTORY_ERRORS = error_table(
     ErrorRule(InventoryError, 400),
@@ -98,7 +142,7 @@ class _ReserveBody(msgspec.Struct):
     sku: Any = None
     quantity: Any = None
     customer_id: Any = None
-    hold_seconds: Any = DEFAULT_HOLD_SECONDS
+    hold_seconds: Any = None  # the policy's default
 
 
 class _StockBody(msgspec.Struct):
@@ -185,6 +229,7 @@ _RESERVE_SCHEMA = Schema(
             minimum=MIN_HOLD_SECONDS,
             maximum=MAX_HOLD_SECONDS,
             default=DEFAULT_HOLD_SECONDS,
+            description="At most the server's EMPORIUM_MAX_HOLD_SECONDS (default 900); more is a 422",
         ),
     },
 )
@@ -216,6 +261,8 @@ _IDEMPOTENCY_KEY = header(
 )
 Engine = NamedDependency[SkipValidation[ReservationEngine]]  # a Protocol: no isinstance check
 _UNAVAILABLE = "Engine refusing (rebuilding counters, database down); retry (Retry-After)"
+_NO_KEY = "No or unknown storefront key (X-Api-Key)"
+_NOT_A_STOREFRONT = "A key that is not a storefront's"
 _BAD_BODY = "The body is not a JSON object, nests deeper than 32 levels or repeats a key"
 _NOT_JSON = "A Content-Type other than application/json"
 _TOO_LARGE = f"Body larger than {MAX_BODY} bytes"
@@ -239,18 +286,22 @@ class ReservationController(Controller):
     @post(
         "/",
         status_code=HTTP_201_CREATED,
+        guards=[storefront_only],
         operation_class=reads_json(_RESERVE_SCHEMA, headers=[_IDEMPOTENCY_KEY]),
         responses={
             201: ResponseSpec(ReservationOut, description="Reserved (or the same reservation again)"),
             **errors(
                 {
                     400: _BAD_BODY,
+                    401: _NO_KEY,
+                    403: _NOT_A_STOREFRONT,
                     404: "Unknown SKU",
                     409: "Short of stock (``extra.available``) or key reused",
                     413: _TOO_LARGE,
                     415: _NOT_JSON,
                     422: "Invalid sku, quantity, customer id, hold or key",
-                    429: "Over the per-customer limit (``extra.remaining``)",
+                    429: "Over the per-customer limit of the SKU (``extra.remaining``), or over a rate"
+                    " limit or the units a customer may hold (Retry-After, RateLimit)",
                     503: _UNAVAILABLE,
                 }
             ),
@@ -263,9 +314,8 @@ class ReservationController(Controller):
         ``Idempotency-Key`` header: repeating it returns the same reservation and takes nothing more."""
         body = await read_body(request, MAX_BODY)
         fields = _decode(_ReserveBody, body, first_header(request, b"content-type"))
-        hold = fields.hold_seconds
-        if isinstance(hold, bool) or not isinstance(hold, int):
-            raise InvalidRequest(f"hold_seconds must be an integer, got {hold!r}")
+        policy: HoldPolicy = request.route_handler.opt[HOLD_POLICY_OPT]
+        hold = await policy.check(request_caller(request.scope).id, fields)
         key = first_header(request, b"idempotency-key")  # an empty one is refused (422), not replaced
         # sku, customer id, key and quantity are validated by the engine (422 on refusal)
         reservation = await engine.reserve(
@@ -282,11 +332,14 @@ class ReservationController(Controller):
     @post(
         "/{reservation_id:str}/confirm",
         status_code=200,
+        guards=[storefront_only],
         responses={
             200: ResponseSpec(ReservationOut, description="Confirmed (or already confirmed)"),
             **errors(
                 {
                     400: "Bad parameter",
+                    401: _NO_KEY,
+                    403: _NOT_A_STOREFRONT,
                     404: "Unknown reservation",
                     409: "Expired or released (``extra.status``)",
                     422: "Malformed reservation id",
@@ -301,11 +354,14 @@ class ReservationController(Controller):
 
     @get(
         "/{reservation_id:str}",
+        guards=[storefront_only],
         responses={
             200: ResponseSpec(ReservationOut, description="The reservation and its status"),
             **errors(
                 {
                     400: "Bad parameter",
+                    401: _NO_KEY,
+                    403: _NOT_A_STOREFRONT,
                     404: "Unknown reservation",
                     422: "Malformed reservation id",
                     503: _UNAVAILABLE,
@@ -320,11 +376,14 @@ class ReservationController(Controller):
     @delete(
         "/{reservation_id:str}",
         status_code=HTTP_204_NO_CONTENT,
+        guards=[storefront_only],
         responses={
             204: ResponseSpec(None, description="Released (or already released or expired)"),
             **errors(
                 {
                     400: "Bad parameter",
+                    401: _NO_KEY,
+                    403: _NOT_A_STOREFRONT,
                     404: "Unknown reservation",
                     409: "Already confirmed (``extra.status``)",
                     422: "Malformed reservation id",
@@ -434,8 +493,11 @@ class EngineRef:
         return self
 
 
-def inventory_router(holder: EngineHolder, admin_token: str | None) -> Router:
-    """The reservation and stock routes with the holder's engine injected and the admin token set."""
+def inventory_router(
+    holder: EngineHolder, admin_token: str | None, holds: HoldPolicy | None = None
+) -> Router:
+    """The reservation and stock routes with the holder's engine injected, the admin token and the hold
+    policy set (the storefront key check comes from the app: ``kernel.http.callers.identify_opt``)."""
     ref = EngineRef(holder)
 
     def provide_engine() -> ReservationEngine:
@@ -445,5 +507,9 @@ def inventory_router(holder: EngineHolder, admin_token: str | None) -> Router:
         path="/",
         route_handlers=with_options(ReservationController, StockController),
         dependencies={"engine": Provide(provide_engine, sync_to_thread=False)},
-        opt={INVENTORY_MODULE_OPT: ref, **admin_token_opt(admin_token)},
+        opt={
+            INVENTORY_MODULE_OPT: ref,
+            HOLD_POLICY_OPT: holds or HoldPolicy(),
+            **admin_token_opt(admin_token),
+        },
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from inventory.api import inventory_router
+from inventory.api import HoldPolicy, inventory_router
 from inventory.events import FeedStockConsumer, OutboxRelay
 from kernel.runtime import ReadinessCheck, Runtime
 
@@ -18,15 +18,18 @@ if TYPE_CHECKING:
 class InventoryModule:
     name = "inventory"
 
-    def __init__(self, runtime: Runtime, *, engine: ClusterEngine | SqliteEngine) -> None:
+    def __init__(
+        self, runtime: Runtime, *, engine: ClusterEngine | SqliteEngine, holds: HoldPolicy | None = None
+    ) -> None:
         self.runtime = runtime
         self.engine = engine
+        self.holds = holds
         self.relay = OutboxRelay(self.engine, runtime.event_log)
         self.engine.on_outbox = self.relay.notify
         self.feed = FeedStockConsumer(self.engine, runtime.event_log)
 
     def route_handlers(self) -> Sequence[Any]:
-        return [inventory_router(self, self.runtime.settings.admin_token)]
+        return [inventory_router(self, self.runtime.settings.admin_token, self.holds)]
 
     async def start(self) -> None:
         self.relay.start()

@@ -54,6 +54,23 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # How long cached search pages outlive a stock-out (they already hide the item; only totals and
     # facet counts may still count it): more keeps more pages through a flash sale, 0 drops them at once.
     search_stock_out_grace_s: Annotated[float, msgspec.Meta(ge=0)] = 1.0
+    # The server secret keying the stored hashes of API keys (HMAC-SHA256). Unset: one is generated once
+    # into <data_dir>/key-secret (mode 0600); every server of a cluster must be given the same one.
+    key_secret: str | None = None
+    # Rate limits, in the `limits` notation ("N/second;M/minute"), counted per route group and caller:
+    # anonymous callers (and wrong keys) by client address, suppliers and storefronts by key. False turns
+    # every rate limit off, the per-customer ones and the hold-units cap included (benchmark baselines).
+    rate_limits: bool = True
+    rate_limit_anonymous: str = "30/second;1200/minute"
+    rate_limit_supplier: str = "20/second;1200/minute"
+    rate_limit_storefront: str = "2000/second"
+    # Units one customer of one storefront may ask to hold within max_hold_seconds: the per-customer
+    # rate limit of reservations, and so a cap on the units it holds at once (refused asks count too).
+    customer_hold_units: Annotated[int, msgspec.Meta(ge=1)] = 100
+    # The longest hold a reservation may ask for (hold_seconds above it is a 422).
+    max_hold_seconds: Annotated[int, msgspec.Meta(ge=1, le=24 * 3600)] = 900
+    # Proxies whose X-Forwarded-For names the client: comma-separated addresses or networks.
+    trusted_proxies: str = ""
 
     @property
     def embedded(self) -> bool:
@@ -63,6 +80,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         """Settings safe to print (no secrets)."""
         data: dict[str, Any] = msgspec.to_builtins(self, enc_hook=str)
         data["admin_token"] = "***" if self.admin_token else None
+        data["key_secret"] = "***" if self.key_secret else None
         return data
 
 

@@ -8,7 +8,8 @@ private Redis + MariaDB (loadtest.inventory_stack.servers). The API is `emporium
 worker, cluster engine: every 201 is durable in MySQL first). The load tool is wrk (Debian package
 `wrk`; `make bench` installs it): a compiled client, so that the driver does not eat the cores the
 server is measured on. Each run measures /healthz and then reservations with the same connections,
-threads and duration (loadtest/wrk_reservations.lua: unique Idempotency-Key and customer per request),
+threads and duration (loadtest/wrk_reservations.lua: unique Idempotency-Key and customer per request,
+the key of a storefront the bench registers),
 on a fresh SKU with enough stock that nearly every request is a real reservation (201, not a cheap 409).
 After each run the stock is read back: oversell (held + sold above on-hand) must be 0, held + sold must
 equal the 201s wrk saw plus at most one in-flight request per connection (wrk stops mid-request), and
@@ -33,7 +34,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,18 @@ from loadtest.inventory_stack import servers
 
 WRK_SCRIPT = Path(__file__).with_name("wrk_reservations.lua")
 UNITS = 5_000_000  # on-hand per run: far more than a run can sell, so 201 is the common answer
+UNLIMITED = "1000000000/second"
+
+
+def storefront_key(base: str, token: str) -> str:
+    """Register a storefront (admin) and return its key: reservations need one."""
+    name = f"bench-{uuid.uuid4().hex[:8]}"
+    with httpx.Client(base_url=base, timeout=30) as client:
+        created = client.post(
+            "/v1/storefronts", json={"storefront_id": name}, headers={"Authorization": f"Bearer {token}"}
+        )
+        created.raise_for_status()
+        return str(created.json()["api_key"])
 
 
 def wrk_executable() -> str:
@@ -79,13 +92,14 @@ def run_wrk(
     server_pid: int,
     sku: str = "",
     tag: str = "",
+    key: str = "",
     cpus: set[int] | None = None,
 ) -> WrkResult:
     """One wrk run (``mode`` healthz or reserve), on ``cpus`` if given; parses its WRK_RESULT line."""
     url = base + ("/v1/reservations" if mode == "reserve" else "/healthz")
     cmd = [
         wrk_executable(), "-t", str(threads), "-c", str(connections), "-d", f"{seconds:g}s",
-        "--timeout", "10s", "--latency", "-s", str(WRK_SCRIPT), url, "--", mode, sku, tag,
+        "--timeout", "10s", "--latency", "-s", str(WRK_SCRIPT), url, "--", mode, sku, tag, key,
     ]  # fmt: skip
     cpu_before = cpu_seconds(server_pid)
     out = subprocess.run(
@@ -113,9 +127,17 @@ def run_wrk(
 
 @contextlib.contextmanager
 def api_server(
-    redis_url: str, mysql_url: str, token: str, loop: str | None = None, cpus: set[int] | None = None
+    redis_url: str,
+    mysql_url: str,
+    token: str,
+    loop: str | None = None,
+    cpus: set[int] | None = None,
+    extra_env: Mapping[str, str] | None = None,
 ) -> Iterator[tuple[str, str, int]]:
-    """`emporium serve` on a free port with a throw-away database; yields (base URL, db URL, pid)."""
+    """`emporium serve` on a free port with a throw-away database; yields (base URL, db URL, pid).
+
+    The storefront rate limit is lifted (the bench is one storefront selling as fast as it can; the
+    limiter still counts every request); ``extra_env`` adds or overrides settings."""
     port = free_port()
     data = Path(tempfile.mkdtemp(prefix="bench-http-"))
     db_url = mysql_url_with_database(mysql_url, f"bench_http_{uuid.uuid4().hex[:8]}")
@@ -127,6 +149,8 @@ def api_server(
         "EMPORIUM_CACHE_URL": redis_url,
         "EMPORIUM_ADMIN_TOKEN": token,
         "EMPORIUM_LOG_LEVEL": "warning",
+        "EMPORIUM_RATE_LIMIT_STOREFRONT": UNLIMITED,
+        **(extra_env or {}),
     }
     log = (data / "server.log").open("wb")
     serve = ["serve", "--port", str(port), *(["--loop", loop] if loop else [])]
@@ -165,9 +189,11 @@ def http_round(
     connections: int,
     threads: int,
     run: int,
+    key: str,
     load_cpus: set[int] | None = None,
 ) -> dict[str, Any]:
-    """Warm up, then /healthz and reservations for ``seconds`` each; verify the stock afterwards."""
+    """Warm up, then /healthz and reservations for ``seconds`` each (as the storefront of ``key``);
+    verify the stock afterwards."""
     sku, tag = f"bench:HTTP{run}", uuid.uuid4().hex[:8]  # supplier-scoped, as stock keys are
     admin = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=base, timeout=30) as client:
@@ -183,6 +209,7 @@ def http_round(
             server_pid=server_pid,
             sku=sku,
             tag=tag,
+            key=key,
             cpus=load_cpus,
         )
 
@@ -247,6 +274,7 @@ def run(
     if split:
         print(f"# API server on cores {sorted(server_cpus or ())}, wrk on {sorted(load_cpus or ())}")
     with api_server(redis_url, mysql_url, token, loop, server_cpus) as (base, db_url, pid):
+        key = storefront_key(base, token)
         for n in range(runs):
             result = http_round(
                 base,
@@ -257,6 +285,7 @@ def run(
                 connections=connections,
                 threads=threads,
                 run=n,
+                key=key,
                 load_cpus=load_cpus,
             )
             rounds.append(result)

@@ -79,7 +79,7 @@ async def import_passes(
     out: dict[str, tuple[FeedReport, float, float]] = {}
     async with container:
         supplier = f"bench-{uuid.uuid4().hex[:8]}"
-        await IngestService(store, event_log).add_supplier(supplier)
+        await IngestService(store, event_log, key_secret=container.key_secret).add_supplier(supplier)
         for name in PASSES:
             with feeds[name].open("rb") as fh:
                 started, cpu = time.perf_counter(), time.process_time()

@@ -6,7 +6,9 @@
 
 Settings (env): FLASH_SKUS (how many SKUs, default 3), FLASH_UNITS (units per SKU, default 1000),
 FLASH_LIMIT (per-customer limit, default 0 = none), FLASH_PREFIX (SKU name prefix, default
-"FLASH-<random>"), EMPORIUM_ADMIN_TOKEN (to stock the SKUs at test start).
+"FLASH-<random>"), EMPORIUM_ADMIN_TOKEN (to stock the SKUs and register the sale's storefront at test
+start; reservations need a storefront key). The server's own storefront rate limit
+(EMPORIUM_RATE_LIMIT_STOREFRONT) applies: its 429s count as refusals, like sold-out answers.
 
 Every shopper reserves 1-2 units with an Idempotency-Key (and retries the same key on 503 or a
 dropped connection), pays for most reservations and abandons some. At test stop the scenario reads
@@ -50,6 +52,7 @@ class _Tally:
 
 
 tally = _Tally()
+storefront: dict[str, str] = {}  # the X-Api-Key header of the sale's storefront, set at test start
 
 
 @events.test_start.add_listener
@@ -65,6 +68,14 @@ def stock_the_sale(environment: Environment, **_: Any) -> None:
             timeout=30,
         )
         r.raise_for_status()
+    shop = httpx.post(
+        f"{environment.host}/v1/storefronts",
+        json={"storefront_id": PREFIX.lower()},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    shop.raise_for_status()
+    storefront["X-Api-Key"] = shop.json()["api_key"]
     print(f"flash sale: {SKUS} SKUs x {UNITS} units ({PREFIX}-*), per-customer limit {LIMIT or 'none'}")
 
 
@@ -109,7 +120,7 @@ class Shopper(FastHttpUser):
             with self.client.post(
                 "/v1/reservations",
                 json={"sku": sku, "quantity": quantity, "customer_id": self.customer},
-                headers={"Idempotency-Key": key},
+                headers={"Idempotency-Key": key, **storefront},
                 name="POST /v1/reservations",
                 catch_response=True,
             ) as resp:
@@ -138,6 +149,7 @@ class Shopper(FastHttpUser):
             with self.client.post(
                 f"/v1/reservations/{reservation_id}/confirm",
                 name="POST /v1/reservations/{id}/confirm",
+                headers=storefront,
                 catch_response=True,
             ) as resp:
                 if resp.status_code == 200:
@@ -147,7 +159,10 @@ class Shopper(FastHttpUser):
                     tally.add(sku, -quantity)
         else:
             with self.client.delete(
-                f"/v1/reservations/{reservation_id}", name="DELETE /v1/reservations/{id}", catch_response=True
+                f"/v1/reservations/{reservation_id}",
+                name="DELETE /v1/reservations/{id}",
+                headers=storefront,
+                catch_response=True,
             ) as resp:
                 if resp.status_code == 204:
                     resp.success()

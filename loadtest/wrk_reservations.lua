@@ -1,10 +1,10 @@
 -- wrk script for the HTTP inventory bench (loadtest/bench_reservations_http.py).
 --
---   wrk -t T -c C -d D --latency -s loadtest/wrk_reservations.lua URL -- MODE SKU TAG
+--   wrk -t T -c C -d D --latency -s loadtest/wrk_reservations.lua URL -- MODE SKU TAG KEY
 --
 -- MODE "reserve": every request is POST /v1/reservations for one unit of SKU with a unique
 -- Idempotency-Key (TAG-thread-n) and its own customer id, so that neither idempotent replays nor a
--- per-customer limit shape the result. MODE "healthz": a static GET of URL (/healthz). Both modes
+-- per-customer limit shape the result, sent with the storefront key KEY (X-Api-Key). MODE "healthz": a static GET of URL (/healthz). Both modes
 -- count statuses in response() and print one machine-readable line (WRK_RESULT {json}) with totals,
 -- status mix and latency percentiles in microseconds.
 
@@ -21,7 +21,7 @@ function init(args)
   tag = args[3] or "wrk"
   n = 0
   statuses = {}
-  headers = { ["Content-Type"] = "application/json" }
+  headers = { ["Content-Type"] = "application/json", ["X-Api-Key"] = args[4] or "" }
   if mode ~= "reserve" then
     request = nil -- a static GET of the URL's path, built once by wrk
   end

@@ -53,14 +53,14 @@ def error_response(
 @dataclass(frozen=True, slots=True)
 class ErrorRule(Generic[E]):
     """How one domain exception class answers: its status, ``detail`` (the message, or a fixed text when
-    the message is not for clients), ``extra``, headers, and whether it is worth a warning in the log
-    (an outage, as opposed to a client's mistake)."""
+    the message is not for clients), ``extra``, headers (fixed, or from the exception), and whether it is
+    worth a warning in the log (an outage, as opposed to a client's mistake)."""
 
     exception: type[E]
     status_code: int
     detail: str | Callable[[E], str] = str
     extra: Callable[[E], Extra] | None = None
-    headers: Mapping[str, str] | None = None
+    headers: Mapping[str, str] | Callable[[E], Mapping[str, str]] | None = None
     warning: str | None = None
 
     def __call__(self, request: Request[Any, Any, Any], exc: E) -> Response[ErrorBody]:
@@ -68,7 +68,8 @@ class ErrorRule(Generic[E]):
             log.warning(self.warning, path=request.url.path, error=repr(exc))
         detail = self.detail if isinstance(self.detail, str) else self.detail(exc)
         extra = self.extra(exc) if self.extra is not None else None
-        return error_response(self.status_code, detail, extra, self.headers)
+        headers = self.headers(exc) if callable(self.headers) else self.headers
+        return error_response(self.status_code, detail, extra, headers)
 
 
 ErrorTable = Mapping[type[Exception], ErrorRule[Any]]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -15,10 +16,12 @@ import pytest
 
 from emporium.adapters import INGEST_STORE
 from ingest.leases import current_holder
-from ingest.model import FeedReport, FeedStatus, ProductState, SupplierRecord
+from ingest.model import FeedReport, FeedStatus, ProductState, StorefrontRecord, SupplierRecord
 from ingest.parsing import LineError
-from ingest.store import IngestStore, SupplierExists
+from ingest.store import IngestStore, StorefrontExists, SupplierExists
+from ingest.store_sql import SqliteIngestStore
 from kernel.database import MysqlTarget, parse_database_url
+from kernel.migrations import apply_migrations
 
 
 @pytest.fixture(scope="session")
@@ -83,6 +86,34 @@ async def test_suppliers(store: IngestStore) -> None:
     assert await store.supplier_by_key_id(rec.key_id) is None
     rotated = await store.supplier_by_key_id("abcdefabcdef")
     assert rotated is not None and rotated.key_hash == "scrypt$y"
+    await store.upgrade_key_hash("abcdefabcdef", "scrypt$old", "hmac-sha256$z")  # not the stored hash
+    assert await store.supplier_by_key_id("abcdefabcdef") == rotated
+    await store.upgrade_key_hash("abcdefabcdef", "scrypt$y", "hmac-sha256$z")
+    upgraded = await store.supplier_by_key_id("abcdefabcdef")
+    assert upgraded is not None and upgraded.key_hash == "hmac-sha256$z"
+
+
+async def test_storefronts_are_apart_from_suppliers(store: IngestStore) -> None:
+    sid = uid("shop")
+    rec = StorefrontRecord(
+        storefront_id=sid,
+        name=f"Shop {sid}",
+        key_id=uuid.uuid4().hex[:12],
+        key_hash="hmac-sha256$x",
+        created_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+    )
+    await store.add_storefront(rec)
+    assert await store.get_storefront(sid) == rec
+    assert await store.storefront_by_key_id(rec.key_id) == rec
+    assert await store.supplier_by_key_id(rec.key_id) is None  # a storefront key is no supplier key
+    assert await store.get_storefront(uid("none")) is None
+    with pytest.raises(StorefrontExists):
+        await store.add_storefront(rec)
+    await store.add_supplier(supplier(sid))  # the same id may name a supplier too: other table
+    await store.replace_storefront_key(sid, "abcdef012345", "hmac-sha256$y")
+    assert await store.storefront_by_key_id(rec.key_id) is None
+    rotated = await store.storefront_by_key_id("abcdef012345")
+    assert rotated is not None and rotated.key_hash == "hmac-sha256$y"
 
 
 async def test_product_states_upsert_lookup_and_isolation(store: IngestStore) -> None:
@@ -196,3 +227,38 @@ async def test_start_fails_the_imports_a_crash_interrupted_and_frees_their_lease
             assert not await restarted.acquire_import_lease(sid, "next", 60)
     finally:
         await restarted.close()
+
+
+async def test_a_database_of_the_previous_release_gains_storefronts(tmp_path: Path) -> None:
+    """An ingest database migrated up to the lease holder (3) takes the storefront table (4) at start,
+    keeping its suppliers."""
+    path = tmp_path / "old-ingest.db"
+    conn = sqlite3.connect(path)
+    try:
+        applied = apply_migrations(
+            conn, dialect="sqlite", component="ingest", migrations=SqliteIngestStore.migrations[:3]
+        )
+        assert applied == [1, 2, 3]
+        conn.execute(
+            "INSERT INTO ingest_suppliers (supplier_id, name, key_id, key_hash, created_at)"
+            " VALUES ('old', 'Old', 'abcdefabcdef', 'scrypt$x', '2026-01-01T00:00:00+00:00')"
+        )
+        conn.commit()
+    finally:
+        conn.close()
+    store = INGEST_STORE.open(f"sqlite:///{path}")
+    await store.start()
+    try:
+        assert [m.version for m in SqliteIngestStore.migrations] == [1, 2, 3, 4]
+        assert (old := await store.get_supplier("old")) is not None and old.key_hash == "scrypt$x"
+        shop = StorefrontRecord(
+            storefront_id="shop",
+            name="Shop",
+            key_id="012345abcdef",
+            key_hash="hmac-sha256$x",
+            created_at=datetime(2026, 1, 2, tzinfo=UTC),
+        )
+        await store.add_storefront(shop)
+        assert await store.get_storefront("shop") == shop
+    finally:
+        await store.close()

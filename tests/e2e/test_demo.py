@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from emporium.container import ingest_service
-from emporium.demo import DEMO_SEED, DEMO_SUPPLIER, demo_key_path, seed_demo
+from emporium.demo import DEMO_SEED, DEMO_SUPPLIER, demo_key_path, demo_storefront_key_path, seed_demo
 from ingest.service import import_path
 from ingest.synthetic import WAREHOUSES, generate_products
 from kernel.settings import load_settings
@@ -37,11 +37,13 @@ def test_seed_demo_is_idempotent(tmp_path: Path, capsys: pytest.CaptureFixture[s
     out = capsys.readouterr().out
     key = demo_key_path(settings).read_text().strip()
     assert key in out.splitlines()
+    storefront_key = demo_storefront_key_path(settings).read_text().strip()
+    assert storefront_key.startswith("sfk_") and storefront_key in out.splitlines()
     assert first is not None and (first.accepted, first.changed, first.rejected) == (300, 300, 0)
     started = time.perf_counter()
     assert seed_demo(settings, products=300) is None  # every demo product is there: nothing to import
     assert time.perf_counter() - started < 10
-    assert key not in capsys.readouterr().out  # the key is printed once
+    assert key not in capsys.readouterr().out  # the keys are printed once
     assert seed_demo(settings, products=250) is None  # asking for fewer removes nothing
     larger = seed_demo(settings, products=320)
     assert larger is not None and (larger.accepted, larger.changed, larger.removed) == (20, 20, 0)

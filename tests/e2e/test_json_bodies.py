@@ -36,6 +36,10 @@ async def client(
         assert (
             await app.client.put("/v1/stock/jb:JB-1", json={"on_hand": 5}, headers=ADMIN)
         ).status_code == 200
+        # reservations are a storefront's: every request of these tests carries its key
+        shop = await app.client.post("/v1/storefronts", json={"storefront_id": "jb-shop"}, headers=ADMIN)
+        assert shop.status_code == 201, shop.text
+        app.client.headers["X-Api-Key"] = shop.json()["api_key"]
         yield app.client
 
 

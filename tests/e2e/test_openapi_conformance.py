@@ -33,6 +33,8 @@ from kernel.settings import Settings
 
 TOKEN = "openapi-admin-token"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
+CALLER = dict(ADMIN)  # and the key of a storefront, so that generated reservations reach the engine
+UNLIMITED = "1000000/second"
 EXAMPLES = 40
 CHECKS = [
     not_a_server_error,
@@ -57,13 +59,19 @@ def base_url(
 ) -> Iterator[str]:
     """A real server on its own thread and loop (schemathesis calls it synchronously), with a little
     catalog and stock so that some generated requests reach real data."""
-    settings_ = embedded_settings(tmp_path_factory.mktemp("openapi") / "data", admin_token=TOKEN)
+    settings_ = embedded_settings(
+        tmp_path_factory.mktemp("openapi") / "data",
+        admin_token=TOKEN,
+        rate_limit_anonymous=UNLIMITED,  # the fuzzer is one client sending thousands of requests
+        rate_limit_storefront=UNLIMITED,
+    )
     with served_app_in_thread(create_app(settings_)) as base:
-        _seed(base)
+        CALLER["X-Api-Key"] = _seed(base)
         yield base
 
 
-def _seed(base: str) -> None:
+def _seed(base: str) -> str:
+    """A supplier's catalog and stock; returns the key of a storefront."""
     admin = ADMIN
     with httpx.Client(base_url=base, timeout=30) as client:
         created = client.post("/v1/suppliers", json={"supplier_id": "acme", "name": "Acme"}, headers=admin)
@@ -76,6 +84,9 @@ def _seed(base: str) -> None:
         assert feed.status_code == 201 and feed.json()["accepted"] == 2, feed.text
         stock = client.put("/v1/stock/acme:SKU-1", json={"warehouses": {"wh-north": 5}}, headers=admin)
         assert stock.status_code == 200, stock.text
+        shop = client.post("/v1/storefronts", json={"storefront_id": "shop"}, headers=admin)
+        assert shop.status_code == 201, shop.text
+        return str(shop.json()["api_key"])
 
 
 @pytest.mark.slow
@@ -96,7 +107,7 @@ def test_every_answer_is_documented(base_url: str, mode: GenerationMode) -> None
             suppress_health_check=list(HealthCheck),
         )
         def check(case: schemathesis.Case) -> None:
-            case.call_and_validate(base_url=base_url, headers=dict(ADMIN), checks=CHECKS)
+            case.call_and_validate(base_url=base_url, headers=dict(CALLER), checks=CHECKS)
 
         try:
             check()

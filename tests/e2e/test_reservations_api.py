@@ -36,10 +36,14 @@ ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 
 
 class Api:
-    """A real uvicorn server (same event loop as the test) and an HTTP client for it."""
+    """A real uvicorn server (same event loop as the test) and an HTTP client for it that sends the key
+    of a storefront (``storefront_key``), as every reservation call must."""
 
-    def __init__(self, client: httpx.AsyncClient, base: str, app: Litestar, kind: str, db: str) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, base: str, app: Litestar, kind: str, db: str, storefront_key: str
+    ) -> None:
         self.client, self.base, self.app, self.kind, self.db = client, base, app, kind, db
+        self.storefront_key = storefront_key
 
     @property
     def engine(self) -> Any:
@@ -68,6 +72,7 @@ async def api(
         "EMPORIUM_DATA_DIR": str(tmp_path / "data"),
         "EMPORIUM_EVENT_LOG_URL": f"sqlite:///{tmp_path}/events.db",
         "EMPORIUM_ADMIN_TOKEN": TOKEN,
+        "EMPORIUM_RATE_LIMIT_STOREFRONT": "1000000/second",  # the flash sale is one storefront's
     }
     if request.param == "sqlite":
         db = str(tmp_path / "data" / "emporium.db")
@@ -79,7 +84,10 @@ async def api(
     app = create_app(load_settings(env=env))
     try:
         async with served_app(app) as base, httpx.AsyncClient(base_url=base, timeout=30) as client:
-            yield Api(client, base, app, request.param, db)
+            shop = await client.post("/v1/storefronts", json={"storefront_id": "shop"}, headers=ADMIN)
+            assert shop.status_code == 201, shop.text
+            client.headers["X-Api-Key"] = shop.json()["api_key"]
+            yield Api(client, base, app, request.param, db, shop.json()["api_key"])
     finally:
         if request.param == "cluster":
             drop_mysql_database(db)
@@ -91,7 +99,9 @@ async def test_flash_sale_20k_requests_for_1000_units(api: Api) -> None:
     assert r.status_code == 200, r.text
     sem = asyncio.Semaphore(200)
     connector = aiohttp.TCPConnector(limit=200)
-    async with aiohttp.ClientSession(api.base, connector=connector) as session:
+    async with aiohttp.ClientSession(
+        api.base, connector=connector, headers={"X-Api-Key": api.storefront_key}
+    ) as session:
 
         async def buy(i: int) -> int:
             async with (

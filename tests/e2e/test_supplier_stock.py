@@ -62,6 +62,15 @@ async def new_supplier(client: Any, prefix: str = "sup") -> tuple[str, dict[str,
     return supplier_id, {"X-Api-Key": r.json()["api_key"]}
 
 
+async def new_storefront(client: Any) -> dict[str, str]:
+    """The headers of a fresh storefront: reservations are a storefront's (``X-Api-Key: sfk_...``)."""
+    r = await client.post(
+        "/v1/storefronts", json={"storefront_id": f"shop-{uuid.uuid4().hex[:8]}"}, headers=BEARER
+    )
+    assert r.status_code == 201, r.text
+    return {"X-Api-Key": r.json()["api_key"]}
+
+
 async def push(client: Any, supplier_id: str, key: dict[str, str], body: str, **params: Any) -> Any:
     r = await client.post(
         f"/v1/suppliers/{supplier_id}/feeds", content=body.encode(), headers={**key, **CSV}, params=params
@@ -160,11 +169,16 @@ async def test_stock_feed_sets_warehouse_stock_and_reports_each_line(
 async def test_put_below_held_plus_sold_is_refused_with_409(client: AsyncTestClient[Litestar]) -> None:
     sku = f"admin:{uuid.uuid4().hex[:8]}"
     assert (await client.put(f"/v1/stock/{sku}", json={"on_hand": 10}, headers=BEARER)).status_code == 200
-    sold = await client.post("/v1/reservations", json={"sku": sku, "quantity": 4, "customer_id": "ann"})
+    shop = await new_storefront(client)
+    sold = await client.post(
+        "/v1/reservations", json={"sku": sku, "quantity": 4, "customer_id": "ann"}, headers=shop
+    )
     assert sold.status_code == 201, sold.text
-    confirm = await client.post(f"/v1/reservations/{sold.json()['reservation_id']}/confirm")
+    confirm = await client.post(f"/v1/reservations/{sold.json()['reservation_id']}/confirm", headers=shop)
     assert confirm.status_code == 200
-    held = await client.post("/v1/reservations", json={"sku": sku, "quantity": 3, "customer_id": "bob"})
+    held = await client.post(
+        "/v1/reservations", json={"sku": sku, "quantity": 3, "customer_id": "bob"}, headers=shop
+    )
     assert held.status_code == 201
 
     refused = await client.put(f"/v1/stock/{sku}", json={"on_hand": 6}, headers=BEARER)
@@ -248,11 +262,16 @@ async def test_bigbasket_with_default_stock_is_searchable_buyable_and_sells_out(
         stock = (await http.get(f"/v1/stock/{hit['sku']}")).json()
         assert (stock["available"], stock["warehouses"]) == (2, {"main": 2})
 
+        shop = await new_storefront(http)
         reserved = await http.post(
-            "/v1/reservations", json={"sku": hit["sku"], "quantity": 2, "customer_id": "new-user"}
+            "/v1/reservations",
+            json={"sku": hit["sku"], "quantity": 2, "customer_id": "new-user"},
+            headers=shop,
         )
         assert reserved.status_code == 201, reserved.text
-        confirmed = await http.post(f"/v1/reservations/{reserved.json()['reservation_id']}/confirm")
+        confirmed = await http.post(
+            f"/v1/reservations/{reserved.json()['reservation_id']}/confirm", headers=shop
+        )
         assert confirmed.status_code == 200
         await eventually(
             search, lambda h: all(x["product_id"] != f"{supplier}:1" for x in h), "sold out, gone from search"

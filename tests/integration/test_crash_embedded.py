@@ -80,10 +80,11 @@ async def push_feed(base: str, key: str, round_: int) -> None:
 
 
 async def flash_sale(
-    base: str, acked: Acknowledged, counter: itertools.count[int], stop: asyncio.Event
+    base: str, shop: str, acked: Acknowledged, counter: itertools.count[int], stop: asyncio.Event
 ) -> None:
-    """Reserve one unit at a time, confirming every third reservation, until stopped or the server dies."""
-    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+    """Reserve one unit at a time as storefront ``shop`` (its key), confirming every third reservation,
+    until stopped or the server dies."""
+    async with httpx.AsyncClient(base_url=base, timeout=30, headers={"X-Api-Key": shop}) as client:
         while not stop.is_set():
             i = next(counter)
             sku = SKUS[i % len(SKUS)]
@@ -107,7 +108,7 @@ async def flash_sale(
                 return  # killed
 
 
-async def check_invariants(base: str, db: Path, key: str, acked: Acknowledged) -> None:
+async def check_invariants(base: str, db: Path, key: str, shop: str, acked: Acknowledged) -> None:
     assert [status for _, status in reports(db) if status == "processing"] == []
     async with httpx.AsyncClient(base_url=base, timeout=60) as client:
         pushed = await client.post(
@@ -119,7 +120,7 @@ async def check_invariants(base: str, db: Path, key: str, acked: Acknowledged) -
         per_sku: dict[str, int] = defaultdict(int)
         confirmed_per_sku: dict[str, int] = defaultdict(int)
         for rid, (sku, quantity) in acked.reserved.items():
-            r = await client.get(f"/v1/reservations/{rid}")
+            r = await client.get(f"/v1/reservations/{rid}", headers={"X-Api-Key": shop})
             assert r.status_code == 200, (rid, r.text)
             body = r.json()
             assert (body["sku"], body["quantity"]) == (sku, quantity)
@@ -152,6 +153,7 @@ async def test_kill_9_mid_feed_and_mid_sale_loses_nothing_acknowledged(tmp_path:
         "EMPORIUM_DATABASE_URL": f"sqlite:///{db}",
         "EMPORIUM_RECOMMENDATIONS_URL": f"sqlite:///{data / 'recommendations.db'}",
         "EMPORIUM_LOG_FORMAT": "console",
+        "EMPORIUM_RATE_LIMIT_STOREFRONT": "1000000/second",  # the whole sale is one storefront's
     }
     service = ServiceProcess(env=env, port=free_port(), log=tmp_path / "serve.log")
     service.start()
@@ -162,6 +164,9 @@ async def test_kill_9_mid_feed_and_mid_sale_loses_nothing_acknowledged(tmp_path:
             created = await client.post("/v1/suppliers", json={"supplier_id": SUPPLIER}, headers=ADMIN)
             assert created.status_code == 201, created.text
             key = created.json()["api_key"]
+            storefront = await client.post("/v1/storefronts", json={"storefront_id": "shop"}, headers=ADMIN)
+            assert storefront.status_code == 201, storefront.text
+            shop = storefront.json()["api_key"]
             for sku in SKUS:
                 r = await client.put(f"/v1/stock/{sku}", json={"on_hand": ON_HAND[sku]}, headers=ADMIN)
                 assert r.status_code == 200, r.text
@@ -169,7 +174,9 @@ async def test_kill_9_mid_feed_and_mid_sale_loses_nothing_acknowledged(tmp_path:
             before = len(acked.reserved)
             stop = asyncio.Event()
             importing = asyncio.create_task(push_feed(service.base, key, round_))
-            buyers = [asyncio.create_task(flash_sale(service.base, acked, counter, stop)) for _ in range(16)]
+            buyers = [
+                asyncio.create_task(flash_sale(service.base, shop, acked, counter, stop)) for _ in range(16)
+            ]
             known = {feed_id for feed_id, _ in reports(db)}
             await wait_until(
                 lambda: any(s == "processing" for f, s in reports(db) if f not in known),  # noqa: B023
@@ -181,7 +188,7 @@ async def test_kill_9_mid_feed_and_mid_sale_loses_nothing_acknowledged(tmp_path:
             await asyncio.gather(importing, *buyers)
             assert any(s == "processing" for f, s in reports(db) if f not in known)  # really cut mid-import
             await asyncio.to_thread(service.start)
-            await check_invariants(service.base, db, key, acked)
+            await check_invariants(service.base, db, key, shop, acked)
         assert len(acked.reserved) > ROUNDS * 200 and acked.confirmed and acked.refused
         print(
             f"{ROUNDS} kills: {len(acked.reserved)} reservations and {len(acked.confirmed)} confirmations"

@@ -1,4 +1,5 @@
-"""The operator commands: ``emporium suppliers add`` and ``emporium feed import`` (typer CliRunner)."""
+"""The operator commands: ``emporium suppliers add``, ``emporium storefronts add`` and ``emporium feed
+import`` (typer CliRunner)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,18 @@ def test_suppliers_add_prints_the_key_alone_on_the_last_line(tmp_path: Path) -> 
     assert again.exit_code == 1 and "already exists" in again.output
     rotated = emporium(tmp_path, "suppliers", "rotate-key", "acme")
     assert rotated.exit_code == 0 and rotated.stdout.strip().splitlines()[-1] != last
+
+
+def test_storefronts_add_prints_the_key_alone_on_the_last_line(tmp_path: Path) -> None:
+    result = emporium(tmp_path, "storefronts", "add", "shop", "--name", "The Shop")
+    assert result.exit_code == 0, result.output
+    last = result.stdout.strip().splitlines()[-1]
+    assert parse_api_key(last, "sfk") is not None and last == last.strip()
+    again = emporium(tmp_path, "storefronts", "add", "shop")
+    assert again.exit_code == 1 and "already exists" in again.output
+    rotated = emporium(tmp_path, "storefronts", "rotate-key", "shop")
+    assert rotated.exit_code == 0 and rotated.stdout.strip().splitlines()[-1] != last
+    assert emporium(tmp_path, "storefronts", "rotate-key", "nobody").exit_code == 1
 
 
 def test_feed_import_prints_the_report(tmp_path: Path) -> None:

@@ -284,6 +284,7 @@ async def test_service_killed_mid_sale(tmp_path: Path, redis_url: str, mysql_url
             "EMPORIUM_CACHE_URL": redis_url,
             "EMPORIUM_ADMIN_TOKEN": token,
             "EMPORIUM_LOG_LEVEL": "warning",
+            "EMPORIUM_RATE_LIMIT_STOREFRONT": "1000000/second",  # the whole sale is one storefront's
         },
         port=free_port(),
         log=tmp_path / "service.log",
@@ -295,10 +296,19 @@ async def test_service_killed_mid_sale(tmp_path: Path, redis_url: str, mysql_url
                 "/v1/stock/shop:FLASH", json={"on_hand": UNITS}, headers={"Authorization": f"Bearer {token}"}
             )
             assert r.status_code == 200, r.text
+            shop = await c.post(
+                "/v1/storefronts",
+                json={"storefront_id": "shop"},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert shop.status_code == 201, shop.text
         confirmed: list[str] = []
         sale = Sale()
         async with aiohttp.ClientSession(
-            service.base, connector=aiohttp.TCPConnector(limit=100), timeout=aiohttp.ClientTimeout(total=10)
+            service.base,
+            connector=aiohttp.TCPConnector(limit=100),
+            timeout=aiohttp.ClientTimeout(total=10),
+            headers={"X-Api-Key": shop.json()["api_key"]},
         ) as session:
 
             async def attempt(key: str, i: int) -> tuple[str, str | None]:

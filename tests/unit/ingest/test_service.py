@@ -28,6 +28,7 @@ from kernel.contracts.events import ProductRemoved, ProductUpserted, SupplierOnb
 from kernel.eventlog.port import OutgoingMessage
 
 HEADER = "sku,title,price,stock.w1\n"
+KEY_SECRET = b"unit-test-key-secret-of-32-bytes"
 
 
 class FakeEventLog:
@@ -56,7 +57,7 @@ async def env(tmp_path: Path):
     store = INGEST_STORE.open(f"sqlite:///{tmp_path / 'ingest.db'}")
     await store.start()
     log = FakeEventLog()
-    service = IngestService(store, log, batch_lines=3)  # type: ignore[arg-type]
+    service = IngestService(store, log, key_secret=KEY_SECRET, batch_lines=3)  # type: ignore[arg-type]
     _, key = await service.add_supplier("acme")
     yield service, log, key
     await store.close()
@@ -231,7 +232,9 @@ async def slow_env(tmp_path: Path):
     await store.start()
     log = SlowEventLog(0.0)
     reports: list[FeedReport] = []
-    service = IngestService(store, log, batch_lines=3, lease_s=0.4, on_report=reports.append)  # type: ignore[arg-type]
+    service = IngestService(
+        store, log, key_secret=KEY_SECRET, batch_lines=3, lease_s=0.4, on_report=reports.append
+    )  # type: ignore[arg-type]
     await service.add_supplier("acme")
     yield service, log, reports
     await store.close()
@@ -274,7 +277,9 @@ async def test_a_stopped_import_ends_failed_with_what_it_published(slow_env) -> 
 async def test_a_body_too_large_once_decompressed_fails_with_its_report(slow_env) -> None:
     store = slow_env[0].store
     reports: list[FeedReport] = []
-    service = IngestService(store, FakeEventLog(), batch_lines=2000, on_report=reports.append)  # type: ignore[arg-type]
+    service = IngestService(
+        store, FakeEventLog(), key_secret=KEY_SECRET, batch_lines=2000, on_report=reports.append
+    )  # type: ignore[arg-type]
     rows = "".join(f"S{i},Item {i},1,1\n" for i in range(100_000))
     body = io.BytesIO(gzip.compress((HEADER + rows).encode()))
     with pytest.raises(FeedTooLarge, match="once decompressed"):

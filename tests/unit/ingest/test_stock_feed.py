@@ -47,7 +47,9 @@ class FakeStockWriter:
 async def env(tmp_path: Path):
     store = INGEST_STORE.open(f"sqlite:///{tmp_path / 'ingest.db'}")
     await store.start()
-    await IngestService(store, FakeLog()).add_supplier("acme")  # type: ignore[arg-type]
+    await IngestService(store, FakeLog(), key_secret=b"stock-feed-test-secret-of-32-bytes").add_supplier(
+        "acme"
+    )  # type: ignore[arg-type]
     writer = FakeStockWriter()
     yield StockFeedService(store, writer, batch_rows=3), writer, store
     await store.close()

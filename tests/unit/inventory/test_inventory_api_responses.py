@@ -11,7 +11,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from inventory.api import INVENTORY_ERRORS, inventory_router
+from inventory.api import INVENTORY_ERRORS, HoldPolicy, inventory_router
 from inventory.domain import (
     EngineUnavailable,
     InsufficientStock,
@@ -22,9 +22,15 @@ from inventory.domain import (
     ReserveRequest,
     Status,
 )
+from kernel.http.callers import Caller, identify_opt
 from kernel.http.errors import exception_handlers
 
 BODY = {"sku": "S", "quantity": 1, "customer_id": "c"}
+STOREFRONT_KEY = "sfk_test"
+
+
+async def identify(key: str) -> Caller | None:
+    return {STOREFRONT_KEY: Caller("storefront", "shop"), "emp_test": Caller("supplier", "acme")}.get(key)
 
 
 class StubEngine:
@@ -46,10 +52,12 @@ class StubEngine:
 async def api() -> AsyncIterator[tuple[AsyncTestClient[Any], StubEngine]]:
     engine = StubEngine()
     app = Litestar(
-        route_handlers=[inventory_router(SimpleNamespace(engine=engine), "token")],
+        route_handlers=[inventory_router(SimpleNamespace(engine=engine), "token", HoldPolicy(900))],
         exception_handlers=exception_handlers(INVENTORY_ERRORS),
+        opt=identify_opt(identify),
     )
     async with AsyncTestClient(app) as client:
+        client.headers["X-Api-Key"] = STOREFRONT_KEY
         yield client, engine
 
 
@@ -100,3 +108,20 @@ async def test_success_has_length_and_no_retry_after(api: tuple[AsyncTestClient[
     assert response.headers["content-length"] == str(len(response.content))
     assert response.json()["reservation_id"] == "r1"
     assert response.json()["expires_at"] == "1970-01-01T00:00:00Z"
+
+
+async def test_reservations_need_a_storefront_key_and_a_capped_hold(
+    api: tuple[AsyncTestClient[Any], StubEngine],
+) -> None:
+    client, engine = api
+    engine.outcome = InsufficientStock("S", 3, 1)
+    anonymous = await client.post("/v1/reservations", json=BODY, headers={"X-Api-Key": ""})
+    assert anonymous.status_code == 401 and "storefront" in anonymous.json()["detail"]
+    wrong = await client.post("/v1/reservations", json=BODY, headers={"X-Api-Key": "sfk_nope"})
+    assert wrong.status_code == 401 and wrong.headers["www-authenticate"].startswith("ApiKey")
+    supplier = await client.post("/v1/reservations", json=BODY, headers={"X-Api-Key": "emp_test"})
+    assert supplier.status_code == 403
+    assert (await client.delete("/v1/reservations/r1", headers={"X-Api-Key": "emp_test"})).status_code == 403
+    too_long = await client.post("/v1/reservations", json={**BODY, "hold_seconds": 901})
+    assert too_long.status_code == 422 and "900" in too_long.json()["detail"]
+    assert (await client.post("/v1/reservations", json={**BODY, "hold_seconds": 900})).status_code == 409
