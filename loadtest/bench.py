@@ -29,6 +29,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "freshness": ["loadtest.bench_freshness"],
     "freshness-cluster": ["loadtest.bench_freshness", "--cluster"],
     "inventory": ["loadtest.bench_inventory"],
+    "limits": ["loadtest.bench_limits"],
     "recommendations": ["loadtest.bench_recommendations", "--cassandra-url", "{cassandra}"],
 }
 
