@@ -24,7 +24,6 @@ import msgspec
 
 SUPPLIER_KEY_PREFIX = "emp"
 STOREFRONT_KEY_PREFIX = "sfk"
-KEY_PREFIX = SUPPLIER_KEY_PREFIX  # what a supplier key starts with (kept for callers of the old name)
 KEY_ID_LENGTH = 12
 HMAC_SCHEME = "hmac-sha256"
 SCRYPT_SCHEME = "scrypt"

@@ -92,7 +92,7 @@ class HoldPolicy:
 
     async def check(self, storefront_id: str, fields: _ReserveBody) -> int:
         """The hold's seconds, once the policy lets the storefront's customer ask for it."""
-        hold = self.default_hold_seconds if fields.hold_seconds is None else fields.hold_seconds
+        hold = self.default_hold_seconds if fields.hold_seconds is msgspec.UNSET else fields.hold_seconds
         if isinstance(hold, bool) or not isinstance(hold, int):
             raise InvalidRequest(f"hold_seconds must be an integer, got {hold!r}")
         if not MIN_HOLD_SECONDS <= hold <= self.max_hold_seconds:
@@ -142,7 +142,7 @@ class _ReserveBody(msgspec.Struct):
     sku: Any = None
     quantity: Any = None
     customer_id: Any = None
-    hold_seconds: Any = None  # the policy's default
+    hold_seconds: Any = msgspec.UNSET  # the policy's default
 
 
 class _StockBody(msgspec.Struct):

@@ -30,6 +30,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "freshness-cluster": ["loadtest.bench_freshness", "--cluster"],
     "inventory": ["loadtest.bench_inventory"],
     "stock-feed": ["loadtest.bench_stock_feed"],
+    "limits": ["loadtest.bench_limits"],
     "recommendations": ["loadtest.bench_recommendations", "--cassandra-url", "{cassandra}"],
 }
 

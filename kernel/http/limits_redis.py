@@ -5,7 +5,8 @@ more CPU than a whole reservation. This storage keeps ``limits``' strategies and
 scripts (the windows are theirs, unchanged), and changes only the transport of the two calls every
 request makes, ``incr`` (fixed windows) and ``acquire_entry`` (moving windows): calls arriving while a
 batch is in flight are queued, and the queue goes out as ONE EVALSHA of a script that runs ``limits``'
-script bodies once per queued call, in order, atomically. Everything else (window statistics for a
+script bodies once per queued call, in order, atomically (a batch waits up to ``LINGER_S`` for company).
+Everything else (window statistics for a
 refusal, clearing) goes through the parent storage as it is.
 
 Like the other Lua batches of this code base, it addresses keys through ARGV: one Redis, not a Redis
@@ -24,6 +25,7 @@ from limits.aio.storage.redis.bridge import RedisBridge
 from redis.exceptions import NoScriptError
 
 MAX_BATCH = 2000
+LINGER_S = 0.001  # the wait a limit check may add, to share a round trip with others
 
 
 def _as_function(name: str, body: bytes) -> str:
@@ -87,21 +89,24 @@ class BatchedRedisStorage(RedisStorage):
         return bool(await self._call(_FIELD.join(fields)))
 
     async def _call(self, encoded: str) -> int:
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[int] = loop.create_future()
         self._queue.append(_Call(encoded, future))
         if not self._sending:
             self._sending = True
-            asyncio.get_running_loop().call_soon(self._send_next)
+            loop.call_later(LINGER_S, self._send_next)
         return await future
 
     def _send_next(self) -> None:
-        """Send what is queued (up to MAX_BATCH calls); the next batch leaves when this one is back."""
+        """Send what is queued (up to MAX_BATCH calls); the next batch leaves ``LINGER_S`` after this one
+        is back (a round trip costs the CPU of many calls: waiting a little fills the batch)."""
         batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
         if not batch:
             self._sending = False
             return
-        task = asyncio.get_running_loop().create_task(self._send(batch))
-        task.add_done_callback(lambda _: self._send_next())
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(self._send(batch))
+        task.add_done_callback(lambda _: loop.call_later(LINGER_S, self._send_next))
 
     async def _send(self, batch: list[_Call]) -> None:
         try:
