@@ -78,7 +78,7 @@ def reconcile(ctx: typer.Context) -> None:
 @inventory_app.command()
 def stock(ctx: typer.Context, sku: str) -> None:
     """Print the acknowledged stock of a SKU."""
-    from inventory.api import stock_json  # the web stack loads only for the commands that print stock
+    from inventory.wire import stock_json  # the web stack loads only for the commands that print stock
 
     async def get_stock(engine: InventoryEngine) -> dict[str, object]:
         return stock_json(await engine.get_stock(sku))
@@ -94,7 +94,7 @@ def set_stock(
     limit: Annotated[int | None, typer.Option(help="Per-customer limit (0 removes it).")] = None,
 ) -> None:
     """Set a SKU's on-hand quantity (e.g. to start a flash sale), like PUT /v1/stock/{sku}."""
-    from inventory.api import stock_json  # the web stack loads only for the commands that print stock
+    from inventory.wire import stock_json  # the web stack loads only for the commands that print stock
 
     async def set_on_hand(engine: InventoryEngine) -> dict[str, object]:
         return stock_json(await engine.set_on_hand(sku, on_hand, per_customer_limit=limit))
