@@ -25,6 +25,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     cache_url: str
     database_url: str
     recommendations_url: str
+    # The analytics lake: activity and sales archived as Parquet, and the jobs' versioned outputs
+    # (default: a folder in the data dir; a shared file system path in a cluster).
+    lake_url: str
     spark_url: str = "local[*]"
     admin_token: str | None = None
     # The largest feed, counted after decompression (a gzip body of a megabyte can hold gigabytes).
@@ -141,6 +144,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
     raw.setdefault("cache_url", "memory://")
     raw.setdefault("database_url", f"sqlite:///{data_dir / 'emporium.db'}")
     raw.setdefault("recommendations_url", f"sqlite:///{data_dir / 'recommendations.db'}")
+    raw.setdefault("lake_url", f"file://{data_dir / 'lake'}")
     try:
         return msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as exc:

@@ -25,6 +25,7 @@ INVENTORY_TOPIC: Final = "inventory"
 ACTIVITY_TOPIC: Final = "activity"
 LOGISTICS_TOPIC: Final = "logistics"
 RECOMMENDATIONS_TOPIC: Final = "recommendations"
+TRENDING_TOPIC: Final = "trending"
 DEAD_LETTER_TOPIC: Final = "dead-letter"
 
 
@@ -131,6 +132,7 @@ class SearchPerformed(Payload, frozen=True):
     total: int = 0
     user_id: str | None = None
     session_id: str | None = None
+    region: str | None = None  # the shopper's delivery region (``deliver_to`` or ``X-Region``)
 
 
 class ProductViewed(Payload, frozen=True):
@@ -139,6 +141,9 @@ class ProductViewed(Payload, frozen=True):
     product_id: str
     user_id: str | None = None
     session_id: str | None = None
+    region: str | None = None
+    category: str = ""
+    brand: str = ""
 
 
 class AddedToCart(Payload, frozen=True):
@@ -148,6 +153,9 @@ class AddedToCart(Payload, frozen=True):
     sku: str
     quantity: int
     user_id: str | None = None
+    session_id: str | None = None
+    region: str | None = None
+    unit_price: Decimal | None = None
 
 
 class PurchasedItem(msgspec.Struct, kw_only=True, frozen=True):
@@ -156,26 +164,80 @@ class PurchasedItem(msgspec.Struct, kw_only=True, frozen=True):
     quantity: int
     unit_price: Decimal
     category: str = ""
+    brand: str = ""
 
 
 class Purchased(Payload, frozen=True):
+    """A confirmed sale (a confirmed reservation, later a confirmed checkout): the analytics' sales fact."""
+
     event_type: ClassVar[str] = "activity.purchased"
     topic: ClassVar[str] = ACTIVITY_TOPIC
     order_id: str
     user_id: str
     items: tuple[PurchasedItem, ...]
     currency: str = "INR"
+    session_id: str | None = None
+    region: str | None = None
 
 
 # Recommendations ----------------------------------------------------------------------------
 
 
 class RecommendationsComputed(Payload, frozen=True):
+    """One user's ranked products from an analytics run (key ``user:<user_id>``, revision: the run's)."""
+
     event_type: ClassVar[str] = "recommendations.computed"
     topic: ClassVar[str] = RECOMMENDATIONS_TOPIC
     user_id: str
     product_ids: tuple[str, ...]
     model: str = "als"
+
+
+class RelatedProductsComputed(Payload, frozen=True):
+    """Products bought together with one product (key ``related:<product_id>``)."""
+
+    event_type: ClassVar[str] = "recommendations.related_computed"
+    topic: ClassVar[str] = RECOMMENDATIONS_TOPIC
+    product_id: str
+    product_ids: tuple[str, ...]
+    model: str = "bought_together"
+
+
+class PopularProductsComputed(Payload, frozen=True):
+    """Time-decayed popular products, the fallback for unknown users (key ``popular:<region>``;
+    ``region`` empty means every region)."""
+
+    event_type: ClassVar[str] = "recommendations.popular_computed"
+    topic: ClassVar[str] = RECOMMENDATIONS_TOPIC
+    product_ids: tuple[str, ...]
+    region: str = ""
+    model: str = "popularity"
+
+
+# Trending -----------------------------------------------------------------------------------
+
+
+class TrendingEntry(msgspec.Struct, kw_only=True, frozen=True):
+    key: str  # the query text (kind "queries") or the product id (kind "products")
+    score: float  # time-decayed weight, the ranking
+    count: int  # raw events behind it in the window (at least the job's minimum support)
+
+
+class TrendingComputed(Payload, frozen=True):
+    """One trending list from an analytics run (key ``trending:<kind>:<window>:<region>``).
+
+    ``window`` is ``hour`` or ``day``, ``kind`` ``queries``, ``viewed`` or ``bought`` (``products``
+    in the API merges the last two), ``region`` empty means every region; ``window_end`` is the end
+    of the period the list describes."""
+
+    event_type: ClassVar[str] = "trending.computed"
+    topic: ClassVar[str] = TRENDING_TOPIC
+    window: str
+    kind: str
+    window_end: datetime
+    entries: tuple[TrendingEntry, ...]
+    region: str = ""
+    run_id: str = ""
 
 
 PAYLOAD_TYPES: Final[dict[str, type[Payload]]] = {
@@ -192,6 +254,9 @@ PAYLOAD_TYPES: Final[dict[str, type[Payload]]] = {
         AddedToCart,
         Purchased,
         RecommendationsComputed,
+        RelatedProductsComputed,
+        PopularProductsComputed,
+        TrendingComputed,
     )
 }
 

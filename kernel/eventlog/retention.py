@@ -16,9 +16,17 @@ from typing import Final
 
 import msgspec
 
-from kernel.contracts.events import CATALOG_TOPIC, INVENTORY_TOPIC, LOGISTICS_TOPIC, RECOMMENDATIONS_TOPIC
+from kernel.contracts.events import (
+    CATALOG_TOPIC,
+    INVENTORY_TOPIC,
+    LOGISTICS_TOPIC,
+    RECOMMENDATIONS_TOPIC,
+    TRENDING_TOPIC,
+)
 
-REPLAYED_TOPICS: Final = frozenset({CATALOG_TOPIC, INVENTORY_TOPIC, LOGISTICS_TOPIC, RECOMMENDATIONS_TOPIC})
+REPLAYED_TOPICS: Final = frozenset(
+    {CATALOG_TOPIC, INVENTORY_TOPIC, LOGISTICS_TOPIC, RECOMMENDATIONS_TOPIC, TRENDING_TOPIC}
+)
 
 
 class Retention(msgspec.Struct, frozen=True):

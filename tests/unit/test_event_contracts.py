@@ -21,6 +21,7 @@ from kernel.contracts.events import (
     Envelope,
     EventDecodeError,
     Payload,
+    PopularProductsComputed,
     Product,
     ProductRemoved,
     ProductUpserted,
@@ -28,10 +29,13 @@ from kernel.contracts.events import (
     Purchased,
     PurchasedItem,
     RecommendationsComputed,
+    RelatedProductsComputed,
     RestockAlert,
     SearchPerformed,
     StockLevelChanged,
     SupplierOnboarded,
+    TrendingComputed,
+    TrendingEntry,
     ZoneWarehouse,
     decode_dead_letter,
     decode_event,
@@ -77,6 +81,16 @@ SAMPLES: list[Payload] = [
         ),
     ),
     RecommendationsComputed(user_id="u1", product_ids=("bigbasket:10", "bigbasket:11")),
+    RelatedProductsComputed(product_id="bigbasket:10", product_ids=("bigbasket:11",)),
+    PopularProductsComputed(product_ids=("bigbasket:11", "bigbasket:10"), region="BLR"),
+    TrendingComputed(
+        window="hour",
+        kind="queries",
+        window_end=datetime(2024, 5, 1, 11, tzinfo=UTC),
+        entries=(TrendingEntry(key="garlic oil", score=12.5, count=14),),
+        region="BLR",
+        run_id="r1",
+    ),
 ]
 
 
