@@ -226,9 +226,9 @@ class TrendingEntry(msgspec.Struct, kw_only=True, frozen=True):
 class TrendingComputed(Payload, frozen=True):
     """One trending list from an analytics run (key ``trending:<kind>:<window>:<region>``).
 
-    ``window`` is ``hour`` or ``day``, ``kind`` ``queries``, ``viewed`` or ``bought`` (``products``
-    in the API merges the last two), ``region`` empty means every region; ``window_end`` is the end
-    of the period the list describes."""
+    ``window`` is ``hour`` or ``day``; ``kind`` is ``queries`` (most searched) or ``products`` (most
+    viewed and bought, a purchase weighing more than a view); ``region`` empty means every region;
+    ``window_end`` is the end of the period the list describes."""
 
     event_type: ClassVar[str] = "trending.computed"
     topic: ClassVar[str] = TRENDING_TOPIC
