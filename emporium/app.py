@@ -16,11 +16,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from emporium.access import document_rate_limits, hold_policy, in_group, rate_limiter
 from emporium.container import Container
+from emporium.sales import catalog_lookup
 from ingest.api import INGEST_ERRORS
 from ingest.module import IngestModule
 from inventory.api import INVENTORY_ERRORS
 from inventory.module import InventoryModule
+from inventory.sales import SalesRecorder
 from kernel import __version__
+from kernel.activity import ActivityMetrics, ActivityPublisher
 from kernel.http.callers import identify_opt
 from kernel.http.errors import exception_handlers
 from kernel.http.limits import LIMIT_ERRORS, RateLimiter, rate_limit_group_opt
@@ -50,6 +53,12 @@ def build_modules(container: Container, limiter: RateLimiter | None = None) -> l
     model reads its events."""
     runtime = container.runtime
     engine = container.inventory_engine()
+    index, stock = container.search_index(), container.out_of_stock_set()
+    activity = ActivityMetrics.of(runtime.metrics)
+    sales = SalesRecorder(
+        ActivityPublisher(runtime.event_log, metrics=activity, producer="inventory"),
+        catalog_lookup(index, stock),
+    )
     return [
         IngestModule(
             runtime,
@@ -57,8 +66,8 @@ def build_modules(container: Container, limiter: RateLimiter | None = None) -> l
             key_secret=container.key_secret,
             stock_writer=engine,  # stock feeds
         ),
-        InventoryModule(runtime, engine=engine, holds=hold_policy(container.settings, limiter)),
-        SearchModule(runtime, index=container.search_index(), stock=container.out_of_stock_set()),
+        InventoryModule(runtime, engine=engine, holds=hold_policy(container.settings, limiter), sales=sales),
+        SearchModule(runtime, index=index, stock=stock),
         ReadModelsModule(runtime, store=container.recommendations_store()),
     ]
 
