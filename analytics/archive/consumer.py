@@ -18,15 +18,14 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import structlog
 from tqdm import tqdm
 
 from analytics.archive.lake import Lake, PlannedFile, live_file_name
-from analytics.archive.rows import RowBuffer, add_event
-from kernel.contracts.events import ACTIVITY_TOPIC, EventDecodeError, decode_event
+from analytics.archive.rows import RowBuffer, UndecodableEvent, split_by_hour
+from kernel.contracts.events import ACTIVITY_TOPIC
 from kernel.eventlog.port import Consumer, EventLog, Record
 
 log = structlog.get_logger(__name__)
@@ -43,7 +42,7 @@ class _Pending:
 
     first: int
     last: int
-    buffers: dict[datetime, RowBuffer] = field(default_factory=dict)
+    rows: RowBuffer = field(default_factory=RowBuffer)
 
 
 @dataclass
@@ -135,12 +134,10 @@ class Archiver:
             if self._oldest is None:
                 self._oldest = time.monotonic()
             try:
-                event = decode_event(record.value)
-            except EventDecodeError as exc:  # projectors dead-letter it; the archive just leaves it out
+                added += pending.rows.add(record.value)
+            except UndecodableEvent as exc:  # projectors dead-letter it; the archive just leaves it out
                 self.stats.undecodable += 1
                 log.warning("archive: undecodable record left out", offset=record.offset, error=str(exc))
-                continue
-            added += add_event(pending.buffers, event)
         self._pending_rows += added
         return added
 
@@ -149,7 +146,7 @@ class Archiver:
         if self._oldest is None:
             return
         for (topic, partition), pending in sorted(self._pending.items()):
-            if pending.buffers:
+            if pending.rows.rows:
                 await asyncio.to_thread(self._write, topic, partition, pending)
             self._archived[(topic, partition)] = pending.last
         await consumer.commit()
@@ -160,14 +157,11 @@ class Archiver:
         self._oldest = None
 
     def _write(self, topic: str, partition: int, pending: _Pending) -> None:
-        hours = sorted(pending.buffers)
+        hours = split_by_hour(pending.rows.to_table())
+        first, last = pending.first, pending.last
         files = [
-            PlannedFile(
-                hour,
-                live_file_name(topic, partition, pending.first, pending.last, n, len(hours)),
-                pending.buffers[hour].to_table(),
-            )
-            for n, hour in enumerate(hours, start=1)
+            PlannedFile(hour, live_file_name(topic, partition, first, last, n, len(hours)), table)
+            for n, (hour, table) in enumerate(hours, start=1)
         ]
         self.lake.write_group(files)
         self.stats.files += len(files)
