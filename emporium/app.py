@@ -14,6 +14,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from analytics.archive.module import ArchiveModule
 from emporium.access import document_rate_limits, hold_policy, in_group, rate_limiter
 from emporium.container import Container
 from emporium.sales import catalog_lookup
@@ -69,6 +70,7 @@ def build_modules(container: Container, limiter: RateLimiter | None = None) -> l
         InventoryModule(runtime, engine=engine, holds=hold_policy(container.settings, limiter), sales=sales),
         SearchModule(runtime, index=index, stock=stock),
         ReadModelsModule(runtime, store=container.recommendations_store()),
+        ArchiveModule(runtime),  # the activity archive, in-process with inprocess_projectors
     ]
 
 

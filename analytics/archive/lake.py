@@ -40,6 +40,7 @@ HISTORY_FILE = re.compile(
     r"^history\.(?P<profile>[a-z0-9_]+)\.(?P<digest>[0-9a-f]+)\.(?P<part>\d+)of(?P<parts>\d+)\.parquet$"
 )
 TEMP_SUFFIX = ".tmp"
+MANY_FILES = 16
 
 
 class LakeError(RuntimeError):
@@ -89,19 +90,29 @@ class Lake:
     # writing ------------------------------------------------------------------------------------
 
     def write_group(self, files: Sequence[PlannedFile]) -> list[str]:
-        """Write every file of a group durably, then rename them into place; returns the final paths."""
+        """Write every file of a group durably, then rename them into place; returns the final paths.
+
+        A group of many files (a history import spans thousands of hours) is made durable with two
+        ``sync`` calls instead of an ``fsync`` per file and directory (measured: 30 s -> 3 s for 2,700)."""
+        many = self._local and len(files) > MANY_FILES
         staged: list[tuple[str, str]] = []
         for planned in files:
             directory = f"{self.table_root}/{partition_dir(planned.hour)}"
             self.fs.create_dir(directory, recursive=True)
             temp = f"{directory}/.{planned.name}.{uuid.uuid4().hex[:8]}{TEMP_SUFFIX}"
             pq.write_table(planned.table, temp, filesystem=self.fs)
-            self._sync_file(temp)
+            if not many:
+                self._sync_file(temp)
             staged.append((temp, f"{directory}/{planned.name}"))
+        if many:
+            os.sync()
         for temp, final in staged:
             self.fs.move(temp, final)
-        for directory in {final.rsplit("/", 1)[0] for _, final in staged}:
-            self._sync_dir(directory)
+        if many:
+            os.sync()
+        else:
+            for directory in {final.rsplit("/", 1)[0] for _, final in staged}:
+                self._sync_dir(directory)
         return [final for _, final in staged]
 
     def _sync_file(self, path: str) -> None:
@@ -130,19 +141,20 @@ class Lake:
                 yield info
 
     def recover(self) -> dict[tuple[str, int], int]:
-        """After a crash: delete temporary files and incomplete groups; return the last archived offset
-        of every (topic, partition) that complete live groups cover."""
+        """After a crash: delete the archive's temporary files and incomplete groups; return the last
+        archived offset of every (topic, partition) that complete groups cover."""
         groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
         sizes: dict[tuple[str, ...], int] = {}
         for info in self._files():
             name = info.base_name
             if name.startswith(".") and name.endswith(TEMP_SUFFIX):
-                log.warning("archive: deleting a temporary file left by a crash", path=info.path)
-                self.fs.delete_file(info.path)
+                if LIVE_FILE.match(name[1:].rsplit(".", 2)[0]):  # ours: .<name>.<random>.tmp
+                    log.warning("archive: deleting a temporary file left by a crash", path=info.path)
+                    self.fs.delete_file(info.path)
                 continue
-            match = LIVE_FILE.match(name) or HISTORY_FILE.match(name)
+            match = LIVE_FILE.match(name)
             if match is None:
-                continue  # someone else's file: not ours to judge
+                continue  # history imports complete their own groups; other files are not ours
             fields = match.groupdict()
             key = tuple(v for k, v in fields.items() if k not in ("part", "parts"))
             groups[key].append(info.path)
@@ -154,9 +166,8 @@ class Lake:
                 for path in paths:
                     self.fs.delete_file(path)
                 continue
-            if len(key) == 4:  # live: topic, partition, first, last
-                topic, partition, last = key[0], int(key[1]), int(key[3])
-                archived[(topic, partition)] = max(archived.get((topic, partition), -1), last)
+            topic, partition, last = key[0], int(key[1]), int(key[3])
+            archived[(topic, partition)] = max(archived.get((topic, partition), -1), last)
         return archived
 
     def has_history(self, profile: str, digest: str) -> bool:

@@ -10,9 +10,10 @@ import structlog
 import typer
 from prometheus_client import start_http_server
 
+from analytics.archive.module import ArchiveTask
 from emporium.cli.context import run, settings_from
 from emporium.container import Container
-from kernel.eventlog.projection import ProjectorMetrics
+from kernel.eventlog.projection import ProjectorMetrics, ProjectorTask
 from kernel.settings import Settings
 from read_models.recommendations_projector import recommendations_projector
 from search.projectors import live_projectors
@@ -38,7 +39,8 @@ def project(
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Events per batch.")] = 5000,
 ) -> None:
-    """Run the read-model projectors (search index, out-of-stock set, recommendations) until Ctrl-C.
+    """Run the read-model projectors (search index, out-of-stock set, recommendations) and the activity
+    archive (analytics lake) until Ctrl-C.
 
     For cluster deployments (Kafka, Elasticsearch, Redis); the embedded `serve` runs them in-process.
     Start several for more throughput: the consumer group spreads the partitions over them.
@@ -55,11 +57,12 @@ async def _project(settings: Settings, *, metrics_port: int | None, batch_size: 
             "serving processes keep their own. Set EMPORIUM_CACHE_URL=redis://... for a cluster."
         )
     metrics = ProjectorMetrics.of(container.metrics)
-    tasks = [
+    tasks: list[ProjectorTask | ArchiveTask] = [
         *live_projectors(
             event_log, index=container.search_index(), stock=stock, metrics=metrics, batch_size=batch_size
         ),
         recommendations_projector(event_log, container.recommendations_store(), metrics=metrics),
+        ArchiveTask(event_log, settings.lake_url),  # activity -> the analytics lake
     ]
     if metrics_port is not None:
         start_http_server(metrics_port, registry=container.metrics)
