@@ -101,4 +101,5 @@ def _print_report(report: ImportReport, lake_url: str) -> None:
         where = f"{error.file}:" if error.file else "line "
         typer.echo(f"  {where}{error.line}: {error.reason}", err=True)
     if report.rejected > PRINTED_ERRORS:
-        typer.echo(f"  ... and {report.rejected - PRINTED_ERRORS} more (--json lists the first 100)", err=True)
+        more = report.rejected - PRINTED_ERRORS
+        typer.echo(f"  ... and {more} more (--json lists the first 100)", err=True)
