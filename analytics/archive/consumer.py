@@ -177,6 +177,7 @@ async def catch_up(
     *,
     progress: bool = False,
     group: str = ARCHIVE_GROUP,
+    topics: Sequence[str] = (ACTIVITY_TOPIC,),
     max_rows: int = MAX_ROWS,
     poll_records: int = POLL_RECORDS,
     settle_s: float = SETTLE_S,
@@ -188,7 +189,13 @@ async def catch_up(
     """
     lake = Lake(lake_url)
     archiver = Archiver(
-        event_log, lake, group=group, max_rows=max_rows, max_age_s=float("inf"), poll_records=poll_records
+        event_log,
+        lake,
+        group=group,
+        topics=topics,
+        max_rows=max_rows,
+        max_age_s=float("inf"),
+        poll_records=poll_records,
     )
     total = sum([await event_log.lag(topic, group) for topic in archiver.topics])
     bar = _progress_bar(total) if progress else None
