@@ -103,7 +103,9 @@ class ArchiveModule:
     async def start(self) -> None:
         settings = self.runtime.settings
         if settings.inprocess_projectors:
-            self.task = ArchiveTask(self.runtime.event_log, settings.lake_url)
+            self.task = ArchiveTask(
+                self.runtime.event_log, settings.lake_url, max_age_s=settings.archive_flush_s
+            )
             self.task.start()
 
     async def stop(self) -> None:

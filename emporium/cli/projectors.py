@@ -62,7 +62,7 @@ async def _project(settings: Settings, *, metrics_port: int | None, batch_size: 
             event_log, index=container.search_index(), stock=stock, metrics=metrics, batch_size=batch_size
         ),
         recommendations_projector(event_log, container.recommendations_store(), metrics=metrics),
-        ArchiveTask(event_log, settings.lake_url),  # activity -> the analytics lake
+        ArchiveTask(event_log, settings.lake_url, max_age_s=settings.archive_flush_s),  # -> analytics lake
     ]
     if metrics_port is not None:
         start_http_server(metrics_port, registry=container.metrics)
