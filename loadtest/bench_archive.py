@@ -33,6 +33,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -248,9 +249,9 @@ async def main(events: int, runs: int, base: Path) -> None:
         for name in ("archive writer", "raw pyarrow", "archive end to end"):
             out = base / f"{name.replace(' ', '-')}-{run}"
             if name == "archive writer":
-                seconds, cpu = timed(lambda out=out: archive_writer(records, out))
+                seconds, cpu = timed(partial(archive_writer, records, out))
             elif name == "raw pyarrow":
-                seconds, cpu = timed(lambda out=out: raw_pyarrow(rows, out))
+                seconds, cpu = timed(partial(raw_pyarrow, rows, out))
             else:
                 wall0, cpu0 = time.perf_counter(), time.process_time()
                 archived = await catch_up(log, f"file://{out}", group=f"bench-{run}", settle_s=0.0)
