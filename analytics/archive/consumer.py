@@ -31,7 +31,7 @@ from kernel.eventlog.port import Consumer, EventLog, Record
 log = structlog.get_logger(__name__)
 
 ARCHIVE_GROUP = "analytics.archive"
-MAX_ROWS = 250_000  # rows buffered before a flush: Parquet files of a few MB, row groups worth scanning
+MAX_ROWS = 100_000  # rows buffered before a flush: files of a few MB, ~50 MB of buffered events at most
 MAX_AGE_S = 60.0  # a trickle of live events still reaches the lake within a minute
 POLL_RECORDS = 5_000
 

@@ -19,6 +19,7 @@ from kernel.contracts.events import (
     PurchasedItem,
     RecommendationsComputed,
     SearchPerformed,
+    decode_event,
     encode_event,
     new_event,
 )
@@ -127,9 +128,10 @@ def test_a_record_that_is_not_an_envelope_is_undecodable(value: bytes) -> None:
         RowBuffer().add(value)
 
 
-def test_the_archive_reading_agrees_with_the_contract_types() -> None:
-    """The archive's own decoder and the typed contract read the same values from the same bytes."""
-    payload = AddedToCart(
+AGREEMENT = [
+    SearchPerformed(query="q", user_id="u", session_id="x", region="R", filters={"sort": "price"}, total=3),
+    ProductViewed(product_id="p", user_id="u", region="R", category="A>B", brand="C"),
+    AddedToCart(
         product_id="p",
         sku="s",
         quantity=2,
@@ -137,14 +139,38 @@ def test_the_archive_reading_agrees_with_the_contract_types() -> None:
         session_id="x",
         region="R",
         unit_price=Decimal("1.25"),
-    )
+    ),
+    Purchased(
+        order_id="o",
+        user_id="u",
+        items=(
+            PurchasedItem(
+                product_id="p", sku="s", quantity=4, unit_price=Decimal("2.50"), category="A", brand="B"
+            ),
+        ),
+        currency="EUR",
+        session_id="x",
+        region="R",
+    ),
+]
+
+
+@pytest.mark.parametrize("payload", AGREEMENT, ids=lambda p: type(p).__name__)
+def test_the_archive_reading_agrees_with_the_contract_types(payload: Payload) -> None:
+    """The archive's own decoder reads from the bytes what the typed contract decoder reads."""
     event, value = wire(payload)
+    decoded = decode_event(value)
     buffer = RowBuffer()
     buffer.add(value)
     (row,) = buffer.to_table().to_pylist()
-    for name in ("product_id", "sku", "quantity", "user_id", "session_id", "region"):
-        assert row[name] == getattr(event.payload, name)
-    assert row["occurred_at"] == event.occurred_at
+    assert row["occurred_at"] == decoded.occurred_at == event.occurred_at
+    source = decoded.payload.items[0] if isinstance(decoded.payload, Purchased) else decoded.payload
+    for name in ("product_id", "sku", "quantity", "unit_price", "category", "brand", "query"):
+        if hasattr(source, name):
+            assert row[name] == (getattr(source, name) or None), name
+    for name in ("user_id", "session_id", "region", "currency", "order_id"):
+        if hasattr(decoded.payload, name):
+            assert row[name] == getattr(decoded.payload, name), name
 
 
 def test_rows_are_split_into_their_hours() -> None:
