@@ -8,8 +8,11 @@ group per partition (``analytics.archive.lake``) and only then committed. Exactl
 * a crash after the files but before the commit leaves a complete group whose name says which offsets it
   holds: the next start reads those records again and skips them.
 
-One archive member per consumer group is the intended deployment (``serve`` in-process, or one
-``emporium project``); the one-shot ``catch_up`` may join it and takes the partitions the group gives it.
+Several members may share the group (``serve`` in-process or ``emporium project``, and the one-shot
+``catch_up`` that ``analytics run`` starts): a member buffers only partitions it owns, drops what it
+buffered for a partition the group hands to another (that member reads it again from the last commit),
+and recovers a partition (``Lake.recover``) when it gains it. Ownership moves only inside ``poll``, never
+while a member writes (on Kafka, a rebalance first waits ``rebalance_wait_s`` for the batch in flight).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ class _Pending:
 
     first: int
     last: int
+    events: int = 0
     rows: RowBuffer = field(default_factory=RowBuffer)
 
 
@@ -77,7 +81,8 @@ class Archiver:
         self.max_age_s = max_age_s
         self.poll_records = poll_records
         self.stats = ArchiveStats()
-        self._archived: dict[tuple[str, int], int] = {}
+        self._archived: dict[tuple[str, int], int] = {}  # last offset in the lake, per owned partition
+        self._owned: frozenset[tuple[str, int]] = frozenset()
         self._pending: dict[tuple[str, int], _Pending] = {}
         self._pending_rows = 0
         self._pending_events = 0
@@ -92,11 +97,44 @@ class Archiver:
         return self._pending_rows
 
     async def open(self) -> Consumer:
-        """Clean up after a crash (``Lake.recover``), learn what is archived, join the group."""
-        self._archived = await asyncio.to_thread(self.lake.recover)
+        """Join the group; the partitions it gives are made ready (``Lake.recover``)."""
         consumer = self.event_log.consumer(self.topics, self.group, start_from="earliest")
         await consumer.start()
+        await self._follow_assignment(consumer)
         return consumer
+
+    async def poll(self, consumer: Consumer, timeout: float) -> list[Record]:  # noqa: ASYNC109
+        """The next records, after following any change of the partitions this member owns."""
+        records = await consumer.poll(self.poll_records, timeout)
+        await self._follow_assignment(consumer)
+        return records
+
+    async def _follow_assignment(self, consumer: Consumer) -> None:
+        """Drop what is buffered for partitions another member took (it reads them again from the last
+        commit); recover the partitions newly ours and learn which of their offsets the lake holds."""
+        owned = frozenset((topic, partition) for topic, partition in consumer.assignment)
+        for key in self._owned - owned:
+            self._drop(key, "partition moved to another member")
+            self._archived.pop(key, None)
+        gained = owned - self._owned
+        self._owned = owned
+        if gained:
+            self._archived.update(await asyncio.to_thread(self.lake.recover, gained))
+
+    def _drop(self, key: tuple[str, int], reason: str) -> None:
+        pending = self._pending.pop(key, None)
+        if pending is None:
+            return
+        log.info(
+            "archive: buffered records left to be read again",
+            partition=key,
+            events=pending.events,
+            reason=reason,
+        )
+        self._pending_events -= pending.events
+        self._pending_rows -= pending.rows.rows
+        if not self._pending:
+            self._oldest = None
 
     async def run(self) -> None:
         """Follow the log until ``stop``; what is pending then is flushed and committed."""
@@ -104,10 +142,9 @@ class Archiver:
         try:
             while not self._stop.is_set():
                 age = 0.0 if self._oldest is None else time.monotonic() - self._oldest
-                wait = self.max_age_s - age
-                records = await consumer.poll(self.poll_records, max(0.0, min(1.0, wait)))
+                records = await self.poll(consumer, max(0.0, min(1.0, self.max_age_s - age)))
                 self.take(records)
-                if self._due():
+                if self._due() or (records and not self._pending):  # all already archived: commit
                     await self.flush(consumer)
             await self.flush(consumer)
         finally:
@@ -127,23 +164,30 @@ class Archiver:
                 self.stats.skipped += 1
                 continue
             pending = self._pending.get(key)
+            if pending is not None and record.offset <= pending.last:
+                self._drop(key, "the log rewound this partition")  # e.g. lost and regained in one poll
+                pending = None
             if pending is None:
                 pending = self._pending[key] = _Pending(record.offset, record.offset)
             pending.last = record.offset
+            pending.events += 1
             self._pending_events += 1
             if self._oldest is None:
                 self._oldest = time.monotonic()
             try:
-                added += pending.rows.add(record.value)
+                rows = pending.rows.add(record.value)
             except UndecodableEvent as exc:  # projectors dead-letter it; the archive just leaves it out
                 self.stats.undecodable += 1
                 log.warning("archive: undecodable record left out", offset=record.offset, error=str(exc))
-        self._pending_rows += added
+                continue
+            added += rows
+            self._pending_rows += rows
         return added
 
     async def flush(self, consumer: Consumer) -> None:
         """Write every pending partition's file group durably, then commit the offsets."""
-        if self._oldest is None:
+        if self._oldest is None and not self._pending:
+            await consumer.commit()  # records that made no rows, or only skipped ones
             return
         for (topic, partition), pending in sorted(self._pending.items()):
             if pending.rows.rows:
@@ -204,7 +248,7 @@ async def catch_up(
         started = idle_since = time.monotonic()
         seen = 0
         while True:
-            records = await consumer.poll(poll_records, 0.2)
+            records = await archiver.poll(consumer, 0.2)
             if records:
                 archiver.take(records)
                 seen += len(records)

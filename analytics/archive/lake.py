@@ -19,7 +19,7 @@ import os
 import re
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -140,25 +140,32 @@ class Lake:
             if info.type == pafs.FileType.File:
                 yield info
 
-    def recover(self) -> dict[tuple[str, int], int]:
-        """After a crash: delete the archive's temporary files and incomplete groups; return the last
-        archived offset of every (topic, partition) that complete groups cover."""
-        groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
-        sizes: dict[tuple[str, ...], int] = {}
+    def recover(self, partitions: Collection[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """Make ``partitions`` (topic, partition) ready for a new owner: delete their temporary files and
+        incomplete groups (left by a crash: their offsets were never committed, so the records are read
+        and written again), and return the last offset complete groups hold for each.
+
+        Only the member that owns a partition calls this, once it owns it: the previous owner let it go
+        between two batches (or died), so nothing of that partition is being written meanwhile.
+        """
+        wanted = {(topic, int(partition)) for topic, partition in partitions}
+        if not wanted:
+            return {}
+        groups: dict[tuple[str, int, int, int], list[str]] = defaultdict(list)
+        sizes: dict[tuple[str, int, int, int], int] = {}
         for info in self._files():
             name = info.base_name
-            if name.startswith(".") and name.endswith(TEMP_SUFFIX):
-                if LIVE_FILE.match(name[1:].rsplit(".", 2)[0]):  # ours: .<name>.<random>.tmp
-                    log.warning("archive: deleting a temporary file left by a crash", path=info.path)
-                    self.fs.delete_file(info.path)
-                continue
-            match = LIVE_FILE.match(name)
-            if match is None:
+            temp = name.startswith(".") and name.endswith(TEMP_SUFFIX)
+            match = LIVE_FILE.match(name[1:].rsplit(".", 2)[0] if temp else name)
+            if match is None or (match["topic"], int(match["partition"])) not in wanted:
                 continue  # history imports complete their own groups; other files are not ours
-            fields = match.groupdict()
-            key = tuple(v for k, v in fields.items() if k not in ("part", "parts"))
+            if temp:
+                log.warning("archive: deleting a temporary file left by a crash", path=info.path)
+                self.fs.delete_file(info.path)
+                continue
+            key = (match["topic"], int(match["partition"]), int(match["first"]), int(match["last"]))
             groups[key].append(info.path)
-            sizes[key] = int(fields["parts"])
+            sizes[key] = int(match["parts"])
         archived: dict[tuple[str, int], int] = {}
         for key, paths in groups.items():
             if len(paths) < sizes[key]:
@@ -166,7 +173,7 @@ class Lake:
                 for path in paths:
                     self.fs.delete_file(path)
                 continue
-            topic, partition, last = key[0], int(key[1]), int(key[3])
+            topic, partition, _, last = key
             archived[(topic, partition)] = max(archived.get((topic, partition), -1), last)
         return archived
 
