@@ -325,3 +325,25 @@ async def _catch_up_beside_a_live_archiver(
     ids = Lake(lake_url).read()["event_id"].to_pylist()
     assert Counter(ids).most_common(1)[0][1] == 1, "an event was archived twice"
     assert sorted(ids) == sorted(row_id(e) for e in first + later)
+
+
+def leave_leftovers(lake: Path, topic: str) -> tuple[Path, Path]:
+    """A temporary file of the archive's (a crash mid-write) and one of a history import."""
+    directory = lake / "activity" / "date=2026-03-01" / "hour=10"
+    directory.mkdir(parents=True)
+    ours = directory / f".{topic}.p0000.{0:020d}-{5:020d}.1of1.parquet.0a1b2c3d.tmp"
+    theirs = directory / ".history.online_retail.abcdef.1of3.parquet.0a1b2c3d.tmp"
+    for path in (ours, theirs):
+        path.write_bytes(b"half a file")
+    return ours, theirs
+
+
+async def test_a_crashed_writers_temporary_files_go_and_no_one_elses(
+    event_log: EventLog, tmp_path: Path, names: tuple[str, str]
+) -> None:
+    ours, theirs = leave_leftovers(tmp_path / "lake", names[0])
+    await publish(event_log, names[0], [event(n, at=T0) for n in range(12)])
+    assert await archive(event_log, tmp_path / "lake", names) == 12
+    assert not ours.exists()  # its partition's owner cleaned it up
+    assert theirs.exists()  # an import in progress is not the archive's to judge
+    assert Lake(f"file://{tmp_path}/lake").read().num_rows == 12
