@@ -1,0 +1,35 @@
+"""Trending read model: the port and its rules (adapters in ``memory`` and ``redis``)."""
+
+from __future__ import annotations
+
+from read_models.trending.port import (
+    KINDS,
+    REGION_RULE,
+    WINDOWS,
+    InvalidTrendingRequest,
+    Kind,
+    Trending,
+    TrendingStore,
+    TrendingStoreError,
+    Window,
+    is_valid_region,
+    list_key,
+    newest_per_list,
+    validate_list,
+)
+
+__all__ = [
+    "KINDS",
+    "REGION_RULE",
+    "WINDOWS",
+    "InvalidTrendingRequest",
+    "Kind",
+    "Trending",
+    "TrendingStore",
+    "TrendingStoreError",
+    "Window",
+    "is_valid_region",
+    "list_key",
+    "newest_per_list",
+    "validate_list",
+]
