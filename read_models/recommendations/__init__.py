@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from read_models.recommendations.port import (
+    MAX_PRODUCT_ID_LENGTH,
     MAX_USER_ID_LENGTH,
     USER_ID_PATTERN,
     USER_ID_RULE,
@@ -12,6 +13,7 @@ from read_models.recommendations.port import (
     RecommendationsStore,
     RecommendationsStoreError,
     RelatedProducts,
+    is_valid_product_id,
     is_valid_user_id,
     newest_by,
     newest_per_user,
@@ -19,6 +21,7 @@ from read_models.recommendations.port import (
 )
 
 __all__ = [
+    "MAX_PRODUCT_ID_LENGTH",
     "MAX_USER_ID_LENGTH",
     "USER_ID_PATTERN",
     "USER_ID_RULE",
@@ -28,6 +31,7 @@ __all__ = [
     "RecommendationsStore",
     "RecommendationsStoreError",
     "RelatedProducts",
+    "is_valid_product_id",
     "is_valid_user_id",
     "newest_by",
     "newest_per_user",

@@ -32,6 +32,7 @@ MAX_USER_ID_LENGTH: Final = 128
 # Ids the analytics jobs and storefronts use: numeric ids, UUIDs, "supplier:ref"-style, e-mail-like.
 USER_ID_PATTERN: Final = r"[A-Za-z0-9][A-Za-z0-9._:@+-]*"
 _USER_ID = re.compile(USER_ID_PATTERN)
+MAX_PRODUCT_ID_LENGTH: Final = 200
 USER_ID_RULE: Final = (
     f"1 to {MAX_USER_ID_LENGTH} characters: letters, digits and . _ : @ + - (starting with a letter or digit)"
 )
@@ -82,6 +83,13 @@ def validate_user_id(user_id: str) -> str:
     if not 0 < len(user_id) <= MAX_USER_ID_LENGTH or _USER_ID.fullmatch(user_id) is None:
         raise InvalidUserId(f"invalid user id: {USER_ID_RULE}")
     return user_id
+
+
+def is_valid_product_id(product_id: str) -> bool:
+    """Product ids are supplier-scoped (``supplier:ref``); the store only needs them short and printable."""
+    return (
+        0 < len(product_id) <= MAX_PRODUCT_ID_LENGTH and product_id.isprintable() and product_id.strip() != ""
+    )
 
 
 def is_valid_user_id(user_id: str) -> bool:

@@ -2,9 +2,9 @@
 
 One row per user (``recommendations``), per product (``related_products``) and per region
 (``popular_products``, ``""`` for every region); the ranked list is a JSON array, so replacing it is one
-row write and a shorter list can leave nothing behind. The revision rule is a single upsert (``ON CONFLICT ... DO UPDATE ... WHERE
-excluded.revision > revision``), so the check and the write are one atomic statement and a batch is one
-transaction.
+row write and a shorter list can leave nothing behind. The revision rule is a single upsert
+(``ON CONFLICT ... DO UPDATE ... WHERE excluded.revision > revision``), so the check and the write are
+one atomic statement and a batch is one transaction.
 
 sqlite3 blocks, so the writer and the reader each own one connection on their own single-thread
 executor: the event loop never waits on disk, and WAL lets API reads run while the projector writes.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from read_models.trending.port import (
     KINDS,
-    REGION_RULE,
     WINDOWS,
     InvalidTrendingRequest,
     Kind,
@@ -12,7 +11,6 @@ from read_models.trending.port import (
     TrendingStore,
     TrendingStoreError,
     Window,
-    is_valid_region,
     list_key,
     newest_per_list,
     validate_list,
@@ -20,7 +18,6 @@ from read_models.trending.port import (
 
 __all__ = [
     "KINDS",
-    "REGION_RULE",
     "WINDOWS",
     "InvalidTrendingRequest",
     "Kind",
@@ -28,7 +25,6 @@ __all__ = [
     "TrendingStore",
     "TrendingStoreError",
     "Window",
-    "is_valid_region",
     "list_key",
     "newest_per_list",
     "validate_list",

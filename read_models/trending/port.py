@@ -15,7 +15,6 @@ Adapters (``tests/contract/test_trending_store.py`` runs one suite against both)
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Final, Literal, Protocol, get_args
@@ -23,18 +22,12 @@ from typing import Final, Literal, Protocol, get_args
 import msgspec
 
 from kernel.contracts.events import TrendingEntry
+from read_models.regions import REGION_RULE, is_valid_region
 
 Window = Literal["hour", "day"]
 Kind = Literal["queries", "products"]
 WINDOWS: Final[tuple[str, ...]] = get_args(Window)
 KINDS: Final[tuple[str, ...]] = get_args(Kind)
-MAX_REGION_LENGTH: Final = 64
-REGION_PATTERN: Final = r"[A-Za-z0-9][A-Za-z0-9._:-]*"
-_REGION = re.compile(REGION_PATTERN)
-REGION_RULE: Final = (
-    f"empty (every region) or 1 to {MAX_REGION_LENGTH} characters: letters, digits and . _ : - "
-    "(starting with a letter or digit)"
-)
 
 
 class Trending(msgspec.Struct, kw_only=True, frozen=True):
@@ -65,10 +58,6 @@ class TrendingStoreError(Exception):
 def list_key(kind: str, window: str, region: str) -> str:
     """The store's key of one list, as the event's key names it without its ``trending:`` prefix."""
     return f"{kind}:{window}:{region}"
-
-
-def is_valid_region(region: str) -> bool:
-    return region == "" or (len(region) <= MAX_REGION_LENGTH and _REGION.fullmatch(region) is not None)
 
 
 def validate_list(kind: str, window: str, region: str) -> None:
