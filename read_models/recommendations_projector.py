@@ -53,24 +53,36 @@ class RankedBatch(msgspec.Struct, kw_only=True):
 def _entry(event: Envelope) -> Recommendations | RelatedProducts | PopularProducts | None:
     """The store entry an event carries; None when its id could never be served (bad user, product or
     region id: skipped and counted rather than retried forever; it stays in the log for inspection)."""
-    payload, meta = event.payload, {"revision": event.revision, "generated_at": event.occurred_at}
+    payload, revision, at = event.payload, event.revision, event.occurred_at
     if isinstance(payload, RecommendationsComputed):
         if not is_valid_user_id(payload.user_id):
             return None
         return Recommendations(
-            user_id=payload.user_id, product_ids=payload.product_ids, model=payload.model, **meta
+            user_id=payload.user_id,
+            product_ids=payload.product_ids,
+            model=payload.model,
+            revision=revision,
+            generated_at=at,
         )
     if isinstance(payload, RelatedProductsComputed):
         if not is_valid_product_id(payload.product_id):
             return None
         return RelatedProducts(
-            product_id=payload.product_id, product_ids=payload.product_ids, model=payload.model, **meta
+            product_id=payload.product_id,
+            product_ids=payload.product_ids,
+            model=payload.model,
+            revision=revision,
+            generated_at=at,
         )
     assert isinstance(payload, PopularProductsComputed)
     if not is_valid_region(payload.region):
         return None
     return PopularProducts(
-        region=payload.region, product_ids=payload.product_ids, model=payload.model, **meta
+        region=payload.region,
+        product_ids=payload.product_ids,
+        model=payload.model,
+        revision=revision,
+        generated_at=at,
     )
 
 

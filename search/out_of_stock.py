@@ -272,8 +272,8 @@ class RedisOutOfStockSet:
     async def skus_of(self, product_ids: Sequence[str]) -> dict[str, str]:
         if not product_ids:
             return {}
-        values = await self._redis.hmget(self._psku, list(product_ids))
-        return {p: sku for p, sku in zip(product_ids, values, strict=True) if sku}
+        values = await self._redis.hmget(self._psku, list(product_ids))  # decode_responses: str or None
+        return {p: str(sku) for p, sku in zip(product_ids, values, strict=True) if sku}
 
     async def clear(self) -> None:
         await self._redis.delete(self._rev, self._oos, self._psku, self._skup)
