@@ -73,6 +73,9 @@ class ReadModelsModule(_ProjectedModule):
         return {"store": self.store.ping}
 
 
+WARMUP_TIMEOUT_S = 120.0
+
+
 class TrendingModule(_ProjectedModule):
     name = "trending"
 
@@ -91,6 +94,17 @@ class TrendingModule(_ProjectedModule):
             return None
         metrics = ProjectorMetrics.of(self.runtime.metrics)
         return trending_projector(self.runtime.event_log, self.store, metrics=metrics)
+
+    async def start(self) -> None:
+        """A volatile store is refilled from the log before the API answers: a restart never shows an
+        empty trending list for lists the log holds."""
+        await super().start()
+        if self.projector is not None and self.store.volatile:
+            try:
+                await self.projector.wait_caught_up(timeout_s=WARMUP_TIMEOUT_S)
+            except BaseException:
+                await self.stop()
+                raise
 
     def readiness_checks(self) -> dict[str, ReadinessCheck]:
         return {"store": self.store.ping}

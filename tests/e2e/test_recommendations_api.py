@@ -304,3 +304,17 @@ async def test_a_bad_trending_value_names_what_is_accepted(shop: Shop) -> None:
 async def test_readiness_includes_both_stores(shop: Shop) -> None:
     checks = (await shop.client.get("/readyz")).json()["checks"]
     assert checks["recommendations.store"] == "ok" and checks["trending.store"] == "ok"
+
+
+async def test_a_restarted_app_serves_trending_at_once(
+    tmp_path: Any,
+    embedded_settings: Callable[..., Settings],
+    running_app: Callable[..., AbstractAsyncContextManager[Any]],
+) -> None:
+    """The in-process trending store is refilled from the log before the app answers."""
+    settings = embedded_settings(tmp_path / "data", rate_limits=False)
+    async with running_app(settings, own_event_log=True) as app:
+        await publish_events(app.event_log, [trending("queries", "hour", ["kettle", "tea"], 1)])
+    async with running_app(settings) as app:
+        response = await app.client.get("/v1/trending", params={"window": "hour"})
+        assert [e["key"] for e in response.json()["entries"]] == ["kettle", "tea"]
