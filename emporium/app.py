@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from emporium.access import document_rate_limits, hold_policy, in_group, rate_limiter
 from emporium.container import Container
+from emporium.web import storefront_page
 from ingest.api import INGEST_ERRORS
 from ingest.module import IngestModule
 from inventory.api import INVENTORY_ERRORS
@@ -130,6 +131,7 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Lit
     # rate limits are counted per module (operations routes and the docs in the app's default group)
     handlers: list = [healthz, readyz, metrics]
     handlers.extend(in_group(module.name, module.route_handlers()) for module in modules)
+    handlers.append(storefront_page())  # the page at / (static files; every API route is more specific)
 
     app = Litestar(
         route_handlers=handlers,
