@@ -35,12 +35,16 @@ PATH_VALUES = {
     "reservation_id": "0" * 32,
     "product_id": "acme:p1",
     "user_id": "u1",
+    "file_path": "index.html",  # the storefront page's files
 }
 
 ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/healthz"): "anyone",
     ("GET", "/readyz"): "anyone",
     ("GET", "/metrics"): "anyone",
+    ("GET", "/"): "anyone",  # the storefront page (emporium/web)
+    ("GET", "/{file_path}"): "anyone",
+    ("HEAD", "/{file_path}"): "anyone",
     ("GET", "/v1/search"): "anyone",
     ("GET", "/v1/suggest"): "anyone",
     ("GET", "/v1/products/{product_id}"): "anyone",

@@ -36,7 +36,10 @@ async function route() {
   } catch (error) {
     if (token === rendering) clear(view, h("h1", {}, "Something went wrong"), notice(String(error), "error"));
   } finally {
-    if (token === rendering) view.removeAttribute("aria-busy");
+    if (token === rendering) {
+      view.removeAttribute("aria-busy");
+      view.dataset.rendered = hash; // which route the view shows now (tests wait on it)
+    }
   }
 }
 
