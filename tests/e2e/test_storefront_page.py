@@ -62,7 +62,7 @@ def chromium() -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError as exc:
-        pytest.fail(f"playwright is not installed ({exc}): `make test` installs the dev extras", pytrace=False)
+        pytest.fail(f"playwright is not installed ({exc}): `make test` installs it", pytrace=False)
     executable = CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium")
     if not executable:
         pytest.fail(
