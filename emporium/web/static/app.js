@@ -18,6 +18,7 @@ async function route() {
   const [path, search = ""] = hash.split("?");
   const params = new URLSearchParams(search);
   document.title = "Emporium storefront";
+  document.getElementById("toast").hidden = true; // a message belongs to the view it was about
   view.setAttribute("aria-busy", "true");
   try {
     if (path === "/search") {

@@ -3,6 +3,7 @@
 // useful page: the top rated products from search.
 
 import { api, explain, query, shopper } from "./api.js";
+import { addToCart } from "./cart.js";
 import { hitCard, searchHref } from "./search.js";
 import { categoryText, clear, focusHeading, h, notice, productCard } from "./ui.js";
 
@@ -29,6 +30,16 @@ async function homepage() {
   return cached;
 }
 
+/** Homepage items are never sold out (the server drops those), so each can go straight to the cart. */
+function addButton(item) {
+  return h(
+    "button",
+    { type: "button", class: "primary add", onclick: () => addToCart(item.sku, 1, item.title) },
+    "Add to cart",
+    h("span", { class: "visually-hidden" }, `: ${item.title}`),
+  );
+}
+
 function section(part, index) {
   const id = `section-${index}`;
   const title = part.category && !String(part.title || "").includes(part.category) ? `${part.title} · ${categoryText(part.category)}` : part.title;
@@ -36,7 +47,11 @@ function section(part, index) {
     "section",
     { class: "home-section", "aria-labelledby": id, "data-section": part.id },
     h("h2", { id }, title || part.id),
-    h("ul", { class: "cards scroller" }, (part.items || []).map((item) => h("li", {}, productCard(item, { zone: shopper.zone })))),
+    h(
+      "ul",
+      { class: "cards scroller" },
+      (part.items || []).map((item) => h("li", {}, productCard(item, { zone: shopper.zone, actions: addButton(item) }))),
+    ),
   );
 }
 

@@ -98,7 +98,7 @@ export async function renderProduct(view, productId) {
         h("dt", {}, "Sold by"),
         h("dd", {}, product.supplier_id),
         h("dt", {}, "SKU"),
-        h("dd", {}, product.sku),
+        h("dd", { class: "sku" }, product.sku),
         h("dt", {}, "Ships from"),
         h("dd", {}, product.warehouses?.length ? product.warehouses.join(", ") : "—"),
       ),
