@@ -2,7 +2,7 @@
 
 No build step and nothing from the internet: the files are package data, served as they are by Litestar's
 static files router (``index.html`` for ``/``). The page only talks to this API, same origin; it never
-carries a storefront key: the shopper pastes one (see docs/adr/0007-storefront-page-key.md).
+carries a storefront key: the shopper pastes one (see docs/adr/0008-storefront-page-key.md).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 // The page's one door to the API (same origin) and who the shopper is.
 // The storefront key is whatever the shopper pasted: it lives in sessionStorage (or localStorage when
-// asked to remember it), never in the files this server ships (docs/adr/0007-storefront-page-key.md).
+// asked to remember it), never in the files this server ships (docs/adr/0008-storefront-page-key.md).
 
 const KEY = "emporium.storefront-key";
 const SESSION = "emporium.session-id";
