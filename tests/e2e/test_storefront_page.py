@@ -19,12 +19,14 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote_plus, urlsplit
 
 import httpx
 import pytest
 
+from emporium.demo import DEMO_SEED, DEMO_SUPPLIER
 from emporium.web import STATIC_DIR
+from ingest.synthetic import generate_products
 
 pytestmark = pytest.mark.slow
 
@@ -173,7 +175,10 @@ def test_search_with_a_typo_and_open_a_product(page: Any, demo: Any) -> None:
     assert page.locator("#suggestion-0").get_attribute("aria-selected") == "true"
     assert box.get_attribute("aria-activedescendant") == "suggestion-0"
     shot(page, "02-autocomplete")
-    box.press("Escape")
+    chosen = page.inner_text("#suggestion-0")
+    box.press("Enter")  # the highlighted completion is searched
+    wait_rendered(page, "/search")
+    assert chosen in page.inner_text("#results-heading")
     assert page.locator("#suggestions").is_hidden()
 
     # a typo still finds the shirts, each with its stock badge
@@ -219,6 +224,27 @@ def test_search_with_a_typo_and_open_a_product(page: Any, demo: Any) -> None:
     shot(page, "06-product", full_page=True)
 
 
+def test_sold_out_items_say_so(page: Any, demo: Any) -> None:
+    """Hidden from search by default (in stock only); shown with their badge and no way to buy otherwise."""
+    sold_out = next(
+        p for p in generate_products(DEMO_PRODUCTS, seed=DEMO_SEED) if not any(p["stock"].values())
+    )
+    product_id = f"{DEMO_SUPPLIER}:{sold_out['product_id']}"
+    card = f".results .card[data-product-id='{product_id}']"
+    page.goto(f"{demo.base_url}/#/search?q={quote_plus(sold_out['title'])}")
+    wait_rendered(page, "/search")
+    assert page.locator(card).count() == 0
+    page.uncheck("#in-stock")
+    wait_rendered(page, "in_stock=false")
+    assert page.locator(f"{card} .badge.sold-out").inner_text() == "Out of stock"
+    assert page.locator(f"{card} .add").is_disabled()
+    page.locator(f"{card} .card-title a").click()
+    page.wait_for_selector("article.product h1")
+    assert page.locator("article.product .badge.sold-out").is_visible()
+    assert page.locator("#add-to-cart").is_disabled()
+    shot(page, "07-sold-out-product")
+
+
 def test_narrow_screen(chromium: Any, demo: Any) -> None:
     context = chromium.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
     context.set_default_timeout(TIMEOUT_MS)
@@ -230,10 +256,10 @@ def test_narrow_screen(chromium: Any, demo: Any) -> None:
         overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 1, f"the page scrolls sideways by {overflow}px on a phone"
         assert page.locator("details.filters").get_attribute("open") is None, "filters fold away"
-        shot(page, "07-phone-results")
+        shot(page, "08-phone-results")
         page.click("details.filters summary")
         assert page.locator("#facet-brand").is_visible()
-        shot(page, "08-phone-filters", full_page=True)
+        shot(page, "09-phone-filters", full_page=True)
         watch.check()
     finally:
         context.close()
@@ -262,7 +288,7 @@ def test_add_to_cart_and_buy(page: Any, demo: Any) -> None:
     # without a key, adding asks for one: the page ships none
     page.locator(".results .add").first.click()
     page.wait_for_selector("dialog#settings[open]")
-    shot(page, "09-storefront-key-dialog")
+    shot(page, "10-storefront-key-dialog")
     page.fill("#storefront-key", key)
     page.click("#save-settings")
     page.wait_for_selector("dialog#settings", state="hidden")
@@ -275,28 +301,28 @@ def test_add_to_cart_and_buy(page: Any, demo: Any) -> None:
     before = httpx.get(f"{demo.base_url}/v1/stock/{sku}", timeout=10).json()
     page.click("#add-to-cart")
     page.wait_for_function("() => document.querySelector('#cart-count').textContent === '1'")
-    shot(page, "10-added-to-cart")
+    shot(page, "11-added-to-cart")
 
     page.click("#cart-link")
     page.wait_for_selector(".cart-line")
     assert title in page.inner_text(".cart-lines")
-    shot(page, "11-cart")
+    shot(page, "12-cart")
     page.get_by_role("button", name="Check out").click()
     page.wait_for_selector("#place-order")
     assert title in page.inner_text("table.lines")
-    shot(page, "12-checkout-held")
+    shot(page, "13-checkout-held")
     page.click("#place-order")
     page.wait_for_selector(".order-id")
     order_id = page.inner_text(".order-id")
     assert order_id
     page.wait_for_function("() => document.querySelector('#cart-count').textContent === '0'")
-    shot(page, "13-order-placed")
+    shot(page, "14-order-placed")
 
     after = httpx.get(f"{demo.base_url}/v1/stock/{sku}", timeout=10).json()
     assert after["sold"] == before["sold"] + 1, (before, after)  # really bought: inventory sold one unit
     page.click("a[href='#/orders']")
     page.wait_for_selector("#view h1:has-text('Your orders')")
-    shot(page, "14-orders")
+    shot(page, "15-orders")
 
 
 def test_the_page_is_package_data_and_names_no_other_host(demo: Any) -> None:
