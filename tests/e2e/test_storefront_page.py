@@ -259,6 +259,11 @@ def test_narrow_screen(chromium: Any, demo: Any) -> None:
         shot(page, "08-phone-results")
         page.click("details.filters summary")
         assert page.locator("#facet-brand").is_visible()
+        brand = page.locator("#facet-brand input[type=checkbox]").first
+        brand.check()
+        wait_rendered(page, "brand=")
+        assert page.locator("#facet-brand").is_visible(), "the filters stay open while the shopper uses them"
+        assert page.evaluate("() => document.activeElement.closest('#facet-brand') !== null")
         shot(page, "09-phone-filters", full_page=True)
         watch.check()
     finally:

@@ -62,8 +62,9 @@ function categoryFacet(state, buckets) {
 function brandFacet(state, buckets) {
   const counts = new Map((buckets || []).map((b) => [b.value, b.count]));
   for (const brand of state.brand) if (!counts.has(brand)) counts.set(brand, 0);
-  const boxes = [...counts.entries()].map(([brand, count], i) => {
-    const id = `brand-${i}-${brand.replace(/[^A-Za-z0-9]/g, "_")}`;
+  const boxes = [...counts.entries()].map(([brand, count]) => {
+    // stable across renders, so the focus comes back to the box the shopper just ticked
+    const id = `brand-${Array.from(brand, (c) => c.codePointAt(0).toString(16)).join("-")}`;
     const checked = state.brand.includes(brand);
     return h(
       "li",
@@ -215,6 +216,7 @@ function request(state, cursor) {
 /** Render the results view for `state` into `view`. */
 export async function renderSearch(view, state) {
   const focused = document.activeElement?.id;
+  const filtersOpen = view.querySelector("details.filters")?.open; // a phone keeps them as the shopper left them
   const heading = state.q ? `Results for “${state.q}”` : state.category ? categoryText(state.category) : "All products";
   let answer;
   try {
@@ -267,7 +269,7 @@ export async function renderSearch(view, state) {
       ),
     ),
   );
-  if (window.matchMedia("(max-width: 720px)").matches) view.querySelector("details.filters").open = false;
+  if (window.matchMedia("(max-width: 720px)").matches) view.querySelector("details.filters").open = Boolean(filtersOpen);
   const again = focused && view.querySelector(`#${CSS.escape(focused)}`);
   if (again) again.focus();
   announce(`${summary}.`);
