@@ -20,6 +20,7 @@ async function route() {
   document.title = "Emporium storefront";
   document.getElementById("toast").hidden = true; // a message belongs to the view it was about
   view.setAttribute("aria-busy", "true");
+  delete view.dataset.homepage;
   try {
     if (path === "/search") {
       input.value = params.get("q") || "";

@@ -77,28 +77,34 @@ async function fallback(reason) {
 export async function renderHome(view) {
   clear(view, h("h1", {}, "Welcome to Emporium"), notice("Loading…"));
   focusHeading(view);
+  const hash = location.hash;
   let page;
   try {
     page = await homepage();
   } catch {
     page = { unavailable: 0, detail: "unreachable" };
   }
+  if (location.hash !== hash) return; // the shopper moved on while it loaded
   const heading = h("h1", {}, "Welcome to Emporium");
   if (page.unavailable !== undefined) {
     const reason =
       page.unavailable === 404
         ? "The personalised homepage is not available on this server yet. Here is what shoppers rate best."
         : "The homepage is being prepared; here is what shoppers rate best meanwhile.";
-    clear(view, heading, ...(await fallback(reason)));
+    const parts = await fallback(reason);
+    if (location.hash !== hash) return;
+    clear(view, heading, ...parts);
     view.dataset.homepage = "fallback";
     return;
   }
   const sections = (page.sections || []).filter((part) => (part.items || []).length);
+  const empty = sections.length ? null : await fallback("Nothing to show on the homepage yet.");
+  if (location.hash !== hash) return;
   clear(
     view,
     heading,
     page.personalised ? h("p", { class: "hint" }, "Picked for you.") : null,
-    sections.length ? sections.map(section) : await fallback("Nothing to show on the homepage yet."),
+    sections.length ? sections.map(section) : empty,
   );
-  view.dataset.homepage = "sections";
+  view.dataset.homepage = sections.length ? "sections" : "fallback";
 }

@@ -67,15 +67,18 @@ async function related(productId, zone) {
 export async function renderProduct(view, productId) {
   clear(view, notice("Loading the product…"));
   const zone = shopper.zone;
+  const hash = location.hash;
   let product;
   try {
     product = await api(`/v1/products/${encodeURIComponent(productId)}${query({ deliver_to: zone })}`);
   } catch (error) {
+    if (location.hash !== hash) return;
     const message = error.status === 404 ? "This product does not exist or is no longer sold." : explain(error);
     clear(view, h("h1", {}, "Product"), notice(message, "error"), h("p", {}, h("a", { href: "#/" }, "Back to the shop")));
     focusHeading(view);
     return;
   }
+  if (location.hash !== hash) return; // the shopper moved on while it loaded
   document.title = `${product.title} · Emporium`;
   clear(
     view,
@@ -105,5 +108,6 @@ export async function renderProduct(view, productId) {
     ),
   );
   focusHeading(view);
-  view.append(await related(product.product_id, zone));
+  const also = await related(product.product_id, zone);
+  if (location.hash === hash) view.append(also);
 }

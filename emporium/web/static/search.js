@@ -218,13 +218,15 @@ export async function renderSearch(view, state) {
   const focused = document.activeElement?.id;
   const filtersOpen = view.querySelector("details.filters")?.open; // a phone keeps them as the shopper left them
   const heading = state.q ? `Results for “${state.q}”` : state.category ? categoryText(state.category) : "All products";
+  const hash = location.hash;
   let answer;
   try {
     answer = await api(`/v1/search${request(state)}`);
   } catch (error) {
-    clear(view, h("h1", {}, heading), notice(explain(error), "error"));
+    if (location.hash === hash) clear(view, h("h1", {}, heading), notice(explain(error), "error"));
     return;
   }
+  if (location.hash !== hash) return; // the shopper moved on (another filter) while this one loaded
   const list = h("ul", { class: "results", "aria-label": "Search results" }, answer.hits.map((hit) => hitCard(hit, shopper.zone)));
   const more = h("div", { class: "more" });
   const showMore = (cursor) => {
