@@ -184,7 +184,7 @@ def test_search_with_a_typo_and_open_a_product(page: Any, demo: Any) -> None:
     # a typo still finds the shirts, each with its stock badge
     box.fill("cotton shrt")
     box.press("Enter")
-    page.wait_for_selector(".results .card")
+    wait_rendered(page, "q=cotton+shrt")
     assert page.locator("#suggestions").is_hidden()
     titles = page.locator(".results .card-title").all_inner_texts()
     assert any("Cotton Shirt" in title for title in titles), titles
