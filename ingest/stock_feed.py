@@ -9,7 +9,9 @@ what is held and sold). The report has the catalog feeds' shape; ``removed`` sta
 
 The worker thread reads and checks batch N+1 while batch N is written. Each row sets one warehouse's
 quantity; the SKU's other warehouses keep theirs. A (sku, warehouse) named twice is rejected after its
-first line.
+first line, so the order of a feed's rows does not matter: rows are gathered up to ``group_rows`` and
+written per SKU (a SKU's rows in one write, one stock change), whether the feed lists them per SKU or one
+warehouse after the other (each row would otherwise be a write and an event of its own).
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ log = structlog.get_logger(__name__)
 STOCK_PROFILE = "stock"  # the report's ``profile``: a stock feed is a feed of its own kind
 STOCK_COLUMNS = ("sku", "warehouse", "quantity")
 DEFAULT_BATCH_ROWS = 5000
+# Rows gathered before they are written per SKU: a feed listing one warehouse after the other names a
+# SKU again only a warehouse later. Bounded (the duplicate check keeps a key per row of the feed anyway).
+DEFAULT_GROUP_ROWS = 250_000
 _MAX_WAREHOUSE_LENGTH = 64
 _MAX_QUANTITY_DIGITS = len(str(MAX_QUANTITY))
 
@@ -104,20 +109,52 @@ def _prepare_batch(
             continue
         line, fields = record
         try:
-            row = msgspec.convert(_stripped(fields), StockRow, strict=False)
+            sku, warehouse, quantity = _checked(fields)
         except msgspec.ValidationError as exc:
             batch.errors.append(LineError(line, reason_of(exc)))
             continue
-        first = seen.setdefault((row.sku, row.warehouse), line)
+        first = seen.setdefault((sku, warehouse), line)
         if first != line:
-            reason = (
-                f"duplicate row for sku {row.sku!r} in warehouse {row.warehouse!r} (first at line {first})"
-            )
+            reason = f"duplicate row for sku {sku!r} in warehouse {warehouse!r} (first at line {first})"
             batch.errors.append(LineError(line, reason))
             continue
-        batch.rows.append(WarehouseQuantity(scoped_sku(supplier_id, row.sku), row.warehouse, row.quantity))
+        batch.rows.append(WarehouseQuantity(scoped_sku(supplier_id, sku), warehouse, quantity))
         batch.lines.append(line)
     return batch
+
+
+class _Group:
+    """Checked rows gathered over batches, written per SKU: each chunk handed to the writer holds whole
+    SKUs (all their rows gathered so far), in the order they first appeared."""
+
+    def __init__(self) -> None:
+        self.by_sku: dict[str, list[tuple[WarehouseQuantity, int]]] = {}
+        self.errors: list[LineError] = []
+        self.rows = 0
+
+    def add(self, batch: _Batch) -> None:
+        by_sku = self.by_sku
+        for row, line in zip(batch.rows, batch.lines, strict=True):
+            rows = by_sku.get(row.sku)
+            if rows is None:
+                by_sku[row.sku] = [(row, line)]
+            else:
+                rows.append((row, line))
+        self.errors += batch.errors
+        self.rows += len(batch.rows)
+
+    def chunks(self, size: int) -> Iterator[tuple[list[WarehouseQuantity], list[int]]]:
+        rows: list[WarehouseQuantity] = []
+        lines: list[int] = []
+        for sku_rows in self.by_sku.values():
+            for row, line in sku_rows:
+                rows.append(row)
+                lines.append(line)
+            if len(rows) >= size:
+                yield rows, lines
+                rows, lines = [], []
+        if rows:
+            yield rows, lines
 
 
 def _check_columns(columns: Sequence[str] | None) -> None:
@@ -135,9 +172,11 @@ class StockFeedService:
         writer: WarehouseStockWriter,
         *,
         batch_rows: int = DEFAULT_BATCH_ROWS,
+        group_rows: int = DEFAULT_GROUP_ROWS,
         on_report: Callable[[FeedReport], None] | None = None,
     ) -> None:
         self.store, self.writer, self.batch_rows, self._on_report = store, writer, batch_rows, on_report
+        self.group_rows = group_rows
 
     async def import_stock(
         self,
@@ -177,7 +216,8 @@ class StockFeedService:
     async def _run(
         self, reader: FeedReader, report: FeedReport, stop: ImportStop, started: float
     ) -> FeedReport:
-        """Check the columns on the first batch, then apply batch after batch (reading the next meanwhile)."""
+        """Check the columns on the first batch, then gather batch after batch (reading the next meanwhile),
+        writing what is gathered per SKU every ``group_rows`` rows and at the end."""
         records = reader.records()
         seen: dict[tuple[str, str], int] = {}
         pending: asyncio.Future[_Batch] | None = None
@@ -190,11 +230,15 @@ class StockFeedService:
         batch = await prepare()
         _check_columns(reader.columns)  # FeedError: refused, nothing changed and no report kept
         await self.store.save_feed(report)
+        group = _Group()
         try:
             while True:
                 stop.check()
                 pending = None if batch.exhausted else prepare()
-                await self._apply(report, batch)
+                group.add(batch)
+                if pending is None or group.rows >= self.group_rows:
+                    await self._apply(report, group, stop)
+                    group = _Group()
                 if pending is None:
                     break
                 batch, pending = await pending, None
@@ -214,11 +258,12 @@ class StockFeedService:
         await self._finish(report, started)
         return report
 
-    async def _apply(self, report: FeedReport, batch: _Batch) -> None:
-        errors = list(batch.errors)
-        if batch.rows:
-            outcome = await self.writer.set_warehouse_stock(batch.rows)
-            errors += [LineError(batch.lines[r.position], r.reason) for r in outcome.refused]
+    async def _apply(self, report: FeedReport, group: _Group, stop: ImportStop) -> None:
+        errors = group.errors
+        for rows, lines in group.chunks(self.batch_rows):
+            stop.check()
+            outcome = await self.writer.set_warehouse_stock(rows)
+            errors += [LineError(lines[r.position], r.reason) for r in outcome.refused]
             report.changed += outcome.changed
             report.unchanged += outcome.unchanged
             report.accepted += outcome.changed + outcome.unchanged
