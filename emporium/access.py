@@ -81,6 +81,9 @@ def hold_policy(settings: Settings, limiter: RateLimiter | None) -> HoldPolicy:
     return HoldPolicy(settings.max_hold_seconds, admit)
 
 
+_MARK = "\x00"  # never in a key: identifiers are validated
+
+
 class EngineCountedLimits:
     """``CountedLimits``: a reservation's windows, its storefront's (left by the limiter's middleware)
     then its customer's units, counted by the engine in the reserve script, in the limiter's own keys."""
@@ -88,14 +91,23 @@ class EngineCountedLimits:
     def __init__(self, limiter: RateLimiter, units: Policy) -> None:
         self.limiter, self.units = limiter, units
         self._by_caller: dict[tuple[Policy, str], tuple[LimitWindow, ...]] = {}
+        # The units windows' keys around the "<storefront>/<customer>" they name (built once: this runs
+        # for every reservation).
+        self._units: list[tuple[str, str, str, int, int]] = []
+        for w in limiter.windows(units, _MARK):
+            head, tail = w.key.split(_MARK)
+            self._units.append((w.policy, head, tail, w.limit, w.seconds))
 
     def windows(
         self, scope: Scope, storefront_id: str, customer_id: str, quantity: int
     ) -> tuple[LimitWindow, ...]:
         deferred = deferred_hit(scope)
         caller = () if deferred is None else self._caller_windows(deferred)
-        units = self.limiter.windows(self.units, f"{storefront_id}/{customer_id}")
-        return caller + tuple(LimitWindow(w.policy, w.key, w.limit, w.seconds, quantity, True) for w in units)
+        who = f"{storefront_id}/{customer_id}"
+        return caller + tuple(
+            LimitWindow(name, f"{head}{who}{tail}", limit, seconds, quantity, True)
+            for name, head, tail, limit, seconds in self._units
+        )
 
     def _caller_windows(self, deferred: tuple[Policy, str]) -> tuple[LimitWindow, ...]:
         """A caller's windows, remembered (one entry per storefront; cleared past a bound)."""
