@@ -267,7 +267,7 @@ class ReservationController(Controller):
         status_code=HTTP_201_CREATED,
         guards=[storefront_only],
         operation_class=reads_json(_RESERVE_SCHEMA, headers=[_IDEMPOTENCY_KEY]),
-        opt={RATE_LIMIT_DEFERRED_OPT: True},  # HoldPolicy counts the storefront's limit (when deferred)
+        opt={RATE_LIMIT_DEFERRED_OPT: STOREFRONT},  # HoldPolicy counts a storefront's limit (when deferred)
         responses={
             201: ResponseSpec(ReservationOut, description="Reserved (or the same reservation again)"),
             **errors(

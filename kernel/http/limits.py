@@ -9,7 +9,8 @@ policy of its caller in that group: anonymous callers and wrong keys by client a
 (``kernel.http.callers.client_address``), key holders by their owner, with the policy of their kind.
 Routes that know more (a reservation knows the storefront's customer) call ``RateLimiter.hit`` with
 their own policy and key. A route may also count its caller's limit itself (route opt
-``RATE_LIMIT_DEFERRED_OPT``, honoured when the limiter is built with ``defer=True``): the middleware then
+``RATE_LIMIT_DEFERRED_OPT`` naming the kind of caller it does it for, honoured when the limiter is built
+with ``defer=True``): the middleware then
 only leaves the caller's ``(policy, key)`` in the scope (``deferred_hit``), and the route counts it, for
 example in the same Redis call as its own work (``RateLimiter.windows``), or with ``hit`` when it refuses
 the request before that.
@@ -45,7 +46,9 @@ from kernel.http.errors import ErrorRule, error_table
 log = structlog.get_logger(__name__)
 
 RATE_LIMIT_GROUP_OPT = "rate_limit_group"
-RATE_LIMIT_DEFERRED_OPT = "rate_limit_deferred"  # route opt: the handler counts its caller's limit itself
+# Route opt: the handler counts the limit of callers of this kind itself (others are counted as usual:
+# a caller the route refuses before its handler runs must still be counted).
+RATE_LIMIT_DEFERRED_OPT = "rate_limit_deferred"
 _DEFERRED_SCOPE_KEY = "emporium.rate_limit_deferred"
 DEFAULT_GROUP = "default"
 _FAILURE_LOG_EVERY_S = 10.0
@@ -234,7 +237,7 @@ class RateLimiter:
                 else:
                     policy, who = self.by_kind.get(caller.kind, self.anonymous), caller.id
                 key = f"{opt.get(RATE_LIMIT_GROUP_OPT, DEFAULT_GROUP)}/{who}"
-                if self.defer and opt.get(RATE_LIMIT_DEFERRED_OPT):
+                if self.defer and caller is not None and opt.get(RATE_LIMIT_DEFERRED_OPT) == caller.kind:
                     scope[_DEFERRED_SCOPE_KEY] = (policy, key)  # type: ignore[literal-required]
                 else:
                     await self.hit(policy, key)

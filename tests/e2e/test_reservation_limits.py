@@ -146,3 +146,12 @@ async def test_a_cluster_reservation_makes_no_limiter_call_of_its_own(serve_shop
             assert calls == {"incr": 1, "acquire_entry": 1}, calls  # in process: storefront, units
         else:
             assert calls == {}, calls
+
+
+async def test_callers_the_route_refuses_are_limited_too(serve_shop: ServeShop) -> None:
+    """Anonymous callers and suppliers never reach the reservation handler (401, 403): the limiter still
+    counts them, before the route refuses them."""
+    async with serve_shop(EMPORIUM_RATE_LIMIT_ANONYMOUS="4/minute") as shop:  # the stock PUT was one
+        body = {"sku": "shop:HOARD", "quantity": 1, "customer_id": "mallory"}
+        answers = [(await shop.anonymous.post("/v1/reservations", json=body)).status_code for _ in range(5)]
+        assert answers == [401, 401, 401, 429, 429], answers
