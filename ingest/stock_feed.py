@@ -9,9 +9,10 @@ what is held and sold). The report has the catalog feeds' shape; ``removed`` sta
 
 The worker thread reads and checks batch N+1 while batch N is written. Each row sets one warehouse's
 quantity; the SKU's other warehouses keep theirs. A (sku, warehouse) named twice is rejected after its
-first line, so the order of a feed's rows does not matter: rows are gathered up to ``group_rows`` and
-written per SKU (a SKU's rows in one write, one stock change), whether the feed lists them per SKU or one
-warehouse after the other (each row would otherwise be a write and an event of its own).
+first line, so the order of a feed's rows does not matter: rows are written per SKU (a SKU's rows in
+one write, one stock change), whether the feed lists them per SKU (written batch by batch, as read) or
+one warehouse after the other (gathered up to ``group_rows`` first: each row would otherwise be a write
+and an event of its own).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
+from itertools import groupby
 from typing import IO, Annotated, Any
 
 import msgspec
@@ -123,38 +125,48 @@ def _prepare_batch(
     return batch
 
 
+def _grouped_by_sku(rows: Sequence[WarehouseQuantity]) -> bool:
+    """Whether ``rows`` come SKU by SKU, several per SKU (a feed grouped by SKU: waiting for more rows
+    gains nothing). Rows of distinct SKUs may be a feed listed warehouse after warehouse."""
+    skus = [row.sku for row in rows]
+    distinct = len(set(skus))
+    return distinct < len(skus) and sum(1 for _ in groupby(skus)) == distinct
+
+
 class _Group:
-    """Checked rows gathered over batches, written per SKU: each chunk handed to the writer holds whole
-    SKUs (all their rows gathered so far), in the order they first appeared."""
+    """Checked rows gathered over batches, handed to the writer in chunks of whole SKUs: a SKU's rows
+    gathered so far are brought together (in the order SKUs first appeared) unless they already are."""
 
     def __init__(self) -> None:
-        self.by_sku: dict[str, list[tuple[WarehouseQuantity, int]]] = {}
+        self.rows: list[WarehouseQuantity] = []
+        self.lines: list[int] = []
         self.errors: list[LineError] = []
-        self.rows = 0
 
     def add(self, batch: _Batch) -> None:
-        by_sku = self.by_sku
-        for row, line in zip(batch.rows, batch.lines, strict=True):
-            rows = by_sku.get(row.sku)
-            if rows is None:
-                by_sku[row.sku] = [(row, line)]
-            else:
-                rows.append((row, line))
+        self.rows += batch.rows
+        self.lines += batch.lines
         self.errors += batch.errors
-        self.rows += len(batch.rows)
 
     def chunks(self, size: int) -> Iterator[tuple[list[WarehouseQuantity], list[int]]]:
-        rows: list[WarehouseQuantity] = []
-        lines: list[int] = []
-        for sku_rows in self.by_sku.values():
-            for row, line in sku_rows:
-                rows.append(row)
-                lines.append(line)
-            if len(rows) >= size:
-                yield rows, lines
-                rows, lines = [], []
-        if rows:
-            yield rows, lines
+        rows, lines = self.rows, self.lines
+        skus = [row.sku for row in rows]
+        if len(set(skus)) != sum(1 for _ in groupby(skus)):  # some SKU's rows lie apart
+            by_sku: dict[str, list[int]] = {}
+            for i, sku in enumerate(skus):
+                indices = by_sku.get(sku)
+                if indices is None:
+                    by_sku[sku] = [i]
+                else:
+                    indices.append(i)
+            order = [i for indices in by_sku.values() for i in indices]
+            rows, lines, skus = [rows[i] for i in order], [lines[i] for i in order], [skus[i] for i in order]
+        start = 0
+        while start < len(rows):
+            end = min(start + size, len(rows))
+            while end < len(rows) and skus[end] == skus[end - 1]:  # a SKU's rows stay in one chunk
+                end += 1
+            yield rows[start:end], lines[start:end]
+            start = end
 
 
 def _check_columns(columns: Sequence[str] | None) -> None:
@@ -217,7 +229,8 @@ class StockFeedService:
         self, reader: FeedReader, report: FeedReport, stop: ImportStop, started: float
     ) -> FeedReport:
         """Check the columns on the first batch, then gather batch after batch (reading the next meanwhile),
-        writing what is gathered per SKU every ``group_rows`` rows and at the end."""
+        writing what is gathered per SKU after a batch that comes SKU by SKU (a feed grouped by SKU is
+        written as it is read), every ``group_rows`` rows and at the end."""
         records = reader.records()
         seen: dict[tuple[str, str], int] = {}
         pending: asyncio.Future[_Batch] | None = None
@@ -236,7 +249,7 @@ class StockFeedService:
                 stop.check()
                 pending = None if batch.exhausted else prepare()
                 group.add(batch)
-                if pending is None or group.rows >= self.group_rows:
+                if pending is None or len(group.rows) >= self.group_rows or _grouped_by_sku(batch.rows):
                     await self._apply(report, group, stop)
                     group = _Group()
                 if pending is None:

@@ -143,3 +143,11 @@ async def test_rows_are_gathered_up_to_group_rows(env) -> None:
     assert [[row.sku[-1] + row.warehouse for row in batch] for batch in writer.batches] == [
         ["Aw1", "Bw1"], ["Cw1", "Dw1"], ["Aw2", "Bw2"], ["Cw2", "Dw2"]
     ]  # fmt: skip
+
+
+async def test_a_feed_grouped_by_sku_is_written_as_it_is_read(env) -> None:
+    _, writer, store = env
+    streaming = StockFeedService(store, writer, batch_rows=4)
+    rows = [f"{sku},{wh},1" for sku in "ABCD" for wh in ("w1", "w2")]
+    assert (await streaming.import_stock("acme", csv(*rows), fmt=FeedFormat.CSV)).accepted == 8
+    assert [[row.sku[-1] for row in batch] for batch in writer.batches] == [list("AABB"), list("CCDD")]
