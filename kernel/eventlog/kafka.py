@@ -33,6 +33,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError, TopicAlreadyExistsError
 
+from kernel.eventlog.kafka_topics import align_retention
 from kernel.eventlog.port import OutgoingMessage, Record, consumer_topics
 from kernel.eventlog.retention import KEEP_ALL, Retention, RetentionPolicy
 
@@ -40,9 +41,6 @@ log = structlog.get_logger(__name__)
 
 DEFAULT_PARTITIONS = 3  # enough to spread a projector group over a few processes on a dev cluster
 _TOPIC_ALREADY_EXISTS = TopicAlreadyExistsError.errno
-_RETENTION_KEYS = ("retention.ms", "retention.bytes")
-_DYNAMIC_TOPIC_CONFIG = 1  # DescribeConfigs v1+ config_source of a topic's own setting
-_BY_HAND = "the topic keeps its retention: set retention.ms / retention.bytes on it by hand"
 
 
 def parse_kafka_url(url: str) -> tuple[str, dict[str, str]]:
@@ -166,7 +164,7 @@ class KafkaEventLog:
                 return
             existing = set(await self._admin.list_topics())
             to_create = [t for t in missing if t not in existing]
-            await self._align_retention([t for t in missing if t in existing])
+            await align_retention(self._admin, [t for t in missing if t in existing], self._configs)
             if to_create:
                 response = await self._admin.create_topics(
                     [
@@ -181,64 +179,6 @@ class KafkaEventLog:
                         raise KafkaError(f"cannot create topic {name!r}: error {code} {message}")
                 log.info("eventlog.topics_created", topics=to_create, partitions=self.partitions)
             self._known_topics.update(missing)
-
-    async def _align_retention(self, topics: list[str]) -> None:
-        """Give existing topics the configured retention, keeping their other topic-level settings."""
-        if not topics:
-            return
-        assert self._admin is not None
-        described = await self._admin.describe_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, t, None) for t in topics]
-        )
-        changes: list[ConfigResource] = []
-        for response in described:
-            for resource in response.resources:
-                error_code, error_message, name, entries = resource[0], resource[1], resource[3], resource[4]
-                if error_code:
-                    raise KafkaError(f"cannot describe topic {name!r}: error {error_code} {error_message}")
-                change = self._retention_change(name, entries, version=response.API_VERSION)
-                if change is not None:
-                    changes.append(change)
-        if changes:
-            await self._alter(changes)
-
-    def _retention_change(self, topic: str, entries: Sequence[Any], *, version: int) -> ConfigResource | None:
-        """The topic's whole set of own settings with the configured retention, or None if it has it."""
-        wanted = self._configs(topic)
-        if all(entry[1] == wanted[entry[0]] for entry in entries if entry[0] in wanted):
-            return None
-        # v0 entries say is_default, later ones config_source; sensitive values are not described.
-        own = [e for e in entries if (not e[3] if version == 0 else e[3] == _DYNAMIC_TOPIC_CONFIG)]
-        if any(e[4] for e in own if e[0] not in wanted):
-            log.warning(
-                "eventlog.retention_not_altered", topic=topic, reason=f"it has sensitive settings; {_BY_HAND}"
-            )
-            return None
-        return ConfigResource(ConfigResourceType.TOPIC, topic, {**{e[0]: e[1] for e in own}, **wanted})
-
-    async def _alter(self, changes: list[ConfigResource]) -> None:
-        """AlterConfigs; a broker that does not support it or refuses is a warning, not a failure."""
-        assert self._admin is not None
-        try:
-            responses = await self._admin.alter_configs(changes)
-        except KafkaError as exc:
-            log.warning(
-                "eventlog.retention_not_altered",
-                topics=[c.name for c in changes],
-                reason=f"the broker refused AlterConfigs ({exc!r}); {_BY_HAND}",
-            )
-            return
-        for response in responses:
-            for resource in response.resources:
-                error_code, error_message, name = resource[0], resource[1], resource[3]
-                if error_code:
-                    log.warning(
-                        "eventlog.retention_not_altered",
-                        topic=name,
-                        reason=f"AlterConfigs answered error {error_code} {error_message}; {_BY_HAND}",
-                    )
-                else:
-                    log.info("eventlog.retention_altered", topic=name, **self._configs(name))
 
     def _configs(self, topic: str) -> dict[str, str]:
         retention = self.retention.of(topic)

@@ -11,6 +11,7 @@ from aiokafka.errors import UnsupportedVersionError
 from structlog.testing import capture_logs
 
 from kernel.eventlog.kafka import KafkaEventLog
+from kernel.eventlog.kafka_topics import align_retention
 from kernel.eventlog.retention import Retention, RetentionPolicy
 
 OLD = [("retention.ms", "3600000", False, 1, False, []), ("cleanup.policy", "delete", False, 1, False, [])]
@@ -38,9 +39,8 @@ class RefusingAdmin:
 async def test_a_refused_alteration_is_a_warning(refusal: Exception | None) -> None:
     log = KafkaEventLog("127.0.0.1:1", retention=RetentionPolicy(bounded=Retention(7200.0, None)))
     admin = RefusingAdmin(refusal)
-    log._admin = admin  # type: ignore[assignment]
     with capture_logs() as logs:
-        await log._align_retention(["activity"])
+        await align_retention(admin, ["activity"], log._configs)  # type: ignore[arg-type]
     (warning,) = [entry for entry in logs if entry["event"] == "eventlog.retention_not_altered"]
     assert warning["log_level"] == "warning" and "by hand" in warning["reason"]
     if refusal is None:  # the whole set of the topic's own settings was sent, retention replaced
