@@ -14,11 +14,21 @@ from typing import Any
 from limits import RateLimitItemPerSecond
 from litestar import Litestar, Router
 from litestar.openapi import ResponseSpec
+from litestar.types import Scope
 
 from inventory.api import HoldPolicy
-from kernel.http.callers import STOREFRONT, SUPPLIER, parse_networks
+from inventory.domain import LimitWindow, WindowExceeded
+from kernel.http.callers import STOREFRONT, SUPPLIER, parse_networks, request_caller
 from kernel.http.errors import ErrorBody
-from kernel.http.limits import LimitsStorage, Policy, RateLimiter, rate_limit_group_opt
+from kernel.http.limits import (
+    LimitsStorage,
+    Policy,
+    RateLimited,
+    RateLimiter,
+    Window,
+    deferred_hit,
+    rate_limit_group_opt,
+)
 from kernel.settings import Settings
 
 RATE_LIMITED = ResponseSpec(
@@ -28,8 +38,15 @@ RATE_LIMITED = ResponseSpec(
 )
 
 
-def rate_limiter(settings: Settings, storage: LimitsStorage) -> RateLimiter:
-    """Per route group: anonymous callers by address, suppliers and storefronts by key."""
+def engine_counts_limits(engine: object, storage: LimitsStorage) -> bool:
+    """Whether the engine counts a reservation's limits in its own reserve call: it can, and the limits
+    live in Redis (the cache URL: the engine's fast path is the same Redis)."""
+    return bool(getattr(engine, "counts_limit_windows", False)) and hasattr(storage, "prefixed_key")
+
+
+def rate_limiter(settings: Settings, storage: LimitsStorage, *, defer: bool = False) -> RateLimiter:
+    """Per route group: anonymous callers by address, suppliers and storefronts by key; ``defer``: routes
+    that count their caller's limit themselves do (the reservation route, with the engine)."""
     return RateLimiter(
         storage,
         anonymous=Policy.parse("anonymous", settings.rate_limit_anonymous),
@@ -38,13 +55,15 @@ def rate_limiter(settings: Settings, storage: LimitsStorage) -> RateLimiter:
             STOREFRONT: Policy.parse(STOREFRONT, settings.rate_limit_storefront),
         },
         trusted_proxies=parse_networks(settings.trusted_proxies),
+        defer=defer,
     )
 
 
 def hold_policy(settings: Settings, limiter: RateLimiter | None) -> HoldPolicy:
     """Holds last at most ``max_hold_seconds``; with a limiter, the units each storefront customer asks
     for within one longest hold are capped, in a moving window: that is the customer's rate limit, and
-    since no hold outlives the window, no more than that can be held at once."""
+    since no hold outlives the window, no more than that can be held at once. With a deferring limiter
+    (``engine_counts_limits``) the engine counts them, and the storefront's limit, in its reserve call."""
     if limiter is None:
         return HoldPolicy(settings.max_hold_seconds)
     units = Policy(
@@ -52,12 +71,69 @@ def hold_policy(settings: Settings, limiter: RateLimiter | None) -> HoldPolicy:
         (RateLimitItemPerSecond(settings.customer_hold_units, settings.max_hold_seconds),),
         moving=True,
     )
+    if limiter.defer:
+        return HoldPolicy(settings.max_hold_seconds, counted=EngineCountedLimits(limiter, units))
 
     async def admit(storefront_id: str, customer_id: str, quantity: int) -> None:
         # a storefront id has no "/": the key names one customer of one storefront
         await limiter.hit(units, f"{storefront_id}/{customer_id}", cost=quantity)
 
     return HoldPolicy(settings.max_hold_seconds, admit)
+
+
+_MARK = "\x00"  # never in a key: identifiers are validated
+
+
+class EngineCountedLimits:
+    """``CountedLimits``: a reservation's windows, its storefront's (left by the limiter's middleware)
+    then its customer's units, counted by the engine in the reserve script, in the limiter's own keys."""
+
+    def __init__(self, limiter: RateLimiter, units: Policy) -> None:
+        self.limiter, self.units = limiter, units
+        self._by_caller: dict[tuple[Policy, str], tuple[LimitWindow, ...]] = {}
+        # The units windows' keys around the "<storefront>/<customer>" they name (built once: this runs
+        # for every reservation).
+        self._units: list[tuple[str, str, str, int, int]] = []
+        for w in limiter.windows(units, _MARK):
+            head, tail = w.key.split(_MARK)
+            self._units.append((w.policy, head, tail, w.limit, w.seconds))
+
+    def windows(
+        self, scope: Scope, storefront_id: str, customer_id: str, quantity: int
+    ) -> tuple[LimitWindow, ...]:
+        deferred = deferred_hit(scope)
+        caller = () if deferred is None else self._caller_windows(deferred)
+        who = f"{storefront_id}/{customer_id}"
+        return caller + tuple(
+            LimitWindow(name, f"{head}{who}{tail}", limit, seconds, quantity, True)
+            for name, head, tail, limit, seconds in self._units
+        )
+
+    def _caller_windows(self, deferred: tuple[Policy, str]) -> tuple[LimitWindow, ...]:
+        """A caller's windows, remembered (one entry per storefront; cleared past a bound)."""
+        windows = self._by_caller.get(deferred)
+        if windows is None:
+            if len(self._by_caller) >= 10_000:
+                self._by_caller.clear()
+            windows = tuple(
+                LimitWindow(w.policy, w.key, w.limit, w.seconds, 1, w.moving)
+                for w in self.limiter.windows(*deferred)
+            )
+            self._by_caller[deferred] = windows
+        return windows
+
+    def refused(self, exc: WindowExceeded) -> Exception:
+        w = exc.window
+        return RateLimited(w.name, Window(w.name, w.key, w.limit, w.seconds, w.moving), exc.reset_at)
+
+    async def count_apart(self, scope: Scope, ask: tuple[str, int] | None) -> None:
+        """What the engine would have counted: the caller's limit, then (when known) the units asked."""
+        deferred = deferred_hit(scope)
+        if deferred is not None:
+            await self.limiter.hit(*deferred)
+        if ask is not None:
+            customer, quantity = ask
+            await self.limiter.hit(self.units, f"{request_caller(scope).id}/{customer}", cost=quantity)
 
 
 def in_group(group: str, handlers: Sequence[Any]) -> Router:

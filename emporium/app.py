@@ -15,7 +15,7 @@ from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from analytics.archive.module import ArchiveModule
-from emporium.access import document_rate_limits, hold_policy, in_group, rate_limiter
+from emporium.access import document_rate_limits, engine_counts_limits, hold_policy, in_group, rate_limiter
 from emporium.container import Container
 from emporium.sales import catalog_lookup
 from emporium.web import storefront_page
@@ -96,7 +96,11 @@ def build_modules(container: Container, limiter: RateLimiter | None = None) -> l
 def create_app(settings: Settings, *, container: Container | None = None) -> Litestar:
     """The app over ``container`` (a fresh one by default); its lifespan starts and closes everything."""
     container = container or Container(settings)
-    limiter = rate_limiter(settings, container.rate_limit_storage()) if settings.rate_limits else None
+    limiter = None
+    if settings.rate_limits:
+        storage = container.rate_limit_storage()
+        defer = engine_counts_limits(container.inventory_engine(), storage)
+        limiter = rate_limiter(settings, storage, defer=defer)
     modules = build_modules(container, limiter)
     (ingest,) = (module for module in modules if isinstance(module, IngestModule))
     runtime = container.runtime

@@ -9,7 +9,10 @@ what is held and sold). The report has the catalog feeds' shape; ``removed`` sta
 
 The worker thread reads and checks batch N+1 while batch N is written. Each row sets one warehouse's
 quantity; the SKU's other warehouses keep theirs. A (sku, warehouse) named twice is rejected after its
-first line.
+first line, so the order of a feed's rows does not matter: rows are written per SKU (a SKU's rows in
+one write, one stock change), whether the feed lists them per SKU (written batch by batch, as read) or
+one warehouse after the other (gathered up to ``group_rows`` first: each row would otherwise be a write
+and an event of its own).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
+from itertools import groupby
 from typing import IO, Annotated, Any
 
 import msgspec
@@ -38,6 +42,9 @@ log = structlog.get_logger(__name__)
 STOCK_PROFILE = "stock"  # the report's ``profile``: a stock feed is a feed of its own kind
 STOCK_COLUMNS = ("sku", "warehouse", "quantity")
 DEFAULT_BATCH_ROWS = 5000
+# Rows gathered before they are written per SKU: a feed listing one warehouse after the other names a
+# SKU again only a warehouse later. Bounded (the duplicate check keeps a key per row of the feed anyway).
+DEFAULT_GROUP_ROWS = 250_000
 _MAX_WAREHOUSE_LENGTH = 64
 _MAX_QUANTITY_DIGITS = len(str(MAX_QUANTITY))
 
@@ -104,20 +111,62 @@ def _prepare_batch(
             continue
         line, fields = record
         try:
-            row = msgspec.convert(_stripped(fields), StockRow, strict=False)
+            sku, warehouse, quantity = _checked(fields)
         except msgspec.ValidationError as exc:
             batch.errors.append(LineError(line, reason_of(exc)))
             continue
-        first = seen.setdefault((row.sku, row.warehouse), line)
+        first = seen.setdefault((sku, warehouse), line)
         if first != line:
-            reason = (
-                f"duplicate row for sku {row.sku!r} in warehouse {row.warehouse!r} (first at line {first})"
-            )
+            reason = f"duplicate row for sku {sku!r} in warehouse {warehouse!r} (first at line {first})"
             batch.errors.append(LineError(line, reason))
             continue
-        batch.rows.append(WarehouseQuantity(scoped_sku(supplier_id, row.sku), row.warehouse, row.quantity))
+        batch.rows.append(WarehouseQuantity(scoped_sku(supplier_id, sku), warehouse, quantity))
         batch.lines.append(line)
     return batch
+
+
+def _grouped_by_sku(rows: Sequence[WarehouseQuantity]) -> bool:
+    """Whether ``rows`` come SKU by SKU, several per SKU (a feed grouped by SKU: waiting for more rows
+    gains nothing). Rows of distinct SKUs may be a feed listed warehouse after warehouse."""
+    skus = [row.sku for row in rows]
+    distinct = len(set(skus))
+    return distinct < len(skus) and sum(1 for _ in groupby(skus)) == distinct
+
+
+class _Group:
+    """Checked rows gathered over batches, handed to the writer in chunks of whole SKUs: a SKU's rows
+    gathered so far are brought together (in the order SKUs first appeared) unless they already are."""
+
+    def __init__(self) -> None:
+        self.rows: list[WarehouseQuantity] = []
+        self.lines: list[int] = []
+        self.errors: list[LineError] = []
+
+    def add(self, batch: _Batch) -> None:
+        self.rows += batch.rows
+        self.lines += batch.lines
+        self.errors += batch.errors
+
+    def chunks(self, size: int) -> Iterator[tuple[list[WarehouseQuantity], list[int]]]:
+        rows, lines = self.rows, self.lines
+        skus = [row.sku for row in rows]
+        if len(set(skus)) != sum(1 for _ in groupby(skus)):  # some SKU's rows lie apart
+            by_sku: dict[str, list[int]] = {}
+            for i, sku in enumerate(skus):
+                indices = by_sku.get(sku)
+                if indices is None:
+                    by_sku[sku] = [i]
+                else:
+                    indices.append(i)
+            order = [i for indices in by_sku.values() for i in indices]
+            rows, lines, skus = [rows[i] for i in order], [lines[i] for i in order], [skus[i] for i in order]
+        start = 0
+        while start < len(rows):
+            end = min(start + size, len(rows))
+            while end < len(rows) and skus[end] == skus[end - 1]:  # a SKU's rows stay in one chunk
+                end += 1
+            yield rows[start:end], lines[start:end]
+            start = end
 
 
 def _check_columns(columns: Sequence[str] | None) -> None:
@@ -135,9 +184,11 @@ class StockFeedService:
         writer: WarehouseStockWriter,
         *,
         batch_rows: int = DEFAULT_BATCH_ROWS,
+        group_rows: int = DEFAULT_GROUP_ROWS,
         on_report: Callable[[FeedReport], None] | None = None,
     ) -> None:
         self.store, self.writer, self.batch_rows, self._on_report = store, writer, batch_rows, on_report
+        self.group_rows = group_rows
 
     async def import_stock(
         self,
@@ -177,7 +228,9 @@ class StockFeedService:
     async def _run(
         self, reader: FeedReader, report: FeedReport, stop: ImportStop, started: float
     ) -> FeedReport:
-        """Check the columns on the first batch, then apply batch after batch (reading the next meanwhile)."""
+        """Check the columns on the first batch, then gather batch after batch (reading the next meanwhile),
+        writing what is gathered per SKU after a batch that comes SKU by SKU (a feed grouped by SKU is
+        written as it is read), every ``group_rows`` rows and at the end."""
         records = reader.records()
         seen: dict[tuple[str, str], int] = {}
         pending: asyncio.Future[_Batch] | None = None
@@ -190,11 +243,15 @@ class StockFeedService:
         batch = await prepare()
         _check_columns(reader.columns)  # FeedError: refused, nothing changed and no report kept
         await self.store.save_feed(report)
+        group = _Group()
         try:
             while True:
                 stop.check()
                 pending = None if batch.exhausted else prepare()
-                await self._apply(report, batch)
+                group.add(batch)
+                if pending is None or len(group.rows) >= self.group_rows or _grouped_by_sku(batch.rows):
+                    await self._apply(report, group, stop)
+                    group = _Group()
                 if pending is None:
                     break
                 batch, pending = await pending, None
@@ -214,11 +271,12 @@ class StockFeedService:
         await self._finish(report, started)
         return report
 
-    async def _apply(self, report: FeedReport, batch: _Batch) -> None:
-        errors = list(batch.errors)
-        if batch.rows:
-            outcome = await self.writer.set_warehouse_stock(batch.rows)
-            errors += [LineError(batch.lines[r.position], r.reason) for r in outcome.refused]
+    async def _apply(self, report: FeedReport, group: _Group, stop: ImportStop) -> None:
+        errors = group.errors
+        for rows, lines in group.chunks(self.batch_rows):
+            stop.check()
+            outcome = await self.writer.set_warehouse_stock(rows)
+            errors += [LineError(lines[r.position], r.reason) for r in outcome.refused]
             report.changed += outcome.changed
             report.unchanged += outcome.unchanged
             report.accepted += outcome.changed + outcome.unchanged

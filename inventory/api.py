@@ -25,6 +25,7 @@ from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import OpenAPIType, Schema
 from litestar.params import PathParameter, RawBody, SkipValidation
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
+from litestar.types import Scope
 
 from inventory.domain import (
     DEFAULT_HOLD_SECONDS,
@@ -43,12 +44,15 @@ from inventory.domain import (
     InvalidTransition,
     InventoryError,
     LimitExceeded,
+    LimitWindow,
     OnHandBelowCommitted,
+    Reservation,
     ReservationNotFound,
     ReserveRequest,
     Status,
     UnknownSku,
     WarehousesRequired,
+    WindowExceeded,
     validate_identifier,
     validate_limit,
     validate_on_hand,
@@ -65,6 +69,7 @@ from kernel.http.errors import RETRY_AFTER, ErrorRule, error_table
 from kernel.http.guards import admin_only, admin_token_opt
 from kernel.http.hot_path import JsonBytes, first_header, read_body
 from kernel.http.json_body import json_body
+from kernel.http.limits import RATE_LIMIT_DEFERRED_OPT
 from kernel.http.options import with_options
 from kernel.openapi import errors, header, reads_json
 
@@ -79,20 +84,44 @@ AdmitHold = Callable[[str, str, int], Awaitable[None]]
 """``(storefront id, customer id, quantity)``: returns to let the hold be tried, raises to refuse it."""
 
 
+class CountedLimits(Protocol):
+    """Rate limits the engine counts with the reservation, in the same atomic step (an engine with
+    ``counts_limit_windows``): the request's windows, what a full one answers, and counting them apart
+    for a request refused before it reached the engine (it counts all the same)."""
+
+    def windows(
+        self, scope: Scope, storefront_id: str, customer_id: str, quantity: int
+    ) -> tuple[LimitWindow, ...]: ...
+
+    def refused(self, exc: WindowExceeded) -> Exception: ...
+
+    async def count_apart(self, scope: Scope, ask: tuple[str, int] | None) -> None: ...
+
+
 class HoldPolicy:
     """How long a hold may last and whether a storefront's customer may ask for one (rate limits, a cap on
-    units held). Shared as it is by Litestar's copies of a router's ``opt``."""
+    units held): checked before the engine (``admit``), or counted by the engine itself (``counted``).
+    Shared as it is by Litestar's copies of a router's ``opt``."""
 
-    def __init__(self, max_hold_seconds: int = DEFAULT_MAX_HOLD_SECONDS, admit: AdmitHold | None = None):
+    def __init__(
+        self,
+        max_hold_seconds: int = DEFAULT_MAX_HOLD_SECONDS,
+        admit: AdmitHold | None = None,
+        counted: CountedLimits | None = None,
+    ):
         self.max_hold_seconds = min(max_hold_seconds, MAX_HOLD_SECONDS)
         self.default_hold_seconds = min(DEFAULT_HOLD_SECONDS, self.max_hold_seconds)
         self.admit = admit
+        self.counted = counted
 
     def __deepcopy__(self, memo: dict[int, Any]) -> HoldPolicy:
         return self
 
-    async def check(self, storefront_id: str, fields: _ReserveBody) -> int:
-        """The hold's seconds, once the policy lets the storefront's customer ask for it."""
+    async def check(
+        self, scope: Scope, storefront_id: str, fields: _ReserveBody
+    ) -> tuple[int, tuple[LimitWindow, ...]]:
+        """The hold's seconds, once the policy lets the storefront's customer ask for it, and the windows
+        the engine is to count with it."""
         hold = self.default_hold_seconds if fields.hold_seconds is msgspec.UNSET else fields.hold_seconds
         if isinstance(hold, bool) or not isinstance(hold, int):
             raise InvalidRequest(f"hold_seconds must be an integer, got {hold!r}")
@@ -100,11 +129,32 @@ class HoldPolicy:
             raise InvalidRequest(
                 f"hold_seconds must be between {MIN_HOLD_SECONDS} and {self.max_hold_seconds}"
             )
+        if self.counted is not None:
+            quantity = validate_quantity(fields.quantity)
+            customer = validate_identifier(fields.customer_id, "customer_id")
+            return hold, self.counted.windows(scope, storefront_id, customer, quantity)
         if self.admit is not None:
             quantity = validate_quantity(fields.quantity)
             customer = validate_identifier(fields.customer_id, "customer_id")
             await self.admit(storefront_id, customer, quantity)
-        return hold
+        return hold, ()
+
+    async def refused_early(self, scope: Scope) -> None:
+        """A request refused before the engine saw it still counts against its caller's limits."""
+        if self.counted is not None:
+            await self.counted.count_apart(scope, None)
+
+    async def reserve(self, engine: ReservationEngine, request: ReserveRequest, scope: Scope) -> Reservation:
+        """``engine.reserve``, a full window answered as the rate limit it stands for."""
+        if self.counted is None:
+            return await engine.reserve(request)
+        try:
+            return await engine.reserve(request)
+        except WindowExceeded as exc:
+            raise self.counted.refused(exc) from None
+        except InvalidRequest:  # refused before its windows were counted
+            await self.counted.count_apart(scope, (request.customer_id, request.quantity))
+            raise
 
 
 INVENTORY_ERRORS = error_table(
@@ -220,6 +270,7 @@ class ReservationController(Controller):
         status_code=HTTP_201_CREATED,
         guards=[storefront_only],
         operation_class=reads_json(_RESERVE_SCHEMA, headers=[_IDEMPOTENCY_KEY]),
+        opt={RATE_LIMIT_DEFERRED_OPT: STOREFRONT},  # HoldPolicy counts a storefront's limit (when deferred)
         responses={
             201: ResponseSpec(ReservationOut, description="Reserved (or the same reservation again)"),
             **errors(
@@ -244,21 +295,25 @@ class ReservationController(Controller):
     async def create_reservation(self, request: Request[Any, Any, Any], engine: Engine) -> JsonBytes:
         """Hold stock for a customer. Body ``{sku, quantity, customer_id[, hold_seconds]}``; send an
         ``Idempotency-Key`` header: repeating it returns the same reservation and takes nothing more."""
-        body = await read_body(request, MAX_BODY)
-        fields = _decode(_ReserveBody, body, first_header(request, b"content-type"))
         policy: HoldPolicy = request.route_handler.opt[HOLD_POLICY_OPT]
-        hold = await policy.check(request_caller(request.scope).id, fields)
+        try:
+            body = await read_body(request, MAX_BODY)
+            fields = _decode(_ReserveBody, body, first_header(request, b"content-type"))
+            hold, windows = await policy.check(request.scope, request_caller(request.scope).id, fields)
+        except Exception:
+            await policy.refused_early(request.scope)
+            raise
         key = first_header(request, b"idempotency-key")  # an empty one is refused (422), not replaced
         # sku, customer id, key and quantity are validated by the engine (422 on refusal)
-        reservation = await engine.reserve(
-            ReserveRequest(
-                sku=fields.sku,
-                quantity=fields.quantity,
-                customer_id=fields.customer_id,
-                idempotency_key=f"srv-{uuid.uuid4().hex}" if key is None else key,
-                hold_seconds=hold,
-            )
+        request_ = ReserveRequest(
+            sku=fields.sku,
+            quantity=fields.quantity,
+            customer_id=fields.customer_id,
+            idempotency_key=f"srv-{uuid.uuid4().hex}" if key is None else key,
+            hold_seconds=hold,
+            windows=windows,
         )
+        reservation = await policy.reserve(engine, request_, request.scope)
         return JsonBytes(_encoder.encode(ReservationOut.of(reservation)), HTTP_201_CREATED)
 
     @post(

@@ -20,7 +20,7 @@ import os
 import re
 import time
 from enum import StrEnum
-from typing import Final
+from typing import Final, NamedTuple
 
 import msgspec
 
@@ -134,6 +134,15 @@ class EngineUnavailable(InventoryError):
     """The engine refuses to decide (Redis lost and not yet rebuilt, database down): 503, retry."""
 
 
+class WindowExceeded(InventoryError):
+    """A rate-limit window counted with the reservation (``ReserveRequest.windows``) is full; the API
+    answers it as the rate limit it stands for (429)."""
+
+    def __init__(self, window: LimitWindow, reset_at: float) -> None:
+        super().__init__(f"rate limit window {window.key!r} is full until {reset_at:.3f}")
+        self.window, self.reset_at = window, reset_at
+
+
 # Values ------------------------------------------------------------------------------------
 
 
@@ -155,12 +164,32 @@ class StockLevel(msgspec.Struct, frozen=True, kw_only=True):
         return self.available > 0
 
 
+class LimitWindow(NamedTuple):
+    """A rate-limit window an engine that can counts in the same atomic step as the reservation (the
+    cluster engine, in its reserve script: no round trip of its own). ``key`` is the rate limiter's own
+    key in the fast path's Redis, so the window is the one the limiter keeps: a fixed window (a counter
+    with an expiry) or a moving one (``moving``: one timestamp per unit, as ``limits`` keeps them).
+    ``cost`` is what the request counts; at most ``limit`` within ``seconds``; ``name`` says which limit
+    it is (the answer to a refusal names it)."""
+
+    name: str
+    key: str
+    limit: int
+    seconds: int
+    cost: int
+    moving: bool
+
+
 class ReserveRequest(msgspec.Struct, frozen=True, kw_only=True):
     sku: str
     quantity: int
     customer_id: str
     idempotency_key: str
     hold_seconds: int = DEFAULT_HOLD_SECONDS
+    # Counted (in order, stopping at the first full one, which refuses with WindowExceeded) before the
+    # stock is looked at, so an ask counts whatever its answer; only for an engine with
+    # ``counts_limit_windows`` (the API passes none to the others).
+    windows: tuple[LimitWindow, ...] = ()
 
 
 class Reservation(msgspec.Struct, frozen=True, kw_only=True):

@@ -26,11 +26,13 @@ from inventory.domain import (
     IdempotencyConflict,
     InsufficientStock,
     LimitExceeded,
+    LimitWindow,
     Reservation,
     ReservationNotFound,
     ReserveRequest,
     Status,
     UnknownSku,
+    WindowExceeded,
 )
 
 log = structlog.get_logger(__name__)
@@ -134,7 +136,8 @@ class ReserveBatcher:
         ids = _new_reservation_ids(now, len(batch))
         expiry = {s: round(now + s, 3) for s in {call.request.hold_seconds for call in batch}}
         lines = "".join(
-            f"{rid} {r.sku} {r.customer_id} {r.quantity} {r.idempotency_key} {expiry[r.hold_seconds]}\n"
+            f"{rid} {r.sku} {r.customer_id} {r.quantity} {r.idempotency_key} {expiry[r.hold_seconds]}"
+            f"{_windows(r.windows) if r.windows else ''}\n"
             for rid, r in zip(ids, (call.request for call in batch), strict=True)
         )
         bucket = self.fast.bucket(now)
@@ -147,6 +150,7 @@ class ReserveBatcher:
                 bucket,
                 self.fast.bucket_ttl(bucket, now),
                 lines,
+                repr(now),
             )
         except EngineUnavailable as exc:
             fail_all((call.caller for call in batch), exc)
@@ -205,6 +209,9 @@ class ReserveBatcher:
             fut.set_exception(LimitExceeded(req.sku, int(limit), int(has), req.quantity))
         elif outcome == ReserveOutcome.UNKNOWN_SKU:
             fut.set_exception(UnknownSku(req.sku))
+        elif outcome == ReserveOutcome.LIMITED:
+            index, reset_at = detail.split(":")
+            fut.set_exception(WindowExceeded(req.windows[int(index) - 1], float(reset_at)))
         elif outcome == ReserveOutcome.REPEAT:
             self.tasks.spawn(self._answer_repeat(req, detail, fut))
         else:
@@ -232,6 +239,13 @@ class ReserveBatcher:
         except Exception as exc:
             if not fut.done():
                 fut.set_exception(exc)
+
+
+def _windows(windows: tuple[LimitWindow, ...]) -> str:
+    """The request's rate-limit windows as reserve_batch.lua reads them (a field of its line)."""
+    return " " + ";".join(
+        f"{'m' if w.moving else 'f'}|{w.cost}|{w.limit}|{w.seconds}|{w.key}" for w in windows
+    )
 
 
 def _new_reservation_ids(now: float, count: int) -> list[str]:

@@ -84,6 +84,10 @@ STOCK_FEED_CONCURRENCY = 16  # SKU transactions of one stock-feed batch in fligh
 class ClusterEngine:
     """ReservationEngine over Redis (fast path) + MySQL/MariaDB (truth)."""
 
+    # A reservation's rate-limit windows (``ReserveRequest.windows``, keys in this engine's Redis) are
+    # counted by the reserve script itself, in the round trip that decides the hold.
+    counts_limit_windows = True
+
     def __init__(
         self,
         redis_url: str,

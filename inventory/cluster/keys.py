@@ -73,6 +73,7 @@ class ReserveOutcome(StrEnum):
     OVER_LIMIT = "over_limit"  # over_limit:<customer has>:<limit>
     UNKNOWN_SKU = "unknown_sku"
     REPEAT = "repeat"  # repeat:<reservation id>: the idempotency key was already decided
+    LIMITED = "limited"  # limited:<window index, from 1>:<reset_at>: a rate-limit window is full
 
 
 class HoldEnd(StrEnum):

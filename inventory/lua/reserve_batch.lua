@@ -1,11 +1,16 @@
 -- Decide a batch of reservations atomically (one EVALSHA for many requests).
--- ARGV: prefix, epoch, bucket, bucket_ttl_s, requests. ``requests`` is one string, a line per request:
--- "rid sku customer qty idem_key expires_at\n" (identifiers never contain blanks). Packing the batch
--- into one argument keeps the client's per-argument encoding cost out of the hot path.
+-- ARGV: prefix, epoch, bucket, bucket_ttl_s, requests, now. ``requests`` is one string, a line per request:
+-- "rid sku customer qty idem_key expires_at[ windows]\n" (identifiers never contain blanks). Packing the
+-- batch into one argument keeps the client's per-argument encoding cost out of the hot path.
+-- ``windows`` (optional) are the request's rate-limit windows, "kind|cost|limit|seconds|key;..." with
+-- kind f (fixed window: a counter with an expiry) or m (moving window: a list of timestamps, one per
+-- unit), exactly as the ``limits`` library keeps them under ``key`` (its own key: the limiter reads the
+-- same windows). They are counted first, in order, up to the first full one, whatever the stock says:
+-- an ask counts granted or not. A full one answers 'limited:<index>:<reset_at>'.
 -- Returns 'not_ready' when this epoch's counters are not built (Redis lost/flushed: reconcile first),
 -- else one space-separated outcome per request: 'held' (stock taken) | 'short:<available>' |
 -- 'over_limit:<customer has>:<limit>' | 'unknown_sku' | 'repeat:<rid>' (the idempotency key already
--- maps to rid).
+-- maps to rid) | 'limited:<window index>:<reset_at>'.
 -- Counters are read once per SKU (and customer) per batch, tracked in Lua tables and written back
 -- once at the end: the script is atomic, so nothing can observe the intermediate state.
 -- Idempotency keys are fields of one hash per time bucket (``idempotency:<bucket>``, key -> rid; the
@@ -30,8 +35,40 @@ local custs = {}   -- "sku customer" -> {has (held + sold), taken}, only for SKU
 -- The batch's lookups in the previous bucket (which nothing here writes) are one HMGET, and its new
 -- holds one ZADD: fewer, larger redis.calls.
 local reqs = {}
-for rid, sku, cust, qs, idem, exp in string.gmatch(ARGV[5], '(%S+) (%S+) (%S+) (%S+) (%S+) (%S+)\n') do
-  reqs[#reqs + 1] = {rid, sku, cust, qs, idem, exp}
+for rid, sku, cust, qs, idem, exp, wins in string.gmatch(ARGV[5], '(%S+) (%S+) (%S+) (%S+) (%S+) (%S+) ?(%S*)\n') do
+  reqs[#reqs + 1] = {rid, sku, cust, qs, idem, exp, wins}
+end
+local now = tonumber(ARGV[6])
+-- The ``limits`` scripts' incr_expire and acquire_moving_window; nil when the window has room (now
+-- counted), else the time it has room again.
+local function fixed_window(key, cost, limit, seconds)
+  local current = redis.call('INCRBY', key, cost)
+  if current == cost then redis.call('EXPIRE', key, seconds) end
+  if current <= limit then return nil end
+  return now + math.max(redis.call('TTL', key), 0)
+end
+local function moving_window(key, cost, limit, seconds)
+  if cost > limit then return now + seconds end
+  local entry = redis.call('LINDEX', key, limit - cost)
+  if entry and tonumber(entry) >= now - seconds then return tonumber(entry) + seconds end
+  local entries = {}
+  for i = 1, cost do entries[i] = ARGV[6] end
+  for i = 1, #entries, 5000 do
+    redis.call('LPUSH', key, unpack(entries, i, math.min(i + 4999, #entries)))
+  end
+  redis.call('LTRIM', key, 0, limit - 1)
+  redis.call('EXPIRE', key, seconds)
+  return nil
+end
+local function limited(wins)
+  local index = 0
+  for kind, cost, limit, seconds, key in string.gmatch(wins, '([fm])|(%d+)|(%d+)|(%d+)|([^;]+)') do
+    index = index + 1
+    local count = kind == 'f' and fixed_window or moving_window
+    local reset_at = count(key, tonumber(cost), tonumber(limit), tonumber(seconds))
+    if reset_at then return 'limited:' .. index .. ':' .. reset_at end
+  end
+  return nil
 end
 local CHUNK = 2000  -- arguments per call stay far below Lua's C stack limit
 local olds = {}
@@ -42,8 +79,8 @@ for i = 1, #reqs, CHUNK do
   for j = 1, #keys do olds[i + j - 1] = got[j] end
 end
 local holds = {}
-for n = 1, #reqs do
-  local rid, sku, cust, qs, idem, exp = unpack(reqs[n])
+-- One request past its windows: refuse it, or take the stock and claim its idempotency key.
+local function decide(n, rid, sku, cust, qs, idem, exp)
   local q = tonumber(qs)
   local st = stocks[sku]
   if st == nil then
@@ -85,6 +122,15 @@ for n = 1, #reqs do
     out[n] = 'held'
   else
     out[n] = 'repeat:' .. (prev or redis.call('HGET', idempotency, idem))
+  end
+end
+for n = 1, #reqs do
+  local rid, sku, cust, qs, idem, exp, wins = unpack(reqs[n])
+  local window_refusal = wins ~= '' and limited(wins)
+  if window_refusal then
+    out[n] = window_refusal
+  else
+    decide(n, rid, sku, cust, qs, idem, exp)
   end
 end
 for i = 1, #holds, CHUNK do

@@ -6,7 +6,10 @@
   which keeps per-key order; idempotence keeps that order across retries.
 * Topics are created on demand with the admin client (partition count and replication configurable),
   with ``retention.ms`` / ``retention.bytes`` from the retention policy (``kernel.eventlog.retention``:
-  -1, kept forever, for the topics read models are rebuilt from). A topic that exists keeps its own.
+  -1, kept forever, for the topics read models are rebuilt from). A topic that already exists with
+  another retention is altered to it the first time this log uses it (``alter_configs``; its other
+  topic-level settings are sent back unchanged, since AlterConfigs replaces the whole set); a broker
+  that refuses is logged as a warning, and the topic keeps its retention.
 * Consumers never auto-commit. ``commit`` stores the positions reached by the records returned by
   ``poll``. On a rebalance the revoke callback waits (bounded) until the batch in flight is committed,
   so a partition changes owner only at a batch boundary: no record is skipped and, in a clean run,
@@ -30,6 +33,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError, TopicAlreadyExistsError
 
+from kernel.eventlog.kafka_topics import align_retention
 from kernel.eventlog.port import OutgoingMessage, Record, consumer_topics
 from kernel.eventlog.retention import KEEP_ALL, Retention, RetentionPolicy
 
@@ -162,6 +166,7 @@ class KafkaEventLog:
                 return
             existing = set(await self._admin.list_topics())
             to_create = [t for t in missing if t not in existing]
+            await align_retention(self._admin, [t for t in missing if t in existing], self._configs)
             if to_create:
                 response = await self._admin.create_topics(
                     [

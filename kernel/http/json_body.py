@@ -2,9 +2,9 @@
 
 A body sent as anything but JSON is refused with 415: a cross-site form can post ``text/plain``,
 ``application/x-www-form-urlencoded`` or ``multipart/form-data`` without a preflight, never
-``application/json``. A body without any Content-Type is still read as JSON, as before; what closes
-that door for good is a key in a header (storefront and supplier keys, the admin token), which a
-cross-site request cannot add. Nesting past ``MAX_DEPTH`` and a repeated key are a 400.
+``application/json``. A body without any Content-Type is refused too (415): a JSON route reads only
+what says it is JSON, so no client relies on a guess (a key in a header, which a cross-site request
+cannot add, is the other half of that door). Nesting past ``MAX_DEPTH`` and a repeated key are a 400.
 
 - ``json_body``: for a handler that reads its body itself (the reservation hot path, raw bodies);
 - ``json_body_only``: ``before_request`` of a route whose body Litestar decodes (it keeps the body,
@@ -24,10 +24,11 @@ from kernel.http.json_guard import JSON_MEDIA_TYPE, MAX_DEPTH, JsonShapeError, d
 
 
 def require_json_media_type(content_type: str | None) -> None:
-    """415 for a body sent as anything but JSON; a body without Content-Type is read as JSON."""
-    if content_type and content_type != JSON_MEDIA_TYPE and not is_json_media_type(content_type):
+    """415 for a body sent as anything but JSON, or without a Content-Type."""
+    if content_type != JSON_MEDIA_TYPE and not is_json_media_type(content_type):
+        got = content_type or "no Content-Type"
         raise ClientException(
-            detail=f"send the body as {JSON_MEDIA_TYPE} (got {content_type})",
+            detail=f"send the body as {JSON_MEDIA_TYPE} (got {got})",
             status_code=HTTP_415_UNSUPPORTED_MEDIA_TYPE,
         )
 

@@ -8,7 +8,12 @@ to a group (its ``opt``, ``rate_limit_group_opt``); the middleware counts every 
 policy of its caller in that group: anonymous callers and wrong keys by client address
 (``kernel.http.callers.client_address``), key holders by their owner, with the policy of their kind.
 Routes that know more (a reservation knows the storefront's customer) call ``RateLimiter.hit`` with
-their own policy and key.
+their own policy and key. A route may also count its caller's limit itself (route opt
+``RATE_LIMIT_DEFERRED_OPT`` naming the kind of caller it does it for, honoured when the limiter is built
+with ``defer=True``): the middleware then
+only leaves the caller's ``(policy, key)`` in the scope (``deferred_hit``), and the route counts it, for
+example in the same Redis call as its own work (``RateLimiter.windows``), or with ``hit`` when it refuses
+the request before that.
 
 A refusal is ``RateLimited``, answered by ``LIMIT_ERRORS`` as a 429 in the one error shape, with
 ``Retry-After`` and the IETF ``RateLimit`` / ``RateLimit-Policy`` headers (draft-ietf-httpapi-ratelimit-
@@ -24,7 +29,7 @@ import math
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import structlog
 from limits import RateLimitItem, parse_many, strategies
@@ -41,6 +46,10 @@ from kernel.http.errors import ErrorRule, error_table
 log = structlog.get_logger(__name__)
 
 RATE_LIMIT_GROUP_OPT = "rate_limit_group"
+# Route opt: the handler counts the limit of callers of this kind itself (others are counted as usual:
+# a caller the route refuses before its handler runs must still be counted).
+RATE_LIMIT_DEFERRED_OPT = "rate_limit_deferred"
+_DEFERRED_SCOPE_KEY = "emporium.rate_limit_deferred"
 DEFAULT_GROUP = "default"
 _FAILURE_LOG_EVERY_S = 10.0
 SWEEP_INTERVAL_S = 1.0
@@ -90,13 +99,27 @@ def storage_key(item: RateLimitItem, identifier: str) -> str:
     return f"{item.namespace}/{identifier}/{item.amount}/{item.multiples}/{item.GRANULARITY.name}"
 
 
+class Window(NamedTuple):
+    """One limit of a policy for one caller, where the storage keeps its window (``key``, with the
+    storage's prefix): for a caller that counts it in the same Redis, atomically with its own work."""
+
+    policy: str
+    key: str
+    limit: int
+    seconds: int
+    moving: bool
+
+
 class RateLimited(Exception):
     """A caller went over one limit of a policy."""
 
-    def __init__(self, policy: str, item: RateLimitItem, reset_at: float) -> None:
-        self.policy = f"{policy}-{item.get_expiry()}s"
-        self.limit = item.amount
-        self.window_s = item.get_expiry()
+    def __init__(self, policy: str, item: RateLimitItem | Window, reset_at: float) -> None:
+        limit, window_s = (
+            (item.limit, item.seconds) if isinstance(item, Window) else (item.amount, item.get_expiry())
+        )
+        self.policy = f"{policy}-{window_s}s"
+        self.limit = limit
+        self.window_s = window_s
         self.retry_after_s = max(1, math.ceil(reset_at - time.time()))
         super().__init__(
             f"rate limit {self.policy} exceeded: {self.limit} per {self.window_s} s; "
@@ -132,8 +155,10 @@ class RateLimiter:
         anonymous: Policy,
         by_kind: Mapping[str, Policy],
         trusted_proxies: tuple[IpNetwork, ...] = (),
+        defer: bool = False,
     ) -> None:
         self.storage = storage
+        self.defer = defer  # routes with RATE_LIMIT_DEFERRED_OPT count their caller's limit themselves
         self.anonymous = anonymous
         self.by_kind = dict(by_kind)
         self.trusted_proxies = trusted_proxies
@@ -163,6 +188,20 @@ class RateLimiter:
                 self._storage_failed(exc)
                 return
             raise RateLimited(policy.name, item, reset_at)
+
+    def windows(self, policy: Policy, key: str) -> list[Window]:
+        """Where ``hit(policy, key)`` would count, for a caller that counts in the storage's Redis itself
+        (``BatchedRedisStorage``: keys with its prefix); the same windows, so both ways add up."""
+        prefixed = getattr(self.storage, "prefixed_key", None)
+        if prefixed is None:
+            raise TypeError(f"{type(self.storage).__name__} has no keys to count in")
+        key = f"{policy.name}/{key}"
+        return [
+            Window(
+                policy.name, prefixed(storage_key(item, key)), item.amount, item.get_expiry(), policy.moving
+            )
+            for item in policy.items
+        ]
 
     async def _allowed(self, policy: Policy, item: RateLimitItem, key: str, cost: int) -> bool:
         """What ``limits``' strategies' ``hit`` does, without their wrapping (it costs as much as the
@@ -197,7 +236,17 @@ class RateLimiter:
                     policy, who = self.anonymous, client_address(scope, self.trusted_proxies)
                 else:
                     policy, who = self.by_kind.get(caller.kind, self.anonymous), caller.id
-                await self.hit(policy, f"{opt.get(RATE_LIMIT_GROUP_OPT, DEFAULT_GROUP)}/{who}")
+                key = f"{opt.get(RATE_LIMIT_GROUP_OPT, DEFAULT_GROUP)}/{who}"
+                if self.defer and caller is not None and opt.get(RATE_LIMIT_DEFERRED_OPT) == caller.kind:
+                    scope[_DEFERRED_SCOPE_KEY] = (policy, key)  # type: ignore[literal-required]
+                else:
+                    await self.hit(policy, key)
             await app(scope, receive, send)
 
         return limited
+
+
+def deferred_hit(scope: Scope) -> tuple[Policy, str] | None:
+    """The ``(policy, key)`` the middleware left for a route that counts its caller's limit itself."""
+    deferred: Any = scope.get(_DEFERRED_SCOPE_KEY)
+    return cast("tuple[Policy, str] | None", deferred)

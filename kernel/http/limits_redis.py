@@ -81,6 +81,11 @@ class BatchedRedisStorage(RedisStorage):
         connection: aredis.Redis = self.bridge.get_connection()  # type: ignore[attr-defined]
         return connection
 
+    def prefixed_key(self, key: str) -> str:
+        """The Redis key of ``limits``' window ``key`` (``RateLimiter.windows``)."""
+        prefixed: str = self.bridge.prefixed_key(key)
+        return prefixed
+
     async def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         return await self._call(_FIELD.join(("i", self.bridge.prefixed_key(key), str(expiry), str(amount))))
 

@@ -670,3 +670,37 @@ async def test_the_settings_give_the_activity_topic_its_retention(tmp_path: Path
     async with container:
         assert await log.retention_of(ACTIVITY_TOPIC) == Retention(max_age_s=600.0)
         assert await log.retention_of(CATALOG_TOPIC) == KEEP_FOREVER
+
+
+async def test_kafka_gives_an_existing_topic_the_configured_retention(kafka_url: str) -> None:
+    """A topic that exists with another retention (an older setting, or made by hand) gets the configured
+    one when the log first uses it; its other topic-level settings stay as they were."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    bounded, kept = unique("activity"), unique("catalog")
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_url.split("://", 1)[1].split("?")[0])
+    await admin.start()
+    try:
+        old = {"retention.ms": "3600000", "retention.bytes": "1000", "max.message.bytes": "2000000"}
+        await admin.create_topics([NewTopic(t, 1, 1, topic_configs=old) for t in (bounded, kept)])
+        policy = RetentionPolicy(bounded=Retention(7200.0, 10 * 1024 * 1024), kept=frozenset({kept}))
+        log = KafkaEventLog.from_url(kafka_url, client_id="contract-tests", retention=policy)
+        await log.start()
+        try:
+            await log.publish(bounded, messages(keys=1, per_key=1))
+            await log.publish(kept, messages(keys=1, per_key=1))
+            assert await log.retention_of(bounded) == Retention(7200.0, 10 * 1024 * 1024)
+            assert await log.retention_of(kept) == KEEP_FOREVER
+        finally:
+            await log.close()
+        described = await admin.describe_configs(
+            [
+                ConfigResource(ConfigResourceType.TOPIC, t, {"max.message.bytes": None})
+                for t in (bounded, kept)
+            ]
+        )
+        kept_values = [entry[1] for r in described for resource in r.resources for entry in resource[4]]
+        assert kept_values == ["2000000", "2000000"]
+    finally:
+        await admin.close()

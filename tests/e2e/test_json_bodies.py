@@ -1,6 +1,7 @@
 """Every route that takes a JSON body (per the served OpenAPI document) refuses what is not plain JSON:
-another Content-Type is a 415 (a cross-site form cannot post as application/json), nesting deeper than
-32 levels and a repeated key are a 400, never a 500, and nothing of such a request takes effect."""
+another Content-Type, or none, is a 415 (a cross-site form cannot post as application/json), nesting
+deeper than 32 levels and a repeated key are a 400, never a 500, and nothing of such a request takes
+effect."""
 
 from __future__ import annotations
 
@@ -70,6 +71,23 @@ async def test_another_content_type_is_415(client: AsyncTestClient, content_type
         assert r.json()["status_code"] == 415 and "application/json" in r.json()["detail"]
     stock = (await client.get("/v1/stock/jb:JB-1")).json()
     assert (stock["on_hand"], stock["held"]) == (5, 0)
+
+
+@pytest.mark.parametrize("content_type", [None, ""], ids=["absent", "empty"])
+async def test_no_content_type_is_415(client: AsyncTestClient, content_type: str | None) -> None:
+    """A JSON body is read only when it says it is JSON: without a Content-Type it is not guessed at."""
+    supplier = "jb-bare" if content_type is None else "jb-empty"
+    valid = b'{"sku":"jb:JB-1","quantity":1,"customer_id":"c","on_hand":4,"supplier_id":"%b"}'
+    headers = {**ADMIN} if content_type is None else {**ADMIN, "Content-Type": content_type}
+    for method, path in await json_routes(client):
+        r = await client.request(method, path, content=valid % supplier.encode(), headers=headers)
+        assert r.request.headers.get("content-type") == content_type
+        assert r.status_code == 415, (method, path, r.text)
+        assert r.json()["status_code"] == 415 and "application/json" in r.json()["detail"]
+    stock = (await client.get("/v1/stock/jb:JB-1")).json()
+    assert (stock["on_hand"], stock["held"]) == (5, 0)
+    added = await client.post("/v1/suppliers", json={"supplier_id": supplier}, headers=ADMIN)
+    assert added.status_code == 201  # nothing was created by the refused request
 
 
 @pytest.mark.parametrize("body", [DEEP, JUST_DEEP_ENOUGH], ids=["depth-1000", "depth-41"])

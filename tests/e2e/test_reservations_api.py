@@ -163,7 +163,9 @@ async def test_reservation_lifecycle_and_errors(api: Api) -> None:
         r = await c.post("/v1/reservations", json={**body, "quantity": bad})
         assert r.status_code == 422, (bad, r.text)
         assert "quantity" in r.json()["detail"]
-    assert (await c.post("/v1/reservations", content=b"{not json")).status_code == 400
+    as_json = {"Content-Type": "application/json"}
+    assert (await c.post("/v1/reservations", content=b"{not json", headers=as_json)).status_code == 400
+    assert (await c.post("/v1/reservations", content=b"{not json")).status_code == 415  # not said to be JSON
     assert (await c.post("/v1/reservations", json={**body, "sku": "GHOST"})).status_code == 404
     assert (await c.post("/v1/reservations", json={**body, "customer_id": ""})).status_code == 422
     empty_key = await c.post("/v1/reservations", json=body, headers={"Idempotency-Key": ""})

@@ -116,3 +116,38 @@ async def test_whole_feed_errors(env) -> None:
     with pytest.raises(ConnectionError):
         await service.import_stock("acme", csv("A,w1,1"), fmt=FeedFormat.CSV)
     assert writer.batches == []
+
+
+async def test_a_feed_listed_warehouse_after_warehouse_is_written_once_per_sku(env) -> None:
+    """Rows are gathered and written per SKU: a SKU's rows spread over the feed (and over read batches of
+    3 rows) are one write of the SKU, not a write per row; refusals still name their own lines."""
+    service, writer, _ = env
+    writer.refuse = {"acme:B"}
+    rows = [f"{sku},{wh},{n}" for wh in ("w1", "w2", "w3") for n, sku in enumerate("ABCD")]
+    report = await service.import_stock("acme", csv(*rows), fmt=FeedFormat.CSV)
+    assert (report.accepted, report.changed, report.rejected) == (9, 9, 3)
+    assert [e.line for e in report.errors] == [3, 7, 11]  # B's rows, each on its own line
+    written = [[row.sku for row in batch] for batch in writer.batches]
+    assert written == [["acme:A"] * 3, ["acme:B"] * 3, ["acme:C"] * 3, ["acme:D"] * 3], written
+    assert writer.current == {
+        (f"acme:{sku}", wh): "ABCD".index(sku) for wh in ("w1", "w2", "w3") for sku in "ACD"
+    }
+
+
+async def test_rows_are_gathered_up_to_group_rows(env) -> None:
+    _, writer, store = env
+    bounded = StockFeedService(store, writer, batch_rows=2, group_rows=4)
+    rows = [f"{sku},{wh},1" for wh in ("w1", "w2") for sku in "ABCD"]
+    report = await bounded.import_stock("acme", csv(*rows), fmt=FeedFormat.CSV)
+    assert report.accepted == 8
+    assert [[row.sku[-1] + row.warehouse for row in batch] for batch in writer.batches] == [
+        ["Aw1", "Bw1"], ["Cw1", "Dw1"], ["Aw2", "Bw2"], ["Cw2", "Dw2"]
+    ]  # fmt: skip
+
+
+async def test_a_feed_grouped_by_sku_is_written_as_it_is_read(env) -> None:
+    _, writer, store = env
+    streaming = StockFeedService(store, writer, batch_rows=4)
+    rows = [f"{sku},{wh},1" for sku in "ABCD" for wh in ("w1", "w2")]
+    assert (await streaming.import_stock("acme", csv(*rows), fmt=FeedFormat.CSV)).accepted == 8
+    assert [[row.sku[-1] for row in batch] for batch in writer.batches] == [list("AABB"), list("CCDD")]

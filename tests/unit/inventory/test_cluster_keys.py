@@ -42,7 +42,12 @@ def test_stock_fields_match_the_scripts() -> None:
 def test_result_words_match_the_scripts() -> None:
     words = quoted(LUA[Script.RESERVE_BATCH])
     assert {ReserveOutcome.HELD.value, ReserveOutcome.UNKNOWN_SKU.value} <= words
-    for prefixed in (ReserveOutcome.SHORT, ReserveOutcome.OVER_LIMIT, ReserveOutcome.REPEAT):
+    for prefixed in (
+        ReserveOutcome.SHORT,
+        ReserveOutcome.OVER_LIMIT,
+        ReserveOutcome.REPEAT,
+        ReserveOutcome.LIMITED,
+    ):
         assert f"{prefixed.value}:" in words
     for script, source in LUA.items():
         assert f"'{ScriptAnswer.NOT_READY.value}'" in source, script
