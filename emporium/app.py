@@ -10,12 +10,12 @@ from typing import Any
 import structlog
 from litestar import Litestar, Response, get
 from litestar.openapi import OpenAPIConfig, ResponseSpec
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from emporium.access import document_rate_limits, hold_policy, in_group, rate_limiter
 from emporium.container import Container
+from emporium.docs_ui import assets_router, render_plugins
 from ingest.api import INGEST_ERRORS
 from ingest.module import IngestModule
 from inventory.api import INVENTORY_ERRORS
@@ -109,7 +109,7 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Lit
             yield
 
     # rate limits are counted per module (operations routes and the docs in the app's default group)
-    handlers: list = [healthz, readyz, metrics]
+    handlers: list = [healthz, readyz, metrics, assets_router()]
     handlers.extend(in_group(module.name, module.route_handlers()) for module in modules)
 
     app = Litestar(
@@ -127,7 +127,7 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Lit
             version=__version__,
             description="Search and inventory backend for online retail.",
             path="/docs",
-            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            render_plugins=render_plugins(),
         ),
         logging_config=None,  # logging is configured once by kernel.observability
         debug=False,
