@@ -14,11 +14,13 @@ from typing import Any
 from limits import RateLimitItemPerSecond
 from litestar import Litestar, Router
 from litestar.openapi import ResponseSpec
+from prometheus_client import CollectorRegistry
 
 from inventory.api import HoldPolicy
 from kernel.http.callers import STOREFRONT, SUPPLIER, parse_networks
 from kernel.http.errors import ErrorBody
 from kernel.http.limits import LimitsStorage, Policy, RateLimiter, rate_limit_group_opt
+from kernel.observability import rate_limit_refusals
 from kernel.settings import Settings
 
 RATE_LIMITED = ResponseSpec(
@@ -28,8 +30,11 @@ RATE_LIMITED = ResponseSpec(
 )
 
 
-def rate_limiter(settings: Settings, storage: LimitsStorage) -> RateLimiter:
-    """Per route group: anonymous callers by address, suppliers and storefronts by key."""
+def rate_limiter(
+    settings: Settings, storage: LimitsStorage, metrics: CollectorRegistry | None = None
+) -> RateLimiter:
+    """Per route group: anonymous callers by address, suppliers and storefronts by key; refusals are
+    counted on ``metrics`` when given."""
     return RateLimiter(
         storage,
         anonymous=Policy.parse("anonymous", settings.rate_limit_anonymous),
@@ -38,6 +43,7 @@ def rate_limiter(settings: Settings, storage: LimitsStorage) -> RateLimiter:
             STOREFRONT: Policy.parse(STOREFRONT, settings.rate_limit_storefront),
         },
         trusted_proxies=parse_networks(settings.trusted_proxies),
+        on_refused=None if metrics is None else rate_limit_refusals(metrics),
     )
 
 

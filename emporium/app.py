@@ -66,7 +66,11 @@ def build_modules(container: Container, limiter: RateLimiter | None = None) -> l
 def create_app(settings: Settings, *, container: Container | None = None) -> Litestar:
     """The app over ``container`` (a fresh one by default); its lifespan starts and closes everything."""
     container = container or Container(settings)
-    limiter = rate_limiter(settings, container.rate_limit_storage()) if settings.rate_limits else None
+    limiter = (
+        rate_limiter(settings, container.rate_limit_storage(), container.runtime.metrics)
+        if settings.rate_limits
+        else None
+    )
     modules = build_modules(container, limiter)
     (ingest,) = (module for module in modules if isinstance(module, IngestModule))
     runtime = container.runtime

@@ -25,6 +25,7 @@ from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import OpenAPIType, Schema
 from litestar.params import PathParameter, RawBody, SkipValidation
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
+from prometheus_client import CollectorRegistry
 
 from inventory.domain import (
     DEFAULT_HOLD_SECONDS,
@@ -55,6 +56,7 @@ from inventory.domain import (
     validate_sku,
     validate_warehouses,
 )
+from inventory.metrics import ReservationOutcomes
 from inventory.port import ReservationEngine
 from inventory.wire import ReservationOut, StockOut, _ReserveBody, _StockBody
 from kernel.contracts.identifiers import split_scoped_sku
@@ -69,6 +71,7 @@ from kernel.openapi import errors, header, reads_json
 MAX_BODY = 16 * 1024
 INVENTORY_MODULE_OPT = "inventory_module"  # route opt: lets operators and tests find the module from the app
 HOLD_POLICY_OPT = "hold_policy"
+OUTCOMES_OPT = "reservation_outcomes"
 DEFAULT_MAX_HOLD_SECONDS = 15 * 60
 storefront_only = key_of_kind(STOREFRONT)
 
@@ -247,15 +250,16 @@ class ReservationController(Controller):
         hold = await policy.check(request_caller(request.scope).id, fields)
         key = first_header(request, b"idempotency-key")  # an empty one is refused (422), not replaced
         # sku, customer id, key and quantity are validated by the engine (422 on refusal)
-        reservation = await engine.reserve(
-            ReserveRequest(
-                sku=fields.sku,
-                quantity=fields.quantity,
-                customer_id=fields.customer_id,
-                idempotency_key=f"srv-{uuid.uuid4().hex}" if key is None else key,
-                hold_seconds=hold,
+        with _outcomes(request).track("reserve"):
+            reservation = await engine.reserve(
+                ReserveRequest(
+                    sku=fields.sku,
+                    quantity=fields.quantity,
+                    customer_id=fields.customer_id,
+                    idempotency_key=f"srv-{uuid.uuid4().hex}" if key is None else key,
+                    hold_seconds=hold,
+                )
             )
-        )
         return JsonBytes(_encoder.encode(ReservationOut.of(reservation)), HTTP_201_CREATED)
 
     @post(
@@ -277,9 +281,13 @@ class ReservationController(Controller):
             ),
         },
     )
-    async def confirm_reservation(self, engine: Engine, reservation_id: Identifier) -> ReservationOut:
+    async def confirm_reservation(
+        self, request: Request[Any, Any, Any], engine: Engine, reservation_id: Identifier
+    ) -> ReservationOut:
         """Turn a live hold into a sale; 409 when it expired or was released."""
-        return ReservationOut.of(await engine.confirm(validate_identifier(reservation_id, "reservation id")))
+        with _outcomes(request).track("confirm"):
+            confirmed = await engine.confirm(validate_identifier(reservation_id, "reservation id"))
+        return ReservationOut.of(confirmed)
 
     @get(
         "/{reservation_id:str}",
@@ -321,9 +329,12 @@ class ReservationController(Controller):
             ),
         },
     )
-    async def release_reservation(self, engine: Engine, reservation_id: Identifier) -> None:
+    async def release_reservation(
+        self, request: Request[Any, Any, Any], engine: Engine, reservation_id: Identifier
+    ) -> None:
         """Give the held stock back (idempotent); 409 for a confirmed reservation."""
-        await engine.release(validate_identifier(reservation_id, "reservation id"))
+        with _outcomes(request).track("release"):
+            await engine.release(validate_identifier(reservation_id, "reservation id"))
 
 
 class StockController(Controller):
@@ -422,8 +433,16 @@ class EngineRef:
         return self
 
 
+def _outcomes(request: Request[Any, Any, Any]) -> ReservationOutcomes:
+    outcomes: ReservationOutcomes = request.route_handler.opt[OUTCOMES_OPT]
+    return outcomes
+
+
 def inventory_router(
-    holder: EngineHolder, admin_token: str | None, holds: HoldPolicy | None = None
+    holder: EngineHolder,
+    admin_token: str | None,
+    holds: HoldPolicy | None = None,
+    outcomes: ReservationOutcomes | None = None,
 ) -> Router:
     """The reservation and stock routes with the holder's engine injected, the admin token and the hold
     policy set (the storefront key check comes from the app: ``kernel.http.callers.identify_opt``)."""
@@ -439,6 +458,7 @@ def inventory_router(
         opt={
             INVENTORY_MODULE_OPT: ref,
             HOLD_POLICY_OPT: holds or HoldPolicy(),
+            OUTCOMES_OPT: outcomes or ReservationOutcomes(CollectorRegistry()),
             **admin_token_opt(admin_token),
         },
     )

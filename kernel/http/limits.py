@@ -23,7 +23,7 @@ import inspect
 import math
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import structlog
@@ -132,8 +132,10 @@ class RateLimiter:
         anonymous: Policy,
         by_kind: Mapping[str, Policy],
         trusted_proxies: tuple[IpNetwork, ...] = (),
+        on_refused: Callable[[str], None] | None = None,
     ) -> None:
         self.storage = storage
+        self.on_refused = on_refused  # called with the policy's name on every refusal (a metric)
         self.anonymous = anonymous
         self.by_kind = dict(by_kind)
         self.trusted_proxies = trusted_proxies
@@ -162,6 +164,8 @@ class RateLimiter:
             except Exception as exc:
                 self._storage_failed(exc)
                 return
+            if self.on_refused is not None:
+                self.on_refused(policy.name)
             raise RateLimited(policy.name, item, reset_at)
 
     async def _allowed(self, policy: Policy, item: RateLimitItem, key: str, cost: int) -> bool:
