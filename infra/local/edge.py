@@ -47,7 +47,7 @@ class EdgeState(msgspec.Struct, kw_only=True):
 
 
 def nginx_conf(home: Path, port: int, worker_ports: list[int]) -> str:
-    servers = "\n".join(f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=5s;" for p in worker_ports)
+    servers = "\n".join(f"        server 127.0.0.1:{p} max_fails=2 fail_timeout=5s;" for p in worker_ports)
     temp = home / "nginx-temp"
     return f"""# Written by `emporium services up edge` (infra/local/edge.py).
 worker_processes 1;
@@ -65,7 +65,7 @@ http {{
     upstream emporium_api {{
 {servers}
         keepalive 32;
-        keepalive_timeout 60s;
+        keepalive_timeout 4s;  # below the workers' keep-alive (5 s): see infra/deploy/nginx/nginx.conf
     }}
     server {{
         listen 127.0.0.1:{port};
