@@ -15,6 +15,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -57,29 +58,31 @@ def _children(home: Path) -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def edge(
-    tmp_path_factory: pytest.TempPathFactory,
-    kafka_url: str,
-    elasticsearch_url: str,
-    redis_url: str,
-    mysql_url: str,
-    cassandra_url: str,
-) -> Iterator[Edge]:
-    stack_dir = tmp_path_factory.mktemp("edge-stack")
-    database_url = mysql_url_with_database(mysql_url, unique_name("edge"))
-    env = {
+def servers(
+    kafka_url: str, elasticsearch_url: str, redis_url: str, mysql_url: str, cassandra_url: str
+) -> dict:
+    """The session's cluster servers, as the env of `emporium services up edge` (which then starts only
+    the edge); the search index and Redis database are this module's own."""
+    return {
         **os.environ,
         "EMPORIUM_EVENT_LOG_URL": kafka_url,
         "EMPORIUM_SEARCH_URL": f"{elasticsearch_url}/?index={unique_name('edge')}",
         "EMPORIUM_CACHE_URL": redis_url.rsplit("/", 1)[0] + "/9",
-        "EMPORIUM_DATABASE_URL": database_url,
+        "EMPORIUM_DATABASE_URL": mysql_url,
         "EMPORIUM_RECOMMENDATIONS_URL": cassandra_url,
         "EMPORIUM_ADMIN_TOKEN": TOKEN,
-        "EMPORIUM_RATE_LIMIT_ANONYMOUS": "100000/second",  # the load comes from one address
         "EMPORIUM_LOG_FORMAT": "json",
     }
+
+
+@contextmanager
+def _edge(stack_dir: Path, servers: dict[str, str], *args: str, **env: str) -> Iterator[Edge]:
+    """`emporium services up edge ARGS` on a database of its own; `services down` at the end, which
+    must leave no process behind."""
+    database_url = mysql_url_with_database(servers["EMPORIUM_DATABASE_URL"], unique_name("edge"))
+    env = {**servers, "EMPORIUM_DATABASE_URL": database_url, **env}
     started = time.monotonic()
-    up = _cli(stack_dir, env, "up", "edge", "--workers", "2")  # one command starts the topology
+    up = _cli(stack_dir, env, "up", "edge", *args)  # one command starts the topology
     assert up.returncode == 0, f"{up.stdout}\n{up.stderr}"
     home = stack_dir.resolve() / "edge"
     state = json.loads((home / "edge.json").read_text())
@@ -94,6 +97,14 @@ def edge(
     assert down.returncode == 0, f"{down.stdout}\n{down.stderr}"
     left = [pid for pid in pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
     assert not left, f"still running after `services down`: {left}"
+
+
+@pytest.fixture(scope="module")
+def edge(tmp_path_factory: pytest.TempPathFactory, servers: dict[str, str]) -> Iterator[Edge]:
+    stack_dir = tmp_path_factory.mktemp("edge-stack")
+    # the load comes from one address: no anonymous rate limit in the way
+    with _edge(stack_dir, servers, "--workers", "2", EMPORIUM_RATE_LIMIT_ANONYMOUS="100000/second") as edge:
+        yield edge
 
 
 async def _seed(client: httpx.AsyncClient) -> dict[str, str]:
@@ -220,3 +231,26 @@ def test_prometheus_scrapes_every_worker_and_the_projector(edge: Edge) -> None:
     assert {g["name"] for g in rules} >= {"emporium-projectors", "emporium-api", "emporium-inventory"}
     query = httpx.get(f"{prometheus}/api/v1/query", params={"query": "emporium_projector_lag"}, timeout=5)
     assert query.json()["data"]["result"], "the projector's lag is scraped"
+
+
+def test_rate_limits_count_each_client_behind_nginx(tmp_path: Path, servers: dict[str, str]) -> None:
+    """Every request reaches the workers from Nginx's address: the limit still counts each client (its
+    address from X-Forwarded-For, which the workers trust from Nginx only), and a client cannot escape it
+    by writing the header itself."""
+    with _edge(
+        tmp_path, servers, "--workers", "1", "--no-prometheus", EMPORIUM_RATE_LIMIT_ANONYMOUS="5/minute"
+    ) as e:
+
+        def client(address: str) -> httpx.Client:
+            return httpx.Client(
+                base_url=e.url, transport=httpx.HTTPTransport(local_address=address), timeout=10
+            )
+
+        with client("127.0.0.2") as flooder, client("127.0.0.3") as shopper:
+            answers = [
+                flooder.get("/v1/search", params={"q": "x"}, headers={"X-Forwarded-For": f"10.0.0.{i}"})
+                for i in range(7)
+            ]
+            assert [a.status_code for a in answers] == [200] * 5 + [429] * 2
+            assert answers[-1].json()["status_code"] == 429 and answers[-1].headers["retry-after"]
+            assert shopper.get("/v1/search", params={"q": "x"}).status_code == 200
