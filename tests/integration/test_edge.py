@@ -1,5 +1,6 @@
 """The edge topology (`emporium services up edge`): Nginx in front of two API workers and a projector
-process over the local cluster stack, started and stopped with one command each. Under load, one worker
+process over the local cluster stack, started and stopped with one command each. Under load (the Locust
+storefront scenario, plus searches and reservations of the test's own), one worker
 is killed with SIGKILL: no search fails (Nginx retries idempotent requests on the other worker),
 reservations retried with their Idempotency-Key are never doubled (the truth store has exactly one
 hold per key), and the supervisor restarts the worker, which takes traffic again by itself."""
@@ -7,6 +8,7 @@ hold per key), and the supervisor restarts the worker, which takes traffic again
 from __future__ import annotations
 
 import asyncio
+import csv
 import json
 import os
 import signal
@@ -39,6 +41,7 @@ SKU = "shop:EDGE-1"
 LOAD_S = 14.0
 KILL_AFTER_S = 4.0
 EMPORIUM = str(Path(sys.executable).parent / "emporium")
+REPO = Path(__file__).resolve().parents[2]
 
 
 class Edge(NamedTuple):
@@ -148,6 +151,23 @@ async def _reservations(client, key, start: int, until: float, ids: dict[int, st
         i += 10_000
 
 
+async def _locust(edge: Edge, key: dict[str, str], prefix: Path) -> dict[str, str]:
+    """The Locust storefront scenario (loadtest/storefront.py) through the edge for LOAD_S seconds: its
+    aggregated row (request and failure counts)."""
+    locust = str(Path(sys.executable).parent / "locust")
+    process = await asyncio.create_subprocess_exec(
+        locust, "-f", str(REPO / "loadtest" / "storefront.py"), "--host", edge.url, "--headless",
+        "-u", "10", "-r", "10", "-t", f"{LOAD_S:.0f}s", "--csv", str(prefix), "--only-summary",
+        env={**os.environ, "EMPORIUM_STOREFRONT_KEY": key["X-Api-Key"]}, cwd=REPO,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(process.communicate(), LOAD_S + 60)
+    text = await asyncio.to_thread(Path(f"{prefix}_stats.csv").read_text)
+    rows = list(csv.DictReader(text.splitlines()))
+    assert rows, err.decode()[-2000:]
+    return next(row for row in rows if row["Name"] == "Aggregated")
+
+
 async def _kill_later(home: Path, delay: float) -> int:
     await asyncio.sleep(delay)
     victim = _children(home)["worker-0"]["pid"]
@@ -165,7 +185,7 @@ def _held_rows(database_url: str) -> int:
         conn.close()
 
 
-async def test_kill_a_worker_under_load(edge: Edge) -> None:
+async def test_kill_a_worker_under_load(edge: Edge, tmp_path: Path) -> None:
     limits = httpx.Limits(max_connections=32)
     async with httpx.AsyncClient(base_url=edge.url, timeout=30, limits=limits) as client:
         key = await _seed(client)
@@ -173,13 +193,18 @@ async def test_kill_a_worker_under_load(edge: Edge) -> None:
         searched: Counter[object] = Counter()
         retried: Counter[object] = Counter()
         ids: dict[int, str] = {}
-        victim, *_ = await asyncio.gather(
+        victim, shoppers, *_ = await asyncio.gather(
             _kill_later(edge.home, KILL_AFTER_S),
-            *(_searches(client, until, searched) for _ in range(6)),
+            _locust(edge, key, tmp_path / "locust"),
+            *(_searches(client, until, searched) for _ in range(3)),
             *(_reservations(client, key, start, until, ids, retried) for start in range(4)),
         )
-    print(f"searches {dict(searched)}; reservations {len(ids)}, retried {dict(retried)}; killed pid {victim}")
-    assert set(searched) == {200} and searched[200] > 100, searched
+    print(
+        f"searches {dict(searched)}; Locust shoppers {shoppers}; reservations {len(ids)}, "
+        f"retried {dict(retried)}; killed pid {victim}"
+    )
+    assert set(searched) == {200} and searched[200] > 50, searched
+    assert shoppers["Failure Count"] == "0" and int(shoppers["Request Count"]) > 50, shoppers
     assert len(set(ids.values())) == len(ids) > 20
     audit = audit_mysql(edge.database_url, SKU)
     assert audit.consistent, audit
