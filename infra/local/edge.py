@@ -205,6 +205,7 @@ class EdgeTopology:
 
     def _await_ready(self, state: EdgeState) -> None:
         waiting = self.endpoints(state)
+        last: dict[str, str] = {}  # each endpoint's last answer, for the error
         deadline = time.monotonic() + READY_TIMEOUT_S
         with httpx.Client(timeout=3) as client:
             while waiting:
@@ -212,15 +213,17 @@ class EdgeTopology:
                     raise StackError(f"edge supervisor exited:\n{self._tails(['supervisor'])}")
                 for name, url in list(waiting.items()):
                     try:
-                        if client.get(url).status_code == 200:
-                            del waiting[name]
-                    except httpx.HTTPError:
-                        pass
+                        answer = client.get(url)
+                    except httpx.HTTPError as exc:
+                        last[name] = repr(exc)
+                        continue
+                    if answer.status_code == 200:
+                        del waiting[name]
+                    last[name] = f"{answer.status_code} {answer.text[:300]}"
                 if waiting and time.monotonic() > deadline:
-                    late = ", ".join(waiting)
-                    raise StackError(
-                        f"edge: {late} not ready in {READY_TIMEOUT_S:.0f}s:\n{self._tails(waiting)}"
-                    )
+                    late = "; ".join(f"{name}: {last.get(name)}" for name in waiting)
+                    tails = self._tails(waiting)
+                    raise StackError(f"edge: not ready in {READY_TIMEOUT_S:.0f}s ({late}):\n{tails}")
                 time.sleep(0.3)
 
     def _tails(self, names: list[str] | Mapping[str, str]) -> str:
