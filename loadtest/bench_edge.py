@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 
-from infra.local.edge import EdgeTopology
+from infra.local.edge import EdgeState, EdgeTopology
 from infra.local.stack import SERVICE_ENV, SERVICES, LocalStack
 from loadtest.bench_reservations_http import WRK_SCRIPT, WrkResult, wrk_executable
 
@@ -102,38 +102,42 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--products", type=int, default=2000)
     args = parser.parse_args()
-    load = dict(seconds=args.seconds, connections=args.connections)
+    os.environ.update(EMPORIUM_ADMIN_TOKEN=TOKEN, EMPORIUM_RATE_LIMITS="false")
     results: dict[str, list[WrkResult]] = {}
-    with tempfile.TemporaryDirectory(prefix="emporium-bench-edge-") as tmp:
-        stack = LocalStack(Path(tmp) / "stack")
-        try:
-            urls = stack.ensure_many(SERVICES)
-            env = {SERVICE_ENV[s][0]: urls[s] for s in SERVICES}
-            os.environ.update(EMPORIUM_ADMIN_TOKEN=TOKEN, EMPORIUM_RATE_LIMITS="false")
-            key = ""
-            for workers in (1, 2):
-                edge = EdgeTopology(Path(tmp) / f"edge-{workers}")
+    for workers in (1, 2):
+        # a fresh stack per topology: the workers of the first would linger in its consumer groups
+        with tempfile.TemporaryDirectory(prefix="emporium-bench-edge-") as tmp:
+            stack = LocalStack(Path(tmp) / "stack")
+            try:
+                urls = stack.ensure_many(SERVICES)
+                env = {SERVICE_ENV[s][0]: urls[s] for s in SERVICES}
+                edge = EdgeTopology(Path(tmp))
                 state = edge.up(env, workers=workers, prometheus=False)
                 try:
-                    key = key or seed(state.url, args.products)
-                    direct = f"http://127.0.0.1:{state.worker_ports[0]}{SEARCH}"
-                    wrk(f"{state.url}{SEARCH}", "healthz", seconds=2, connections=args.connections)  # warm
-                    for run in range(args.runs):
-                        if workers == 1:
-                            results.setdefault("search direct, 1 worker", []).append(
-                                wrk(direct, "healthz", **load)
-                            )
-                        r = wrk(f"{state.url}{SEARCH}", "healthz", **load)
-                        results.setdefault(f"search via Nginx, {workers} worker(s)", []).append(r)
-                        r = wrk(state.url, "reserve", key=key, **load)
-                        results.setdefault(f"reserve via Nginx, {workers} worker(s)", []).append(r)
-                        loadavg = os.getloadavg()[0]
-                        print(f"{workers} worker(s), run {run + 1}: done (load average {loadavg:.1f})")
+                    measure(state, workers, args, results)
                 finally:
                     edge.down()
-        finally:
-            stack.stop_all()
+            finally:
+                stack.stop_all()
     report(results)
+
+
+def measure(
+    state: EdgeState, workers: int, args: argparse.Namespace, results: dict[str, list[WrkResult]]
+) -> None:
+    """ABAB in one run: (straight to the worker,) through Nginx, reservations through Nginx."""
+    load = {"seconds": args.seconds, "connections": args.connections}
+    key = seed(state.url, args.products)
+    direct = f"http://127.0.0.1:{state.worker_ports[0]}{SEARCH}"
+    wrk(f"{state.url}{SEARCH}", "healthz", seconds=2, connections=args.connections)  # warms the cache
+    for run in range(args.runs):
+        if workers == 1:
+            results.setdefault("search direct, 1 worker", []).append(wrk(direct, "healthz", **load))
+        r = wrk(f"{state.url}{SEARCH}", "healthz", **load)
+        results.setdefault(f"search via Nginx, {workers} worker(s)", []).append(r)
+        r = wrk(state.url, "reserve", key=key, **load)
+        results.setdefault(f"reserve via Nginx, {workers} worker(s)", []).append(r)
+        print(f"{workers} worker(s), run {run + 1}: done (load average {os.getloadavg()[0]:.1f})")
 
 
 def report(results: dict[str, list[WrkResult]]) -> None:

@@ -247,11 +247,12 @@ class EdgeTopology:
 
     @staticmethod
     def _supervisor_running(state: EdgeState) -> bool:
+        """By PID and command line: start times are no help on a VM whose clock jumps (snapshots)."""
         try:
             process = psutil.Process(state.supervisor_pid)
-            same = abs(process.create_time() - state.supervisor_create_time) < 1.0
-            return same and process.status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
-        except psutil.NoSuchProcess:
+            ours = "infra.local.edge_supervisor" in process.cmdline()
+            return ours and process.status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+        except psutil.Error:
             return False
 
     def down(self, timeout: float = 40.0) -> None:
@@ -269,9 +270,8 @@ class EdgeTopology:
                 supervisor.kill()
         for child in self.children():  # a supervisor killed -9 leaves its children behind
             try:
-                process = psutil.Process(child.pid)
-                if abs(process.create_time() - child.create_time) < 1.0:
-                    process.kill()
-            except psutil.NoSuchProcess:
+                if os.getsid(child.pid) == state.supervisor_pid:  # the supervisor leads their session
+                    psutil.Process(child.pid).kill()
+            except (OSError, psutil.Error):
                 pass
         self.state_file.unlink(missing_ok=True)
