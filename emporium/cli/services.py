@@ -175,8 +175,7 @@ def _edge_status(edge: EdgeTopology) -> bool:
     import httpx
 
     state = edge.state()
-    if state is None:
-        typer.echo(f"{EDGE:14} -  not started")
+    if state is None:  # never started, or stopped: nothing to say (`up edge` starts it)
         return False
     restarts = {child.name: (child.pid, child.restarts) for child in edge.children()}
     failing = False
