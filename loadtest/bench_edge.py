@@ -82,7 +82,7 @@ def seed(base: str, products: int) -> str:
         shop = client.post("/v1/storefronts", json={"storefront_id": "bench"}, headers=ADMIN)
         shop.raise_for_status()
         deadline = time.monotonic() + 120
-        while client.get(SEARCH).json()["total"] == 0:  # the projector indexes the feed
+        while client.get(SEARCH).json()["total"] < products:  # measure once the feed is all indexed
             if time.monotonic() > deadline:
                 raise SystemExit("the feed was not searchable within 120 s")
             time.sleep(0.5)
