@@ -47,6 +47,7 @@ from inventory.domain import (
     OnHandBelowCommitted,
     ReservationNotFound,
     ReserveRequest,
+    Status,
     UnknownSku,
     WarehousesRequired,
     validate_identifier,
@@ -58,6 +59,7 @@ from inventory.domain import (
 )
 from inventory.metrics import ReservationOutcomes
 from inventory.port import ReservationEngine
+from inventory.sales import SalesRecorder
 from inventory.wire import ReservationOut, StockOut, _ReserveBody, _StockBody
 from kernel.contracts.identifiers import split_scoped_sku
 from kernel.http.callers import STOREFRONT, key_of_kind, request_caller
@@ -72,6 +74,7 @@ MAX_BODY = 16 * 1024
 INVENTORY_MODULE_OPT = "inventory_module"  # route opt: lets operators and tests find the module from the app
 HOLD_POLICY_OPT = "hold_policy"
 OUTCOMES_OPT = "reservation_outcomes"
+SALES_OPT = "sales"
 DEFAULT_MAX_HOLD_SECONDS = 15 * 60
 storefront_only = key_of_kind(STOREFRONT)
 
@@ -284,10 +287,16 @@ class ReservationController(Controller):
     async def confirm_reservation(
         self, request: Request[Any, Any, Any], engine: Engine, reservation_id: Identifier
     ) -> ReservationOut:
-        """Turn a live hold into a sale; 409 when it expired or was released."""
+        """Turn a live hold into a sale; 409 when it expired or was released. The sale becomes a
+        ``Purchased`` activity event (off the request path; ``X-Session-Id`` and ``X-Region`` go with it)."""
         with _outcomes(request).track("confirm"):
-            confirmed = await engine.confirm(validate_identifier(reservation_id, "reservation id"))
-        return ReservationOut.of(confirmed)
+            reservation = await engine.confirm(validate_identifier(reservation_id, "reservation id"))
+        sales: SalesRecorder | None = request.route_handler.opt.get(SALES_OPT)
+        if sales is not None and reservation.status is Status.CONFIRMED:
+            region = (first_header(request, b"x-region") or "").strip().upper()[:64]
+            session_id = first_header(request, b"x-session-id")
+            sales.confirmed(reservation, session_id=session_id, region=region or None)
+        return ReservationOut.of(reservation)
 
     @get(
         "/{reservation_id:str}",
@@ -442,6 +451,7 @@ def inventory_router(
     holder: EngineHolder,
     admin_token: str | None,
     holds: HoldPolicy | None = None,
+    sales: SalesRecorder | None = None,
     outcomes: ReservationOutcomes | None = None,
 ) -> Router:
     """The reservation and stock routes with the holder's engine injected, the admin token and the hold
@@ -458,6 +468,7 @@ def inventory_router(
         opt={
             INVENTORY_MODULE_OPT: ref,
             HOLD_POLICY_OPT: holds or HoldPolicy(),
+            SALES_OPT: sales,
             OUTCOMES_OPT: outcomes or ReservationOutcomes(CollectorRegistry()),
             **admin_token_opt(admin_token),
         },

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from inventory.api import HoldPolicy, inventory_router
 from inventory.events import FeedStockConsumer, OutboxRelay
 from inventory.metrics import EngineCollector, ReservationOutcomes
+from inventory.sales import SalesRecorder
 from kernel.runtime import ReadinessCheck, Runtime
 
 if TYPE_CHECKING:
@@ -20,11 +21,17 @@ class InventoryModule:
     name = "inventory"
 
     def __init__(
-        self, runtime: Runtime, *, engine: ClusterEngine | SqliteEngine, holds: HoldPolicy | None = None
+        self,
+        runtime: Runtime,
+        *,
+        engine: ClusterEngine | SqliteEngine,
+        holds: HoldPolicy | None = None,
+        sales: SalesRecorder | None = None,
     ) -> None:
         self.runtime = runtime
         self.engine = engine
         self.holds = holds
+        self.sales = sales  # confirmed reservations -> Purchased activity events
         self.relay = OutboxRelay(self.engine, runtime.event_log)
         self.engine.on_outbox = self.relay.notify
         self.feed = FeedStockConsumer(self.engine, runtime.event_log)
@@ -32,14 +39,19 @@ class InventoryModule:
         runtime.metrics.register(EngineCollector(engine))
 
     def route_handlers(self) -> Sequence[Any]:
-        return [inventory_router(self, self.runtime.settings.admin_token, self.holds, self.outcomes)]
+        settings = self.runtime.settings
+        return [inventory_router(self, settings.admin_token, self.holds, self.sales, self.outcomes)]
 
     async def start(self) -> None:
         self.relay.start()
         self.feed.start()
+        if self.sales is not None:
+            await self.sales.start()
 
     async def stop(self) -> None:
         """Before the engine closes: the relay's last drain still reads the outbox."""
+        if self.sales is not None:
+            await self.sales.stop()
         await self.feed.stop()
         await self.relay.stop()
 
