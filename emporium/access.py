@@ -15,6 +15,7 @@ from limits import RateLimitItemPerSecond
 from litestar import Litestar, Router
 from litestar.openapi import ResponseSpec
 from litestar.types import Scope
+from prometheus_client import CollectorRegistry
 
 from inventory.api import HoldPolicy
 from inventory.domain import LimitWindow, WindowExceeded
@@ -29,6 +30,7 @@ from kernel.http.limits import (
     deferred_hit,
     rate_limit_group_opt,
 )
+from kernel.observability import rate_limit_refusals
 from kernel.settings import Settings
 
 RATE_LIMITED = ResponseSpec(
@@ -44,9 +46,16 @@ def engine_counts_limits(engine: object, storage: LimitsStorage) -> bool:
     return bool(getattr(engine, "counts_limit_windows", False)) and hasattr(storage, "prefixed_key")
 
 
-def rate_limiter(settings: Settings, storage: LimitsStorage, *, defer: bool = False) -> RateLimiter:
+def rate_limiter(
+    settings: Settings,
+    storage: LimitsStorage,
+    metrics: CollectorRegistry | None = None,
+    *,
+    defer: bool = False,
+) -> RateLimiter:
     """Per route group: anonymous callers by address, suppliers and storefronts by key; ``defer``: routes
-    that count their caller's limit themselves do (the reservation route, with the engine)."""
+    that count their caller's limit themselves do (the reservation route, with the engine); refusals are
+    counted on ``metrics`` when given."""
     return RateLimiter(
         storage,
         anonymous=Policy.parse("anonymous", settings.rate_limit_anonymous),
@@ -56,6 +65,7 @@ def rate_limiter(settings: Settings, storage: LimitsStorage, *, defer: bool = Fa
         },
         trusted_proxies=parse_networks(settings.trusted_proxies),
         defer=defer,
+        on_refused=None if metrics is None else rate_limit_refusals(metrics),
     )
 
 
@@ -124,6 +134,8 @@ class EngineCountedLimits:
 
     def refused(self, exc: WindowExceeded) -> Exception:
         w = exc.window
+        if self.limiter.on_refused is not None:
+            self.limiter.on_refused(w.name)
         return RateLimited(w.name, Window(w.name, w.key, w.limit, w.seconds, w.moving), exc.reset_at)
 
     async def count_apart(self, scope: Scope, ask: tuple[str, int] | None) -> None:

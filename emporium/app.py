@@ -10,13 +10,13 @@ from typing import Any
 import structlog
 from litestar import Litestar, Response, get
 from litestar.openapi import OpenAPIConfig, ResponseSpec
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from analytics.archive.module import ArchiveModule
 from emporium.access import document_rate_limits, engine_counts_limits, hold_policy, in_group, rate_limiter
 from emporium.container import Container
+from emporium.docs_ui import assets_router, render_plugins
 from emporium.sales import catalog_lookup
 from emporium.web import storefront_page
 from ingest.api import INGEST_ERRORS
@@ -100,7 +100,7 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Lit
     if settings.rate_limits:
         storage = container.rate_limit_storage()
         defer = engine_counts_limits(container.inventory_engine(), storage)
-        limiter = rate_limiter(settings, storage, defer=defer)
+        limiter = rate_limiter(settings, storage, container.runtime.metrics, defer=defer)
     modules = build_modules(container, limiter)
     (ingest,) = (module for module in modules if isinstance(module, IngestModule))
     runtime = container.runtime
@@ -143,7 +143,7 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Lit
             yield
 
     # rate limits are counted per module (operations routes and the docs in the app's default group)
-    handlers: list = [healthz, readyz, metrics]
+    handlers: list = [healthz, readyz, metrics, assets_router()]
     handlers.extend(in_group(module.name, module.route_handlers()) for module in modules)
     handlers.append(storefront_page())  # the page at / (static files; every API route is more specific)
 
@@ -162,7 +162,7 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Lit
             version=__version__,
             description="Search and inventory backend for online retail.",
             path="/docs",
-            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            render_plugins=render_plugins(),
         ),
         logging_config=None,  # logging is configured once by kernel.observability
         debug=False,

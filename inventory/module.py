@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from inventory.api import HoldPolicy, inventory_router
 from inventory.events import FeedStockConsumer, OutboxRelay
+from inventory.metrics import EngineCollector, ReservationOutcomes
 from inventory.sales import SalesRecorder
 from kernel.runtime import ReadinessCheck, Runtime
 
@@ -34,9 +35,12 @@ class InventoryModule:
         self.relay = OutboxRelay(self.engine, runtime.event_log)
         self.engine.on_outbox = self.relay.notify
         self.feed = FeedStockConsumer(self.engine, runtime.event_log)
+        self.outcomes = ReservationOutcomes(runtime.metrics)
+        runtime.metrics.register(EngineCollector(engine))
 
     def route_handlers(self) -> Sequence[Any]:
-        return [inventory_router(self, self.runtime.settings.admin_token, self.holds, self.sales)]
+        settings = self.runtime.settings
+        return [inventory_router(self, settings.admin_token, self.holds, self.sales, self.outcomes)]
 
     async def start(self) -> None:
         self.relay.start()

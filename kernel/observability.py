@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -41,6 +42,25 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
     root.setLevel(level.upper())
     for noisy in ("aiokafka", "kafka", "cassandra", "elastic_transport", "urllib3", "httpx"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def rate_limit_refusals(registry: CollectorRegistry) -> Callable[[str], None]:
+    """``emporium_rate_limit_refusals_total{policy}``: a callback for ``RateLimiter(on_refused=...)``."""
+    counter = Counter(
+        "emporium_rate_limit_refusals_total",
+        "Requests refused by a rate limit (429), by policy (anonymous, supplier, storefront, ...)",
+        ["policy"],
+        registry=registry,
+    )
+    children: dict[str, Any] = {}
+
+    def refused(policy: str) -> None:
+        child = children.get(policy)
+        if child is None:
+            child = children[policy] = counter.labels(policy)
+        child.inc()
+
+    return refused
 
 
 class HttpMetrics:

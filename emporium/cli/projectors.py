@@ -8,11 +8,11 @@ from typing import Annotated
 
 import structlog
 import typer
-from prometheus_client import start_http_server
 
 from analytics.archive.module import ArchiveTask
 from emporium.cli.context import run, settings_from
 from emporium.container import Container
+from emporium.probe_server import ProbeServer
 from kernel.eventlog.projection import ProjectorMetrics, ProjectorTask
 from kernel.settings import Settings
 from read_models.recommendations_projector import recommendations_projector
@@ -36,7 +36,10 @@ def register(app: typer.Typer) -> None:
 def project(
     ctx: typer.Context,
     metrics_port: Annotated[
-        int | None, typer.Option(help="Serve Prometheus metrics (projected events, lag) on this port.")
+        int | None,
+        typer.Option(
+            help="Serve /metrics (projected events, lag, event age), /healthz and /readyz on this port."
+        ),
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Events per batch.")] = 5000,
 ) -> None:
@@ -73,18 +76,28 @@ async def _project(settings: Settings, *, metrics_port: int | None, batch_size: 
         )
     else:
         tasks.append(trending_projector(event_log, trending, metrics=metrics))
-    if metrics_port is not None:
-        start_http_server(metrics_port, registry=container.metrics)
-    async with container:
-        stopping = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stopping.set)
-        for task in tasks:
-            await container.start(task)
-        log.info("projectors running; Ctrl-C to stop", groups=[t.group for t in tasks])
-        await stopping.wait()
-        log.info("stopping projectors")
+    started = asyncio.Event()
+    probes = ProbeServer(metrics_port, container.metrics, started.is_set) if metrics_port else None
+    if probes is not None:
+        probes.start()  # alive (not ready) while the adapters connect
+    try:
+        async with container:
+            stopping = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stopping.set)
+            for task in tasks:
+                await container.start(task)
+            heartbeat = asyncio.create_task(probes.heartbeat()) if probes else None
+            started.set()
+            log.info("projectors running; Ctrl-C to stop", groups=[t.group for t in tasks])
+            await stopping.wait()
+            log.info("stopping projectors")
+            if heartbeat is not None:
+                heartbeat.cancel()
+    finally:
+        if probes is not None:
+            probes.stop()
 
 
 @rebuild_app.command("search")

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from infra.local.stack import SERVICE_ENV, SERVICES, LocalStack, StackError, external_url, probe
 
+if TYPE_CHECKING:
+    from infra.local.edge import EdgeTopology
+
 services_app = typer.Typer(
     name="services",
-    help="The local cluster stack: Redis, MariaDB, Kafka + Elasticsearch (noida-db), Cassandra 2.1.",
+    help="The local cluster stack: Redis, MariaDB, Kafka + Elasticsearch (noida-db), Cassandra 2.1; "
+    "and `edge`: Nginx in front of API workers and a projector process over it.",
     no_args_is_help=True,
 )
 
@@ -24,6 +28,13 @@ StackDir = Annotated[
     Path, typer.Option("--stack-dir", help="Where state, logs and data live.", envvar="EMPORIUM_STACK_DIR")
 ]
 DEFAULT_STACK_DIR = Path(".stack")
+EDGE = "edge"
+
+
+def _edge(stack: LocalStack) -> EdgeTopology:
+    from infra.local.edge import EdgeTopology  # httpx and the rest load only for the edge
+
+    return EdgeTopology(stack.base_dir)
 
 
 def _stack(stack_dir: Path) -> LocalStack:
@@ -55,12 +66,18 @@ def up(
         list[str] | None, typer.Argument(help=f"Services to start (default: all): {', '.join(SERVICES)}.")
     ] = None,
     stack_dir: StackDir = DEFAULT_STACK_DIR,
+    workers: Annotated[int, typer.Option(min=1, max=16, help="edge: API worker processes.")] = 2,
+    prometheus: Annotated[bool, typer.Option(help="edge: run Prometheus scraping every process.")] = True,
 ) -> None:
-    """Start the servers (left running after this command exits) and write .stack/urls.env."""
+    """Start the servers (left running after this command exits) and write .stack/urls.env. `edge`
+    starts every server too, then Nginx, the API workers and the projector over them."""
     wanted = list(dict.fromkeys(services or SERVICES))
+    edge = EDGE in wanted
+    if edge:
+        wanted = list(dict.fromkeys([s for s in wanted if s != EDGE] + list(SERVICES)))
     unknown = [s for s in wanted if s not in SERVICES]
     if unknown:
-        choices = ", ".join(SERVICES)
+        choices = ", ".join((*SERVICES, EDGE))
         raise typer.BadParameter(f"unknown service(s) {', '.join(unknown)}; choose from {choices}")
     stack = _stack(stack_dir)
     external = {s: url for s in wanted if (url := _external(stack, s))}
@@ -82,13 +99,37 @@ def up(
                 f"ready in {entry['startup_seconds'] or 0:.1f}s)"
             )
     env_file = write_urls_env(stack)
+    if edge:
+        _edge_up(stack, external, urls, workers=workers, prometheus=prometheus)
     typer.echo(f"\nsource {env_file} to use these servers; `emporium services down` stops them.")
+
+
+def _edge_up(
+    stack: LocalStack, external: dict[str, str], urls: dict[str, str], *, workers: int, prometheus: bool
+) -> None:
+    by_env = {SERVICE_ENV[s][0]: external.get(s) or urls[s] for s in SERVICES}
+    try:
+        state = _edge(stack).up(by_env, workers=workers, prometheus=prometheus)
+    except StackError as exc:
+        typer.secho(f"could not start the edge: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(
+        f"{EDGE:14} {state.url}  (Nginx -> {len(state.worker_ports)} workers on ports "
+        f"{', '.join(map(str, state.worker_ports))}; projector metrics on {state.projector_port})"
+    )
+    if state.prometheus_url:
+        typer.echo(f"{'prometheus':14} {state.prometheus_url}")
+    typer.echo(f"{'admin token':14} in {state.admin_token_file}")
 
 
 @services_app.command("down")
 def down(stack_dir: StackDir = DEFAULT_STACK_DIR) -> None:
     """Stop every server of the stack by its PID and verify none is left."""
     stack = _stack(stack_dir)
+    edge = _edge(stack)
+    if edge.state() is not None:
+        edge.down()
+        typer.echo("stopped the edge (Nginx, API workers, projector)")
     pids = stack.pids()
     if not pids:
         typer.echo("nothing running in this stack")
@@ -124,8 +165,31 @@ def status(stack_dir: StackDir = DEFAULT_STACK_DIR) -> None:
             typer.echo(f"{service:14} {entry['url']}  pid {entry['pid']}, {state} ({entry['detail']})")
         else:
             typer.echo(f"{service:14} -  not started")
+    failing = _edge_status(_edge(stack)) or failing
     if failing:
         raise typer.Exit(1)
+
+
+def _edge_status(edge: EdgeTopology) -> bool:
+    """Print the edge's processes; True when one of them does not answer."""
+    import httpx
+
+    state = edge.state()
+    if state is None:  # never started, or stopped: nothing to say (`up edge` starts it)
+        return False
+    restarts = {child.name: (child.pid, child.restarts) for child in edge.children()}
+    failing = False
+    for name, url in edge.endpoints(state).items():
+        try:
+            answers = httpx.get(url, timeout=3).status_code == 200
+        except httpx.HTTPError:
+            answers = False
+        failing = failing or not answers
+        pid, restarted = restarts.get(name, (0, 0))
+        typer.echo(
+            f"{name:14} {url}  pid {pid}, restarted {restarted}x, {'answers' if answers else 'NOT READY'}"
+        )
+    return failing
 
 
 def register(app: typer.Typer) -> None:

@@ -7,6 +7,7 @@ every decision is refused with 503, and the engine reconciles (invariant 4 in ``
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
@@ -39,6 +40,8 @@ class FastPath:
         self.prefix = prefix
         self.idempotency_ttl = idempotency_ttl
         self.epoch: str | None = None  # None = not ready (reconcile needed)
+        self.losses = 0  # times a trusted fast path was found lost (restart, flush, errors)
+        self.last_loss_at = 0.0  # wall-clock time of the last loss
         self.run_id: str | None = None
         self._on_lost = on_lost
         self._sha: dict[Script, str] = {}
@@ -81,6 +84,8 @@ class FastPath:
         """Redis state can no longer be trusted: refuse decisions and rebuild from MySQL."""
         if self.epoch is not None:
             log.warning("inventory fast path lost; reconciling", reason=why)
+            self.losses += 1
+            self.last_loss_at = time.time()
         self.epoch = None
         self._on_lost()
 

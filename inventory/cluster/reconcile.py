@@ -107,8 +107,13 @@ class Reconciler:
             try:
                 report: ReconcileReport = await retrying(self._rebuild)
             except RetryError:
+                self.stats.reconcile_failures += 1
                 raise EngineUnavailable("reconcile kept deadlocking; retry") from None
+            except Exception:
+                self.stats.reconcile_failures += 1
+                raise
             self.stats.reconciles += 1
+            self.stats.last_reconcile_at = time.time()
             log.info(
                 "inventory reconciled",
                 epoch=report.epoch,

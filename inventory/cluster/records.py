@@ -23,6 +23,9 @@ class Stats:
     lua_seconds: float = 0.0
     commit_seconds: float = 0.0
     reconciles: int = 0
+    reconcile_failures: int = 0
+    #: wall-clock time of the last successful reconcile (0: none yet), for the "reconcile overdue" alert
+    last_reconcile_at: float = 0.0
     expired: int = 0
     tombstoned: int = 0
 

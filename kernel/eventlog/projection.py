@@ -63,6 +63,12 @@ class ProjectorMetrics:
             ["projector", "topic"],
             registry=registry,
         )
+        self.event_age = Gauge(
+            "emporium_projector_event_age_seconds",
+            "Age of the newest event of the last batch when it was projected: how late read models are",
+            ["projector"],
+            registry=registry,
+        )
         self.dead_letters = Gauge(
             "emporium_projector_dead_letters",
             "Messages this process sent to the dead-letter topic",
@@ -160,6 +166,9 @@ class ProjectorTask:
             await projection.handle(events)
         name = projection.name
         self.metrics.batch_seconds.labels(name).observe(time.perf_counter() - started)
+        if events:
+            newest = max(event.occurred_at for event in events).timestamp()
+            self.metrics.event_age.labels(name).set(max(0.0, time.time() - newest))
         counts: dict[str, int] = {}
         for c in consumed:
             counts[c.event.type] = counts.get(c.event.type, 0) + 1

@@ -28,7 +28,7 @@ import inspect
 import math
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple, cast
 
 import structlog
@@ -156,9 +156,11 @@ class RateLimiter:
         by_kind: Mapping[str, Policy],
         trusted_proxies: tuple[IpNetwork, ...] = (),
         defer: bool = False,
+        on_refused: Callable[[str], None] | None = None,
     ) -> None:
         self.storage = storage
         self.defer = defer  # routes with RATE_LIMIT_DEFERRED_OPT count their caller's limit themselves
+        self.on_refused = on_refused  # called with the policy's name on every refusal (a metric)
         self.anonymous = anonymous
         self.by_kind = dict(by_kind)
         self.trusted_proxies = trusted_proxies
@@ -187,6 +189,8 @@ class RateLimiter:
             except Exception as exc:
                 self._storage_failed(exc)
                 return
+            if self.on_refused is not None:
+                self.on_refused(policy.name)
             raise RateLimited(policy.name, item, reset_at)
 
     def windows(self, policy: Policy, key: str) -> list[Window]:
