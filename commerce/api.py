@@ -7,7 +7,7 @@ message; the JSON guard answers 415 for another Content-Type and 400 for a body 
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from litestar import Controller, Request, Response, Router, delete, get, post, put
@@ -15,7 +15,7 @@ from litestar.di import Provide
 from litestar.exceptions import ClientException
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import OpenAPIType, Schema
-from litestar.params import SkipValidation
+from litestar.params import PathParameter, SkipValidation
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from commerce.domain import (
@@ -103,6 +103,12 @@ _IDEMPOTENCY_KEY = header(
     "Required: repeating it answers the same checkout",
 )
 Service = SkipValidation[CommerceService]
+CustomerId = Annotated[str, PathParameter(description="The shopper (or a guest cart's session id)")]
+Sku = Annotated[
+    str, PathParameter(description="Supplier-scoped SKU '<supplier_id>:<sku>', as search hits show")
+]
+ProductId = Annotated[str, PathParameter(description="A product id, as search hits show it")]
+CheckoutId = Annotated[str, PathParameter(description="As POST /v1/checkouts answered it")]
 _SAME_CHECKOUT = "The same checkout again (key repeated, or the cart's checkout in progress)"
 _UNKNOWN = "Unknown checkout"
 
@@ -144,7 +150,7 @@ class CartController(Controller):
     guards = [storefront_only]
 
     @get("/", responses={200: ResponseSpec(CartView), **errors({**_COMMON, 422: "Malformed customer id"})})
-    async def get_cart(self, commerce: Service, customer_id: str) -> CartView:
+    async def get_cart(self, commerce: Service, customer_id: CustomerId) -> CartView:
         """The cart: each line at its current price (``price_changed`` when it moved since the shopper set
         it), whether its quantity is available now, and the total."""
         return await commerce.cart(customer_id)
@@ -160,7 +166,7 @@ class CartController(Controller):
         },
     )
     async def put_item(
-        self, request: Request[Any, Any, Any], commerce: Service, customer_id: str, sku: str
+        self, request: Request[Any, Any, Any], commerce: Service, customer_id: CustomerId, sku: Sku
     ) -> CartView:
         """Set a line's quantity (``{"quantity": n}``); the line remembers today's price (AddedToCart)."""
         fields = _decode(_QuantityBody, request, await request.body())
@@ -171,7 +177,7 @@ class CartController(Controller):
         status_code=HTTP_200_OK,
         responses={200: ResponseSpec(CartView), **errors({**_COMMON, 422: "Bad sku"})},
     )
-    async def delete_item(self, commerce: Service, customer_id: str, sku: str) -> CartView:
+    async def delete_item(self, commerce: Service, customer_id: CustomerId, sku: Sku) -> CartView:
         """Remove a line (idempotent)."""
         return await commerce.remove_item(customer_id, sku)
 
@@ -182,7 +188,9 @@ class CartController(Controller):
         operation_class=reads_json(_MERGE_SCHEMA),
         responses={200: ResponseSpec(CartView), **errors({**_WRITE, 422: "Bad ids"})},
     )
-    async def merge(self, request: Request[Any, Any, Any], commerce: Service, customer_id: str) -> CartView:
+    async def merge(
+        self, request: Request[Any, Any, Any], commerce: Service, customer_id: CustomerId
+    ) -> CartView:
         """Move a guest cart (``{"from": guest_id}``) into this one, in one transaction: quantities of the
         same SKU add up, the guest cart is emptied. Repeating it moves nothing more."""
         fields = _decode(_MergeBody, request, await request.body())
@@ -195,16 +203,20 @@ class WishlistController(Controller):
     guards = [storefront_only]
 
     @get("/", responses={200: ResponseSpec(WishlistOut), **errors({**_COMMON, 422: "Bad customer id"})})
-    async def get_wishlist(self, commerce: Service, customer_id: str) -> WishlistOut:
+    async def get_wishlist(self, commerce: Service, customer_id: CustomerId) -> WishlistOut:
         return WishlistOut.of(customer_id, await commerce.wishlist(customer_id))
 
     @put("/items/{product_id:str}", status_code=HTTP_200_OK, responses=errors({**_COMMON, 422: "Bad ids"}))
-    async def put_wish(self, commerce: Service, customer_id: str, product_id: str) -> WishlistOut:
+    async def put_wish(
+        self, commerce: Service, customer_id: CustomerId, product_id: ProductId
+    ) -> WishlistOut:
         """Add a product (idempotent)."""
         return WishlistOut.of(customer_id, await commerce.add_wish(customer_id, product_id))
 
     @delete("/items/{product_id:str}", status_code=HTTP_200_OK, responses=errors({**_COMMON, 422: "Bad ids"}))
-    async def delete_wish(self, commerce: Service, customer_id: str, product_id: str) -> WishlistOut:
+    async def delete_wish(
+        self, commerce: Service, customer_id: CustomerId, product_id: ProductId
+    ) -> WishlistOut:
         return WishlistOut.of(customer_id, await commerce.remove_wish(customer_id, product_id))
 
 
@@ -254,7 +266,7 @@ class CheckoutController(Controller):
     @get(
         "/{checkout_id:str}", responses={200: ResponseSpec(CheckoutOut), **errors({**_COMMON, 404: _UNKNOWN})}
     )
-    async def get_checkout(self, commerce: Service, checkout_id: str) -> CheckoutOut:
+    async def get_checkout(self, commerce: Service, checkout_id: CheckoutId) -> CheckoutOut:
         return CheckoutOut.of(await commerce.get_checkout(checkout_id))
 
     @post(
@@ -268,7 +280,7 @@ class CheckoutController(Controller):
         },
     )
     async def confirm_checkout(
-        self, request: Request[Any, Any, Any], commerce: Service, checkout_id: str
+        self, request: Request[Any, Any, Any], commerce: Service, checkout_id: CheckoutId
     ) -> OrderOut:
         """Sell every held line and place the order (``{"payment_reference": ...}``; payment is outside)."""
         raw = await request.body()
@@ -280,7 +292,7 @@ class CheckoutController(Controller):
         status_code=HTTP_204_NO_CONTENT,
         responses=errors({**_COMMON, 404: "Unknown checkout", 409: "Already confirmed"}),
     )
-    async def delete_checkout(self, commerce: Service, checkout_id: str) -> None:
+    async def delete_checkout(self, commerce: Service, checkout_id: CheckoutId) -> None:
         """Release every hold (idempotent); 409 once confirmed."""
         await commerce.release(checkout_id)
 

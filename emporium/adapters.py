@@ -19,6 +19,7 @@ from kernel.database import MysqlTarget, SqliteTarget, parse_database_url
 from kernel.settings import env_var
 
 if TYPE_CHECKING:
+    from commerce.port import CommerceStore
     from ingest.store import IngestStore
     from inventory.cluster import ClusterEngine
     from inventory.sqlite import SqliteEngine
@@ -300,6 +301,33 @@ INVENTORY_ENGINE: Port[InventoryEngine] = Port(
 )
 
 
+# Commerce store: carts, wishlists, checkouts (the relational database) -------------------------
+
+
+def _sqlite_commerce_store(url: str) -> CommerceStore:
+    from commerce.sqlite import SqliteCommerceStore
+
+    target = parse_database_url(url)
+    assert isinstance(target, SqliteTarget)
+    return SqliteCommerceStore(target.path)
+
+
+def _mysql_commerce_store(url: str) -> CommerceStore:
+    from commerce.mysql import MysqlCommerceStore
+
+    target = parse_database_url(url)
+    assert isinstance(target, MysqlTarget)
+    return MysqlCommerceStore(target)
+
+
+COMMERCE_STORE: Port[CommerceStore] = Port(
+    name="commerce store",
+    setting="database_url",
+    examples="sqlite:///PATH, mysql://USER:PASS@HOST:PORT/DB",
+    constructors={"sqlite": _sqlite_commerce_store, **dict.fromkeys(_MYSQL_SCHEMES, _mysql_commerce_store)},
+)
+
+
 # Recommendations store -------------------------------------------------------------------------
 
 
@@ -331,5 +359,6 @@ PORTS: tuple[Port[Any], ...] = (
     RATE_LIMIT_STORAGE,
     INGEST_STORE,
     INVENTORY_ENGINE,
+    COMMERCE_STORE,
     RECOMMENDATIONS_STORE,
 )

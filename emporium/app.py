@@ -14,8 +14,11 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from commerce.api import COMMERCE_ERRORS
+from commerce.module import CommerceModule
 from emporium.access import document_rate_limits, hold_policy, in_group, rate_limiter
 from emporium.container import Container
+from emporium.holds import InventoryHolds
 from ingest.api import INGEST_ERRORS
 from ingest.module import IngestModule
 from inventory.api import INVENTORY_ERRORS
@@ -59,6 +62,7 @@ def build_modules(container: Container, limiter: RateLimiter | None = None) -> l
         ),
         InventoryModule(runtime, engine=engine, holds=hold_policy(container.settings, limiter)),
         SearchModule(runtime, index=container.search_index(), stock=container.out_of_stock_set()),
+        CommerceModule(runtime, store=container.commerce_store(), holds=InventoryHolds(engine)),
         ReadModelsModule(runtime, store=container.recommendations_store()),
     ]
 
@@ -120,7 +124,12 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Lit
         opt={**identify_opt(ingest.service.identities.identify), **rate_limit_group_opt("operations")},
         # every error answer in the one shape: each context's table, the framework's errors, the 500
         exception_handlers=exception_handlers(
-            INGEST_ERRORS, INVENTORY_ERRORS, SEARCH_ERRORS, RECOMMENDATIONS_ERRORS, LIMIT_ERRORS
+            INGEST_ERRORS,
+            INVENTORY_ERRORS,
+            SEARCH_ERRORS,
+            COMMERCE_ERRORS,
+            RECOMMENDATIONS_ERRORS,
+            LIMIT_ERRORS,
         ),
         openapi_config=OpenAPIConfig(
             title="Emporium",

@@ -24,6 +24,7 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from emporium.adapters import (
+    COMMERCE_STORE,
     EVENT_LOG,
     INGEST_STORE,
     INVENTORY_ENGINE,
@@ -40,6 +41,7 @@ from kernel.runtime import Runtime
 from kernel.settings import Settings
 
 if TYPE_CHECKING:
+    from commerce.port import CommerceStore
     from emporium.adapters import InventoryEngine
     from ingest.store import IngestStore
     from kernel.eventlog.port import EventLog
@@ -114,6 +116,9 @@ class Container:
 
     def inventory_engine(self) -> InventoryEngine:
         return self._adapter(INVENTORY_ENGINE, cache_url=self.settings.cache_url, **self.inventory_options)
+
+    def commerce_store(self) -> CommerceStore:
+        return self._adapter(COMMERCE_STORE)
 
     def recommendations_store(self) -> RecommendationsStore:
         return self._adapter(RECOMMENDATIONS_STORE)
