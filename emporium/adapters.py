@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from inventory.sqlite import SqliteEngine
     from kernel.eventlog.port import EventLog
     from kernel.http.limits import LimitsStorage
+    from read_models.orders.port import OrdersStore
     from read_models.recommendations.port import RecommendationsStore
     from search.out_of_stock import OutOfStockSet
     from search.port import RebuildableSearchIndex
@@ -328,6 +329,33 @@ COMMERCE_STORE: Port[CommerceStore] = Port(
 )
 
 
+# Orders read model (the relational database) -----------------------------------------------------
+
+
+def _sqlite_orders(url: str) -> OrdersStore:
+    from read_models.orders.sql import SqliteOrdersStore
+
+    target = parse_database_url(url)
+    assert isinstance(target, SqliteTarget)
+    return SqliteOrdersStore(target.path)
+
+
+def _mysql_orders(url: str) -> OrdersStore:
+    from read_models.orders.sql import MysqlOrdersStore
+
+    target = parse_database_url(url)
+    assert isinstance(target, MysqlTarget)
+    return MysqlOrdersStore(target)
+
+
+ORDERS_STORE: Port[OrdersStore] = Port(
+    name="orders store",
+    setting="database_url",
+    examples="sqlite:///PATH, mysql://USER:PASS@HOST:PORT/DB",
+    constructors={"sqlite": _sqlite_orders, **dict.fromkeys(_MYSQL_SCHEMES, _mysql_orders)},
+)
+
+
 # Recommendations store -------------------------------------------------------------------------
 
 
@@ -360,5 +388,6 @@ PORTS: tuple[Port[Any], ...] = (
     INGEST_STORE,
     INVENTORY_ENGINE,
     COMMERCE_STORE,
+    ORDERS_STORE,
     RECOMMENDATIONS_STORE,
 )

@@ -32,6 +32,8 @@ from kernel.runtime import Module, ReadinessCheck
 from kernel.settings import Settings
 from read_models.api import RECOMMENDATIONS_ERRORS
 from read_models.module import ReadModelsModule
+from read_models.orders.api import ORDERS_ERRORS
+from read_models.orders.module import OrdersModule
 from search.api import SEARCH_ERRORS
 from search.module import SearchModule
 
@@ -64,6 +66,7 @@ def build_modules(container: Container, limiter: RateLimiter | None = None) -> l
         SearchModule(runtime, index=container.search_index(), stock=container.out_of_stock_set()),
         CommerceModule(runtime, store=container.commerce_store(), holds=InventoryHolds(engine)),
         ReadModelsModule(runtime, store=container.recommendations_store()),
+        OrdersModule(runtime, store=container.orders_store()),
     ]
 
 
@@ -129,6 +132,7 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Lit
             SEARCH_ERRORS,
             COMMERCE_ERRORS,
             RECOMMENDATIONS_ERRORS,
+            ORDERS_ERRORS,
             LIMIT_ERRORS,
         ),
         openapi_config=OpenAPIConfig(

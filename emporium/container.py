@@ -28,6 +28,7 @@ from emporium.adapters import (
     EVENT_LOG,
     INGEST_STORE,
     INVENTORY_ENGINE,
+    ORDERS_STORE,
     OUT_OF_STOCK_SET,
     RATE_LIMIT_STORAGE,
     RECOMMENDATIONS_STORE,
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from ingest.store import IngestStore
     from kernel.eventlog.port import EventLog
     from kernel.http.limits import LimitsStorage
+    from read_models.orders.port import OrdersStore
     from read_models.recommendations.port import RecommendationsStore
     from search.out_of_stock import OutOfStockSet
     from search.port import RebuildableSearchIndex
@@ -119,6 +121,9 @@ class Container:
 
     def commerce_store(self) -> CommerceStore:
         return self._adapter(COMMERCE_STORE)
+
+    def orders_store(self) -> OrdersStore:
+        return self._adapter(ORDERS_STORE)
 
     def recommendations_store(self) -> RecommendationsStore:
         return self._adapter(RECOMMENDATIONS_STORE)

@@ -72,5 +72,3 @@ class InventoryHolds:
         except EngineUnavailable as exc:
             raise CommerceUnavailable(str(exc)) from None
         return {sku: level.available for sku, level in levels.items()}
-
-

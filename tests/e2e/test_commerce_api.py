@@ -16,10 +16,12 @@ from litestar.testing import AsyncTestClient
 from commerce.prices import PRICES_GROUP
 from inventory.events import FEED_GROUP
 from kernel.contracts.events import (
+    ACTIVITY_TOPIC,
     CATALOG_TOPIC,
     Envelope,
     Product,
     ProductUpserted,
+    decode_event,
     new_event,
 )
 from kernel.eventlog.port import EventLog
@@ -215,3 +217,57 @@ async def test_concurrent_checkouts_of_one_cart_make_one(shop: Shop) -> None:
     assert sorted(a.status_code for a in answers).count(201) == 1
     assert len({a.json()["checkout_id"] for a in answers}) == 1
     assert (await shop.available("shop:S-1"), await shop.available("shop:S-2")) == (9, 2)
+
+
+async def orders_of(shop: Shop, customer: str, count: int, **params: Any) -> Any:
+    for _ in range(500):
+        page = await shop.call("GET", f"/v1/customers/{customer}/orders", 200, params=params)
+        if len(page["orders"]) >= count:
+            return page
+        await asyncio.sleep(0.01)
+    raise AssertionError("orders not projected")
+
+
+async def test_order_history_newest_first_with_cursor(shop: Shop) -> None:
+    placed = []
+    for n in range(3):
+        await shop.put("u8", "shop:S-1", n + 1)
+        checkout = await shop.checkout("u8", f"key-o{n}")
+        order = await shop.call("POST", f"/v1/checkouts/{checkout['checkout_id']}/confirm", 200, json={})
+        placed.append(order["order_id"])
+    first = await orders_of(shop, "u8", 2, limit=2)
+    assert [o["order_id"] for o in first["orders"]] == placed[::-1][:2] and first["next_cursor"]
+    second = await shop.call(
+        "GET", "/v1/customers/u8/orders", 200, params={"limit": 2, "cursor": first["next_cursor"]}
+    )
+    assert [o["order_id"] for o in second["orders"]] == placed[:1] and second["next_cursor"] is None
+    one = await shop.call("GET", f"/v1/orders/{placed[0]}", 200)
+    assert (one["customer_id"], one["total"], one["lines"][0]["quantity"]) == ("u8", "10.5", 1)
+    await shop.call("GET", "/v1/orders/o-nope", 404)
+    await shop.call("GET", "/v1/customers/u8/orders", 400, params={"cursor": "!!"})
+    assert (await shop.client.get("/v1/orders/o-nope")).status_code == 401
+    kinds = await activity_of(shop, "u8", want={"activity.added_to_cart", "activity.purchased"})
+    assert kinds["activity.purchased"] == 3 and kinds["activity.added_to_cart"] == 3
+
+
+async def activity_of(shop: Shop, user: str, *, want: set[str]) -> dict[str, int]:
+    """Activity events of one user, by type, once every type in ``want`` showed up."""
+    consumer = shop.event_log.consumer([ACTIVITY_TOPIC], f"e2e-commerce-{user}")
+    await consumer.start()
+    kinds: dict[str, int] = {}
+    try:
+        for _ in range(100):
+            for record in await consumer.poll(500, 0.1):
+                event = decode_event(record.value)
+                if getattr(event.payload, "user_id", None) == user:
+                    kinds[event.type] = kinds.get(event.type, 0) + 1
+            if want <= set(kinds):
+                await asyncio.sleep(0.1)
+                for record in await consumer.poll(500, 0.1):
+                    event = decode_event(record.value)
+                    if getattr(event.payload, "user_id", None) == user:
+                        kinds[event.type] = kinds.get(event.type, 0) + 1
+                return kinds
+    finally:
+        await consumer.stop()
+    raise AssertionError(f"activity events missing: {want - set(kinds)} (got {kinds})")
