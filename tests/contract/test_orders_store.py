@@ -33,8 +33,8 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 def order(order_id: str, customer: str, ts: float, revision: int = 1, status: str = "placed") -> Order:
     return Order(
-        order_id=order_id, checkout_id="c" + order_id, customer_id=customer, status=status, lines=(), total="1",
-        currency="INR", payment_reference="", placed_at="", placed_ts=ts, revision=revision,
+        order_id=order_id, checkout_id="c" + order_id, customer_id=customer, status=status, lines=(),
+        total="1", currency="INR", payment_reference="", placed_at="", placed_ts=ts, revision=revision,
     )  # fmt: skip
 
 
