@@ -39,6 +39,7 @@ class CommerceModule:
         self.service.on_outbox = self.relay.notify
         self.prices = prices_projector(runtime.event_log, store, metrics=ProjectorMetrics.of(runtime.metrics))
         self._sweeper: asyncio.Task[None] | None = None
+        self._prices_caught_up = False
 
     def route_handlers(self) -> Sequence[Any]:
         return [commerce_router(self.service, max_hold_seconds=self.runtime.settings.max_hold_seconds)]
@@ -67,5 +68,15 @@ class CommerceModule:
         with contextlib.suppress(Exception):
             await self.activity.stop()
 
+    async def prices_caught_up(self) -> None:
+        """Readiness: raises until the price list has once taken in every catalog event published before
+        (until then a product the storefront shows may not be addable to a cart yet)."""
+        if self._prices_caught_up:
+            return
+        behind = await self.prices.refresh_lag()
+        if behind:
+            raise RuntimeError(f"price list catching up: {behind} catalog events to take in")
+        self._prices_caught_up = True
+
     def readiness_checks(self) -> dict[str, ReadinessCheck]:
-        return {"store": self.store.ping}
+        return {"store": self.store.ping, "prices": self.prices_caught_up}

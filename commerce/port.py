@@ -68,6 +68,11 @@ class CommerceStore(Protocol):
         """Upsert one line (its seen price becomes ``price``); CartFull past the line limit."""
         ...
 
+    async def put_line(self, cart_id: str, sku: str, quantity: int, now: float) -> list[CartLine] | None:
+        """``set_line`` at the SKU's current price and the cart after, in one transaction; None (nothing
+        changed) for a SKU without a price."""
+        ...
+
     async def remove_line(self, cart_id: str, sku: str) -> bool: ...
 
     async def merge(self, into: str, source: str, now: float) -> int:

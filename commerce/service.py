@@ -88,28 +88,30 @@ class CommerceService:
 
     async def cart(self, customer_id: str) -> CartView:
         validate_identifier(customer_id, "customer_id")
-        lines = await self.store.get_cart(customer_id)
-        available = await self.holds.available([line.sku for line in lines]) if lines else {}
-        return cart_view(customer_id, lines, available)
+        return await self._view(customer_id, await self.store.get_cart(customer_id))
 
     async def set_item(self, customer_id: str, sku: str, quantity: object, shopper: Shopper) -> CartView:
         validate_identifier(customer_id, "customer_id")
         validate_sku(sku)
         units = validate_quantity(quantity)
-        price = await self.store.get_price(sku)
-        if price is None:
+        lines = await self.store.put_line(customer_id, sku, units, self.clock())
+        if lines is None:
             raise UnknownSku(sku)
-        await self.store.set_line(customer_id, price, units, self.clock())
+        line = next(line for line in lines if line.sku == sku)
         if self.activity is not None:
             user = shopper.user_id or (None if shopper.session_id else customer_id)
             self.activity.emit(
                 AddedToCart(
-                    product_id=price.product_id, sku=sku, quantity=units, user_id=user,
-                    session_id=shopper.session_id, unit_price=price.price,
+                    product_id=line.product_id, sku=sku, quantity=units, user_id=user,
+                    session_id=shopper.session_id, unit_price=line.seen_price,
                 ),
                 key=user or shopper.session_id or customer_id,
             )  # fmt: skip
-        return await self.cart(customer_id)
+        return await self._view(customer_id, lines)
+
+    async def _view(self, customer_id: str, lines: list[CartLine]) -> CartView:
+        available = await self.holds.available([line.sku for line in lines]) if lines else {}
+        return cart_view(customer_id, lines, available)
 
     async def remove_item(self, customer_id: str, sku: str) -> CartView:
         validate_identifier(customer_id, "customer_id")

@@ -224,6 +224,19 @@ class SqlOps:
 
         return op
 
+    def put_line(self, cart_id: str, sku: str, quantity: int, now: float) -> Op[list[CartLine] | None]:
+        """``set_line`` at the SKU's current price, answering the cart after, in one transaction."""
+        get_price, get_cart = self.get_price(sku), self.get_cart(cart_id)
+
+        def op(conn: Any) -> list[CartLine] | None:
+            price = get_price(conn)
+            if price is None:
+                return None
+            self.set_line(cart_id, price, quantity, now)(conn)
+            return get_cart(conn)
+
+        return op
+
     def remove_line(self, cart_id: str, sku: str) -> Op[bool]:
         d = self.d
         return lambda conn: (
@@ -508,6 +521,9 @@ class SqlCommerceStore:
 
     async def set_line(self, cart_id: str, price: Price, quantity: int, now: float) -> None:
         await self._run(self.ops.set_line(cart_id, price, quantity, now))
+
+    async def put_line(self, cart_id: str, sku: str, quantity: int, now: float) -> list[CartLine] | None:
+        return await self._run(self.ops.put_line(cart_id, sku, quantity, now))
 
     async def remove_line(self, cart_id: str, sku: str) -> bool:
         return await self._run(self.ops.remove_line(cart_id, sku))

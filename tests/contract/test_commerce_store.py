@@ -166,3 +166,12 @@ async def test_held_confirm_writes_events_once_and_empties_the_lines(store: Comm
     assert (await store.claim(checkout("u2", "k2"))).created  # the claim was dropped
     released = await store.end_checkout(held.checkout_id, CheckoutStatus.RELEASED, 6.0)
     assert released.status is CheckoutStatus.CONFIRMED  # ended checkouts stay as they are
+
+
+async def test_put_line_takes_the_current_price_and_answers_the_cart(store: CommerceStore) -> None:
+    assert await store.put_line("u3", "s:NOPE", 1, 1.0) is None
+    await store.put_prices([update("s:A", "3.25", 1)])
+    lines = await store.put_line("u3", "s:A", 2, 1.0)
+    assert lines is not None and [(x.sku, x.quantity, x.seen_price) for x in lines] == [
+        ("s:A", 2, Decimal("3.25"))
+    ]
