@@ -224,8 +224,8 @@ def main() -> None:
                     )
                 )
                 print(
-                    f"CART OPS, {args.clients} clients, think {think:g} ms, {args.cart_seconds:g} s, in process:"
-                    f" {result} | load {os.getloadavg()[0]:.2f}",
+                    f"CART OPS, {args.clients} clients, think {think:g} ms, {args.cart_seconds:g} s,"
+                    f" in process: {result} | load {os.getloadavg()[0]:.2f}",
                     flush=True,
                 )
 
