@@ -21,11 +21,14 @@ import argparse
 import asyncio
 import os
 import random
+import shutil
 import statistics
+import tempfile
 import time
 import uuid
 from collections import Counter
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -35,10 +38,12 @@ from commerce.domain import Price
 from commerce.mysql import MysqlCommerceStore
 from commerce.port import PriceUpdate
 from commerce.service import CommerceService, Shopper
+from commerce.sqlite import SqliteCommerceStore
 from emporium.holds import InventoryHolds
 from inventory.cluster import ClusterEngine
 from inventory.domain import InsufficientStock
 from inventory.groups import GroupReserveRequest
+from inventory.sqlite import SqliteEngine
 from loadtest.bench_inventory import _unlink_sync, cpu_seconds, engine_rate, server_pids
 from loadtest.inventory_audit import audit_mysql, drop_mysql_database, mysql_target, mysql_url_with_database
 from loadtest.inventory_stack import servers
@@ -118,11 +123,20 @@ async def group_rate(
 
 
 async def cart_latency(
-    redis_url: str, mysql_url: str, seconds: float, clients: int, think_s: float
+    redis_url: str, mysql_url: str, seconds: float, clients: int, think_s: float, embedded: bool = False
 ) -> dict[str, Any]:
+    """Cart operations of ``clients`` shoppers (``embedded``: SQLite store and engine, not the cluster)."""
     db_url = mysql_url_with_database(mysql_url, f"bench_cart_{uuid.uuid4().hex[:8]}")
-    engine = ClusterEngine(redis_url, mysql_target(db_url), sweep_interval=None)
-    store = MysqlCommerceStore(mysql_target(db_url), pool_size=16)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-cart-"))
+    engine: Any
+    store: Any
+    if embedded:
+        engine = SqliteEngine(tmp / "emporium.db", sweep_interval=None)
+        store = SqliteCommerceStore(tmp / "emporium.db")
+    else:
+        engine = ClusterEngine(redis_url, mysql_target(db_url), sweep_interval=None)
+        store = MysqlCommerceStore(mysql_target(db_url), pool_size=16)
+    pids = server_pids(redis_url, mysql_url) if not embedded else {}
     await engine.start()
     await store.start()
     try:
@@ -155,8 +169,13 @@ async def cart_latency(
                 if i % 5 == 0:
                     await store.remove_line(f"cart-{n}", skus[(n + i) % len(skus)])
 
+        cpu_before = cpu_seconds(pids)
         await asyncio.gather(*(shopper(n) for n in range(clients)))
-        out: dict[str, Any] = {}
+        cpu_after = cpu_seconds(pids)
+        ops = sum(len(v) for v in timings.values())
+        out: dict[str, Any] = {
+            "cpu_us_per_op": {n: round((cpu_after[n] - cpu_before[n]) * 1e6 / max(1, ops)) for n in cpu_after}
+        }
         for name, values in timings.items():
             values.sort()
             out[name] = {
@@ -168,10 +187,12 @@ async def cart_latency(
     finally:
         await store.close()
         await engine.close()
-        drop_mysql_database(db_url)
-        sync = redis.Redis.from_url(redis_url)
-        _unlink_sync(sync, f"{engine.prefix}:*")
-        sync.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not embedded:
+            drop_mysql_database(db_url)
+            sync = redis.Redis.from_url(redis_url)
+            _unlink_sync(sync, f"{engine.prefix}:*")
+            sync.close()
 
 
 def parse_args() -> argparse.Namespace:
@@ -187,6 +208,7 @@ def parse_args() -> argparse.Namespace:
         "--think-ms", type=float, nargs="*", default=[0.0, 100.0], help="mean pause of a shopper between ops"
     )
     parser.add_argument("--skip-carts", action="store_true")
+    parser.add_argument("--cart-stores", nargs="*", default=["mysql", "sqlite"], choices=["mysql", "sqlite"])
     parser.add_argument("--skip-checkouts", action="store_true")
     return parser.parse_args()
 
@@ -217,17 +239,19 @@ def main() -> None:
                 flush=True,
             )
         if not args.skip_carts:
-            for think in args.think_ms:
-                result = asyncio.run(
-                    cart_latency(
-                        stack.redis_url, stack.mysql_url, args.cart_seconds, args.clients, think / 1000
+            for kind in args.cart_stores:
+                for think in args.think_ms:
+                    run = cart_latency(
+                        stack.redis_url, stack.mysql_url, args.cart_seconds, args.clients, think / 1000,
+                        embedded=kind == "sqlite",
+                    )  # fmt: skip
+                    result = asyncio.run(run)
+                    load = os.getloadavg()[0]
+                    print(
+                        f"CART OPS ({kind}), {args.clients} clients, think {think:g} ms,"
+                        f" {args.cart_seconds:g} s, in process: {result} | load {load:.2f}",
+                        flush=True,
                     )
-                )
-                print(
-                    f"CART OPS, {args.clients} clients, think {think:g} ms, {args.cart_seconds:g} s,"
-                    f" in process: {result} | load {os.getloadavg()[0]:.2f}",
-                    flush=True,
-                )
 
 
 if __name__ == "__main__":
