@@ -241,11 +241,11 @@ def main() -> None:
         if not args.skip_carts:
             for kind in args.cart_stores:
                 for think in args.think_ms:
-                    run = cart_latency(
+                    job = cart_latency(
                         stack.redis_url, stack.mysql_url, args.cart_seconds, args.clients, think / 1000,
                         embedded=kind == "sqlite",
                     )  # fmt: skip
-                    result = asyncio.run(run)
+                    result = asyncio.run(job)
                     load = os.getloadavg()[0]
                     print(
                         f"CART OPS ({kind}), {args.clients} clients, think {think:g} ms,"
