@@ -46,7 +46,8 @@ class ReservationEngine(Protocol):
         ...
 
     async def stock_levels(self, skus: Sequence[str]) -> dict[str, StockLevel]:
-        """The acknowledged stock of each SKU that has a record (absent: no stock)."""
+        """The stock of each SKU that has a record (absent: no stock), as a reservation would see it now
+        (on the cluster, the fast path's counters: never looser than the truth)."""
         ...
 
     async def confirm(self, reservation_id: str) -> Reservation:

@@ -48,6 +48,7 @@ from inventory.cluster.database import Database
 from inventory.cluster.fast_path import FastPath
 from inventory.cluster.group_commit import GroupCommit
 from inventory.cluster.groups import GroupReserver
+from inventory.cluster.keys import StockField
 from inventory.cluster.monitor import Monitor
 from inventory.cluster.reconcile import Reconciler
 from inventory.cluster.records import BackgroundTasks, Stats
@@ -267,15 +268,38 @@ class ClusterEngine:
         return await self.groups.release_many(reservation_ids)
 
     async def stock_levels(self, skus: Sequence[str]) -> dict[str, StockLevel]:
-        """Acknowledged stock (MySQL) of each SKU that has a record, in one query."""
+        """Stock of each SKU that has a record, as a reservation would see it now: Redis' counters in one
+        round trip (never looser than MySQL, invariant 1), or MySQL's while the fast path is rebuilt."""
         self._check_db()
         wanted = list(dict.fromkeys(skus))
         if not wanted:
             return {}
+        epoch = self.fast_path.epoch
+        if epoch is not None:
+            with contextlib.suppress(RedisError):
+                return await self._fast_levels(epoch, wanted)
         async with self.db.transaction() as cur:
             await cur.execute(f"SELECT {STOCK_COLUMNS} FROM inv_stock WHERE sku IN {sql.in_list(wanted)}")
             rows = await cur.fetchall()
         return {row[0]: stock_from_row(row) for row in rows}
+
+    async def _fast_levels(self, epoch: str, skus: list[str]) -> dict[str, StockLevel]:
+        fields = [f.value for f in (StockField.ON_HAND, StockField.HELD, StockField.SOLD, StockField.LIMIT)]
+        pipe = self.fast_path.redis.pipeline(transaction=False)
+        for sku in skus:
+            pipe.hmget(self.fast_path.keys.stock(epoch, sku), fields)
+        found: dict[str, StockLevel] = {}
+        for sku, values in zip(skus, await pipe.execute(), strict=True):
+            if values[0] is not None:
+                on_hand, held, sold, limit = (int(v) for v in values)
+                found[sku] = StockLevel(
+                    sku=sku,
+                    on_hand=on_hand,
+                    held=held,
+                    sold=sold,
+                    per_customer_limit=None if limit < 0 else limit,
+                )
+        return found
 
     async def confirm(self, reservation_id: str) -> Reservation:
         self._check_db()
