@@ -113,6 +113,9 @@ _SAME_CHECKOUT = "The same checkout again (key repeated, or the cart's checkout 
 _UNKNOWN = "Unknown checkout"
 
 
+_GUARDS = [storefront_only]  # per route, not per controller: OPTIONS stays open (kernel.http.options)
+
+
 class _QuantityBody(msgspec.Struct):
     quantity: Any = None
 
@@ -147,9 +150,12 @@ def _shopper(request: Request[Any, Any, Any]) -> Shopper:
 class CartController(Controller):
     path = "/v1/carts/{customer_id:str}"
     tags = ["commerce"]
-    guards = [storefront_only]
 
-    @get("/", responses={200: ResponseSpec(CartView), **errors({**_COMMON, 422: "Malformed customer id"})})
+    @get(
+        "/",
+        guards=_GUARDS,
+        responses={200: ResponseSpec(CartView), **errors({**_COMMON, 422: "Malformed customer id"})},
+    )
     async def get_cart(self, commerce: Service, customer_id: CustomerId) -> CartView:
         """The cart: each line at its current price (``price_changed`` when it moved since the shopper set
         it), whether its quantity is available now, and the total."""
@@ -157,6 +163,7 @@ class CartController(Controller):
 
     @put(
         "/items/{sku:str}",
+        guards=_GUARDS,
         status_code=HTTP_200_OK,
         request_max_body_size=MAX_BODY,
         operation_class=reads_json(_QUANTITY_SCHEMA),
@@ -174,6 +181,7 @@ class CartController(Controller):
 
     @delete(
         "/items/{sku:str}",
+        guards=_GUARDS,
         status_code=HTTP_200_OK,
         responses={200: ResponseSpec(CartView), **errors({**_COMMON, 422: "Bad sku"})},
     )
@@ -183,6 +191,7 @@ class CartController(Controller):
 
     @post(
         "/merge",
+        guards=_GUARDS,
         status_code=HTTP_200_OK,
         request_max_body_size=MAX_BODY,
         operation_class=reads_json(_MERGE_SCHEMA),
@@ -200,20 +209,33 @@ class CartController(Controller):
 class WishlistController(Controller):
     path = "/v1/wishlists/{customer_id:str}"
     tags = ["commerce"]
-    guards = [storefront_only]
 
-    @get("/", responses={200: ResponseSpec(WishlistOut), **errors({**_COMMON, 422: "Bad customer id"})})
+    @get(
+        "/",
+        guards=_GUARDS,
+        responses={200: ResponseSpec(WishlistOut), **errors({**_COMMON, 422: "Bad customer id"})},
+    )
     async def get_wishlist(self, commerce: Service, customer_id: CustomerId) -> WishlistOut:
         return WishlistOut.of(customer_id, await commerce.wishlist(customer_id))
 
-    @put("/items/{product_id:str}", status_code=HTTP_200_OK, responses=errors({**_COMMON, 422: "Bad ids"}))
+    @put(
+        "/items/{product_id:str}",
+        guards=_GUARDS,
+        status_code=HTTP_200_OK,
+        responses=errors({**_COMMON, 422: "Bad ids"}),
+    )
     async def put_wish(
         self, commerce: Service, customer_id: CustomerId, product_id: ProductId
     ) -> WishlistOut:
         """Add a product (idempotent)."""
         return WishlistOut.of(customer_id, await commerce.add_wish(customer_id, product_id))
 
-    @delete("/items/{product_id:str}", status_code=HTTP_200_OK, responses=errors({**_COMMON, 422: "Bad ids"}))
+    @delete(
+        "/items/{product_id:str}",
+        guards=_GUARDS,
+        status_code=HTTP_200_OK,
+        responses=errors({**_COMMON, 422: "Bad ids"}),
+    )
     async def delete_wish(
         self, commerce: Service, customer_id: CustomerId, product_id: ProductId
     ) -> WishlistOut:
@@ -223,10 +245,10 @@ class WishlistController(Controller):
 class CheckoutController(Controller):
     path = "/v1/checkouts"
     tags = ["commerce"]
-    guards = [storefront_only]
 
     @post(
         "/",
+        guards=_GUARDS,
         request_max_body_size=MAX_BODY,
         operation_class=reads_json(_CHECKOUT_SCHEMA, headers=[_IDEMPOTENCY_KEY]),
         responses={
@@ -264,13 +286,16 @@ class CheckoutController(Controller):
         return Response(CheckoutOut.of(checkout), status_code=HTTP_201_CREATED if created else HTTP_200_OK)
 
     @get(
-        "/{checkout_id:str}", responses={200: ResponseSpec(CheckoutOut), **errors({**_COMMON, 404: _UNKNOWN})}
+        "/{checkout_id:str}",
+        guards=_GUARDS,
+        responses={200: ResponseSpec(CheckoutOut), **errors({**_COMMON, 404: _UNKNOWN})},
     )
     async def get_checkout(self, commerce: Service, checkout_id: CheckoutId) -> CheckoutOut:
         return CheckoutOut.of(await commerce.get_checkout(checkout_id))
 
     @post(
         "/{checkout_id:str}/confirm",
+        guards=_GUARDS,
         status_code=HTTP_200_OK,
         request_max_body_size=MAX_BODY,
         operation_class=reads_json(_CONFIRM_SCHEMA),
@@ -289,6 +314,7 @@ class CheckoutController(Controller):
 
     @delete(
         "/{checkout_id:str}",
+        guards=_GUARDS,
         status_code=HTTP_204_NO_CONTENT,
         responses=errors({**_COMMON, 404: "Unknown checkout", 409: "Already confirmed"}),
     )

@@ -23,6 +23,9 @@ MAX_LIMIT = 100
 DEFAULT_LIMIT = 20
 
 
+_GUARDS = [key_of_kind(STOREFRONT)]  # per route, not per controller: OPTIONS stays open (kernel.http.options)
+
+
 class OrderNotFound(LookupError):
     def __init__(self, order_id: str) -> None:
         super().__init__(f"unknown order {order_id!r}")
@@ -76,10 +79,10 @@ _COMMON = {401: "No or unknown storefront key", 403: "A key that is not a storef
 
 class OrdersController(Controller):
     tags = ["orders"]
-    guards = [key_of_kind(STOREFRONT)]
 
     @get(
         "/v1/customers/{customer_id:str}/orders",
+        guards=_GUARDS,
         responses={200: ResponseSpec(OrdersOut), **errors({**_COMMON, 400: "Bad cursor or limit"})},
     )
     async def customer_orders(
@@ -92,6 +95,7 @@ class OrdersController(Controller):
 
     @get(
         "/v1/orders/{order_id:str}",
+        guards=_GUARDS,
         responses={200: ResponseSpec(OrderOut), **errors({**_COMMON, 404: "Unknown"})},
     )
     async def get_order(self, orders: Store, order_id: OrderId) -> OrderOut:
