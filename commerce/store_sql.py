@@ -40,6 +40,13 @@ _CART_LINES = (
     " WHERE l.cart_id = ? ORDER BY l.sku"
 )
 
+_PRICE_AND_COUNT = (
+    "SELECT p.product_id, p.price,"
+    " (SELECT COUNT(*) FROM commerce_cart_lines WHERE cart_id = ?),"
+    " (SELECT COUNT(*) FROM commerce_cart_lines WHERE cart_id = ? AND sku = ?)"
+    " FROM commerce_prices p WHERE p.sku = ?"
+)
+
 
 class Dialect:
     """SQLite's spelling; ``MYSQL`` overrides what differs."""
@@ -225,14 +232,18 @@ class SqlOps:
         return op
 
     def put_line(self, cart_id: str, sku: str, quantity: int, now: float) -> Op[list[CartLine] | None]:
-        """``set_line`` at the SKU's current price, answering the cart after, in one transaction."""
-        get_price, get_cart = self.get_price(sku), self.get_cart(cart_id)
+        """``set_line`` at the SKU's current price, answering the cart after, in one transaction (the price
+        and the line count in one statement: a round trip is most of a cart edit's cost)."""
+        d, get_cart = self.d, self.get_cart(cart_id)
 
         def op(conn: Any) -> list[CartLine] | None:
-            price = get_price(conn)
-            if price is None:
+            rows = _rows(conn, d, _PRICE_AND_COUNT, (cart_id, cart_id, sku, sku))
+            if not rows or rows[0][1] is None:
                 return None
-            self.set_line(cart_id, price, quantity, now)(conn)
+            product_id, amount, count, has = rows[0]
+            if not has and count >= MAX_LINES:
+                raise CartFull()
+            _exec(conn, d, d.upsert_line, (cart_id, sku, product_id, quantity, amount, now))
             return get_cart(conn)
 
         return op

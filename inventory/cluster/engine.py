@@ -119,6 +119,7 @@ class ClusterEngine:
         self.background = BackgroundTasks()
         self._tasks: list[asyncio.Task[Any]] = []
         self._started = False
+        self._stock_reads = asyncio.Semaphore(8)
         in_doubt: list[Reservation] = []  # holds whose COMMIT had an unknown outcome
         self.db = Database(mysql, timeout=db_timeout)
         self.fast_path = FastPath(
@@ -277,7 +278,8 @@ class ClusterEngine:
         epoch = self.fast_path.epoch
         if epoch is not None:
             with contextlib.suppress(RedisError):
-                return await self._fast_levels(epoch, wanted)
+                async with self._stock_reads:  # reads never take the connections decisions need
+                    return await self._fast_levels(epoch, wanted)
         async with self.db.transaction() as cur:
             await cur.execute(f"SELECT {STOCK_COLUMNS} FROM inv_stock WHERE sku IN {sql.in_list(wanted)}")
             rows = await cur.fetchall()
