@@ -7,6 +7,7 @@ message; the JSON guard answers 415 for another Content-Type and 400 for a body 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 import msgspec
@@ -38,7 +39,7 @@ from commerce.domain import (
 )
 from commerce.service import CommerceService, Shopper
 from commerce.views import CartView, CheckoutOut, OrderOut, WishlistOut
-from kernel.http.callers import STOREFRONT, key_of_kind
+from kernel.http.callers import STOREFRONT, key_of_kind, request_caller
 from kernel.http.errors import RETRY_AFTER, ErrorRule, error_table
 from kernel.http.json_body import json_body
 from kernel.http.options import with_options
@@ -47,6 +48,9 @@ from kernel.openapi import errors, header, reads_json
 MAX_BODY = 16 * 1024
 storefront_only = key_of_kind(STOREFRONT)
 B = TypeVar("B")
+AdmitHold = Callable[[str, str, int], Awaitable[None]]
+"""``(storefront id, customer id, units)``: returns to let a hold be tried, raises to refuse it (the
+customer's units cap, shared with reservations; wired by the app)."""
 
 COMMERCE_ERRORS = error_table(
     ErrorRule(CommerceError, 400),
@@ -280,8 +284,15 @@ class CheckoutController(Controller):
         hold = fields.hold_seconds if fields.hold_seconds is not None else min(600, limit)
         if isinstance(hold, bool) or not isinstance(hold, int) or not 1 <= hold <= limit:
             raise InvalidRequest(f"hold_seconds must be an integer between 1 and {limit}")
+        admit: AdmitHold | None = request.route_handler.opt.get("admit_hold")
+        storefront = request_caller(request.scope).id
+
+        async def admit_units(customer: str, units: int) -> None:
+            if admit is not None:
+                await admit(storefront, customer, units)
+
         checkout, created = await commerce.checkout(
-            fields.customer_id, key, accept_price_changes=accept, hold_seconds=hold
+            fields.customer_id, key, accept_price_changes=accept, hold_seconds=hold, admit=admit_units
         )
         return Response(CheckoutOut.of(checkout), status_code=HTTP_201_CREATED if created else HTTP_200_OK)
 
@@ -323,7 +334,9 @@ class CheckoutController(Controller):
         await commerce.release(checkout_id)
 
 
-def commerce_router(service: CommerceService, *, max_hold_seconds: int) -> Router:
+def commerce_router(
+    service: CommerceService, *, max_hold_seconds: int, admit_hold: AdmitHold | None = None
+) -> Router:
     def provide() -> CommerceService:
         return service
 
@@ -331,5 +344,5 @@ def commerce_router(service: CommerceService, *, max_hold_seconds: int) -> Route
         path="/",
         route_handlers=with_options(CartController, WishlistController, CheckoutController),
         dependencies={"commerce": Provide(provide, sync_to_thread=False)},
-        opt={"max_hold_seconds": max_hold_seconds},
+        opt={"max_hold_seconds": max_hold_seconds, "admit_hold": admit_hold},
     )

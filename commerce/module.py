@@ -11,7 +11,7 @@ from typing import Any
 
 import structlog
 
-from commerce.api import commerce_router
+from commerce.api import AdmitHold, commerce_router
 from commerce.port import CommerceStore, StockHolds
 from commerce.prices import prices_projector
 from commerce.service import PRODUCER, CommerceService
@@ -28,8 +28,16 @@ SWEEP_INTERVAL_S = 1.0
 class CommerceModule:
     name = "commerce"
 
-    def __init__(self, runtime: Runtime, *, store: CommerceStore, holds: StockHolds) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        store: CommerceStore,
+        holds: StockHolds,
+        admit_hold: AdmitHold | None = None,
+    ) -> None:
         self.runtime = runtime
+        self.admit_hold = admit_hold
         self.store = store
         self.activity = ActivityPublisher(
             runtime.event_log, metrics=ActivityMetrics.of(runtime.metrics), producer=PRODUCER
@@ -42,7 +50,12 @@ class CommerceModule:
         self._prices_caught_up = False
 
     def route_handlers(self) -> Sequence[Any]:
-        return [commerce_router(self.service, max_hold_seconds=self.runtime.settings.max_hold_seconds)]
+        settings = self.runtime.settings
+        return [
+            commerce_router(
+                self.service, max_hold_seconds=settings.max_hold_seconds, admit_hold=self.admit_hold
+            )
+        ]
 
     async def _sweep(self) -> None:
         while True:

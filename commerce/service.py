@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import msgspec
@@ -144,7 +144,13 @@ class CommerceService:
     # checkouts ---------------------------------------------------------------------------------
 
     async def checkout(
-        self, customer_id: object, idempotency_key: object, *, accept_price_changes: bool, hold_seconds: int
+        self,
+        customer_id: object,
+        idempotency_key: object,
+        *,
+        accept_price_changes: bool,
+        hold_seconds: int,
+        admit: Callable[[str, int], Awaitable[None]] | None = None,
     ) -> tuple[Checkout, bool]:
         """The checkout of the customer's cart and whether this request created it."""
         customer = validate_identifier(customer_id, "customer_id")
@@ -156,6 +162,8 @@ class CommerceService:
         if not lines:
             raise EmptyCart(customer)
         snapshot = checkout_lines(lines, accept_price_changes=accept_price_changes)
+        if admit is not None:  # the customer's units cap (rate limit), before anything is held
+            await admit(customer, sum(line.quantity for line in snapshot))
         now = self.clock()
         candidate = Checkout(
             checkout_id=new_id("c", now), customer_id=customer, idempotency_key=key,

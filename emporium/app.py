@@ -55,6 +55,7 @@ def build_modules(container: Container, limiter: RateLimiter | None = None) -> l
     model reads its events."""
     runtime = container.runtime
     engine = container.inventory_engine()
+    holds = hold_policy(container.settings, limiter)  # reservations and checkouts share the units cap
     return [
         IngestModule(
             runtime,
@@ -62,9 +63,11 @@ def build_modules(container: Container, limiter: RateLimiter | None = None) -> l
             key_secret=container.key_secret,
             stock_writer=engine,  # stock feeds
         ),
-        InventoryModule(runtime, engine=engine, holds=hold_policy(container.settings, limiter)),
+        InventoryModule(runtime, engine=engine, holds=holds),
         SearchModule(runtime, index=container.search_index(), stock=container.out_of_stock_set()),
-        CommerceModule(runtime, store=container.commerce_store(), holds=InventoryHolds(engine)),
+        CommerceModule(
+            runtime, store=container.commerce_store(), holds=InventoryHolds(engine), admit_hold=holds.admit
+        ),
         ReadModelsModule(runtime, store=container.recommendations_store()),
         OrdersModule(runtime, store=container.orders_store()),
     ]

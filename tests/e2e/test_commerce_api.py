@@ -272,3 +272,23 @@ async def activity_of(shop: Shop, user: str, *, want: set[str]) -> dict[str, int
     finally:
         await consumer.stop()
     raise AssertionError(f"activity events missing: {want - set(kinds)} (got {kinds})")
+
+
+async def test_checkouts_count_against_the_customer_units_cap(
+    tmp_path: Path,
+    embedded_settings: Callable[..., Settings],
+    running_app: Callable[..., AbstractAsyncContextManager[Any]],
+) -> None:
+    settings = embedded_settings(
+        tmp_path / "data", admin_token=TOKEN, rate_limit_storefront=UNLIMITED, customer_hold_units=3
+    )
+    async with running_app(settings, own_event_log=True) as app:
+        created = await app.client.post("/v1/storefronts", json={"storefront_id": "web"}, headers=ADMIN)
+        shop = Shop(app.client, app.event_log, created.json()["api_key"])
+        await shop.publish([product(1, "1", 10)])
+        await shop.put("greedy", "shop:S-1", 4)
+        refused = await shop.checkout("greedy", "k-greedy", status=429)
+        assert refused["status_code"] == 429
+        assert await shop.available("shop:S-1") == 10
+        await shop.put("greedy", "shop:S-1", 3)
+        await shop.checkout("greedy", "k-greedy-2")
