@@ -141,7 +141,7 @@ async def cart_latency(
     await store.start()
     try:
         skus = [f"bench:C-{n}" for n in range(200)]
-        for sku in skus[:20]:
+        for sku in skus:
             await engine.set_on_hand(sku, 1000)
         await store.put_prices(
             [
@@ -154,9 +154,10 @@ async def cart_latency(
         deadline = time.perf_counter() + seconds
 
         async def shopper(n: int) -> None:
+            """Set a line, read the cart; carts keep at most 6 lines (a line leaves as the next comes)."""
             i = 0
             while time.perf_counter() < deadline:
-                sku = skus[(n + i) % len(skus)]
+                sku = skus[(n * 7 + i) % len(skus)]
                 started = time.perf_counter()
                 await service.set_item(f"cart-{n}", sku, 1 + i % 3, Shopper())
                 timings["set_line"].append(time.perf_counter() - started)
@@ -165,9 +166,9 @@ async def cart_latency(
                 await service.cart(f"cart-{n}")
                 timings["get_cart"].append(time.perf_counter() - started)
                 await asyncio.sleep(think_s * random.random() * 2)
+                if i >= 5:
+                    await store.remove_line(f"cart-{n}", skus[(n * 7 + i - 5) % len(skus)])
                 i += 1
-                if i % 5 == 0:
-                    await store.remove_line(f"cart-{n}", skus[(n + i) % len(skus)])
 
         cpu_before = cpu_seconds(pids)
         await asyncio.gather(*(shopper(n) for n in range(clients)))

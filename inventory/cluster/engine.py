@@ -48,7 +48,7 @@ from inventory.cluster.database import Database
 from inventory.cluster.fast_path import FastPath
 from inventory.cluster.group_commit import GroupCommit
 from inventory.cluster.groups import GroupReserver
-from inventory.cluster.keys import StockField
+from inventory.cluster.keys import Script, ScriptAnswer
 from inventory.cluster.monitor import Monitor
 from inventory.cluster.reconcile import Reconciler
 from inventory.cluster.records import BackgroundTasks, Stats
@@ -286,14 +286,16 @@ class ClusterEngine:
         return {row[0]: stock_from_row(row) for row in rows}
 
     async def _fast_levels(self, epoch: str, skus: list[str]) -> dict[str, StockLevel]:
-        fields = [f.value for f in (StockField.ON_HAND, StockField.HELD, StockField.SOLD, StockField.LIMIT)]
-        pipe = self.fast_path.redis.pipeline(transaction=False)
-        for sku in skus:
-            pipe.hmget(self.fast_path.keys.stock(epoch, sku), fields)
+        """stock_levels.lua: one call for every SKU (a pipeline of HMGETs costs the client far more)."""
+        answer = await self.fast_path.redis.evalsha(
+            self.fast_path.sha(Script.STOCK_LEVELS), 0, self.fast_path.prefix, epoch, *skus
+        )
+        if answer == ScriptAnswer.NOT_READY:
+            raise RedisError("not ready")
         found: dict[str, StockLevel] = {}
-        for sku, values in zip(skus, await pipe.execute(), strict=True):
-            if values[0] is not None:
-                on_hand, held, sold, limit = (int(v) for v in values)
+        for i, sku in enumerate(skus):
+            on_hand, held, sold, limit = (int(v) for v in answer[4 * i : 4 * i + 4])
+            if on_hand >= 0:
                 found[sku] = StockLevel(
                     sku=sku,
                     on_hand=on_hand,
