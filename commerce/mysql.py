@@ -15,7 +15,9 @@ import pymysql
 
 from commerce.domain import CommerceError, CommerceUnavailable
 from commerce.schema import COMPONENT, MIGRATIONS
-from commerce.store_sql import MYSQL, Op, SqlCommerceStore, SqlOps
+from commerce.sql_dialect import MYSQL
+from commerce.store import SqlCommerceStore
+from commerce.store_sql import Op, SqlOps
 from kernel.database import MysqlTarget
 from kernel.migrations import apply_migrations
 

@@ -20,7 +20,9 @@ import structlog
 
 from commerce.domain import CommerceError, CommerceUnavailable
 from commerce.schema import COMPONENT, MIGRATIONS
-from commerce.store_sql import SQLITE, Op, SqlCommerceStore, SqlOps
+from commerce.sql_dialect import SQLITE
+from commerce.store import SqlCommerceStore
+from commerce.store_sql import Op, SqlOps
 from kernel.migrations import apply_migrations
 from kernel.tasks import cancel_and_wait
 
