@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from inventory_support import drop_mysql_database, mysql_url_with_database, unique_name
 from litestar.testing import AsyncTestClient
 
 from commerce.prices import PRICES_GROUP
@@ -78,21 +79,37 @@ class Shop:
         return int(answer.json()["available"])
 
 
-@pytest.fixture
+@pytest.fixture(params=["sqlite", pytest.param("cluster", marks=pytest.mark.cluster)])
 async def shop(
+    request: pytest.FixtureRequest,
     tmp_path: Path,
     embedded_settings: Callable[..., Settings],
     running_app: Callable[..., AbstractAsyncContextManager[Any]],
 ) -> AsyncIterator[Shop]:
-    settings = embedded_settings(tmp_path / "data", admin_token=TOKEN, rate_limit_storefront=UNLIMITED)
-    async with running_app(settings, own_event_log=True) as app:
-        created = await app.client.post("/v1/storefronts", json={"storefront_id": "web"}, headers=ADMIN)
-        assert created.status_code == 201, created.text
-        shop = Shop(app.client, app.event_log, created.json()["api_key"])
-        await shop.publish(
-            [product(n, price, stock) for n, price, stock in ((1, "10.50", 10), (2, "99", 3), (3, "5", 1))]
-        )
-        yield shop
+    """The embedded stack, or the cluster's relational store and engine (MariaDB + Redis of the local
+    stack) under the same app; the event log stays SQLite, so the test can publish to it."""
+    cluster: dict[str, str] = {}
+    if request.param == "cluster":
+        db = mysql_url_with_database(request.getfixturevalue("mysql_url"), unique_name("commerce_e2e"))
+        cluster = {"database_url": db, "cache_url": request.getfixturevalue("redis_url")}
+    settings = embedded_settings(
+        tmp_path / "data", admin_token=TOKEN, rate_limit_storefront=UNLIMITED, **cluster
+    )
+    try:
+        async with running_app(settings, own_event_log=True) as app:
+            created = await app.client.post("/v1/storefronts", json={"storefront_id": "web"}, headers=ADMIN)
+            assert created.status_code == 201, created.text
+            shop = Shop(app.client, app.event_log, created.json()["api_key"])
+            await shop.publish(
+                [
+                    product(n, price, stock)
+                    for n, price, stock in ((1, "10.50", 10), (2, "99", 3), (3, "5", 1))
+                ]
+            )
+            yield shop
+    finally:
+        if cluster:
+            drop_mysql_database(cluster["database_url"])
 
 
 async def test_cart_lines_prices_and_availability(shop: Shop) -> None:
