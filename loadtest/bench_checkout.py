@@ -123,7 +123,13 @@ async def group_rate(
 
 
 async def cart_latency(
-    redis_url: str, mysql_url: str, seconds: float, clients: int, think_s: float, embedded: bool = False
+    redis_url: str,
+    mysql_url: str,
+    seconds: float,
+    clients: int,
+    think_s: float,
+    embedded: bool = False,
+    pool: int = 16,
 ) -> dict[str, Any]:
     """Cart operations of ``clients`` shoppers (``embedded``: SQLite store and engine, not the cluster)."""
     db_url = mysql_url_with_database(mysql_url, f"bench_cart_{uuid.uuid4().hex[:8]}")
@@ -135,7 +141,7 @@ async def cart_latency(
         store = SqliteCommerceStore(tmp / "emporium.db")
     else:
         engine = ClusterEngine(redis_url, mysql_target(db_url), sweep_interval=None)
-        store = MysqlCommerceStore(mysql_target(db_url), pool_size=16)
+        store = MysqlCommerceStore(mysql_target(db_url), pool_size=pool)
     pids = server_pids(redis_url, mysql_url) if not embedded else {}
     await engine.start()
     await store.start()
@@ -209,6 +215,7 @@ def parse_args() -> argparse.Namespace:
         "--think-ms", type=float, nargs="*", default=[0.0, 100.0], help="mean pause of a shopper between ops"
     )
     parser.add_argument("--skip-carts", action="store_true")
+    parser.add_argument("--pool", type=int, default=16, help="connections of the MySQL commerce store")
     parser.add_argument("--cart-stores", nargs="*", default=["mysql", "sqlite"], choices=["mysql", "sqlite"])
     parser.add_argument("--skip-checkouts", action="store_true")
     return parser.parse_args()
@@ -244,7 +251,7 @@ def main() -> None:
                 for think in args.think_ms:
                     job = cart_latency(
                         stack.redis_url, stack.mysql_url, args.cart_seconds, args.clients, think / 1000,
-                        embedded=kind == "sqlite",
+                        embedded=kind == "sqlite", pool=args.pool,
                     )  # fmt: skip
                     result = asyncio.run(job)
                     load = os.getloadavg()[0]
