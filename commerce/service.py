@@ -157,7 +157,10 @@ class CommerceService:
         key = validate_identifier(idempotency_key, "Idempotency-Key")
         existing = await self.store.find_checkout(customer, key)
         if existing is not None:
-            return await self._settle_existing(existing, same_key=True), False
+            settled = await self._settle_existing(existing, same_key=True)
+            if settled.status is CheckoutStatus.FAILED:  # the same request again: refused again
+                raise CheckoutClosed(settled.checkout_id, settled.status, "hold the stock of")
+            return settled, False
         lines = await self.store.get_cart(customer)
         if not lines:
             raise EmptyCart(customer)

@@ -207,6 +207,8 @@ async def test_short_line_holds_nothing_and_release_gives_back(shop: Shop) -> No
     await shop.put("u6", "shop:S-3", 2)  # only 1 in stock
     short = await shop.checkout("u6", "key-s", status=409)
     assert short["extra"]["sku"] == "shop:S-3"
+    again = await shop.checkout("u6", "key-s", status=409)  # the same request again: refused again
+    assert again["extra"]["status"] == "failed"
     assert (await shop.available("shop:S-1"), await shop.available("shop:S-3")) == (10, 1)
     await shop.put("u6", "shop:S-3", 1)
     checkout = await shop.checkout("u6", "key-s2")
