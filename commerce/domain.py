@@ -30,6 +30,7 @@ SKU_PATTERN: Final = rf"{_ID_CHARS}{{0,{MAX_SKU_LENGTH - 1}}}"
 _ID_RE: Final = re.compile(ID_PATTERN)
 _SKU_RE: Final = re.compile(SKU_PATTERN)
 PENDING_RESUME_S: Final = 10.0  # a pending checkout older than this is taken over (its request died)
+STALE_PENDING_S: Final = 3600.0  # ... and one nobody took over in this long is ended (the sweep)
 ZERO: Final = Decimal("0")
 
 

@@ -116,7 +116,8 @@ class CommerceStore(Protocol):
         ...
 
     async def due_checkouts(self, now: float, limit: int) -> list[Checkout]:
-        """Held checkouts whose hold expired at or before ``now``."""
+        """Held checkouts whose hold expired at or before ``now``, and pending ones older than
+        ``STALE_PENDING_S`` (their request died and nobody retried)."""
         ...
 
     # outbox ------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import msgspec
 from commerce import sql_dialect as q
 from commerce.domain import (
     MAX_LINES,
+    STALE_PENDING_S,
     CartFull,
     CartLine,
     Checkout,
@@ -392,16 +393,24 @@ class SqlOps:
 
     def due_checkouts(self, now: float, limit: int) -> Op[list[Checkout]]:
         d = self.d
-        return lambda conn: [
-            _decode_checkout(bytes(body))
-            for (body,) in q.rows(
+
+        def op(conn: Any) -> list[Checkout]:
+            held = q.rows(
                 conn,
                 d,
                 "SELECT body FROM commerce_checkouts WHERE status = 'held' AND expires_at <= ?"
                 " ORDER BY expires_at LIMIT ?",
                 (now, limit),
             )
-        ]
+            stale = q.rows(  # left pending by a request that died, and never retried
+                conn,
+                d,
+                "SELECT body FROM commerce_checkouts WHERE status = 'pending' AND created_at <= ? LIMIT ?",
+                (now - STALE_PENDING_S, limit),
+            )
+            return [_decode_checkout(bytes(body)) for (body,) in [*held, *stale]]
+
+        return op
 
     # outbox ------------------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from inventory_support import drop_mysql_database, mysql_target, mysql_url_with_
 
 from commerce.domain import (
     MAX_LINES,
+    STALE_PENDING_S,
     CartFull,
     Checkout,
     CheckoutLine,
@@ -125,6 +126,13 @@ async def test_wishlist(store: CommerceStore) -> None:
     assert [w.product_id for w in await store.get_wishlist("u1")] == ["p2", "p1"]
     assert await store.remove_wish("u1", "p1")
     assert [w.product_id for w in await store.get_wishlist("u1")] == ["p2"]
+
+
+async def test_stale_pending_checkouts_are_due(store: CommerceStore) -> None:
+    claim = await store.claim(checkout("u9", "k"))  # created_at 1.0, never held
+    assert await store.due_checkouts(1.0 + STALE_PENDING_S - 1, 10) == []
+    due = await store.due_checkouts(1.0 + STALE_PENDING_S, 10)
+    assert [c.checkout_id for c in due] == [claim.checkout.checkout_id]
 
 
 async def test_one_active_checkout_per_cart(store: CommerceStore) -> None:
