@@ -15,7 +15,7 @@ from commerce.api import AdmitHold, commerce_router
 from commerce.port import CommerceStore, StockHolds
 from commerce.prices import prices_projector
 from commerce.service import PRODUCER, CommerceService
-from kernel.eventlog.activity import ActivityMetrics, ActivityPublisher
+from kernel.activity import ActivityMetrics, ActivityPublisher
 from kernel.eventlog.outbox import OutboxRelay
 from kernel.eventlog.projection import ProjectorMetrics
 from kernel.runtime import ReadinessCheck, Runtime

@@ -48,6 +48,7 @@ from commerce.domain import (
 )
 from commerce.port import CommerceStore, OutboxMessage, StockHolds, WishlistItem
 from commerce.views import CartView, cart_view
+from kernel.activity import ActivityPublisher
 from kernel.contracts.events import (
     AddedToCart,
     OrderLine,
@@ -57,7 +58,6 @@ from kernel.contracts.events import (
     encode_event,
     new_event,
 )
-from kernel.eventlog.activity import ActivityPublisher
 
 PRODUCER = "commerce"
 CLAIM_WAIT_S = 5.0  # how long a second checkout of the same cart waits for the first one's hold

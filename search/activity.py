@@ -1,13 +1,21 @@
-"""Storefront activity events of search (searches performed); the fire-and-forget publisher is the
-kernel's (``kernel.eventlog.activity``, re-exported here)."""
+"""Storefront activity events of search (searches performed, products viewed); the fire-and-forget publisher
+they go through is the kernel's (``kernel.activity``), shared with inventory's purchases."""
 
 from __future__ import annotations
 
+from kernel.activity import ActivityPublisher
 from kernel.contracts.events import SearchPerformed
-from kernel.eventlog.activity import ActivityPublisher
 from search.schemas import SearchRequest
 
-__all__ = ["ActivityPublisher", "search_performed"]
+__all__ = ["ActivityPublisher", "region_of", "search_performed"]
+
+
+def region_of(header: str | None, deliver_to: str | None) -> str | None:
+    """The shopper's delivery region: the ``X-Region`` header, else the ``deliver_to`` zone (upper case)."""
+    for value in (header, deliver_to):
+        if value and value.strip():
+            return value.strip().upper()[:64]
+    return None
 
 
 def search_performed(request: SearchRequest, text: str, total: int) -> SearchPerformed:
@@ -18,6 +26,7 @@ def search_performed(request: SearchRequest, text: str, total: int) -> SearchPer
         total=total,
         user_id=request.user_id,
         session_id=request.session_id,
+        region=region_of(request.region, request.deliver_to),
     )
 
 

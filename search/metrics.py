@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter
 
-from kernel.eventlog.activity import ActivityMetrics
+from kernel.activity import ActivityMetrics
 
 
 class SearchMetrics:
@@ -20,7 +20,7 @@ class SearchMetrics:
             ["result"],
             registry=registry,
         )
-        activity = ActivityMetrics.of(registry)  # shared with every activity publisher of the process
+        activity = ActivityMetrics.of(registry)  # shared with other publishers of the process
         self.activity_published = activity.activity_published
         self.activity_dropped = activity.activity_dropped
         self.activity_batch_seconds = activity.activity_batch_seconds

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from kernel.eventlog.activity import ActivityMetrics, ActivityPublisher
 from kernel.eventlog.projection import ProjectorMetrics, ProjectorTask, unique_group
 from kernel.runtime import ReadinessCheck, Runtime
+from search.activity import ActivityPublisher
 from search.api import storefront_router
 from search.cache import ResultCache
 from search.delivery_zones import DeliveryZones
@@ -59,9 +59,7 @@ class SearchModule:
         self.zones = zones or DeliveryZones.from_file()
         self.search_metrics = SearchMetrics(runtime.metrics)
         self.projector_metrics = ProjectorMetrics.of(runtime.metrics)
-        self.activity = ActivityPublisher(
-            runtime.event_log, metrics=ActivityMetrics.of(runtime.metrics), producer="search"
-        )
+        self.activity = ActivityPublisher(runtime.event_log, metrics=self.search_metrics)
         inprocess = settings.inprocess_projectors
         # In-process projectors report every index write to the cache (``index_changed``); otherwise the
         # index is written by other processes and a short TTL bounds staleness (like an index refresh).
