@@ -81,14 +81,15 @@ def hold_policy(settings: Settings, limiter: RateLimiter | None) -> HoldPolicy:
         (RateLimitItemPerSecond(settings.customer_hold_units, settings.max_hold_seconds),),
         moving=True,
     )
-    if limiter.defer:
-        return HoldPolicy(settings.max_hold_seconds, counted=EngineCountedLimits(limiter, units))
 
     async def admit(storefront_id: str, customer_id: str, quantity: int) -> None:
         # a storefront id has no "/": the key names one customer of one storefront
         await limiter.hit(units, f"{storefront_id}/{customer_id}", cost=quantity)
 
-    return HoldPolicy(settings.max_hold_seconds, admit)
+    # ``admit`` stays the way checkouts count their units, in the same windows, even where the engine
+    # counts a single reservation's
+    counted = EngineCountedLimits(limiter, units) if limiter.defer else None
+    return HoldPolicy(settings.max_hold_seconds, admit, counted=counted)
 
 
 _MARK = "\x00"  # never in a key: identifiers are validated

@@ -19,11 +19,13 @@ from kernel.database import MysqlTarget, SqliteTarget, parse_database_url
 from kernel.settings import env_var
 
 if TYPE_CHECKING:
+    from commerce.port import CommerceStore
     from ingest.store import IngestStore
     from inventory.cluster import ClusterEngine
     from inventory.sqlite import SqliteEngine
     from kernel.eventlog.port import EventLog
     from kernel.http.limits import LimitsStorage
+    from read_models.orders.port import OrdersStore
     from read_models.recommendations.port import RecommendationsStore
     from read_models.trending.port import TrendingStore
     from search.out_of_stock import OutOfStockSet
@@ -301,6 +303,60 @@ INVENTORY_ENGINE: Port[InventoryEngine] = Port(
 )
 
 
+# Commerce store: carts, wishlists, checkouts (the relational database) -------------------------
+
+
+def _sqlite_commerce_store(url: str) -> CommerceStore:
+    from commerce.sqlite import SqliteCommerceStore
+
+    target = parse_database_url(url)
+    assert isinstance(target, SqliteTarget)
+    return SqliteCommerceStore(target.path)
+
+
+def _mysql_commerce_store(url: str) -> CommerceStore:
+    from commerce.mysql import MysqlCommerceStore
+
+    target = parse_database_url(url)
+    assert isinstance(target, MysqlTarget)
+    return MysqlCommerceStore(target)
+
+
+COMMERCE_STORE: Port[CommerceStore] = Port(
+    name="commerce store",
+    setting="database_url",
+    examples="sqlite:///PATH, mysql://USER:PASS@HOST:PORT/DB",
+    constructors={"sqlite": _sqlite_commerce_store, **dict.fromkeys(_MYSQL_SCHEMES, _mysql_commerce_store)},
+)
+
+
+# Orders read model (the relational database) -----------------------------------------------------
+
+
+def _sqlite_orders(url: str) -> OrdersStore:
+    from read_models.orders.sql import SqliteOrdersStore
+
+    target = parse_database_url(url)
+    assert isinstance(target, SqliteTarget)
+    return SqliteOrdersStore(target.path)
+
+
+def _mysql_orders(url: str) -> OrdersStore:
+    from read_models.orders.sql import MysqlOrdersStore
+
+    target = parse_database_url(url)
+    assert isinstance(target, MysqlTarget)
+    return MysqlOrdersStore(target)
+
+
+ORDERS_STORE: Port[OrdersStore] = Port(
+    name="orders store",
+    setting="database_url",
+    examples="sqlite:///PATH, mysql://USER:PASS@HOST:PORT/DB",
+    constructors={"sqlite": _sqlite_orders, **dict.fromkeys(_MYSQL_SCHEMES, _mysql_orders)},
+)
+
+
 # Recommendations store -------------------------------------------------------------------------
 
 
@@ -355,6 +411,8 @@ PORTS: tuple[Port[Any], ...] = (
     RATE_LIMIT_STORAGE,
     INGEST_STORE,
     INVENTORY_ENGINE,
+    COMMERCE_STORE,
+    ORDERS_STORE,
     RECOMMENDATIONS_STORE,
     TRENDING_STORE,
 )

@@ -14,9 +14,12 @@ from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from analytics.archive.module import ArchiveModule
+from commerce.api import COMMERCE_ERRORS
+from commerce.module import CommerceModule
 from emporium.access import document_rate_limits, engine_counts_limits, hold_policy, in_group, rate_limiter
 from emporium.container import Container
 from emporium.docs_ui import assets_router, render_plugins
+from emporium.holds import InventoryHolds
 from emporium.sales import catalog_lookup
 from emporium.web import storefront_page
 from ingest.api import INGEST_ERRORS
@@ -35,6 +38,8 @@ from kernel.settings import Settings
 from read_models.api import READ_MODEL_ERRORS
 from read_models.availability import AvailabilityUnavailable, SoldOutProducts
 from read_models.module import ReadModelsModule, TrendingModule
+from read_models.orders.api import ORDERS_ERRORS
+from read_models.orders.module import OrdersModule
 from read_models.trending_api import TRENDING_ERRORS
 from search.api import SEARCH_ERRORS
 from search.module import SearchModule
@@ -71,6 +76,7 @@ def build_modules(container: Container, limiter: RateLimiter | None = None) -> l
     model reads its events; search before the read models, whose answers its out-of-stock set filters."""
     runtime = container.runtime
     engine = container.inventory_engine()
+    holds = hold_policy(container.settings, limiter)  # reservations and checkouts share the units cap
     index, stock = container.search_index(), container.out_of_stock_set()
     sold_out = sold_out_of(stock)
     activity = ActivityMetrics.of(runtime.metrics)
@@ -85,10 +91,14 @@ def build_modules(container: Container, limiter: RateLimiter | None = None) -> l
             key_secret=container.key_secret,
             stock_writer=engine,  # stock feeds
         ),
-        InventoryModule(runtime, engine=engine, holds=hold_policy(container.settings, limiter), sales=sales),
+        InventoryModule(runtime, engine=engine, holds=holds, sales=sales),
         SearchModule(runtime, index=index, stock=stock),
+        CommerceModule(
+            runtime, store=container.commerce_store(), holds=InventoryHolds(engine), admit_hold=holds.admit
+        ),
         ReadModelsModule(runtime, store=container.recommendations_store(), sold_out=sold_out),
         TrendingModule(runtime, store=container.trending_store(), sold_out=sold_out),
+        OrdersModule(runtime, store=container.orders_store()),
         ArchiveModule(runtime),  # the activity archive, in-process with inprocess_projectors
     ]
 
@@ -155,7 +165,14 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Lit
         opt={**identify_opt(ingest.service.identities.identify), **rate_limit_group_opt("operations")},
         # every error answer in the one shape: each context's table, the framework's errors, the 500
         exception_handlers=exception_handlers(
-            INGEST_ERRORS, INVENTORY_ERRORS, SEARCH_ERRORS, READ_MODEL_ERRORS, TRENDING_ERRORS, LIMIT_ERRORS
+            INGEST_ERRORS,
+            INVENTORY_ERRORS,
+            SEARCH_ERRORS,
+            COMMERCE_ERRORS,
+            READ_MODEL_ERRORS,
+            TRENDING_ERRORS,
+            ORDERS_ERRORS,
+            LIMIT_ERRORS,
         ),
         openapi_config=OpenAPIConfig(
             title="Emporium",

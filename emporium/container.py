@@ -24,9 +24,11 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from emporium.adapters import (
+    COMMERCE_STORE,
     EVENT_LOG,
     INGEST_STORE,
     INVENTORY_ENGINE,
+    ORDERS_STORE,
     OUT_OF_STOCK_SET,
     RATE_LIMIT_STORAGE,
     RECOMMENDATIONS_STORE,
@@ -41,10 +43,12 @@ from kernel.runtime import Runtime
 from kernel.settings import Settings
 
 if TYPE_CHECKING:
+    from commerce.port import CommerceStore
     from emporium.adapters import InventoryEngine
     from ingest.store import IngestStore
     from kernel.eventlog.port import EventLog
     from kernel.http.limits import LimitsStorage
+    from read_models.orders.port import OrdersStore
     from read_models.recommendations.port import RecommendationsStore
     from read_models.trending.port import TrendingStore
     from search.out_of_stock import OutOfStockSet
@@ -116,6 +120,12 @@ class Container:
 
     def inventory_engine(self) -> InventoryEngine:
         return self._adapter(INVENTORY_ENGINE, cache_url=self.settings.cache_url, **self.inventory_options)
+
+    def commerce_store(self) -> CommerceStore:
+        return self._adapter(COMMERCE_STORE)
+
+    def orders_store(self) -> OrdersStore:
+        return self._adapter(ORDERS_STORE)
 
     def recommendations_store(self) -> RecommendationsStore:
         return self._adapter(RECOMMENDATIONS_STORE)

@@ -109,7 +109,7 @@ case "$action" in
   lint)
     ensure_venv "dev,loadtest"
     "$VENV/bin/ruff" check .
-    exec "$VENV/bin/mypy" emporium kernel ingest search inventory read_models analytics infra loadtest
+    exec "$VENV/bin/mypy" emporium kernel ingest search inventory commerce read_models analytics infra loadtest
     ;;
   bench)
     ensure_system_packages

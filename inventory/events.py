@@ -1,7 +1,8 @@
 """Stock events: outbox rows written in the same transaction as the movement, a relay that
 publishes them to the event log, and the consumer that turns supplier-feed stock into on-hand.
 
-Why an outbox: publishing after COMMIT from the request path loses the event if the process dies in
+The outbox table and its relay are the kernel's (``kernel.eventlog.outbox``; re-exported here). Why an
+outbox: publishing after COMMIT from the request path loses the event if the process dies in
 between; a row committed with the movement is published later by the relay (at least once; every
 event carries the SKU's stock revision, so the out-of-stock projector drops repeats and stale ones).
 """
@@ -9,7 +10,6 @@ event carries the SKU's stock revision, so the out-of-stock projector drops repe
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -28,11 +28,13 @@ from kernel.contracts.events import (
     new_event,
 )
 from kernel.contracts.identifiers import catalog_sku
-from kernel.eventlog.port import EventLog, OutgoingMessage
+from kernel.eventlog.outbox import Outbox, OutboxEntry, OutboxRelay
+from kernel.eventlog.port import EventLog
 from kernel.eventlog.processing import ConsumedEvent, EventProcessor, wait_caught_up
-from kernel.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
+
+__all__ = ["FeedStockConsumer", "Outbox", "OutboxEntry", "OutboxRelay", "OutboxRow", "outbox_rows"]
 
 PRODUCER = "inventory"
 FEED_GROUP = "inventory-feed"
@@ -44,15 +46,6 @@ class OutboxRow(NamedTuple):
     topic: str
     key: str
     value: bytes  # the encoded envelope
-
-
-class OutboxEntry(NamedTuple):
-    """A committed outbox row, read back by the relay."""
-
-    id: int
-    topic: str
-    key: str
-    value: bytes
 
 
 class EnvelopeFactory:
@@ -114,62 +107,6 @@ def stock_level_row(stock: StockLevel, *, reason: str) -> OutboxRow:
     )
     envelope = new_event(payload, key=stock.sku, revision=stock.revision, producer=PRODUCER)
     return OutboxRow(payload.topic, stock.sku, encode_event(envelope))
-
-
-class Outbox(Protocol):
-    """What the relay needs from an engine's outbox table."""
-
-    async def outbox_fetch(self, limit: int) -> Sequence[OutboxEntry]: ...
-
-    async def outbox_delete(self, ids: Sequence[int]) -> None: ...
-
-
-class OutboxRelay:
-    """Moves committed outbox rows to the event log, in id order, then deletes them."""
-
-    def __init__(
-        self, outbox: Outbox, event_log: EventLog, *, interval: float = 0.2, batch: int = 500
-    ) -> None:
-        self.outbox, self.event_log, self.interval, self.batch = outbox, event_log, interval, batch
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    def notify(self) -> None:
-        self._wake.set()
-
-    async def drain_once(self) -> int:
-        rows = await self.outbox.outbox_fetch(self.batch)
-        if not rows:
-            return 0
-        by_topic: dict[str, list[OutgoingMessage]] = {}
-        for row in rows:
-            by_topic.setdefault(row.topic, []).append(OutgoingMessage(row.key, row.value))
-        for topic, messages in by_topic.items():
-            await self.event_log.publish(topic, messages)
-        await self.outbox.outbox_delete([row.id for row in rows])
-        return len(rows)
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                while await self.drain_once() >= self.batch:
-                    pass
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the rows stay; try again next round
-                log.warning("outbox relay failed; will retry", error=repr(exc))
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="inventory-outbox-relay")
-
-    async def stop(self) -> None:
-        await cancel_and_wait([self._task])
-        self._task = None
-        with contextlib.suppress(Exception):
-            await self.drain_once()
 
 
 class FeedEngine(Protocol):

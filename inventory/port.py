@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from inventory.domain import ReconcileReport, Reservation, ReserveRequest, StockLevel
+from inventory.groups import GroupReserveRequest
 from kernel.contracts.stock import WarehouseQuantity, WarehouseStockOutcome
 
 
@@ -26,6 +27,27 @@ class ReservationEngine(Protocol):
 
         A repeated idempotency key returns the original reservation and takes nothing more.
         """
+        ...
+
+    async def reserve_many(self, request: GroupReserveRequest) -> list[Reservation]:
+        """Hold every line (a checkout's) atomically, one reservation per line in line order, or none:
+        the first refusal (InsufficientStock / LimitExceeded / UnknownSku) is raised and nothing is held.
+        A repeated idempotency key returns the original group and takes nothing more."""
+        ...
+
+    async def confirm_many(self, reservation_ids: Sequence[str]) -> list[Reservation]:
+        """Sell every reservation of a group at once; if one can no longer be confirmed (expired,
+        released) InvalidTransition is raised, none is sold and the group's holds are given back."""
+        ...
+
+    async def release_many(self, reservation_ids: Sequence[str]) -> list[Reservation]:
+        """Release every held reservation of a group at once (idempotent); InvalidTransition, changing
+        nothing, if one was confirmed."""
+        ...
+
+    async def stock_levels(self, skus: Sequence[str]) -> dict[str, StockLevel]:
+        """The stock of each SKU that has a record (absent: no stock), as a reservation would see it now
+        (on the cluster, the fast path's counters: never looser than the truth)."""
         ...
 
     async def confirm(self, reservation_id: str) -> Reservation:

@@ -50,6 +50,7 @@ from inventory.domain import (
 from inventory.events import OutboxEntry
 from inventory.schema import migrate_sqlite
 from inventory.sql_common import RESERVATION_COLUMNS, STOCK_COLUMNS, reservation_from_row, stock_from_row
+from inventory.sqlite_groups import SqliteGroups
 from inventory.sqlite_writes import IN_CHUNK, INSERT_LEDGER, UPSERT_STOCK, StockWrites
 from inventory.warehouse_rows import WarehouseRowsBatch
 from kernel.contracts.stock import WarehouseQuantity, WarehouseStockOutcome
@@ -60,8 +61,9 @@ T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]
 
 
-class SqliteEngine:
-    """ReservationEngine on one SQLite file (tables ``inv_*`` next to ingest's)."""
+class SqliteEngine(SqliteGroups):
+    """ReservationEngine on one SQLite file (tables ``inv_*`` next to ingest's); the group operations
+    (a checkout's lines, all or nothing) are in ``sqlite_groups``."""
 
     def __init__(
         self,

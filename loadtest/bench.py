@@ -31,6 +31,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "inventory": ["loadtest.bench_inventory"],
     "stock-feed": ["loadtest.bench_stock_feed"],
     "limits": ["loadtest.bench_limits"],
+    "checkout": ["loadtest.bench_checkout"],
     "recommendations": ["loadtest.bench_recommendations", "--cassandra-url", "{cassandra}"],
     "edge": ["loadtest.bench_edge"],  # starts its own full stack and the edge topology
 }

@@ -15,6 +15,7 @@ from emporium.container import Container
 from emporium.probe_server import ProbeServer
 from kernel.eventlog.projection import ProjectorMetrics, ProjectorTask
 from kernel.settings import Settings
+from read_models.orders.projector import orders_projector
 from read_models.recommendations_projector import recommendations_projector
 from read_models.trending_projector import trending_projector
 from search.projectors import live_projectors
@@ -43,8 +44,8 @@ def project(
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Events per batch.")] = 5000,
 ) -> None:
-    """Run the read-model projectors (search index, out-of-stock set, recommendations, trending) and the
-    activity archive (analytics lake) until Ctrl-C.
+    """Run the read-model projectors (search index, out-of-stock set, recommendations, trending, orders)
+    and the activity archive (analytics lake) until Ctrl-C.
 
     For cluster deployments (Kafka, Elasticsearch, Redis); the embedded `serve` runs them in-process.
     Start several for more throughput: the consumer group spreads the partitions over them.
@@ -67,6 +68,7 @@ async def _project(settings: Settings, *, metrics_port: int | None, batch_size: 
             event_log, index=container.search_index(), stock=stock, metrics=metrics, batch_size=batch_size
         ),
         recommendations_projector(event_log, container.recommendations_store(), metrics=metrics),
+        orders_projector(event_log, container.orders_store(), metrics=metrics),
         ArchiveTask(event_log, settings.lake_url, max_age_s=settings.archive_flush_s),  # -> analytics lake
     ]
     if trending.volatile:

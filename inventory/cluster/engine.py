@@ -47,6 +47,8 @@ from inventory.cluster.batcher import ReserveBatcher
 from inventory.cluster.database import Database
 from inventory.cluster.fast_path import FastPath
 from inventory.cluster.group_commit import GroupCommit
+from inventory.cluster.groups import GroupReserver
+from inventory.cluster.keys import Script, ScriptAnswer
 from inventory.cluster.monitor import Monitor
 from inventory.cluster.reconcile import Reconciler
 from inventory.cluster.records import BackgroundTasks, Stats
@@ -71,6 +73,7 @@ from inventory.domain import (
     validate_warehouses,
 )
 from inventory.events import OutboxEntry
+from inventory.groups import GroupReserveRequest, validate_group
 from inventory.schema import migrate_mysql
 from inventory.sql_common import RESERVATION_COLUMNS, STOCK_COLUMNS, reservation_from_row, stock_from_row
 from inventory.warehouse_rows import WarehouseRowsBatch
@@ -102,6 +105,8 @@ class ClusterEngine:
         max_write_batch: int = 5000,
         max_inflight: int = 4,
         writers: int = 3,
+        group_writers: int = 3,
+        max_group_batch: int = 500,
         write_spill: int = 64,
         dispatch_spill: int = 256,
         idempotency_ttl: int = 24 * 3600,
@@ -118,6 +123,7 @@ class ClusterEngine:
         self.background = BackgroundTasks()
         self._tasks: list[asyncio.Task[Any]] = []
         self._started = False
+        self._stock_reads = asyncio.Semaphore(8)
         in_doubt: list[Reservation] = []  # holds whose COMMIT had an unknown outcome
         self.db = Database(mysql, timeout=db_timeout)
         self.fast_path = FastPath(
@@ -150,6 +156,16 @@ class ClusterEngine:
             self.db, self.fast_path, self.sweeper, schedule_reconcile=self._schedule_reconcile,
             interval=monitor_interval,
         )  # fmt: skip
+        # A checkout's lines (all or nothing): their own Lua batches and writer connections (``groups``).
+        self.group_writes = GroupCommit(
+            self.db, self.fast_path, clock=clock, stats=self.stats, in_doubt=in_doubt,
+            notify_outbox=self._notify_outbox, writers=group_writers, spill=write_spill,
+            max_batch=max_write_batch, low_stock_threshold=low_stock_threshold,
+        )  # fmt: skip
+        self.groups = GroupReserver(
+            self.fast_path, self.db, self.group_writes, self.transitions, check_open=self._check_open,
+            clock=clock, stats=self.stats, tasks=self.background, max_batch=max_group_batch,
+        )  # fmt: skip
         self.stock = StockWriter(
             self.db, self.fast_path, wait_for_reconcile=self.reconciler.wait_running, clock=clock,
             notify_outbox=self._notify_outbox, low_stock_threshold=low_stock_threshold,
@@ -166,6 +182,7 @@ class ClusterEngine:
         writers = len(self.group_commit.connections)
         self._tasks = [
             asyncio.create_task(self.batcher.dispatch_loop(), name="inventory-dispatch"),
+            asyncio.create_task(self.groups.dispatch_loop(), name="inventory-group-dispatch"),
             *(
                 asyncio.create_task(self.group_commit.write_loop(i), name=f"inventory-group-commit-{i}")
                 for i in range(writers)
@@ -184,12 +201,16 @@ class ClusterEngine:
         await cancel_and_wait([*self._tasks, self.reconciler.task])
         self._tasks.clear()
         self.batcher.fail_queued(EngineUnavailable("engine closed"))
+        self.groups.fail_queued(EngineUnavailable("engine closed"))
         self.group_commit.close_connections()
+        self.group_writes.close_connections()
         await self.db.close()
         await self.fast_path.close()
 
     async def _drain(self) -> None:
-        while self.batcher.queue or self.group_commit.busy or self.background.active:  # noqa: ASYNC110
+        while (  # noqa: ASYNC110
+            self.batcher.queue or self.group_commit.busy or self.groups.busy or self.background.active
+        ):
             await asyncio.sleep(0.01)
 
     async def migrate(self) -> list[int]:
@@ -236,6 +257,57 @@ class ClusterEngine:
         validate_reserve(request)
         self._check_open()
         return await self.batcher.reserve(request)
+
+    async def reserve_many(self, request: GroupReserveRequest) -> list[Reservation]:
+        """Every line held, or none (``groups``)."""
+        validate_group(request)
+        self._check_open()
+        return await self.groups.reserve_many(request)
+
+    async def confirm_many(self, reservation_ids: Sequence[str]) -> list[Reservation]:
+        self._check_db()
+        return await self.groups.confirm_many(reservation_ids)
+
+    async def release_many(self, reservation_ids: Sequence[str]) -> list[Reservation]:
+        self._check_db()
+        return await self.groups.release_many(reservation_ids)
+
+    async def stock_levels(self, skus: Sequence[str]) -> dict[str, StockLevel]:
+        """Stock of each SKU that has a record, as a reservation would see it now: Redis' counters in one
+        round trip (never looser than MySQL, invariant 1), or MySQL's while the fast path is rebuilt."""
+        self._check_db()
+        wanted = list(dict.fromkeys(skus))
+        if not wanted:
+            return {}
+        epoch = self.fast_path.epoch
+        if epoch is not None:
+            with contextlib.suppress(RedisError):
+                async with self._stock_reads:  # reads never take the connections decisions need
+                    return await self._fast_levels(epoch, wanted)
+        async with self.db.transaction() as cur:
+            await cur.execute(f"SELECT {STOCK_COLUMNS} FROM inv_stock WHERE sku IN {sql.in_list(wanted)}")
+            rows = await cur.fetchall()
+        return {row[0]: stock_from_row(row) for row in rows}
+
+    async def _fast_levels(self, epoch: str, skus: list[str]) -> dict[str, StockLevel]:
+        """stock_levels.lua: one call for every SKU (a pipeline of HMGETs costs the client far more)."""
+        answer = await self.fast_path.redis.evalsha(
+            self.fast_path.sha(Script.STOCK_LEVELS), 0, self.fast_path.prefix, epoch, *skus
+        )
+        if answer == ScriptAnswer.NOT_READY:
+            raise RedisError("not ready")
+        found: dict[str, StockLevel] = {}
+        for i, sku in enumerate(skus):
+            on_hand, held, sold, limit = (int(v) for v in answer[4 * i : 4 * i + 4])
+            if on_hand >= 0:
+                found[sku] = StockLevel(
+                    sku=sku,
+                    on_hand=on_hand,
+                    held=held,
+                    sold=sold,
+                    per_customer_limit=None if limit < 0 else limit,
+                )
+        return found
 
     async def confirm(self, reservation_id: str) -> Reservation:
         self._check_db()

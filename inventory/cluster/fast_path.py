@@ -67,6 +67,10 @@ class FastPath:
         info = await self.redis.info("server")
         self.run_id = str(info.get("run_id"))
 
+    def sha(self, script: Script) -> str:
+        """The loaded script's SHA (for callers that must not mark the fast path lost on an error)."""
+        return self._sha[script]
+
     async def eval(self, script: Script, *args: Any) -> Any:
         try:
             return await self.redis.evalsha(self._sha[script], 0, *args)

@@ -28,6 +28,8 @@ class Script(StrEnum):
     """The Lua scripts (``inventory/lua/<name>.lua``)."""
 
     RESERVE_BATCH = "reserve_batch"
+    RESERVE_GROUP = "reserve_group"  # a checkout's lines, all or nothing (cluster/groups.py)
+    STOCK_LEVELS = "stock_levels"  # several SKUs' counters in one call (a cart's availability)
     APPLY_FINAL = "apply_final"
     DUE = "due"
     STOCK_PRE = "stock_pre"

@@ -26,6 +26,7 @@ ACTIVITY_TOPIC: Final = "activity"
 LOGISTICS_TOPIC: Final = "logistics"
 RECOMMENDATIONS_TOPIC: Final = "recommendations"
 TRENDING_TOPIC: Final = "trending"
+COMMERCE_TOPIC: Final = "commerce"
 DEAD_LETTER_TOPIC: Final = "dead-letter"
 
 
@@ -180,6 +181,36 @@ class Purchased(Payload, frozen=True):
     region: str | None = None
 
 
+# Commerce -----------------------------------------------------------------------------------
+
+
+class OrderLine(msgspec.Struct, kw_only=True, frozen=True):
+    """One line of an order: the units sold of one supplier-scoped SKU, at the price the shopper paid."""
+
+    sku: str
+    product_id: str
+    quantity: int
+    unit_price: Decimal
+    title: str = ""
+
+
+class OrderPlaced(Payload, frozen=True):
+    """A confirmed checkout became an order (key ``order:<order_id>``, revision 1; later changes of the
+    order, such as a cancellation, would carry higher revisions)."""
+
+    event_type: ClassVar[str] = "commerce.order_placed"
+    topic: ClassVar[str] = COMMERCE_TOPIC
+    order_id: str
+    checkout_id: str
+    customer_id: str
+    lines: tuple[OrderLine, ...]
+    total: Decimal
+    placed_at: datetime
+    currency: str = "INR"
+    status: str = "placed"
+    payment_reference: str = ""
+
+
 # Recommendations ----------------------------------------------------------------------------
 
 
@@ -253,6 +284,7 @@ PAYLOAD_TYPES: Final[dict[str, type[Payload]]] = {
         ProductViewed,
         AddedToCart,
         Purchased,
+        OrderPlaced,
         RecommendationsComputed,
         RelatedProductsComputed,
         PopularProductsComputed,

@@ -1,6 +1,6 @@
 """How long the event log keeps a topic's records: by age and by size, per topic.
 
-Topics that a read model is rebuilt from by replay (catalog, inventory, logistics, recommendations)
+Topics that a read model is rebuilt from by replay (catalog, commerce, inventory, logistics, recommendations)
 are kept forever: dropping their old records would lose products and stock on the next rebuild. The
 others (storefront activity, dead letters) carry no state anyone replays, and anonymous searches
 append to them without bound, so they keep ``Settings.event_log_retention_s`` and
@@ -18,6 +18,7 @@ import msgspec
 
 from kernel.contracts.events import (
     CATALOG_TOPIC,
+    COMMERCE_TOPIC,
     INVENTORY_TOPIC,
     LOGISTICS_TOPIC,
     RECOMMENDATIONS_TOPIC,
@@ -25,7 +26,7 @@ from kernel.contracts.events import (
 )
 
 REPLAYED_TOPICS: Final = frozenset(
-    {CATALOG_TOPIC, INVENTORY_TOPIC, LOGISTICS_TOPIC, RECOMMENDATIONS_TOPIC, TRENDING_TOPIC}
+    {CATALOG_TOPIC, COMMERCE_TOPIC, INVENTORY_TOPIC, LOGISTICS_TOPIC, RECOMMENDATIONS_TOPIC, TRENDING_TOPIC}
 )
 
 

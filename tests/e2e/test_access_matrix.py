@@ -35,6 +35,9 @@ PATH_VALUES = {
     "reservation_id": "0" * 32,
     "product_id": "acme:p1",
     "user_id": "u1",
+    "customer_id": "u1",
+    "checkout_id": "c" + "0" * 32,
+    "order_id": "o" + "0" * 32,
     "file_path": "index.html",  # the storefront page's files
 }
 
@@ -62,6 +65,19 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/v1/reservations/{reservation_id}"): "storefront",
     ("POST", "/v1/reservations/{reservation_id}/confirm"): "storefront",
     ("DELETE", "/v1/reservations/{reservation_id}"): "storefront",
+    ("GET", "/v1/carts/{customer_id}"): "storefront",
+    ("PUT", "/v1/carts/{customer_id}/items/{sku}"): "storefront",
+    ("DELETE", "/v1/carts/{customer_id}/items/{sku}"): "storefront",
+    ("POST", "/v1/carts/{customer_id}/merge"): "storefront",
+    ("GET", "/v1/wishlists/{customer_id}"): "storefront",
+    ("PUT", "/v1/wishlists/{customer_id}/items/{product_id}"): "storefront",
+    ("DELETE", "/v1/wishlists/{customer_id}/items/{product_id}"): "storefront",
+    ("POST", "/v1/checkouts"): "storefront",
+    ("GET", "/v1/checkouts/{checkout_id}"): "storefront",
+    ("POST", "/v1/checkouts/{checkout_id}/confirm"): "storefront",
+    ("DELETE", "/v1/checkouts/{checkout_id}"): "storefront",
+    ("GET", "/v1/customers/{customer_id}/orders"): "storefront",
+    ("GET", "/v1/orders/{order_id}"): "storefront",
 }
 
 CALLERS = (
@@ -80,6 +96,10 @@ JSON_ROUTES = (
     ("POST", "/v1/suppliers"),
     ("POST", "/v1/storefronts"),
     ("POST", "/v1/reservations"),
+    ("PUT", "/v1/carts/{customer_id}/items/{sku}"),
+    ("POST", "/v1/carts/{customer_id}/merge"),
+    ("POST", "/v1/checkouts"),
+    ("POST", "/v1/checkouts/{checkout_id}/confirm"),
 )
 NOT_PLAIN_JSON = {
     "form": ("application/x-www-form-urlencoded", b"sku=acme%3ASKU-1&quantity=1"),

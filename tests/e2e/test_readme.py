@@ -149,6 +149,29 @@ def _stock_feed_accepted(output: str, _: dict[str, Any]) -> None:
     assert report["profile"] == "stock", report
 
 
+def _cart(output: str, state: dict[str, Any]) -> None:
+    cart = _json(output)
+    assert cart["customer_id"] == "bob" and all(i["available"] for i in cart["items"]), cart
+    assert not any(i["price_changed"] for i in cart["items"]), cart
+    state["cart_total"] = cart["total"]
+
+
+def _order(output: str, state: dict[str, Any]) -> None:
+    order = _json(output)
+    assert order["order_id"] and order["payment_reference"] == "pay-123", order
+    assert [(x["sku"], x["quantity"]) for x in order["lines"]] == [
+        ("demo:SYN-000003", 2),
+        ("demo:SYN-000004", 1),
+    ]
+    assert order["total"] == state["cart_total"] == "5945.5", order
+    state["order_id"] = order["order_id"]
+
+
+def _order_history(output: str, state: dict[str, Any]) -> None:
+    history = _json(output)
+    assert [o["order_id"] for o in history.get("orders", [])] == [state["order_id"]], history
+
+
 EXPECTED = [
     Expected("field()", _prints_nothing),
     Expected("/healthz", _healthy),
@@ -166,6 +189,12 @@ EXPECTED = [
     Expected(f"# {SKU} is back", _found, eventual=True),
     Expected("/feeds", _feed_accepted),
     Expected("/suppliers/demo/stock", _stock_feed_accepted),
+    Expected("shop=", _prints_nothing),
+    Expected("demo:SYN-000003", lambda output, _: None),
+    Expected("demo:SYN-000004", _cart),
+    Expected("checkout=$(", _prints_nothing),
+    Expected("/confirm", _order),
+    Expected("/v1/customers/bob/orders", _order_history, eventual=True),
 ]
 
 

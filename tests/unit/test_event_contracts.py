@@ -20,6 +20,8 @@ from kernel.contracts.events import (
     DeliveryZoneUpdated,
     Envelope,
     EventDecodeError,
+    OrderLine,
+    OrderPlaced,
     Payload,
     PopularProductsComputed,
     Product,
@@ -79,6 +81,19 @@ SAMPLES: list[Payload] = [
                 product_id="bigbasket:10", sku="BB-10", quantity=2, unit_price=Decimal("0.10"), category="Oil"
             ),
         ),
+    ),
+    OrderPlaced(
+        order_id="o1",
+        checkout_id="c1",
+        customer_id="u1",
+        lines=(
+            OrderLine(
+                sku="bigbasket:BB-10", product_id="bigbasket:10", quantity=2, unit_price=Decimal("0.10")
+            ),
+        ),
+        total=Decimal("0.20"),
+        payment_reference="pay-1",
+        placed_at=datetime(2024, 5, 1, 11, tzinfo=UTC),
     ),
     RecommendationsComputed(user_id="u1", product_ids=("bigbasket:10", "bigbasket:11")),
     RelatedProductsComputed(product_id="bigbasket:10", product_ids=("bigbasket:11",)),

@@ -3,8 +3,8 @@
 Layers, bottom to top:
 
 - `kernel`: imports only itself and third-party packages (no context, no entry point).
-- contexts `ingest`, `inventory`, `search`, `read_models`, `analytics`: import only themselves, the
-  kernel and third-party packages; never each other, never `emporium`.
+- contexts `ingest`, `inventory`, `search`, `commerce`, `read_models`, `analytics`: import only
+  themselves, the kernel and third-party packages; never each other, never `emporium`.
 - `infra` (the local stack, bootstrap): imports only the kernel.
 - entry points `emporium` (app, CLI, composition root) and `loadtest` sit on top: they may import
   everything below them; nothing below imports them, and `emporium` never imports `loadtest`.
@@ -26,7 +26,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 KERNEL = "kernel"
-CONTEXTS = frozenset({"ingest", "inventory", "search", "read_models", "analytics"})
+CONTEXTS = frozenset({"ingest", "inventory", "search", "commerce", "read_models", "analytics"})
 INFRA = "infra"
 ENTRY_POINTS = frozenset({"emporium", "loadtest"})
 PACKAGES = frozenset({KERNEL, INFRA, *CONTEXTS, *ENTRY_POINTS})

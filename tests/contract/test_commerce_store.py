@@ -1,0 +1,185 @@
+"""One contract suite for the commerce store port, run against SQLite (embedded) and MySQL/MariaDB (the
+local stack, ``-m cluster``): prices keep the newest revision, cart lines are rows (concurrent edits
+never lose one), a merge is one transaction and idempotent, a cart has one active checkout, a confirm
+writes its events with it, exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from inventory_support import drop_mysql_database, mysql_target, mysql_url_with_database, unique_name
+
+from commerce.domain import (
+    MAX_LINES,
+    STALE_PENDING_S,
+    CartFull,
+    Checkout,
+    CheckoutLine,
+    CheckoutStatus,
+    HeldStock,
+    Price,
+    new_id,
+)
+from commerce.mysql import MysqlCommerceStore
+from commerce.port import CommerceStore, OutboxMessage, PriceUpdate
+from commerce.sqlite import SqliteCommerceStore
+
+
+@pytest.fixture(params=["sqlite", pytest.param("mysql", marks=pytest.mark.cluster)])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[CommerceStore]:
+    if request.param == "sqlite":
+        adapter: Any = SqliteCommerceStore(tmp_path / "commerce.db")
+        await adapter.start()
+        try:
+            yield adapter
+        finally:
+            await adapter.close()
+        return
+    url = mysql_url_with_database(request.getfixturevalue("mysql_url"), unique_name("commerce_contract"))
+    adapter = MysqlCommerceStore(mysql_target(url), pool_size=8)
+    await adapter.start()
+    try:
+        yield adapter
+    finally:
+        await adapter.close()
+        drop_mysql_database(url)
+
+
+def price(sku: str, amount: str, revision: int = 1) -> Price:
+    return Price(sku=sku, product_id=f"p-{sku}", price=Decimal(amount), title=f"T {sku}", revision=revision)
+
+
+def update(sku: str, amount: str | None, revision: int) -> PriceUpdate:
+    return PriceUpdate(sku, f"p-{sku}", None if amount is None else price(sku, amount, revision), revision)
+
+
+def checkout(customer: str, key: str, skus: tuple[str, ...] = ("s:A",)) -> Checkout:
+    lines = tuple(CheckoutLine(sku=s, product_id=f"p-{s}", quantity=1, unit_price=Decimal("2")) for s in skus)
+    return Checkout(
+        checkout_id=new_id("c"), customer_id=customer, idempotency_key=key, status=CheckoutStatus.PENDING,
+        lines=lines, total=Decimal(2 * len(lines)), currency="INR", order_id=new_id("o"), created_at=1.0,
+    )  # fmt: skip
+
+
+async def test_prices_keep_the_newest_revision(store: CommerceStore) -> None:
+    await store.put_prices([update("s:A", "10.50", 2)])
+    await store.put_prices([update("s:A", "9", 1)])  # stale
+    got = await store.get_price("s:A")
+    assert got is not None and got.price == Decimal("10.5") and got.product_id == "p-s:A"
+    await store.put_prices([update("s:A", None, 3)])  # removed
+    assert await store.get_price("s:A") is None
+    assert await store.get_price("s:NOPE") is None
+
+
+async def test_cart_lines_carry_seen_and_current_prices(store: CommerceStore) -> None:
+    await store.put_prices([update("s:A", "10", 1), update("s:B", "5", 1)])
+    await store.set_line("u1", price("s:A", "10"), 2, 1.0)
+    await store.set_line("u1", price("s:B", "5"), 1, 1.0)
+    await store.put_prices([update("s:A", "12", 2)])
+    lines = {line.sku: line for line in await store.get_cart("u1")}
+    assert lines["s:A"].quantity == 2 and lines["s:A"].seen_price == Decimal("10")
+    assert lines["s:A"].current is not None and lines["s:A"].current.price == Decimal("12")
+    assert lines["s:A"].price_changed and not lines["s:B"].price_changed
+    await store.set_line("u1", price("s:A", "12"), 3, 2.0)  # setting it again: the shopper saw 12
+    lines = {line.sku: line for line in await store.get_cart("u1")}
+    assert (lines["s:A"].quantity, lines["s:A"].price_changed) == (3, False)
+    assert await store.remove_line("u1", "s:B") and not await store.remove_line("u1", "s:B")
+    assert [line.sku for line in await store.get_cart("u1")] == ["s:A"]
+
+
+async def test_concurrent_edits_of_one_cart_lose_no_line(store: CommerceStore) -> None:
+    skus = [f"s:{n}" for n in range(40)]
+    await store.put_prices([update(s, "1", 1) for s in skus])
+    await asyncio.gather(*(store.set_line("busy", price(s, "1"), 1 + n % 5, 1.0) for n, s in enumerate(skus)))
+    assert {line.sku: line.quantity for line in await store.get_cart("busy")} == {
+        s: 1 + n % 5 for n, s in enumerate(skus)
+    }
+
+
+async def test_a_cart_has_at_most_max_lines(store: CommerceStore) -> None:
+    for n in range(MAX_LINES):
+        await store.set_line("full", price(f"s:{n}", "1"), 1, 1.0)
+    with pytest.raises(CartFull):
+        await store.set_line("full", price("s:extra", "1"), 1, 1.0)
+    await store.set_line("full", price("s:0", "1"), 5, 1.0)  # an existing line still changes
+
+
+async def test_merge_moves_everything_once(store: CommerceStore) -> None:
+    await store.set_line("guest", price("s:A", "1"), 2, 1.0)
+    await store.set_line("guest", price("s:B", "1"), 1, 1.0)
+    await store.set_line("me", price("s:A", "1"), 1, 1.0)
+    moved = await asyncio.gather(*(store.merge("me", "guest", 2.0) for _ in range(6)))
+    assert sorted(moved) == [0, 0, 0, 0, 0, 2]
+    assert {line.sku: line.quantity for line in await store.get_cart("me")} == {"s:A": 3, "s:B": 1}
+    assert await store.get_cart("guest") == []
+
+
+async def test_wishlist(store: CommerceStore) -> None:
+    await store.add_wish("u1", "p1", 1.0)
+    await store.add_wish("u1", "p1", 2.0)  # idempotent
+    await store.add_wish("u1", "p2", 3.0)
+    assert [w.product_id for w in await store.get_wishlist("u1")] == ["p2", "p1"]
+    assert await store.remove_wish("u1", "p1")
+    assert [w.product_id for w in await store.get_wishlist("u1")] == ["p2"]
+
+
+async def test_stale_pending_checkouts_are_due(store: CommerceStore) -> None:
+    claim = await store.claim(checkout("u9", "k"))  # created_at 1.0, never held
+    assert await store.due_checkouts(1.0 + STALE_PENDING_S - 1, 10) == []
+    due = await store.due_checkouts(1.0 + STALE_PENDING_S, 10)
+    assert [c.checkout_id for c in due] == [claim.checkout.checkout_id]
+
+
+async def test_one_active_checkout_per_cart(store: CommerceStore) -> None:
+    claims = await asyncio.gather(*(store.claim(checkout("u1", f"k{n}")) for n in range(8)))
+    assert sum(c.created for c in claims) == 1
+    assert len({c.checkout.checkout_id for c in claims}) == 1
+    first = claims[0].checkout
+    again = await store.claim(checkout("u1", first.idempotency_key))
+    assert (again.created, again.checkout.checkout_id) == (False, first.checkout_id)
+    assert await store.find_checkout("u1", first.idempotency_key) == first
+    ended = await store.end_checkout(first.checkout_id, CheckoutStatus.FAILED, 2.0)
+    assert ended.status is CheckoutStatus.FAILED
+    fresh = await store.claim(checkout("u1", "k-new"))
+    assert fresh.created and fresh.checkout.checkout_id != first.checkout_id
+
+
+async def test_held_confirm_writes_events_once_and_empties_the_lines(store: CommerceStore) -> None:
+    await store.set_line("u2", price("s:A", "2"), 1, 1.0)
+    await store.set_line("u2", price("s:Z", "2"), 1, 1.0)  # not checked out: stays
+    claim = await store.claim(checkout("u2", "k"))
+    held = await store.set_held(
+        claim.checkout.checkout_id, HeldStock(reservation_ids=("r1",), expires_at=100.0)
+    )
+    assert held.status is CheckoutStatus.HELD and held.reservation_ids == ["r1"] and held.expires_at == 100.0
+    assert [c.checkout_id for c in await store.due_checkouts(100.0, 10)] == [held.checkout_id]
+    assert await store.due_checkouts(99.0, 10) == []
+    events = [OutboxMessage("commerce", "order:1", b"e1"), OutboxMessage("activity", "u2", b"e2")]
+    confirmed = await asyncio.gather(*(store.confirm(held.checkout_id, "pay", 5.0, events) for _ in range(4)))
+    assert {c.status for c in confirmed} == {CheckoutStatus.CONFIRMED}
+    assert {c.payment_reference for c in confirmed} == {"pay"}
+    outbox = await store.outbox_fetch(100)
+    assert [(e.topic, e.key, e.value) for e in outbox] == [
+        ("commerce", "order:1", b"e1"),
+        ("activity", "u2", b"e2"),
+    ]
+    await store.outbox_delete([e.id for e in outbox])
+    assert await store.outbox_fetch(100) == []
+    assert [line.sku for line in await store.get_cart("u2")] == ["s:Z"]
+    assert (await store.claim(checkout("u2", "k2"))).created  # the claim was dropped
+    released = await store.end_checkout(held.checkout_id, CheckoutStatus.RELEASED, 6.0)
+    assert released.status is CheckoutStatus.CONFIRMED  # ended checkouts stay as they are
+
+
+async def test_put_line_takes_the_current_price_and_answers_the_cart(store: CommerceStore) -> None:
+    assert await store.put_line("u3", "s:NOPE", 1, 1.0) is None
+    await store.put_prices([update("s:A", "3.25", 1)])
+    lines = await store.put_line("u3", "s:A", 2, 1.0)
+    assert lines is not None and [(x.sku, x.quantity, x.seen_price) for x in lines] == [
+        ("s:A", 2, Decimal("3.25"))
+    ]
