@@ -28,6 +28,9 @@ from kernel.observability import HttpMetrics
 from kernel.runtime import Module, ReadinessCheck
 from kernel.settings import Settings
 from read_models.api import RECOMMENDATIONS_ERRORS
+from read_models.homepage.api import HOMEPAGE_ERRORS
+from read_models.homepage.module import HomepageModule
+from read_models.homepage.service import Freshness
 from read_models.module import ReadModelsModule
 from search.api import SEARCH_ERRORS
 from search.module import SearchModule
@@ -50,6 +53,8 @@ def build_modules(container: Container, limiter: RateLimiter | None = None) -> l
     model reads its events."""
     runtime = container.runtime
     engine = container.inventory_engine()
+    stock = container.out_of_stock_set()
+    settings = container.settings
     return [
         IngestModule(
             runtime,
@@ -58,8 +63,17 @@ def build_modules(container: Container, limiter: RateLimiter | None = None) -> l
             stock_writer=engine,  # stock feeds
         ),
         InventoryModule(runtime, engine=engine, holds=hold_policy(container.settings, limiter)),
-        SearchModule(runtime, index=container.search_index(), stock=container.out_of_stock_set()),
+        SearchModule(runtime, index=container.search_index(), stock=stock),
         ReadModelsModule(runtime, store=container.recommendations_store()),
+        # the homepage hides what the search read model's live stock set says is sold out
+        HomepageModule(
+            runtime,
+            cache=container.homepage_cache(),
+            sold_out=stock.out_of_stock,
+            freshness=Freshness(
+                max_age_s=settings.homepage_max_age_s, min_rebuild_s=settings.homepage_min_rebuild_s
+            ),
+        ),
     ]
 
 
@@ -120,7 +134,12 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Lit
         opt={**identify_opt(ingest.service.identities.identify), **rate_limit_group_opt("operations")},
         # every error answer in the one shape: each context's table, the framework's errors, the 500
         exception_handlers=exception_handlers(
-            INGEST_ERRORS, INVENTORY_ERRORS, SEARCH_ERRORS, RECOMMENDATIONS_ERRORS, LIMIT_ERRORS
+            INGEST_ERRORS,
+            INVENTORY_ERRORS,
+            SEARCH_ERRORS,
+            RECOMMENDATIONS_ERRORS,
+            HOMEPAGE_ERRORS,
+            LIMIT_ERRORS,
         ),
         openapi_config=OpenAPIConfig(
             title="Emporium",

@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry
 
 from emporium.adapters import (
     EVENT_LOG,
+    HOMEPAGE_CACHE,
     INGEST_STORE,
     INVENTORY_ENGINE,
     OUT_OF_STOCK_SET,
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from ingest.store import IngestStore
     from kernel.eventlog.port import EventLog
     from kernel.http.limits import LimitsStorage
+    from read_models.homepage.port import HomepageCache
     from read_models.recommendations.port import RecommendationsStore
     from search.out_of_stock import OutOfStockSet
     from search.port import RebuildableSearchIndex
@@ -108,6 +110,9 @@ class Container:
 
     def out_of_stock_set(self) -> OutOfStockSet:
         return self._adapter(OUT_OF_STOCK_SET)
+
+    def homepage_cache(self) -> HomepageCache:
+        return self._adapter(HOMEPAGE_CACHE)
 
     def ingest_store(self) -> IngestStore:
         return self._adapter(INGEST_STORE)

@@ -14,6 +14,7 @@ from emporium.cli.context import run, settings_from
 from emporium.container import Container
 from kernel.eventlog.projection import ProjectorMetrics
 from kernel.settings import Settings
+from read_models.homepage.projection import homepage_projector
 from read_models.recommendations_projector import recommendations_projector
 from search.projectors import live_projectors
 from search.rebuild import RebuildReport, rebuild_search
@@ -38,7 +39,7 @@ def project(
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Events per batch.")] = 5000,
 ) -> None:
-    """Run the read-model projectors (search index, out-of-stock set, recommendations) until Ctrl-C.
+    """Run the read-model projectors (search index, out-of-stock set, recommendations, homepage) until Ctrl-C.
 
     For cluster deployments (Kafka, Elasticsearch, Redis); the embedded `serve` runs them in-process.
     Start several for more throughput: the consumer group spreads the partitions over them.
@@ -61,6 +62,9 @@ async def _project(settings: Settings, *, metrics_port: int | None, batch_size: 
         ),
         recommendations_projector(event_log, container.recommendations_store(), metrics=metrics),
     ]
+    homepage = container.homepage_cache()
+    if not homepage.volatile:  # an in-process homepage cache is kept by each serving process itself
+        tasks.append(homepage_projector(event_log, homepage, metrics=metrics))
     if metrics_port is not None:
         start_http_server(metrics_port, registry=container.metrics)
     async with container:
