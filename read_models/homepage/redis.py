@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from read_models.homepage.model import (
     ACTIVITY_HOURS,
@@ -62,8 +62,13 @@ class RedisHomepageCache:
         self._memo: dict[str, tuple[bytes, Document]] = {}
 
     @classmethod
-    def from_url(cls, url: str, *, prefix: str = "emporium:home") -> RedisHomepageCache:
-        return cls(Redis.from_url(url), prefix=prefix)
+    def from_url(
+        cls, url: str, *, prefix: str = "emporium:home", connections: int = 64
+    ) -> RedisHomepageCache:
+        """A bounded pool that queues for a connection (the default pool fails past its size): a burst of
+        requests waits its turn instead of erroring."""
+        pool = BlockingConnectionPool.from_url(url, max_connections=connections, timeout=5)
+        return cls(Redis.from_pool(pool), prefix=prefix)  # the client owns (and closes) the pool
 
     def _key(self, *parts: str) -> str:
         return ":".join((self._p, *parts))

@@ -115,7 +115,9 @@ async def test_an_update_moves_the_product_between_rankings(cache: HomepageCache
     assert (await cache.products(["a"]))["a"].leading_category == "Home"
 
 
-async def test_a_removal_hides_the_product_and_a_stale_upsert_cannot_resurrect_it(cache: HomepageCache) -> None:
+async def test_a_removal_hides_the_product_and_a_stale_upsert_cannot_resurrect_it(
+    cache: HomepageCache,
+) -> None:
     await cache.apply_products([upsert("a", 1, discount=0.3, rating=4.0), upsert("b", 1, rating=3.0)])
     assert await cache.apply_products([ProductChange("a", 2, None)]) == 1
     assert await cache.apply_products([upsert("a", 1, discount=0.3)]) == 0
@@ -178,7 +180,9 @@ async def test_documents_round_trip_with_the_generation(cache: HomepageCache) ->
     await cache.put_document("IN|web", document)
     found, generation = await cache.document("IN|web")
     assert found == document and generation == await cache.generation()
-    newer = Document(region="IN", platform=Platform.WEB, generation=4, built_at=NOW + 1, sections=[], etag='"y"')
+    newer = Document(
+        region="IN", platform=Platform.WEB, generation=4, built_at=NOW + 1, sections=[], etag='"y"'
+    )
     await cache.put_document("IN|web", newer)
     assert (await cache.document("IN|web"))[0] == newer
     assert (await cache.document("IN|app"))[0] is None
