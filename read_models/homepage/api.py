@@ -33,12 +33,13 @@ VARY = "X-User-Id"
 
 
 def etag_matches(if_none_match: str | None, etag: str) -> bool:
-    """RFC 9110 weak comparison against an If-None-Match list (or ``*``)."""
+    """RFC 9110 weak comparison (what If-None-Match uses) against a list of tags, or ``*``."""
     if not if_none_match:
         return False
+    opaque = etag.removeprefix("W/")
     for candidate in if_none_match.split(","):
         tag = candidate.strip()
-        if tag == "*" or tag.removeprefix("W/") == etag:
+        if tag == "*" or tag.removeprefix("W/") == opaque:
             return True
     return False
 
@@ -56,8 +57,12 @@ class HomepageController(Controller):
             }
         ),
         response_headers=[
-            ResponseHeader(name="ETag", description="The page's entity tag (send as If-None-Match)"),
-            ResponseHeader(name="Cache-Control", description=CACHE_CONTROL),
+            ResponseHeader(
+                name="ETag",
+                description="The page's entity tag (send as If-None-Match)",
+                documentation_only=True,
+            ),
+            ResponseHeader(name="Cache-Control", description=CACHE_CONTROL, documentation_only=True),
         ],
     )
     async def homepage(

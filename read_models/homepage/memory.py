@@ -156,6 +156,10 @@ class MemoryHomepageCache:
         found = self._products
         return {pid: found[pid] for pid in product_ids if pid in found}
 
+    async def sold_out(self, skus: Sequence[str]) -> set[str]:
+        stock = self._stock
+        return {sku for sku in skus if not stock.get(sku, (0, False))[1]}
+
     async def generation(self) -> int:
         return self._generation
 

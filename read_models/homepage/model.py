@@ -225,8 +225,12 @@ class Document(msgspec.Struct, kw_only=True, gc=False):
 _encoder = msgspec.json.Encoder(decimal_format="number")
 
 
-def etag_of(body: bytes) -> str:
-    return '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+def encoded(page: HomepageResponse) -> tuple[bytes, str]:
+    """The page's JSON and its weak ETag. The tag covers what the shopper sees (the sections and whether
+    they are personal) but not ``generated_at``: a rebuild that changed nothing keeps clients' copies valid."""
+    digest = hashlib.blake2b(_encoder.encode(page.sections), digest_size=12)
+    digest.update(f"|{page.region}|{page.platform.value}|{page.personalised:d}".encode())
+    return _encoder.encode(page), f'W/"{digest.hexdigest()}"'
 
 
 def document_key(region: str, platform: Platform) -> str:
@@ -325,8 +329,7 @@ def compose(
         region=region, platform=platform, generation=generation, built_at=now, sections=sections
     )
     document.skus = [card.sku for section in sections for card in section.items]
-    document.body = _encoder.encode(render(document, sold_out=set(), personal=None))
-    document.etag = etag_of(document.body)
+    document.body, document.etag = encoded(render(document, sold_out=set(), personal=None))
     return document
 
 
@@ -358,10 +361,6 @@ def render(
         personalised=bool(personal),
         sections=sections,
     )
-
-
-def encode_page(page: HomepageResponse) -> bytes:
-    return _encoder.encode(page)
 
 
 def is_stale(

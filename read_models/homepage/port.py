@@ -67,6 +67,12 @@ class HomepageCache(Protocol):
 
     async def products(self, product_ids: Sequence[str]) -> dict[str, ProductEntry]: ...
 
+    async def sold_out(self, skus: Sequence[str]) -> set[str]:
+        """Which of ``skus`` the projected stock flags say are not in stock (an unknown SKU is not). A build
+        uses these, not the live set: they move with the generation, so a rebuild never sees stock events
+        its own projector has not applied yet."""
+        ...
+
     async def generation(self) -> int: ...
 
     # read by a request, and the documents -----------------------------------------------------

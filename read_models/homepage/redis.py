@@ -159,6 +159,14 @@ class RedisHomepageCache:
         values: list[bytes | None] = await self._redis.hmget(self._key("p"), list(product_ids))  # type: ignore[assignment]
         return {pid: _entry.decode(v) for pid, v in zip(product_ids, values, strict=True) if v is not None}
 
+    async def sold_out(self, skus: Sequence[str]) -> set[str]:
+        if not skus:
+            return set()
+        flags: list[bytes | None] = await self._redis.hmget(self._key("stock"), list(skus))  # type: ignore[assignment]
+        return {
+            sku for sku, flag in zip(skus, flags, strict=True) if flag is None or not flag.endswith(b":1")
+        }
+
     async def generation(self) -> int:
         return int(await self._redis.get(self._key("gen")) or 0)
 

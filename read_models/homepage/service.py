@@ -22,8 +22,7 @@ from read_models.homepage.model import (
     Platform,
     compose,
     document_key,
-    encode_page,
-    etag_of,
+    encoded,
     is_stale,
     popular_list,
     render,
@@ -86,8 +85,8 @@ class HomepageService:
         out = await self.sold_out(skus)
         if not out and not personal:
             return Page(document.body, document.etag, False)
-        body = encode_page(render(document, sold_out=out, personal=personal))
-        return Page(body, etag_of(body), bool(personal))
+        body, etag = encoded(render(document, sold_out=out, personal=personal))
+        return Page(body, etag, bool(personal))
 
     def _due(self, key: str, document: Document, generation: int, now: float) -> bool:
         f = self.freshness
@@ -154,7 +153,8 @@ class HomepageService:
             await self.cache.release(key, token)
 
     async def build(self, region: str, platform: Platform, generation: int) -> Document:
-        """Compose one document from the cached ingredients, skipping what is sold out now."""
+        """Compose one document from the cached ingredients, skipping what the projected stock flags say is
+        sold out (requests still filter with the live set, which may be a moment ahead)."""
         layout = LAYOUTS[platform]
         now = self.clock()
         depth = layout.spare * 3  # deep enough that sell-outs at build time still leave spares
@@ -167,7 +167,7 @@ class HomepageService:
             now=now,
         )
         products = await self.cache.products(sorted(wanted_ids(rankings, region, now)))
-        out = await self.sold_out([entry.card.sku for entry in products.values()])
+        out = await self.cache.sold_out([entry.card.sku for entry in products.values()])
         self.builds += 1
         return compose(
             rankings, products, out, region=region, platform=platform, generation=generation, now=now

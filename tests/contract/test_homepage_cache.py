@@ -155,6 +155,8 @@ async def test_stock_flips_bump_the_generation(cache: HomepageCache) -> None:
     assert await cache.apply_stock([StockFlag("s1", True, 3), StockFlag("s1", False, 2)]) == 0
     assert await cache.generation() == g1
     assert await cache.apply_stock([StockFlag("s1", False, 4)]) == 1
+    assert await cache.sold_out(["s1", "s2", "unknown"]) == {"s1", "unknown"}
+    assert await cache.sold_out([]) == set()
 
 
 async def test_activity_counts_each_event_once_per_region_and_overall(cache: HomepageCache) -> None:

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from kernel.contracts.events import Product, ProductUpserted, new_event
+from kernel.contracts.events import Product, ProductUpserted, StockLevelChanged, new_event
 from read_models.homepage.model import Platform
 from read_models.homepage.projection import HomepageProjection
 from read_models.homepage.redis import RedisHomepageCache
@@ -44,6 +44,9 @@ async def caches(redis_url: str) -> AsyncIterator[list[RedisHomepageCache]]:
     events = [
         new_event(ProductUpserted(product=p), key=p.product_id, revision=1, producer="t") for p in products
     ]
+    for p in products:
+        level = StockLevelChanged(sku=p.sku, on_hand=1, held=0, sold=0, available=1, in_stock=True)
+        events.append(new_event(level, key=p.sku, revision=1, producer="t"))
     await HomepageProjection(opened[0]).handle(events)
     try:
         yield opened
@@ -58,6 +61,7 @@ async def test_a_stampede_across_processes_builds_once(caches: list[RedisHomepag
     pages = await asyncio.gather(*(services[n % PROCESSES].page("", Platform.WEB) for n in range(1000)))
     assert sum(service.builds for service in services) == 1
     assert len({page.etag for page in pages}) == 1
+    assert b"acme:p199" in pages[0].body  # a real page: the newest product is a new arrival
 
 
 async def test_a_stale_page_is_rebuilt_by_one_process_while_all_serve_the_old_copy(

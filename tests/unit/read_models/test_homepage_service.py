@@ -64,9 +64,13 @@ def product(
 
 
 async def feed(cache: MemoryHomepageCache, products: Sequence[Product]) -> None:
+    """The products, in stock (what a build skips is decided by the stock events it projected)."""
     events = [
         new_event(ProductUpserted(product=p), key=p.product_id, revision=1, producer="t") for p in products
     ]
+    for p in products:
+        level = StockLevelChanged(sku=p.sku, on_hand=1, held=0, sold=0, available=1, in_stock=True)
+        events.append(new_event(level, key=p.sku, revision=1, producer="t"))
     await HomepageProjection(cache).handle(events)
 
 
@@ -223,14 +227,22 @@ async def test_trending_falls_back_to_recent_activity(clock: Clock) -> None:
     assert [item["product_id"] for item in trending["items"]] == ["acme:p2", "acme:p3"]
 
 
-async def test_stock_events_bump_the_generation_for_a_rebuild(clock: Clock) -> None:
+async def test_a_stock_out_bumps_the_generation_and_the_rebuild_skips_it(clock: Clock) -> None:
     cache = MemoryHomepageCache(clock=clock)
+    await feed(cache, [product(n) for n in range(1, 4)])
+    service = HomepageService(cache, Stock(), freshness=Freshness(min_rebuild_s=0), clock=clock)
+    first = sections((await service.page("", Platform.APP)).body)
+    assert first["new_arrivals"] == ["acme:p3", "acme:p2", "acme:p1"]
     before = await cache.generation()
-    event = StockLevelChanged(sku="acme:S1", on_hand=1, held=0, sold=0, available=1, in_stock=True)
+    event = StockLevelChanged(sku="acme:S2", on_hand=1, held=0, sold=1, available=0, in_stock=False)
     await HomepageProjection(cache, clock=clock).handle(
-        [new_event(event, key="acme:S1", revision=1, producer="t")]
+        [new_event(event, key="acme:S2", revision=2, producer="t")]
     )
     assert await cache.generation() > before
+    await service.page("", Platform.APP)  # serves the old copy (the live set has not seen it) and rebuilds
+    await asyncio.sleep(0.01)
+    rebuilt = (await cache.document("|app"))[0]
+    assert rebuilt is not None and "acme:S2" not in rebuilt.skus
 
 
 async def test_a_failing_first_build_is_a_retryable_error(clock: Clock) -> None:
