@@ -226,8 +226,8 @@ _encoder = msgspec.json.Encoder(decimal_format="number")
 
 
 def encoded(page: HomepageResponse) -> tuple[bytes, str]:
-    """The page's JSON and its weak ETag. The tag covers what the shopper sees (the sections and whether
-    they are personal) but not ``generated_at``: a rebuild that changed nothing keeps clients' copies valid."""
+    """The page's JSON and its weak ETag. The tag covers what the shopper sees (the sections, whether they
+    are personal) but not ``generated_at``: a rebuild that changed nothing keeps clients' copies valid."""
     digest = hashlib.blake2b(_encoder.encode(page.sections), digest_size=12)
     digest.update(f"|{page.region}|{page.platform.value}|{page.personalised:d}".encode())
     return _encoder.encode(page), f'W/"{digest.hexdigest()}"'
