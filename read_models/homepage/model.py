@@ -222,7 +222,7 @@ class Document(msgspec.Struct, kw_only=True, gc=False):
     skus: list[str] = []  # every candidate's SKU: what the live stock filter checks per request
 
 
-_encoder = msgspec.json.Encoder(decimal_format="number")
+_encoder = msgspec.json.Encoder()  # prices as strings, as every other route answers them
 
 
 def encoded(page: HomepageResponse) -> tuple[bytes, str]:
