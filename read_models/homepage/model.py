@@ -219,7 +219,8 @@ class Document(msgspec.Struct, kw_only=True, gc=False):
     sections: list[Section]  # items include spares (up to Layout.spare)
     etag: str = ""
     body: bytes = b""  # the rendering when no candidate is sold out and the page is not personalised
-    skus: list[str] = []  # every candidate's SKU: what the live stock filter checks per request
+    skus: list[str] = []  # every candidate's SKU
+    shown: list[str] = []  # the SKUs of the default rendering: if none is sold out, ``body`` is the answer
 
 
 _encoder = msgspec.json.Encoder()  # prices as strings, as every other route answers them
@@ -329,7 +330,9 @@ def compose(
         region=region, platform=platform, generation=generation, built_at=now, sections=sections
     )
     document.skus = [card.sku for section in sections for card in section.items]
-    document.body, document.etag = encoded(render(document, sold_out=set(), personal=None))
+    default = render(document, sold_out=set(), personal=None)
+    document.shown = [card.sku for section in default.sections for card in section.items]
+    document.body, document.etag = encoded(default)
     return document
 
 

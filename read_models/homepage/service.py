@@ -81,10 +81,13 @@ class HomepageService:
         elif self._due(key, document, generation, now):
             self._revalidate(key, region, platform)
         personal = await self.cache.personal(user_id, LAYOUTS[platform].spare) if user_id else []
-        skus = document.skus + [card.sku for card in personal] if personal else document.skus
-        out = await self.sold_out(skus)
-        if not out and not personal:
-            return Page(document.body, document.etag, False)
+        if personal:
+            out = await self.sold_out(document.skus + [card.sku for card in personal])
+        else:
+            out = await self.sold_out(document.shown)  # the common case: nothing shown is sold out
+            if not out:
+                return Page(document.body, document.etag, False)
+            out = await self.sold_out(document.skus)  # spares take the sold-out items' places
         body, etag = encoded(render(document, sold_out=out, personal=personal))
         return Page(body, etag, bool(personal))
 
