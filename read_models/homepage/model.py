@@ -218,7 +218,8 @@ class Document(msgspec.Struct, kw_only=True, gc=False):
     built_at: float
     sections: list[Section]  # items include spares (up to Layout.spare)
     etag: str = ""
-    body: bytes = b""  # the rendering when no candidate is sold out and the page is not personalised
+    body: bytes = b""  # the rendering when nothing shown is sold out and the page is not personalised
+    parts: list[bytes] = []  # each section of ``body``, encoded: a request re-encodes only what differs
     skus: list[str] = []  # every candidate's SKU
     shown: list[str] = []  # the SKUs of the default rendering: if none is sold out, ``body`` is the answer
 
@@ -226,12 +227,26 @@ class Document(msgspec.Struct, kw_only=True, gc=False):
 _encoder = msgspec.json.Encoder()  # prices as strings, as every other route answers them
 
 
-def encoded(page: HomepageResponse) -> tuple[bytes, str]:
-    """The page's JSON and its weak ETag. The tag covers what the shopper sees (the sections, whether they
-    are personal) but not ``generated_at``: a rebuild that changed nothing keeps clients' copies valid."""
-    digest = hashlib.blake2b(_encoder.encode(page.sections), digest_size=12)
-    digest.update(f"|{page.region}|{page.platform.value}|{page.personalised:d}".encode())
-    return _encoder.encode(page), f'W/"{digest.hexdigest()}"'
+def _head(document: Document, personalised: bool) -> bytes:
+    """The page's JSON up to the opening bracket of ``sections`` (the last field)."""
+    empty = HomepageResponse(
+        region=document.region,
+        platform=document.platform,
+        generated_at=document.built_at,
+        personalised=personalised,
+        sections=[],
+    )
+    return _encoder.encode(empty)[: -len(b"]}")]
+
+
+def assemble(document: Document, parts: Sequence[bytes], personalised: bool) -> tuple[bytes, str]:
+    """The page's JSON from its encoded sections, and its weak ETag. The tag covers what the shopper sees
+    (the sections, whether they are personal) but not ``generated_at``: a rebuild that changed nothing
+    keeps clients' copies valid."""
+    sections = b",".join(parts)
+    digest = hashlib.blake2b(sections, digest_size=12)
+    digest.update(f"|{document.region}|{document.platform.value}|{personalised:d}".encode())
+    return b"".join((_head(document, personalised), sections, b"]}")), f'W/"{digest.hexdigest()}"'
 
 
 def document_key(region: str, platform: Platform) -> str:
@@ -330,9 +345,11 @@ def compose(
         region=region, platform=platform, generation=generation, built_at=now, sections=sections
     )
     document.skus = [card.sku for section in sections for card in section.items]
-    default = render(document, sold_out=set(), personal=None)
-    document.shown = [card.sku for section in default.sections for card in section.items]
-    document.body, document.etag = encoded(default)
+    layout = LAYOUTS[platform]
+    default = [_cut(section, _shown(section, layout), set()) for section in sections]
+    document.shown = [card.sku for section in default for card in section.items]
+    document.parts = [_encoder.encode(section) for section in default]
+    document.body, document.etag = assemble(document, document.parts, False)
     return document
 
 
@@ -340,30 +357,40 @@ def _shown(section: Section, layout: Layout) -> int:
     return layout.per_category if section.id == "top_rated" else layout.items
 
 
+def _cut(
+    section: Section,
+    n: int,
+    sold_out: set[str],
+    items: Sequence[ProductCard] | None = None,
+    source: str | None = None,
+) -> Section:
+    kept = [card for card in (section.items if items is None else items) if card.sku not in sold_out][:n]
+    return Section(
+        id=section.id,
+        title=section.title,
+        items=kept,
+        category=section.category,
+        source=source or section.source,
+    )
+
+
 def render(
     document: Document, *, sold_out: set[str], personal: Sequence[ProductCard] | None
-) -> HomepageResponse:
-    """The page a shopper sees: sold-out items dropped, each section cut to the platform's size, and the
-    recommendations replaced by the shopper's own when there are any."""
+) -> tuple[bytes, str]:
+    """The page a shopper sees (JSON and ETag): sold-out items dropped (spares move up), each section cut
+    to the platform's size, and the recommendations replaced by the shopper's own when there are any.
+    Only the sections that differ from the default rendering are encoded again."""
     layout = LAYOUTS[document.platform]
-    sections: list[Section] = []
-    for section in document.sections:
-        source = section.source
-        items: Sequence[ProductCard] = section.items
-        if section.id == "recommended" and personal:
-            items, source = personal, "personal"
+    parts: list[bytes] = []
+    for section, part in zip(document.sections, document.parts, strict=True):
         n = _shown(section, layout)
-        kept = [card for card in items if card.sku not in sold_out][:n]
-        sections.append(
-            Section(id=section.id, title=section.title, items=kept, category=section.category, source=source)
-        )
-    return HomepageResponse(
-        region=document.region,
-        platform=document.platform,
-        generated_at=document.built_at,
-        personalised=bool(personal),
-        sections=sections,
-    )
+        if section.id == "recommended" and personal:
+            parts.append(_encoder.encode(_cut(section, n, sold_out, personal, "personal")))
+        elif any(card.sku in sold_out for card in section.items[:n]):
+            parts.append(_encoder.encode(_cut(section, n, sold_out)))
+        else:
+            parts.append(part)
+    return assemble(document, parts, bool(personal))
 
 
 def is_stale(

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import structlog
+from prometheus_client import Histogram
 
 from kernel.eventlog.projection import ProjectorMetrics, ProjectorTask, unique_group
 from kernel.runtime import ReadinessCheck, Runtime
@@ -37,7 +38,13 @@ class HomepageModule:
     ) -> None:
         self.runtime = runtime
         self.cache = cache
-        self.service = HomepageService(cache, sold_out, freshness=freshness)
+        builds = Histogram(
+            "emporium_homepage_build_seconds",
+            "Homepage documents built by this process (one per region and platform when stale), and how long",
+            registry=runtime.metrics,
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )
+        self.service = HomepageService(cache, sold_out, freshness=freshness, on_build=builds.observe)
         self.projector: ProjectorTask | None = None
 
     def route_handlers(self) -> Sequence[ControllerRouterHandler]:

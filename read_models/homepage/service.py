@@ -22,7 +22,6 @@ from read_models.homepage.model import (
     Platform,
     compose,
     document_key,
-    encoded,
     is_stale,
     popular_list,
     render,
@@ -61,11 +60,13 @@ class HomepageService:
         *,
         freshness: Freshness | None = None,
         clock: Callable[[], float] = time.time,
+        on_build: Callable[[float], None] | None = None,
     ) -> None:
         self.cache = cache
         self.sold_out = sold_out
         self.freshness = freshness or Freshness()
         self.clock = clock
+        self.on_build = on_build  # seconds a build took (metrics)
         self.builds = 0  # documents this process built (the stampede test counts them)
         self._inflight: dict[str, asyncio.Task[Document | None]] = {}
         self._not_before: dict[str, float] = {}  # no lock attempt before this (another worker builds)
@@ -88,7 +89,7 @@ class HomepageService:
             if not out:
                 return Page(document.body, document.etag, False)
             out = await self.sold_out(document.skus)  # spares take the sold-out items' places
-        body, etag = encoded(render(document, sold_out=out, personal=personal))
+        body, etag = render(document, sold_out=out, personal=personal)
         return Page(body, etag, bool(personal))
 
     def _due(self, key: str, document: Document, generation: int, now: float) -> bool:
@@ -158,6 +159,7 @@ class HomepageService:
     async def build(self, region: str, platform: Platform, generation: int) -> Document:
         """Compose one document from the cached ingredients, skipping what the projected stock flags say is
         sold out (requests still filter with the live set, which may be a moment ahead)."""
+        started = time.perf_counter()
         layout = LAYOUTS[platform]
         now = self.clock()
         depth = layout.spare * 3  # deep enough that sell-outs at build time still leave spares
@@ -172,9 +174,12 @@ class HomepageService:
         products = await self.cache.products(sorted(wanted_ids(rankings, region, now)))
         out = await self.cache.sold_out([entry.card.sku for entry in products.values()])
         self.builds += 1
-        return compose(
+        document = compose(
             rankings, products, out, region=region, platform=platform, generation=generation, now=now
         )
+        if self.on_build is not None:
+            self.on_build(time.perf_counter() - started)
+        return document
 
     async def stop(self) -> None:
         tasks = list(self._inflight.values())
