@@ -236,3 +236,19 @@ async def test_the_request_path_reads_no_index_and_no_database(shop: Shop) -> No
             else:
                 setattr(adapter, method, original)
     assert counter == {}
+
+
+async def test_a_stampede_of_1000_requests_on_a_page_never_built_builds_it_once(shop: Shop) -> None:
+    """A region nobody asked for yet has no document: 1,000 requests at once wait on one build."""
+    registry = shop.client.app.state.runtime.metrics
+
+    def builds() -> float:
+        return registry.get_sample_value("emporium_homepage_build_seconds_count") or 0.0
+
+    before = builds()
+    responses = await asyncio.gather(
+        *(shop.client.get("/v1/homepage", params={"region": "STAMPEDE"}) for _ in range(1000))
+    )
+    assert {response.status_code for response in responses} == {200}
+    assert len({response.headers["etag"] for response in responses}) == 1
+    assert builds() - before == 1
