@@ -163,7 +163,8 @@ def line(r: dict[str, Any]) -> str:
         f"/healthz {h.rps:,.0f} rps p99 {h.p99_ms:.2f} ms cpu {h.server_cpu_us:.0f} us | "
         f"homepage {a.rps:,.0f} rps p50 {a.p50_ms:.2f} p99 {a.p99_ms:.2f} ms "
         f"cpu {a.server_cpu_us:.0f} us ratio {a.rps / h.rps:.2f} | "
-        f"personalised {p.rps:,.0f} rps p99 {p.p99_ms:.2f} ms ratio {p.rps / h.rps:.2f} | "
+        f"personalised {p.rps:,.0f} rps p99 {p.p99_ms:.2f} ms cpu {p.server_cpu_us:.0f} us "
+        f"ratio {p.rps / h.rps:.2f} | "
         f"statuses {a.statuses} {p.statuses} | load {r['load']:.2f}"
     )
 
@@ -212,7 +213,8 @@ def summary(args: argparse.Namespace, rounds: list[dict[str, Any]]) -> None:
         f"server CPU {med('healthz', 'server_cpu_us'):.0f} us/req\n"
         f"  homepage / healthz: {ratio:.2f} (median of per-run ratios; target >= 0.8)\n"
         f"  personalised (X-User-Id) {med('personal', 'rps'):,.0f} rps, "
-        f"p99 {med('personal', 'p99_ms'):.2f} ms, ratio {personal:.2f}\n"
+        f"p99 {med('personal', 'p99_ms'):.2f} ms, server CPU {med('personal', 'server_cpu_us'):.0f} us/req, "
+        f"ratio {personal:.2f}\n"
         f"  load average (1 min) per run: {loads}",
         flush=True,
     )
