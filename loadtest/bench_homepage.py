@@ -122,21 +122,38 @@ async def publish_analytics(settings: Settings, base: str) -> None:
         await event_log.close()
 
 
-async def wait_for_homepage(base: str, deadline_s: float = 600) -> dict[str, Any]:
-    """Until the homepage shows the catalog, the trending list and the shopper's recommendations."""
+async def wait_for_homepage(base: str, deadline_s: float = 900, settle_s: float = 5.0) -> dict[str, Any]:
+    """Until the homepage shows the catalog, the trending list and the shopper's recommendations, and its
+    ETag has not changed for ``settle_s`` (the catalog's stock events all projected: no rebuilds due)."""
     deadline = time.monotonic() + deadline_s
+    stable_since, last = time.monotonic(), ""
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
         while time.monotonic() < deadline:
-            page = (await client.get(HOMEPAGE, headers={"X-User-Id": SHOPPER})).json()
+            response = await client.get(HOMEPAGE, headers={"X-User-Id": SHOPPER})
+            page = response.json()
             sections = {s["id"]: s for s in page.get("sections", [])}
-            if (
+            ready = (
                 page.get("personalised")
                 and sections["trending"].get("source") == "analytics"
                 and sections["new_arrivals"]["items"]
-            ):
+            )
+            etag = response.headers.get("etag", "")
+            if not ready or etag != last:
+                stable_since, last = time.monotonic(), etag
+            elif time.monotonic() - stable_since >= settle_s:
                 return page
             await asyncio.sleep(0.5)
     raise TimeoutError("the homepage never showed the catalog")
+
+
+async def builds(base: str) -> float:
+    """Homepage documents the server has built so far (its Prometheus metric)."""
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        text = (await client.get("/metrics")).text
+    for row in text.splitlines():
+        if row.startswith("emporium_homepage_build_seconds_count"):
+            return float(row.split()[-1])
+    return 0.0
 
 
 async def wait_ready(base: str, proc: subprocess.Popen[bytes], log: Path) -> None:
@@ -259,7 +276,10 @@ def main() -> None:
         if split:
             print(f"# server on cores {sorted(server_cpus or ())}, wrk on {sorted(wrk_cpus or ())}")
         print(f"# machine: {os.cpu_count()} cores; load average before: {os.getloadavg()}")
+        built = uvloop.run(builds(base))
         rounds = measure(base, server.pid, args, wrk_cpus)
+        built = uvloop.run(builds(base)) - built
+        print(f"homepage documents built while measuring: {built:.0f} (rebuilds when older than 60 s)")
     finally:
         if server is not None:
             server.terminate()
