@@ -32,6 +32,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "stock-feed": ["loadtest.bench_stock_feed"],
     "limits": ["loadtest.bench_limits"],
     "recommendations": ["loadtest.bench_recommendations", "--cassandra-url", "{cassandra}"],
+    "homepage": ["loadtest.bench_homepage"],
 }
 
 
