@@ -119,8 +119,7 @@ class MemoryHomepageCache:
                 scores = self._activity.setdefault((region, bucket), {})
                 scores[hit.product_id] = scores.get(hit.product_id, 0.0) + hit.weight
             counted += 1
-        self._generation += bool(counted)
-        return counted
+        return counted  # no generation bump: activity moves every second; documents follow it by max age
 
     def _forget(self, now: float, oldest: int) -> None:
         for key in [key for key in self._activity if key[1] < oldest]:

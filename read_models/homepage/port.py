@@ -2,8 +2,8 @@
 
 Every write is idempotent (at-least-once delivery, full replays): products, lists and stock flags are
 compare-and-set by revision; an activity event counts once (its id is remembered for the activity window)
-and an event older than the window counts nothing. Each write that changes an ingredient bumps the
-*generation*, which tells the serving side that its documents may be rebuilt.
+and an event older than the window counts nothing. Each write that changes a product, a shared list or a
+stock flag bumps the *generation*, which tells the serving side that its documents may be rebuilt.
 
 Adapters (``tests/contract/test_homepage_cache.py`` runs one suite against both):
 
@@ -53,7 +53,8 @@ class HomepageCache(Protocol):
         ...
 
     async def add_activity(self, hits: Sequence[ActivityHit], *, now: float) -> int:
-        """Count each hit once into its region's and every region's hour; how many counted."""
+        """Count each hit once into its region's and every region's hour; how many counted. Activity does
+        not bump the generation (it changes all the time): documents follow it by their maximum age."""
         ...
 
     # read by a build ------------------------------------------------------------------------

@@ -167,7 +167,9 @@ async def test_activity_counts_each_event_once_per_region_and_overall(cache: Hom
         ActivityHit("e4", "a", "US", 1.0, NOW - 2 * BUCKET_S),
         ActivityHit("old", "z", "IN", 100.0, NOW - 24 * BUCKET_S),  # outside the window
     ]
+    generation = await cache.generation()
     assert await cache.add_activity(hits, now=NOW) == 4
+    assert await cache.generation() == generation  # documents follow activity by their maximum age
     assert await cache.add_activity(hits[:2], now=NOW) == 0  # redelivered
     found = await rankings(cache, "IN")
     assert found.activity["IN"] == ["b", "a"]

@@ -3,7 +3,8 @@
 -- then per hit: event id, product id, region, weight, bucket.
 -- An event id is remembered (:seen:<id>) until its bucket leaves the window, so a redelivery counts
 -- nothing; a bucket (:act:<region>:<bucket> zset, also under the region '') expires with the window.
--- Returns how many hits counted; bumps :gen when any did.
+-- Returns how many hits counted. It does not bump :gen: activity moves all the time, and a document
+-- (whose trending falls back to it) follows it by its maximum age instead of a rebuild per batch.
 local p, oldest, hours, width = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local counted = 0
 for i = 5, #ARGV, 5 do
@@ -20,5 +21,4 @@ for i = 5, #ARGV, 5 do
     counted = counted + 1
   end
 end
-if counted > 0 then redis.call('INCR', p .. ':gen') end
 return counted
