@@ -6,6 +6,7 @@ per minimum rebuild interval); a request only looks up its document.
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import time
 import uuid
@@ -132,24 +133,39 @@ class MemoryHomepageCache:
     async def rankings(
         self, *, region: str, depth: int, categories: int, per_category: int, lists: Sequence[str], now: float
     ) -> Rankings:
-        sizes = {category: float(len(rated)) for category, rated in self._rated.items() if rated}
-        leading = _top(sizes, categories)
+        """Ranked from a snapshot on a worker thread: sorting a large catalog takes tens of milliseconds,
+        which the event loop keeps answering requests through (the copies take about a millisecond)."""
+        sizes = {category: len(rated) for category, rated in self._rated.items() if rated}
+        leading = [c for c, _ in heapq.nlargest(categories, sizes.items(), key=lambda i: (i[1], i[0]))]
         oldest = activity_bucket(now) - ACTIVITY_HOURS + 1
-        activity: dict[str, list[str]] = {}
-        for r in dict.fromkeys((region, "")):
-            total: dict[str, float] = {}
-            for (bucket_region, bucket), scores in self._activity.items():
-                if bucket_region == r and bucket >= oldest:
-                    for pid, weight in scores.items():
-                        total[pid] = total.get(pid, 0.0) + weight
-            activity[r] = _top(total, depth)
-        return Rankings(
-            new=_top(self._new, depth),
-            deals=_top(self._deals, depth),
-            rated={category: _top(self._rated[category], per_category) for category in leading},
-            lists={name: self._lists[name] for name in lists if name in self._lists},
-            activity=activity,
-        )
+        regions = tuple(dict.fromkeys((region, "")))
+        buckets = [
+            (bucket_region, dict(scores))
+            for (bucket_region, bucket), scores in self._activity.items()
+            if bucket >= oldest and bucket_region in regions
+        ]
+        new, deals = dict(self._new), dict(self._deals)
+        rated = {category: dict(self._rated[category]) for category in leading}
+        found = {name: self._lists[name] for name in lists if name in self._lists}
+
+        def rank() -> Rankings:
+            activity: dict[str, list[str]] = {}
+            for r in regions:
+                total: dict[str, float] = {}
+                for bucket_region, scores in buckets:
+                    if bucket_region == r:
+                        for pid, weight in scores.items():
+                            total[pid] = total.get(pid, 0.0) + weight
+                activity[r] = _top(total, depth)
+            return Rankings(
+                new=_top(new, depth),
+                deals=_top(deals, depth),
+                rated={category: _top(rated[category], per_category) for category in leading},
+                lists=found,
+                activity=activity,
+            )
+
+        return await asyncio.to_thread(rank)
 
     async def products(self, product_ids: Sequence[str]) -> dict[str, ProductEntry]:
         found = self._products
