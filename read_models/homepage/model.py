@@ -312,6 +312,8 @@ def compose(
     spare = layout.spare
     trending, trending_source = trending_ids(rankings, region, now)
     popular, popular_source = popular_ids(rankings, region)
+    if not popular:  # no popularity computed yet: what is trending is the next best guess
+        popular, popular_source = trending, trending_source
     sections = [
         Section(
             id="trending",

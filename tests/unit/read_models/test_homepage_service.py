@@ -225,6 +225,9 @@ async def test_trending_falls_back_to_recent_activity(clock: Clock) -> None:
     trending = page["sections"][0]
     assert trending["source"] == "activity"
     assert [item["product_id"] for item in trending["items"]] == ["acme:p2", "acme:p3"]
+    recommended = page["sections"][-1]  # no popularity computed yet: the trending guess
+    assert recommended["id"] == "recommended" and recommended["source"] == "activity"
+    assert [item["product_id"] for item in recommended["items"]] == ["acme:p2", "acme:p3"]
 
 
 async def test_a_stock_out_bumps_the_generation_and_the_rebuild_skips_it(clock: Clock) -> None:
