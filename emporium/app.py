@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from emporium.access import document_rate_limits, hold_policy, in_group, rate_limiter
 from emporium.container import Container
+from emporium.web import storefront_page
 from ingest.api import INGEST_ERRORS
 from ingest.module import IngestModule
 from inventory.api import INVENTORY_ERRORS
@@ -27,13 +28,16 @@ from kernel.http.limits import LIMIT_ERRORS, RateLimiter, rate_limit_group_opt
 from kernel.observability import HttpMetrics
 from kernel.runtime import Module, ReadinessCheck
 from kernel.settings import Settings
-from read_models.api import RECOMMENDATIONS_ERRORS
+from read_models.api import READ_MODEL_ERRORS
+from read_models.availability import AvailabilityUnavailable, SoldOutProducts
 from read_models.homepage.api import HOMEPAGE_ERRORS
 from read_models.homepage.module import HomepageModule
 from read_models.homepage.service import Freshness
-from read_models.module import ReadModelsModule
+from read_models.module import ReadModelsModule, TrendingModule
+from read_models.trending_api import TRENDING_ERRORS
 from search.api import SEARCH_ERRORS
 from search.module import SearchModule
+from search.out_of_stock import OutOfStockSet, sold_out_products
 
 log = structlog.get_logger(__name__)
 
@@ -48,12 +52,26 @@ async def _run_check(name: str, check: ReadinessCheck) -> tuple[str, str]:
     return name, "ok"
 
 
+def sold_out_of(stock: OutOfStockSet) -> SoldOutProducts:
+    """The read models' stock question, answered by search's live out-of-stock set (contexts do not
+    import each other; they meet here)."""
+
+    async def sold_out(product_ids: Sequence[str], /) -> set[str]:
+        try:
+            return await sold_out_products(stock, product_ids)
+        except Exception as exc:  # Redis down: the recommendation routes answer a retryable 503
+            raise AvailabilityUnavailable(repr(exc)) from exc
+
+    return sold_out
+
+
 def build_modules(container: Container, limiter: RateLimiter | None = None) -> list[Module]:
     """Every feature module over its adapters, in start order: inventory before search, whose stock
-    model reads its events."""
+    model reads its events; search before the read models, whose answers its out-of-stock set filters."""
     runtime = container.runtime
     engine = container.inventory_engine()
     stock = container.out_of_stock_set()
+    sold_out = sold_out_of(stock)
     settings = container.settings
     return [
         IngestModule(
@@ -64,8 +82,10 @@ def build_modules(container: Container, limiter: RateLimiter | None = None) -> l
         ),
         InventoryModule(runtime, engine=engine, holds=hold_policy(container.settings, limiter)),
         SearchModule(runtime, index=container.search_index(), stock=stock),
-        ReadModelsModule(runtime, store=container.recommendations_store()),
-        # the homepage hides what the search read model's live stock set says is sold out
+        ReadModelsModule(runtime, store=container.recommendations_store(), sold_out=sold_out),
+        TrendingModule(runtime, store=container.trending_store(), sold_out=sold_out),
+        # the homepage hides what the live out-of-stock set says is sold out, asked by SKU (its tiles
+        # carry their SKU; one set lookup per SKU, no product-to-SKU directory on the request path)
         HomepageModule(
             runtime,
             cache=container.homepage_cache(),
@@ -125,6 +145,7 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Lit
     # rate limits are counted per module (operations routes and the docs in the app's default group)
     handlers: list = [healthz, readyz, metrics]
     handlers.extend(in_group(module.name, module.route_handlers()) for module in modules)
+    handlers.append(storefront_page())  # the page at / (static files; every API route is more specific)
 
     app = Litestar(
         route_handlers=handlers,
@@ -137,7 +158,8 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Lit
             INGEST_ERRORS,
             INVENTORY_ERRORS,
             SEARCH_ERRORS,
-            RECOMMENDATIONS_ERRORS,
+            READ_MODEL_ERRORS,
+            TRENDING_ERRORS,
             HOMEPAGE_ERRORS,
             LIMIT_ERRORS,
         ),

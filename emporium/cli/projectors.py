@@ -16,6 +16,7 @@ from kernel.eventlog.projection import ProjectorMetrics
 from kernel.settings import Settings
 from read_models.homepage.projection import homepage_projector
 from read_models.recommendations_projector import recommendations_projector
+from read_models.trending_projector import trending_projector
 from search.projectors import live_projectors
 from search.rebuild import RebuildReport, rebuild_search
 
@@ -39,7 +40,7 @@ def project(
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Events per batch.")] = 5000,
 ) -> None:
-    """Run the read-model projectors (search index, out-of-stock set, recommendations, homepage) until Ctrl-C.
+    """Run the read-model projectors (search, stock, recommendations, trending, homepage) until Ctrl-C.
 
     For cluster deployments (Kafka, Elasticsearch, Redis); the embedded `serve` runs them in-process.
     Start several for more throughput: the consumer group spreads the partitions over them.
@@ -55,6 +56,7 @@ async def _project(settings: Settings, *, metrics_port: int | None, batch_size: 
             "the out-of-stock set is in-process (cache_url memory://): only this process sees it; "
             "serving processes keep their own. Set EMPORIUM_CACHE_URL=redis://... for a cluster."
         )
+    trending = container.trending_store()
     metrics = ProjectorMetrics.of(container.metrics)
     tasks = [
         *live_projectors(
@@ -62,6 +64,13 @@ async def _project(settings: Settings, *, metrics_port: int | None, batch_size: 
         ),
         recommendations_projector(event_log, container.recommendations_store(), metrics=metrics),
     ]
+    if trending.volatile:
+        log.warning(
+            "the trending store is in-process (cache_url memory://): each serving process follows the "
+            "trending topic itself, so this command does not project it. Set EMPORIUM_CACHE_URL=redis://..."
+        )
+    else:
+        tasks.append(trending_projector(event_log, trending, metrics=metrics))
     homepage = container.homepage_cache()
     if not homepage.volatile:  # an in-process homepage cache is kept by each serving process itself
         tasks.append(homepage_projector(event_log, homepage, metrics=metrics))
