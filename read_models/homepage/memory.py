@@ -54,6 +54,7 @@ class MemoryHomepageCache:
         self._documents: dict[str, Document] = {}
         self._locks: dict[str, tuple[str, float]] = {}
         self._generation = 0
+        self._regions: set[str] = set()
 
     # projector side ------------------------------------------------------------------------
 
@@ -88,6 +89,8 @@ class MemoryHomepageCache:
         applied = shared = 0
         for ranked in lists:
             stored = self._lists.get(ranked.name)
+            if ranked.region:
+                self._regions.add(ranked.region)
             if stored is None or ranked.revision > stored.revision:
                 self._lists[ranked.name] = ranked
                 applied += 1
@@ -116,6 +119,8 @@ class MemoryHomepageCache:
             if bucket < oldest or hit.event_id in self._seen:
                 continue
             self._seen[hit.event_id] = (bucket + ACTIVITY_HOURS) * BUCKET_S
+            if hit.region:
+                self._regions.add(hit.region)
             for region in dict.fromkeys((hit.region, "")):
                 scores = self._activity.setdefault((region, bucket), {})
                 scores[hit.product_id] = scores.get(hit.product_id, 0.0) + hit.weight
@@ -174,6 +179,9 @@ class MemoryHomepageCache:
     async def sold_out(self, skus: Sequence[str]) -> set[str]:
         stock = self._stock
         return {sku for sku in skus if not stock.get(sku, (0, False))[1]}
+
+    async def region_known(self, region: str) -> bool:
+        return region in self._regions
 
     async def generation(self) -> int:
         return self._generation

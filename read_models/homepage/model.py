@@ -129,6 +129,7 @@ class RankedList(msgspec.Struct, frozen=True, gc=False):
     product_ids: tuple[str, ...]
     revision: int
     at: float  # epoch seconds the list describes (a trending window's end, a computation's time)
+    region: str = ""  # the region a trending or popular list is for ("" every region, or a user's list)
 
 
 class ActivityHit(msgspec.Struct, frozen=True, gc=False):

@@ -76,6 +76,12 @@ class HomepageCache(Protocol):
 
     async def generation(self) -> int: ...
 
+    async def region_known(self, region: str) -> bool:
+        """Whether an analytics list or an activity event named ``region``: only those get a document of
+        their own (any other region is served every region's page, so made-up regions cannot each cost a
+        build and a cached document)."""
+        ...
+
     # read by a request, and the documents -----------------------------------------------------
 
     async def document(self, key: str) -> tuple[Document | None, int]:

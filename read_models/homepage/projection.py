@@ -85,9 +85,11 @@ def _analytics(event: Envelope, batch: Batch) -> None:
         if payload.kind == "products":
             ranked = tuple(e.key for e in sorted(payload.entries, key=lambda e: -e.score))
             name = trend_list(payload.window, payload.region)
-            batch.lists.append(RankedList(name, ranked, event.revision, payload.window_end.timestamp()))
+            end = payload.window_end.timestamp()
+            batch.lists.append(RankedList(name, ranked, event.revision, end, payload.region))
     elif isinstance(payload, PopularProductsComputed):
-        batch.lists.append(RankedList(popular_list(payload.region), payload.product_ids, event.revision, at))
+        name = popular_list(payload.region)
+        batch.lists.append(RankedList(name, payload.product_ids, event.revision, at, payload.region))
     elif isinstance(payload, RecommendationsComputed) and is_valid_user_id(payload.user_id):
         batch.lists.append(RankedList(recs_list(payload.user_id), payload.product_ids, event.revision, at))
 

@@ -99,7 +99,13 @@ class RedisHomepageCache:
             for ranked in chunk:
                 args += [ranked.name, ranked.revision, _encode(ranked), 0 if is_personal(ranked.name) else 1]
             applied += int(await self._scripts["lists"](args=args))
+        await self._remember_regions({ranked.region for ranked in lists})
         return applied
+
+    async def _remember_regions(self, regions: set[str]) -> None:
+        regions.discard("")
+        if regions:
+            await self._redis.sadd(self._key("regions"), *sorted(regions))
 
     async def apply_stock(self, flags: Sequence[StockFlag]) -> int:
         flipped = 0
@@ -118,6 +124,7 @@ class RedisHomepageCache:
             for hit in chunk:
                 args += [hit.event_id, hit.product_id, hit.region, repr(hit.weight), activity_bucket(hit.at)]
             counted += int(await self._scripts["activity"](args=args))
+        await self._remember_regions({hit.region for hit in hits})
         return counted
 
     # build side -------------------------------------------------------------------------------
@@ -166,6 +173,9 @@ class RedisHomepageCache:
         return {
             sku for sku, flag in zip(skus, flags, strict=True) if flag is None or not flag.endswith(b":1")
         }
+
+    async def region_known(self, region: str) -> bool:
+        return bool(await self._redis.sismember(self._key("regions"), region))
 
     async def generation(self) -> int:
         return int(await self._redis.get(self._key("gen")) or 0)

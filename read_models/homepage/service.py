@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import structlog
 
 from read_models.homepage.model import (
+    ALL_REGIONS,
     LAYOUTS,
     Document,
     Platform,
@@ -31,6 +32,9 @@ from read_models.homepage.model import (
 from read_models.homepage.port import HomepageCache, SoldOut
 
 log = structlog.get_logger(__name__)
+
+REGION_MEMO_S = 5.0  # a region named for the first time gets its own page within this
+MAX_REGION_MEMO = 10_000
 
 
 class HomepageUnavailable(Exception):
@@ -70,10 +74,13 @@ class HomepageService:
         self.builds = 0  # documents this process built (the stampede test counts them)
         self._inflight: dict[str, asyncio.Task[Document | None]] = {}
         self._not_before: dict[str, float] = {}  # no lock attempt before this (another worker builds)
+        self._regions: dict[str, tuple[bool, float]] = {}  # region -> (known, until): a short memo
 
     # request path --------------------------------------------------------------------------------
 
     async def page(self, region: str, platform: Platform, user_id: str | None = None) -> Page:
+        if region and not await self._known(region):
+            region = ALL_REGIONS  # the answer's "region" says which page this is
         key = document_key(region, platform)
         document, generation = await self.cache.document(key)
         now = self.clock()
@@ -91,6 +98,18 @@ class HomepageService:
             out = await self.sold_out(document.skus)  # spares take the sold-out items' places
         body, etag = render(document, sold_out=out, personal=personal)
         return Page(body, etag, bool(personal))
+
+    async def _known(self, region: str) -> bool:
+        """Whether ``region`` gets its own page (asked of the cache at most every few seconds per region)."""
+        now = self.clock()
+        memo = self._regions.get(region)
+        if memo is not None and memo[1] > now:
+            return memo[0]
+        known = await self.cache.region_known(region)
+        if len(self._regions) >= MAX_REGION_MEMO:
+            self._regions.clear()
+        self._regions[region] = (known, now + REGION_MEMO_S)
+        return known
 
     def _due(self, key: str, document: Document, generation: int, now: float) -> bool:
         f = self.freshness

@@ -176,6 +176,14 @@ async def test_activity_counts_each_event_once_per_region_and_overall(cache: Hom
     assert found.activity[""] == ["b", "c", "a"]  # every region: b 5, c 3, a 1 + 1
 
 
+async def test_regions_are_known_once_a_list_or_activity_names_them(cache: HomepageCache) -> None:
+    assert not await cache.region_known("IN")
+    await cache.apply_lists([RankedList(popular_list("IN"), ("a",), 1, NOW, "IN")])
+    await cache.add_activity([ActivityHit("e-us", "a", "US", 1.0, NOW)], now=NOW)
+    assert await cache.region_known("IN") and await cache.region_known("US")
+    assert not await cache.region_known("") and not await cache.region_known("Atlantis")
+
+
 async def test_documents_round_trip_with_the_generation(cache: HomepageCache) -> None:
     assert await cache.document("IN|web") == (None, await cache.generation())
     document = Document(

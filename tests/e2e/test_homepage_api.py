@@ -18,6 +18,7 @@ from litestar.testing import AsyncTestClient
 
 from kernel.contracts.events import (
     Envelope,
+    PopularProductsComputed,
     Product,
     ProductUpserted,
     RecommendationsComputed,
@@ -245,6 +246,13 @@ async def test_a_stampede_of_1000_requests_on_a_page_never_built_builds_it_once(
     def builds() -> float:
         return registry.get_sample_value("emporium_homepage_build_seconds_count") or 0.0
 
+    popular = PopularProductsComputed(product_ids=("home:p1",), region="STAMPEDE")
+    await shop.publish([new_event(popular, key="popular:STAMPEDE", revision=1, producer="t")])
+    cache = shop.client.app.state.container.homepage_cache()
+    for _ in range(400):
+        if await cache.region_known("STAMPEDE"):
+            break
+        await asyncio.sleep(0.025)
     before = builds()
     responses = await asyncio.gather(
         *(shop.client.get("/v1/homepage", params={"region": "STAMPEDE"}) for _ in range(1000))
@@ -252,3 +260,10 @@ async def test_a_stampede_of_1000_requests_on_a_page_never_built_builds_it_once(
     assert {response.status_code for response in responses} == {200}
     assert len({response.headers["etag"] for response in responses}) == 1
     assert builds() - before == 1
+    assert responses[0].json()["region"] == "STAMPEDE"
+
+
+async def test_a_made_up_region_gets_every_regions_page(shop: Shop) -> None:
+    """Only regions the lists or the activity named get a page of their own: any other costs no build."""
+    response = await shop.client.get("/v1/homepage", params={"region": "Atlantis"})
+    assert response.status_code == 200 and response.json()["region"] == ""
