@@ -14,14 +14,18 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from analytics.archive.module import ArchiveModule
 from emporium.access import document_rate_limits, hold_policy, in_group, rate_limiter
 from emporium.container import Container
+from emporium.sales import catalog_lookup
 from emporium.web import storefront_page
 from ingest.api import INGEST_ERRORS
 from ingest.module import IngestModule
 from inventory.api import INVENTORY_ERRORS
 from inventory.module import InventoryModule
+from inventory.sales import SalesRecorder
 from kernel import __version__
+from kernel.activity import ActivityMetrics, ActivityPublisher
 from kernel.http.callers import identify_opt
 from kernel.http.errors import exception_handlers
 from kernel.http.limits import LIMIT_ERRORS, RateLimiter, rate_limit_group_opt
@@ -70,9 +74,14 @@ def build_modules(container: Container, limiter: RateLimiter | None = None) -> l
     model reads its events; search before the read models, whose answers its out-of-stock set filters."""
     runtime = container.runtime
     engine = container.inventory_engine()
-    stock = container.out_of_stock_set()
+    index, stock = container.search_index(), container.out_of_stock_set()
     sold_out = sold_out_of(stock)
     settings = container.settings
+    activity = ActivityMetrics.of(runtime.metrics)
+    sales = SalesRecorder(
+        ActivityPublisher(runtime.event_log, metrics=activity, producer="inventory"),
+        catalog_lookup(index, stock),
+    )
     return [
         IngestModule(
             runtime,
@@ -80,10 +89,11 @@ def build_modules(container: Container, limiter: RateLimiter | None = None) -> l
             key_secret=container.key_secret,
             stock_writer=engine,  # stock feeds
         ),
-        InventoryModule(runtime, engine=engine, holds=hold_policy(container.settings, limiter)),
-        SearchModule(runtime, index=container.search_index(), stock=stock),
+        InventoryModule(runtime, engine=engine, holds=hold_policy(container.settings, limiter), sales=sales),
+        SearchModule(runtime, index=index, stock=stock),
         ReadModelsModule(runtime, store=container.recommendations_store(), sold_out=sold_out),
         TrendingModule(runtime, store=container.trending_store(), sold_out=sold_out),
+        ArchiveModule(runtime),  # the activity archive, in-process with inprocess_projectors
         # the homepage hides what the live out-of-stock set says is sold out, asked by SKU (its tiles
         # carry their SKU; one set lookup per SKU, no product-to-SKU directory on the request path)
         HomepageModule(
