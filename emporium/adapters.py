@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from inventory.sqlite import SqliteEngine
     from kernel.eventlog.port import EventLog
     from kernel.http.limits import LimitsStorage
+    from read_models.homepage.port import HomepageCache
     from read_models.orders.port import OrdersStore
     from read_models.recommendations.port import RecommendationsStore
     from read_models.trending.port import TrendingStore
@@ -198,6 +199,30 @@ OUT_OF_STOCK_SET: Port[OutOfStockSet] = Port(
         "redis": _redis_out_of_stock,
         "rediss": _redis_out_of_stock,
     },
+    start=_nothing_to_start,
+)
+
+
+# Homepage cache (the cache URL) -----------------------------------------------------------------
+
+
+def _memory_homepage(url: str) -> HomepageCache:
+    from read_models.homepage.memory import MemoryHomepageCache
+
+    return MemoryHomepageCache()
+
+
+def _redis_homepage(url: str) -> HomepageCache:
+    from read_models.homepage.redis import RedisHomepageCache
+
+    return RedisHomepageCache.from_url(url)
+
+
+HOMEPAGE_CACHE: Port[HomepageCache] = Port(
+    name="homepage cache",
+    setting="cache_url",
+    examples="memory://, redis://HOST:PORT/DB",
+    constructors={"memory": _memory_homepage, "redis": _redis_homepage, "rediss": _redis_homepage},
     start=_nothing_to_start,
 )
 
@@ -408,6 +433,7 @@ PORTS: tuple[Port[Any], ...] = (
     EVENT_LOG,
     SEARCH_INDEX,
     OUT_OF_STOCK_SET,
+    HOMEPAGE_CACHE,
     RATE_LIMIT_STORAGE,
     INGEST_STORE,
     INVENTORY_ENGINE,

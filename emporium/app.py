@@ -37,6 +37,9 @@ from kernel.runtime import Module, ReadinessCheck
 from kernel.settings import Settings
 from read_models.api import READ_MODEL_ERRORS
 from read_models.availability import AvailabilityUnavailable, SoldOutProducts
+from read_models.homepage.api import HOMEPAGE_ERRORS
+from read_models.homepage.module import HomepageModule
+from read_models.homepage.service import Freshness
 from read_models.module import ReadModelsModule, TrendingModule
 from read_models.orders.api import ORDERS_ERRORS
 from read_models.orders.module import OrdersModule
@@ -79,6 +82,7 @@ def build_modules(container: Container, limiter: RateLimiter | None = None) -> l
     holds = hold_policy(container.settings, limiter)  # reservations and checkouts share the units cap
     index, stock = container.search_index(), container.out_of_stock_set()
     sold_out = sold_out_of(stock)
+    settings = container.settings
     activity = ActivityMetrics.of(runtime.metrics)
     sales = SalesRecorder(
         ActivityPublisher(runtime.event_log, metrics=activity, producer="inventory"),
@@ -100,6 +104,16 @@ def build_modules(container: Container, limiter: RateLimiter | None = None) -> l
         TrendingModule(runtime, store=container.trending_store(), sold_out=sold_out),
         OrdersModule(runtime, store=container.orders_store()),
         ArchiveModule(runtime),  # the activity archive, in-process with inprocess_projectors
+        # the homepage hides what the live out-of-stock set says is sold out, asked by SKU (its tiles
+        # carry their SKU; one set lookup per SKU, no product-to-SKU directory on the request path)
+        HomepageModule(
+            runtime,
+            cache=container.homepage_cache(),
+            sold_out=stock.out_of_stock,
+            freshness=Freshness(
+                max_age_s=settings.homepage_max_age_s, min_rebuild_s=settings.homepage_min_rebuild_s
+            ),
+        ),
     ]
 
 
@@ -172,6 +186,7 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Lit
             READ_MODEL_ERRORS,
             TRENDING_ERRORS,
             ORDERS_ERRORS,
+            HOMEPAGE_ERRORS,
             LIMIT_ERRORS,
         ),
         openapi_config=OpenAPIConfig(

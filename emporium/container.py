@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry
 from emporium.adapters import (
     COMMERCE_STORE,
     EVENT_LOG,
+    HOMEPAGE_CACHE,
     INGEST_STORE,
     INVENTORY_ENGINE,
     ORDERS_STORE,
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from ingest.store import IngestStore
     from kernel.eventlog.port import EventLog
     from kernel.http.limits import LimitsStorage
+    from read_models.homepage.port import HomepageCache
     from read_models.orders.port import OrdersStore
     from read_models.recommendations.port import RecommendationsStore
     from read_models.trending.port import TrendingStore
@@ -114,6 +116,9 @@ class Container:
 
     def out_of_stock_set(self) -> OutOfStockSet:
         return self._adapter(OUT_OF_STOCK_SET)
+
+    def homepage_cache(self) -> HomepageCache:
+        return self._adapter(HOMEPAGE_CACHE)
 
     def ingest_store(self) -> IngestStore:
         return self._adapter(INGEST_STORE)

@@ -65,3 +65,21 @@ def reads_json(body: Schema, *, headers: Sequence[Parameter] = ()) -> type[Opera
                 self.parameters = [*(self.parameters or []), *headers]
 
     return RawJsonOperation
+
+
+def query(name: str, schema: Schema, description: str) -> Parameter:
+    return Parameter(
+        name=name, param_in=ParamType.QUERY, schema=schema, description=description, required=False
+    )
+
+
+def reads_parameters(*parameters: Parameter) -> type[Operation]:
+    """An ``operation_class`` documenting query parameters and headers that the handler reads itself
+    (a hot route that skips Litestar's parameter parsing; see kernel.http.hot_path)."""
+
+    @dataclass
+    class RawParametersOperation(Operation):
+        def __post_init__(self) -> None:
+            self.parameters = [*(self.parameters or []), *parameters]
+
+    return RawParametersOperation

@@ -60,6 +60,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # How long cached search pages outlive a stock-out (they already hide the item; only totals and
     # facet counts may still count it): more keeps more pages through a flash sale, 0 drops them at once.
     search_stock_out_grace_s: Annotated[float, msgspec.Meta(ge=0)] = 1.0
+    # Homepage documents: rebuilt when older than this even if nothing changed, and at most once per
+    # min-rebuild interval when their ingredients change (one worker builds; everyone serves the old copy).
+    homepage_max_age_s: Annotated[float, msgspec.Meta(gt=0)] = 60.0
+    homepage_min_rebuild_s: Annotated[float, msgspec.Meta(ge=0)] = 2.0
     # The server secret keying the stored hashes of API keys (HMAC-SHA256). Unset: one is generated once
     # into <data_dir>/key-secret (mode 0600); every server of a cluster must be given the same one.
     key_secret: str | None = None

@@ -34,6 +34,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "checkout": ["loadtest.bench_checkout"],
     "recommendations": ["loadtest.bench_recommendations", "--cassandra-url", "{cassandra}"],
     "edge": ["loadtest.bench_edge"],  # starts its own full stack and the edge topology
+    "homepage": ["loadtest.bench_homepage"],
 }
 
 

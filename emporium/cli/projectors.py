@@ -15,6 +15,7 @@ from emporium.container import Container
 from emporium.probe_server import ProbeServer
 from kernel.eventlog.projection import ProjectorMetrics, ProjectorTask
 from kernel.settings import Settings
+from read_models.homepage.projection import homepage_projector
 from read_models.orders.projector import orders_projector
 from read_models.recommendations_projector import recommendations_projector
 from read_models.trending_projector import trending_projector
@@ -44,8 +45,8 @@ def project(
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Events per batch.")] = 5000,
 ) -> None:
-    """Run the read-model projectors (search index, out-of-stock set, recommendations, trending, orders)
-    and the activity archive (analytics lake) until Ctrl-C.
+    """Run the read-model projectors (search index, out-of-stock set, recommendations, trending, orders,
+    homepage) and the activity archive (analytics lake) until Ctrl-C.
 
     For cluster deployments (Kafka, Elasticsearch, Redis); the embedded `serve` runs them in-process.
     Start several for more throughput: the consumer group spreads the partitions over them.
@@ -78,6 +79,9 @@ async def _project(settings: Settings, *, metrics_port: int | None, batch_size: 
         )
     else:
         tasks.append(trending_projector(event_log, trending, metrics=metrics))
+    homepage = container.homepage_cache()
+    if not homepage.volatile:  # an in-process homepage cache is kept by each serving process itself
+        tasks.append(homepage_projector(event_log, homepage, metrics=metrics))
     started = asyncio.Event()
     probes = ProbeServer(metrics_port, container.metrics, started.is_set) if metrics_port else None
     if probes is not None:

@@ -54,6 +54,7 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/v1/recommendations/{user_id}"): "anyone",
     ("GET", "/v1/products/{product_id}/related"): "anyone",
     ("GET", "/v1/trending"): "anyone",
+    ("GET", "/v1/homepage"): "anyone",
     ("GET", "/v1/stock/{sku}"): "anyone",
     ("PUT", "/v1/stock/{sku}"): "admin",
     ("POST", "/v1/suppliers"): "admin",

@@ -82,6 +82,13 @@ def _healthy(output: str, _: dict[str, Any]) -> None:
     assert _json(output)["status"] == "ok"
 
 
+def _homepage(output: str, _: dict[str, Any]) -> None:
+    page = _json(output)
+    ids = [section["id"] for section in page["sections"]]
+    assert ids[:3] == ["trending", "new_arrivals", "deals"] and ids[-1] == "recommended", ids
+    assert page["platform"] == "app" and len(page["sections"][1]["items"]) == 8, page
+
+
 def _typo_tolerant(output: str, _: dict[str, Any]) -> None:
     hits = _json(output)["hits"]
     assert len(hits) == 3 and all("Cotton Shirt" in hit["title"] for hit in hits), hits
@@ -175,6 +182,7 @@ def _order_history(output: str, state: dict[str, Any]) -> None:
 EXPECTED = [
     Expected("field()", _prints_nothing),
     Expected("/healthz", _healthy),
+    Expected("/v1/homepage", _homepage, eventual=True),
     Expected("q=cotton+shrt", _typo_tolerant),
     Expected("brand=Roadster", _filtered_and_sorted),
     Expected("/v1/suggest?q=sham", _suggests),
