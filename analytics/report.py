@@ -127,5 +127,6 @@ def render_report(lake: Path) -> str:
     )
     return (
         "<!doctype html><html><head><meta charset=utf-8><title>Emporium analytics</title>"
-        f"<style>{style}</style></head><body><h1>Emporium analytics report</h1>{''.join(sections)}</body></html>"
+        f"<style>{style}</style></head><body><h1>Emporium analytics report</h1>"
+        f"{''.join(sections)}</body></html>"
     )

@@ -16,7 +16,7 @@ from infra.local.stack import SERVICE_ENV, SERVICES, LocalStack, StackError, ext
 
 services_app = typer.Typer(
     name="services",
-    help="The local cluster stack: Redis, MariaDB, Kafka + Elasticsearch (noida-db), Cassandra 2.1.",
+    help="The local cluster stack: Redis, MariaDB, Kafka + Elasticsearch (noida-db), Cassandra 2.1, Spark.",
     no_args_is_help=True,
 )
 
