@@ -183,11 +183,11 @@ WITH base AS (
   FROM read_parquet('{activity}/**/*.parquet', hive_partitioning = true)
   WHERE occurred_at <= TIMESTAMPTZ '{wm}' AND occurred_at > TIMESTAMPTZ '{wm}' - INTERVAL 1 DAY),
 regions AS (SELECT * FROM base UNION ALL SELECT kind, key, w, age, actor, '' FROM base WHERE region <> ''),
-win AS (SELECT *, 'hour' AS window, w * exp(-ln(2) * age / 900) AS d FROM regions WHERE age < 3600
+win AS (SELECT *, 'hour' AS time_window, w * exp(-ln(2) * age / 900) AS d FROM regions WHERE age < 3600
         UNION ALL SELECT *, 'day', w * exp(-ln(2) * age / 21600) FROM regions),
-agg AS (SELECT kind, window, region, key, sum(d) AS score, count(*) AS n, count(DISTINCT actor) AS actors
+agg AS (SELECT kind, time_window, region, key, sum(d) AS score, count(*) AS n, count(DISTINCT actor) AS actors
         FROM win WHERE kind IS NOT NULL AND key IS NOT NULL AND key <> '' GROUP BY ALL HAVING n >= 5 AND actors >= 3)
-SELECT * FROM agg QUALIFY row_number() OVER (PARTITION BY kind, window, region ORDER BY score DESC, key) <= 50
+SELECT * FROM agg QUALIFY row_number() OVER (PARTITION BY kind, time_window, region ORDER BY score DESC, key) <= 50
 """
 
 DUCK_REVENUE = """
