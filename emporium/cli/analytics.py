@@ -53,7 +53,7 @@ def run_jobs(
     Re-running on the same input recomputes nothing and publishes nothing again.
     """
     settings = settings_from(ctx)
-    # LEAD HOOK (archive15): archive what the log holds first -> run(archive_catch_up(settings, progress=True))
+    # LEAD HOOK (archive15): archive the log first: run(archive_catch_up(settings, progress=True))
     try:
         check_spark_url(settings.spark_url)
         snap = snapshot(settings.lake_url)
