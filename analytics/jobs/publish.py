@@ -17,6 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from analytics.jobs.outputs import JobOutputs
+from analytics.jobs.trending import KINDS, WINDOWS
 from kernel.contracts.events import (
     Envelope,
     Payload,
@@ -43,21 +44,29 @@ def _ranked(table: pa.Table, group: Sequence[str], value: str) -> dict[tuple[Any
     return {k: [v for _, v in sorted(items, key=lambda x: x[0])] for k, items in sorted(out.items())}
 
 
+def _trending(outputs: JobOutputs, version: str) -> Iterator[tuple[str, Payload]]:
+    """One list per kind, window and region (every region of the input's last day, and ""), empty when
+    nothing reached the minimum support: an empty list replaces a stale one in the read model."""
+    manifest = outputs.manifest(version)
+    lists = _ranked(outputs.read(version, "trending"), ("kind", "window", "region"), "*")
+    regions = {"", *manifest.get("summary", {}).get("regions", ())}
+    end = datetime.fromisoformat(manifest["watermark"])
+    for kind, window, region in sorted(
+        {(k, w, r) for k in KINDS for w in WINDOWS for r in regions} | set(lists)
+    ):
+        rows = lists.get((kind, window, region), [])
+        entries = tuple(TrendingEntry(key=r["key"], score=r["score"], count=r["count"]) for r in rows)
+        payload = TrendingComputed(
+            window=window, kind=kind, window_end=end, entries=entries, region=region, run_id=version
+        )
+        yield f"trending:{kind}:{window}:{region}", payload
+
+
 def payloads(job: str, outputs: JobOutputs, version: str) -> Iterator[tuple[str, Payload]]:
     """(entity key, payload) for every result of one committed version."""
     tables = outputs.tables(version)
     if "trending" in tables:
-        for (kind, window, region), rows in _ranked(
-            outputs.read(version, "trending"), ("kind", "window", "region"), "*"
-        ).items():
-            entries = tuple(TrendingEntry(key=r["key"], score=r["score"], count=r["count"]) for r in rows)
-            end = rows[0]["window_end"]
-            yield (
-                f"trending:{kind}:{window}:{region}",
-                TrendingComputed(
-                    window=window, kind=kind, window_end=end, entries=entries, region=region, run_id=version
-                ),
-            )
+        yield from _trending(outputs, version)
     if "popular" in tables:
         for (region,), ids in _ranked(outputs.read(version, "popular"), ("region",), "product_id").items():
             yield f"popular:{region}", PopularProductsComputed(product_ids=tuple(ids), region=region)

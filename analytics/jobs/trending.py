@@ -111,3 +111,15 @@ def trending(activity: DataFrame, watermark: datetime, params: TrendingParams) -
             F.lit(watermark).cast("timestamp").alias("window_end"),
         )
     )
+
+
+def regions(activity: DataFrame, watermark: datetime) -> list[str]:
+    """The regions of the last day's events: each gets a list, even an empty one."""
+    from pyspark.sql import functions as F
+
+    wm = F.lit(watermark).cast("timestamp")
+    recent = activity.where(
+        (F.col("occurred_at") <= wm) & (F.col("occurred_at") > wm - F.expr("INTERVAL 1 DAY"))
+    )
+    rows = recent.where(F.col("region").isNotNull() & (F.col("region") != "")).select("region").distinct()
+    return sorted(row["region"] for row in rows.collect())
