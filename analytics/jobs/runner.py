@@ -19,7 +19,7 @@ from analytics.jobs.outputs import JobOutputs
 from analytics.jobs.publish import publish_version
 from analytics.jobs.recommendations import RecParams, recommendations
 from analytics.jobs.revenue import REVENUE_SALT, revenue
-from analytics.jobs.trending import TrendingParams, regions, trending
+from analytics.jobs.trending import TrendingParams, trending
 from kernel.eventlog.port import EventLog
 
 if TYPE_CHECKING:
@@ -71,8 +71,8 @@ def _compute(
     job: str, activity: DataFrame, snap: Snapshot, params: JobParams
 ) -> tuple[dict[str, DataFrame], dict[str, Any]]:
     if job == "trending":
-        table = trending(activity, snap.watermark, params.trending)
-        return {"trending": table}, {"regions": regions(activity, snap.watermark)}
+        table, regions = trending(activity, snap.watermark, params.trending)
+        return {"trending": table}, {"regions": regions}
     if job == "revenue":
         return {"revenue": revenue(activity)}, {}
     result = recommendations(activity, snap.watermark.timestamp(), params.recommendations)

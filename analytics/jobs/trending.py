@@ -68,8 +68,9 @@ def _signals(activity: DataFrame, watermark: datetime) -> DataFrame:
     )
 
 
-def trending(activity: DataFrame, watermark: datetime, params: TrendingParams) -> DataFrame:
-    """Columns: kind, window, region, rank, key, score, count, actors, window_end."""
+def trending(activity: DataFrame, watermark: datetime, params: TrendingParams) -> tuple[DataFrame, list[str]]:
+    """The table (kind, window, region, rank, key, score, count, actors, window_end) and the regions of
+    the last day's events (each gets a list, even an empty one), from one pass over the input."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -85,17 +86,20 @@ def trending(activity: DataFrame, watermark: datetime, params: TrendingParams) -
         for name, seconds in WINDOWS.items()
     ]
     both = windows[0].unionByName(windows[1])
-    scored = (
+    totals = (
         both.groupBy("kind", "window", "region", "key")
         .agg(
             F.sum("decayed").alias("score"),
             F.count(F.lit(1)).alias("count"),
             F.countDistinct("actor").alias("actors"),
         )
-        .where((F.col("count") >= params.min_count) & (F.col("actors") >= params.min_actors))
+        .cache()
     )
+    seen = totals.where((F.col("window") == "day") & (F.col("region") != "")).select("region").distinct()
+    regions = sorted(row["region"] for row in seen.collect())
+    scored = totals.where((F.col("count") >= params.min_count) & (F.col("actors") >= params.min_actors))
     order = Window.partitionBy("kind", "window", "region").orderBy(F.desc("score"), F.asc("key"))
-    return (
+    table = (
         scored.withColumn("score", F.round("score", 6))
         .withColumn("rank", F.row_number().over(order))
         .where(F.col("rank") <= params.top)
@@ -111,15 +115,4 @@ def trending(activity: DataFrame, watermark: datetime, params: TrendingParams) -
             F.lit(watermark).cast("timestamp").alias("window_end"),
         )
     )
-
-
-def regions(activity: DataFrame, watermark: datetime) -> list[str]:
-    """The regions of the last day's events: each gets a list, even an empty one."""
-    from pyspark.sql import functions as F
-
-    wm = F.lit(watermark).cast("timestamp")
-    recent = activity.where(
-        (F.col("occurred_at") <= wm) & (F.col("occurred_at") > wm - F.expr("INTERVAL 1 DAY"))
-    )
-    rows = recent.where(F.col("region").isNotNull() & (F.col("region") != "")).select("region").distinct()
-    return sorted(row["region"] for row in rows.collect())
+    return table, regions

@@ -87,7 +87,9 @@ def test_trending_weights_decays_and_needs_support(tmp_path: Path, spark: SparkS
     write_lake(_handmade(), tmp_path)
     snap = snapshot(str(tmp_path))
     assert snap.watermark == END
-    result = trending(read_activity(spark, snap), snap.watermark, TrendingParams()).collect()
+    table, regions = trending(read_activity(spark, snap), snap.watermark, TrendingParams())
+    assert regions == ["BLR", "DEL"]
+    result = table.collect()
     lists: dict[tuple[str, str, str], list[str]] = defaultdict(list)
     for row in sorted(result, key=lambda r: r["rank"]):
         lists[(row["kind"], row["window"], row["region"])].append(row["key"])
