@@ -15,9 +15,10 @@ from analytics.jobs.runner import JOBS
 from analytics.jobs.session import spark_session
 from analytics.synthetic import SyntheticSpec, generate, write_lake
 
-pytestmark = pytest.mark.spark
+# Two full runs of every job; on a shared 2-core machine under load that takes minutes.
+pytestmark = [pytest.mark.spark, pytest.mark.timeout(1800)]
 
-SPEC = SyntheticSpec(events=6_000, users=150, products=120, categories=6, days=2, affinity=0.9)
+SPEC = SyntheticSpec(events=4_000, users=100, products=80, categories=5, days=2, affinity=0.9)
 
 
 def _run(url: str, lake: Path) -> list[str]:
