@@ -1,7 +1,7 @@
 """Each Spark job's wall time against a minimal hand-written pyspark script doing the same work, and DuckDB
 on the same Parquet beside them, in one run (A B C, A B C, ...: job, minimal pyspark, DuckDB).
 
-    python -m loadtest.bench_jobs [--events 1000000] [--reps 2] [--spark local[*]] [--lake DIR]
+    python -m loadtest.bench_jobs [--events 1000000] [--reps 3] [--warmup 1] [--spark local[*]] [--lake DIR]
                                   [--jobs trending revenue recommendations]
 
 The lake is synthetic (``analytics.synthetic``, 20k shoppers, 5k products, 7 days), generated into a
@@ -66,7 +66,7 @@ def _ours(spark: Any, job: str, lake: Path) -> None:
     compute_job(lambda: spark, job, snap, JobParams(), lambda _m: None)
 
 
-def bench(lake: Path, jobs: list[str], reps: int, spark_url: str) -> dict[str, Any]:
+def bench(lake: Path, jobs: list[str], reps: int, spark_url: str, warmup: int = 1) -> dict[str, Any]:
     from loadtest import bench_jobs_minimal as minimal
 
     snap = snapshot(str(lake))
@@ -84,6 +84,10 @@ def bench(lake: Path, jobs: list[str], reps: int, spark_url: str) -> dict[str, A
         results: dict[str, Any] = {}
         for job in jobs:
             rows: dict[str, list[float]] = {"job": [], "minimal": [], "duckdb": []}
+            for rep in range(warmup):  # each side's first run compiles its code paths: not measured
+                print(f"{job} warm-up {rep}", flush=True)
+                _ours(spark, job, lake)
+                baselines[job](scratch / f"{job}-warm-{rep}")
             for rep in range(reps):
                 out = scratch / f"{job}-{rep}"
                 rows["job"].append(_timed(functools.partial(_ours, spark, job, lake)))
@@ -105,6 +109,7 @@ def bench(lake: Path, jobs: list[str], reps: int, spark_url: str) -> dict[str, A
             "files": len(snap.files),
             "spark_url": spark_url,
             "warm_up_read_s": round(warm, 2),
+            "warm_up_runs_per_side": warmup,
             "machine": _machine(),
             "load_before": [round(x, 2) for x in load_before],
             "load_after": [round(x, 2) for x in os.getloadavg()],
@@ -120,7 +125,8 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--reps", type=int, default=2)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1, help="unmeasured runs of each side first")
     parser.add_argument("--spark", default="local[*]")
     parser.add_argument("--lake", type=Path)
     parser.add_argument("--jobs", nargs="+", default=list(JOBS), choices=JOBS)
@@ -132,7 +138,7 @@ def main() -> None:
             spec = SyntheticSpec(events=args.events, users=20_000, products=5_000, categories=50, days=7)
             print(f"generating {args.events} synthetic events into {lake}", flush=True)
             write_synthetic_lake(lake, spec)
-        print(json.dumps(bench(lake, args.jobs, args.reps, args.spark), indent=2))
+        print(json.dumps(bench(lake, args.jobs, args.reps, args.spark, args.warmup), indent=2))
     finally:
         if own:
             shutil.rmtree(lake, ignore_errors=True)
