@@ -26,7 +26,7 @@ DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
 #: The fixtures that start (or name) a server; any test that uses one is a cluster test.
 SERVER_FIXTURES = frozenset(
-    {"local_stack", "kafka_url", "elasticsearch_url", "redis_url", "mysql_url", "cassandra_url"}
+    {"local_stack", "kafka_url", "elasticsearch_url", "redis_url", "mysql_url", "cassandra_url", "spark_url"}
 )
 #: Whether any test selected for this run is marked ``cluster``.
 CLUSTER_IN_RUN = pytest.StashKey[bool]()
@@ -102,6 +102,12 @@ def mysql_url(request: pytest.FixtureRequest, local_stack: LocalStack) -> str:
 @pytest.fixture(scope="session")
 def cassandra_url(request: pytest.FixtureRequest, local_stack: LocalStack) -> str:
     return _server_url(request, local_stack, "cassandra")
+
+
+@pytest.fixture(scope="session")
+def spark_url(request: pytest.FixtureRequest, local_stack: LocalStack) -> str:
+    """A Spark standalone master with one worker (from the installed pyspark), or EMPORIUM_SPARK_URL."""
+    return _server_url(request, local_stack, "spark")
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 services_app = typer.Typer(
     name="services",
-    help="The local cluster stack: Redis, MariaDB, Kafka + Elasticsearch (noida-db), Cassandra 2.1; "
+    help="The local cluster stack: Redis, MariaDB, Kafka + Elasticsearch (noida-db), Cassandra 2.1, Spark; "
     "and `edge`: Nginx in front of API workers and a projector process over it.",
     no_args_is_help=True,
 )

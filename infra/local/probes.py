@@ -128,12 +128,32 @@ def probe_cassandra(url: str, timeout: float) -> str:
         cluster.shutdown()
 
 
+def probe_spark(url: str, timeout: float) -> str:
+    """A master's web UI (``http://``): alive with at least one alive worker. A ``spark://`` URL (an
+    external master, whose UI port is unknown): its RPC port accepts connections."""
+    import socket
+
+    import httpx
+
+    if url.startswith("spark://"):
+        host, port = _host_port(url, 7077)
+        with socket.create_connection((host, port), timeout=timeout):
+            return f"spark master {host}:{port} accepts connections"
+    state = httpx.get(f"{url.rstrip('/')}/json/", timeout=timeout).raise_for_status().json()
+    workers = [w for w in state.get("workers", []) if w.get("state") == "ALIVE"]
+    if state.get("status") != "ALIVE" or not workers:
+        raise StackError(f"spark master at {url}: status {state.get('status')}, {len(workers)} alive workers")
+    cores = sum(w.get("cores", 0) for w in workers)
+    return f"spark master {state.get('url')} with {len(workers)} worker(s), {cores} cores"
+
+
 PROBES: dict[str, Callable[[str, float], str]] = {
     "redis": probe_redis,
     "mariadb": probe_mysql,
     "kafka": probe_kafka,
     "elasticsearch": probe_elasticsearch,
     "cassandra": probe_cassandra,
+    "spark": probe_spark,
 }
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-SERVICES: tuple[str, ...] = ("redis", "mariadb", "kafka", "elasticsearch", "cassandra")
+SERVICES: tuple[str, ...] = ("redis", "mariadb", "kafka", "elasticsearch", "cassandra", "spark")
 
 #: The env var that names each service's external server, and the URL schemes that count as one.
 SERVICE_ENV: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -15,6 +15,7 @@ SERVICE_ENV: dict[str, tuple[str, tuple[str, ...]]] = {
     "redis": ("EMPORIUM_CACHE_URL", ("redis", "rediss")),
     "mariadb": ("EMPORIUM_DATABASE_URL", ("mysql", "mariadb")),
     "cassandra": ("EMPORIUM_RECOMMENDATIONS_URL", ("cassandra",)),
+    "spark": ("EMPORIUM_SPARK_URL", ("spark",)),
 }
 
 #: The MariaDB user, password and database (and the Cassandra keyspace) that the app is given.

@@ -181,7 +181,8 @@ class LocalStack:
             answers, detail = None, "not checked"
         elif running:
             try:
-                detail, answers = probe(service, record.urls[service], probe_timeout), True
+                url = SPECS[record.server].probe_url(service, record.urls)
+                detail, answers = probe(service, url, probe_timeout), True
             except Exception as exc:
                 detail = f"{type(exc).__name__}: {exc}"
         return {
@@ -333,7 +334,7 @@ class LocalStack:
         record = launch.record
         self._raise_if_exited(launch)
         for service in list(waiting):
-            url = record.urls[service]
+            url = launch.spec.probe_url(service, record.urls)
             port = urlsplit(url).port
             if port is not None and not self._own_port_open(launch, port):
                 waiting[service] = f"port {port} not open yet"

@@ -7,14 +7,15 @@ from infra.local.servers.cassandra import CassandraSpec
 from infra.local.servers.mariadb import MariadbSpec
 from infra.local.servers.noida import NoidaSpec
 from infra.local.servers.redis import RedisSpec
+from infra.local.servers.spark import SparkSpec
 
 SPECS: dict[str, ServerSpec] = {
-    spec.name: spec for spec in (RedisSpec(), MariadbSpec(), NoidaSpec(), CassandraSpec())
+    spec.name: spec for spec in (RedisSpec(), MariadbSpec(), NoidaSpec(), CassandraSpec(), SparkSpec())
 }
 #: The server that provides each service.
 SERVER_OF: dict[str, str] = {service: spec.name for spec in SPECS.values() for service in spec.services}
 # Slowest first, so the long boots overlap with the short ones when several are started together.
-START_ORDER = ("cassandra", "noida", "mariadb", "redis")
+START_ORDER = ("cassandra", "spark", "noida", "mariadb", "redis")
 
 
 def start_rank(server: str) -> int:
@@ -31,5 +32,6 @@ __all__ = [
     "NoidaSpec",
     "RedisSpec",
     "ServerSpec",
+    "SparkSpec",
     "start_rank",
 ]

@@ -37,6 +37,10 @@ class ServerSpec(ABC):
     def urls(self, ports: Mapping[str, int]) -> dict[str, str]:
         """The URL of each service of this server on ``ports``."""
 
+    def probe_url(self, service: str, urls: Mapping[str, str]) -> str:
+        """The URL the readiness probe of ``service`` asks (by default the service's own URL)."""
+        return urls[service]
+
     def check_installed(self) -> None:  # noqa: B027 - most servers have nothing to check
         """Raise StackError naming the install step when the server's binaries are missing."""
 
