@@ -12,7 +12,7 @@ from typing import Annotated
 import msgspec
 import typer
 
-from emporium.cli import feeds, inventory, projectors, services, storefronts
+from emporium.cli import evaluate, feeds, inventory, projectors, services, storefronts
 from emporium.cli.context import reported_config_errors, run, settings_from
 from kernel.observability import configure_logging
 from kernel.settings import load_settings
@@ -133,7 +133,7 @@ def show_config(ctx: typer.Context) -> None:
     typer.echo(json.dumps(settings_from(ctx).public_dict(), indent=2))
 
 
-for _group in (feeds, storefronts, projectors, inventory, services):
+for _group in (feeds, storefronts, projectors, inventory, services, evaluate):
     _group.register(app)
 
 
