@@ -109,17 +109,22 @@ async def evaluate_catalog(
     titles_only: bool = False,
     search_url: str | None = None,
     typo_pairs: dict[str, str] | None = None,
+    keep: Path | None = None,
 ) -> Report:
-    """Import, rank every judged query both ways, score. ``typo_pairs``: typo query -> clean query."""
+    """Import, rank every judged query both ways, score. ``typo_pairs``: typo query -> clean query.
+    ``keep``: import into this folder and keep it; when it holds an import already, reuse it."""
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     catalog = read_catalog(catalog_path, profile)
     with tempfile.TemporaryDirectory(prefix="emporium-eval-") as tmp:
-        folder = Path(tmp)
-        feed, feed_profile = (
-            (_titles_feed(catalog, folder), "canonical") if titles_only else (catalog_path, profile)
-        )
-        await _import(folder / "data", feed, feed_profile, search_url)
+        folder = Path(tmp) if keep is None else keep
+        folder.mkdir(parents=True, exist_ok=True)
+        if not (folder / "imported").exists():
+            feed, feed_profile = (
+                (_titles_feed(catalog, folder), "canonical") if titles_only else (catalog_path, profile)
+            )
+            await _import(folder / "data", feed, feed_profile, search_url)
+            (folder / "imported").touch()
         seconds["import"] = time.perf_counter() - started
         settings = load_settings(env={}, data_dir=str(folder / "data"), search_url=search_url)
         container = Container(settings, client_id="emporium-eval")
@@ -152,6 +157,9 @@ async def _warm(service: SearchService, queries: list[str]) -> None:
     """One search first, so the index vocabulary (built in the background) serves the timed ranking."""
     if queries:
         await service.search(SearchRequest(q=queries[0], in_stock=False))
+    warm = getattr(service.index, "warm", None)  # Tantivy: build the typo vocabulary before ranking
+    if warm is not None:
+        await warm()
 
 
 def typo_kept(

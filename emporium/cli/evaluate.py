@@ -38,6 +38,10 @@ def relevance(
     search_url: Annotated[
         str | None, typer.Option(help="Search index URL (default: Tantivy in the throw-away data dir).")
     ] = None,
+    keep: Annotated[
+        Path | None,
+        typer.Option(help="Import into this folder and keep it; reuse it when it holds an import already."),
+    ] = None,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Also write the report as JSON here.")
     ] = None,
@@ -48,7 +52,13 @@ def relevance(
     pairs = read_typo_pairs(judgments)
     report = run(
         evaluate_catalog(
-            judged, catalog, profile, titles_only=titles_only, search_url=search_url, typo_pairs=pairs or None
+            judged,
+            catalog,
+            profile,
+            titles_only=titles_only,
+            search_url=search_url,
+            typo_pairs=pairs or None,
+            keep=keep,
         )
     )
     for line in format_report(report):

@@ -18,7 +18,7 @@ from typing import Any
 from elasticsearch import AsyncElasticsearch, helpers
 from elasticsearch import exceptions as es_errors
 
-from search.analysis import merge_suggestions, prefix_fuzziness, query_words
+from search.analysis import merge_suggestions, prefix_fuzziness, query_words, rank_fuzzy_completions
 from search.elasticsearch.mapping import from_source, index_mappings, index_settings, to_source, tombstone
 from search.elasticsearch.queries import LIVE, build_search_body, by_score, facets_from, relevance_offset
 from search.port import Hit, InvalidQuery, SearchDocument, SearchIndexError, SearchQuery, SearchResult
@@ -300,9 +300,12 @@ class ElasticsearchSearchIndex:
             options("title", True),
         )
         if len(brands) + len(categories) + len(titles) < min(3, limit):
-            titles += options("title_fuzzy", True)
-            brands += options("brand_fuzzy", False)
-            categories += options("category_fuzzy", False)
+            near = (
+                options("title_fuzzy", True)
+                + options("brand_fuzzy", False)
+                + options("category_fuzzy", False)
+            )
+            titles += rank_fuzzy_completions(typed, near)
         return merge_suggestions(brands, categories, titles, limit)
 
 

@@ -27,7 +27,7 @@ from search.tantivy.paging import (
     top_hits,
 )
 from search.tantivy.queries import filters, text_queries
-from search.tantivy.schema import SCHEMA, TEXT_FIELDS
+from search.tantivy.schema import SCHEMA, TEXT_FIELDS, WORDS_FIELD, analyze
 from search.vocabulary import Vocabulary, VocabularyTracker
 
 SNIPPET_CHARS = 150
@@ -41,13 +41,28 @@ class Page(NamedTuple):
 
 
 def _vocabulary(engine: Engine) -> Vocabulary | None:
-    """The text vocabulary of the engine's index if it covers the index's current content (call it
-    after taking the searcher: it then covers that searcher too), else None: fuzzy queries then."""
+    """The text vocabulary serving the engine's index (``VocabularyTracker.serving``: current, or the
+    previous one while a change is being taken in; None only if the index has nothing to read)."""
     tracker = _trackers.get(engine)
     if tracker is None:
-        fresh = VocabularyTracker(engine.path, list(TEXT_FIELDS), engine.index.searcher, engine.index.reload)
+        fresh = VocabularyTracker(
+            engine.path,
+            list(TEXT_FIELDS),
+            engine.index.searcher,
+            engine.index.reload,
+            words_field=WORDS_FIELD,
+            stem=analyze,
+        )
         tracker = _trackers.setdefault(engine, fresh)
-    return tracker.current()
+    return tracker.serving()
+
+
+def warm_vocabulary(engine: Engine) -> None:
+    """Build the vocabulary now if it is missing or stale (benchmarks and evaluations, before timing)."""
+    _vocabulary(engine)
+    tracker = _trackers[engine]
+    if tracker.current() is None:
+        tracker.refresh()
 
 
 def search(engine: Engine, query: SearchQuery) -> SearchResult:
