@@ -156,6 +156,23 @@ class Vocabulary:
             return tuple(out.values())
         return ()
 
+    def correction(self, word: str) -> str | None:
+        """ "Did you mean" for one typed (folded) word: None when the catalog knows it; else the most
+        frequent nearest catalog word (up to two edits from four letters, one less below), else the word
+        split into two known words (``coconutoil`` -> ``coconut oil``), else None."""
+        if len(word) < 3 or self.known(word):
+            return None
+        for distance in range(1, (2 if len(word) >= 4 else 1) + 1):
+            near = [w for w, _ in self.variants(word, distance) if w != word]
+            if near:
+                return max(near, key=lambda w: (self._df.get(w, 0), w))
+        splits = [
+            (min(self._df.get(word[:i], 0), self._df.get(word[i:], 0)), f"{word[:i]} {word[i:]}")
+            for i in range(2, len(word) - 1)
+        ]
+        best = max(splits, default=(0, ""))
+        return best[1] if best[0] > 0 else None
+
 
 def read_vocabulary(
     searcher: tantivy.Searcher,

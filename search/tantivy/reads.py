@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 
 import tantivy
 
+from search.analysis import query_words
 from search.port import Hit, SearchDocument, SearchQuery, SearchResult, Sort
 from search.tantivy.documents import load
 from search.tantivy.engine import Engine
@@ -27,7 +28,7 @@ from search.tantivy.paging import (
     top_hits,
 )
 from search.tantivy.queries import filters, text_queries
-from search.tantivy.schema import SCHEMA, TEXT_FIELDS, WORDS_FIELD, analyze
+from search.tantivy.schema import SCHEMA, TEXT_FIELDS, WORDS_FIELD, analyze, fold
 from search.vocabulary import Vocabulary, VocabularyTracker
 
 SNIPPET_CHARS = 150
@@ -63,6 +64,16 @@ def warm_vocabulary(engine: Engine) -> None:
     tracker = _trackers[engine]
     if tracker.current() is None:
         tracker.refresh()
+
+
+def correct(engine: Engine, text: str) -> str | None:
+    """``SearchIndex.correct`` from the vocabulary (``Vocabulary.correction`` per word)."""
+    vocabulary = _vocabulary(engine)
+    typed = query_words(text)
+    if vocabulary is None or not typed:
+        return None
+    fixed = [vocabulary.correction(fold(word)) or word for word in typed]
+    return " ".join(fixed) if fixed != typed else None
 
 
 def search(engine: Engine, query: SearchQuery) -> SearchResult:

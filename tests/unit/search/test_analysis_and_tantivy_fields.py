@@ -14,9 +14,9 @@ from search.analysis import (
     parse_synonyms,
     prefix_closeness,
     prefix_fuzziness,
-    rank_fuzzy_completions,
     query_units,
     query_words,
+    rank_fuzzy_completions,
     typo_edits,
 )
 from search.port import DEFAULT_PRICE_RANGES, SearchDocument, SearchQuery
