@@ -165,18 +165,22 @@ async def _warm(service: SearchService, queries: list[str]) -> None:
 def typo_kept(
     rankings: dict[str, list[str]], judgments: Judgments, pairs: dict[str, str]
 ) -> dict[str, float]:
-    """Of the judged products a clean query finds (top ``DEPTH``), the share its typo query finds too."""
-    found = kept = 0
+    """Of the judged products a clean query finds (top ``DEPTH``), the share its typo query finds too;
+    also over the pairs whose clean first word has 5+ letters (``_5plus``)."""
+    counts = {"clean_found": 0, "typo_kept": 0, "clean_found_5plus": 0, "typo_kept_5plus": 0}
     for typo, clean in pairs.items():
         wanted = {ref for ref, grade in judgments.get(typo, {}).items() if grade > 0}
-        clean_found = wanted.intersection(rankings.get(clean, ()))
-        found += len(clean_found)
-        kept += len(clean_found.intersection(rankings.get(typo, ())))
-    return {
-        "clean_found": float(found),
-        "typo_kept": float(kept),
-        "kept_share": kept / found if found else 0.0,
-    }
+        found = wanted.intersection(rankings.get(clean, ()))
+        kept = found.intersection(rankings.get(typo, ()))
+        long_word = len(clean.split()[0]) >= 5 if clean.split() else False
+        for suffix in ("", "_5plus") if long_word else ("",):
+            counts["clean_found" + suffix] += len(found)
+            counts["typo_kept" + suffix] += len(kept)
+    out = {name: float(value) for name, value in counts.items()}
+    for suffix in ("", "_5plus"):
+        found_n = counts["clean_found" + suffix]
+        out["kept_share" + suffix] = counts["typo_kept" + suffix] / found_n if found_n else 0.0
+    return out
 
 
 def format_report(report: Report) -> Iterator[str]:
@@ -195,4 +199,6 @@ def format_report(report: Report) -> Iterator[str]:
         t = report.typo_kept
         counts = f"{int(t['typo_kept'])}/{int(t['clean_found'])}"
         yield f"typo queries keep {t['kept_share']:.1%} of what the clean queries find ({counts})"
+        counts = f"{int(t['typo_kept_5plus'])}/{int(t['clean_found_5plus'])}"
+        yield f"  where the clean first word has 5+ letters: {t['kept_share_5plus']:.1%} ({counts})"
     yield f"seconds: {report.seconds}"
