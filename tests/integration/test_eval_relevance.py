@@ -63,7 +63,8 @@ async def test_eval_relevance_stays_above_its_floors(tmp_path: Path) -> None:
     assert typo_report.typo_kept["kept_share"] >= 0.95, typo_report.typo_kept
     assert typo_report.emporium.mrr >= 0.5
     assert type_report.bm25.queries == TYPE_QUERIES
-    assert type_report.emporium.ndcg10_condensed >= 0.7 * type_report.bm25.ndcg10_condensed, (
+    # 1.16x when set (main before issue 18: below 1x on the full catalog)
+    assert type_report.emporium.ndcg10_condensed >= 1.05 * type_report.bm25.ndcg10_condensed, (
         type_report.emporium,
         type_report.bm25,
     )
