@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from kernel.eventlog.port import EventLog
     from kernel.http.limits import LimitsStorage
     from read_models.recommendations.port import RecommendationsStore
+    from read_models.trending.port import TrendingStore
     from search.out_of_stock import OutOfStockSet
     from search.port import RebuildableSearchIndex
 
@@ -324,6 +325,29 @@ RECOMMENDATIONS_STORE: Port[RecommendationsStore] = Port(
     constructors={"sqlite": _sqlite_recommendations, "cassandra": _cassandra_recommendations},
 )
 
+
+# Trending store (the cache URL) ----------------------------------------------------------------
+
+
+def _memory_trending(url: str) -> TrendingStore:
+    from read_models.trending.memory import MemoryTrendingStore
+
+    return MemoryTrendingStore()
+
+
+def _redis_trending(url: str) -> TrendingStore:
+    from read_models.trending.redis import RedisTrendingStore
+
+    return RedisTrendingStore.from_url(url)
+
+
+TRENDING_STORE: Port[TrendingStore] = Port(
+    name="trending store",
+    setting="cache_url",
+    examples="memory://, redis://HOST:PORT/DB",
+    constructors={"memory": _memory_trending, "redis": _redis_trending, "rediss": _redis_trending},
+)
+
 PORTS: tuple[Port[Any], ...] = (
     EVENT_LOG,
     SEARCH_INDEX,
@@ -332,4 +356,5 @@ PORTS: tuple[Port[Any], ...] = (
     INGEST_STORE,
     INVENTORY_ENGINE,
     RECOMMENDATIONS_STORE,
+    TRENDING_STORE,
 )

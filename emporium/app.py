@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -14,23 +14,31 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from analytics.archive.module import ArchiveModule
 from emporium.access import document_rate_limits, hold_policy, in_group, rate_limiter
 from emporium.container import Container
+from emporium.sales import catalog_lookup
+from emporium.web import storefront_page
 from ingest.api import INGEST_ERRORS
 from ingest.module import IngestModule
 from inventory.api import INVENTORY_ERRORS
 from inventory.module import InventoryModule
+from inventory.sales import SalesRecorder
 from kernel import __version__
+from kernel.activity import ActivityMetrics, ActivityPublisher
 from kernel.http.callers import identify_opt
 from kernel.http.errors import exception_handlers
 from kernel.http.limits import LIMIT_ERRORS, RateLimiter, rate_limit_group_opt
 from kernel.observability import HttpMetrics
 from kernel.runtime import Module, ReadinessCheck
 from kernel.settings import Settings
-from read_models.api import RECOMMENDATIONS_ERRORS
-from read_models.module import ReadModelsModule
+from read_models.api import READ_MODEL_ERRORS
+from read_models.availability import AvailabilityUnavailable, SoldOutProducts
+from read_models.module import ReadModelsModule, TrendingModule
+from read_models.trending_api import TRENDING_ERRORS
 from search.api import SEARCH_ERRORS
 from search.module import SearchModule
+from search.out_of_stock import OutOfStockSet, sold_out_products
 
 log = structlog.get_logger(__name__)
 
@@ -45,11 +53,31 @@ async def _run_check(name: str, check: ReadinessCheck) -> tuple[str, str]:
     return name, "ok"
 
 
+def sold_out_of(stock: OutOfStockSet) -> SoldOutProducts:
+    """The read models' stock question, answered by search's live out-of-stock set (contexts do not
+    import each other; they meet here)."""
+
+    async def sold_out(product_ids: Sequence[str], /) -> set[str]:
+        try:
+            return await sold_out_products(stock, product_ids)
+        except Exception as exc:  # Redis down: the recommendation routes answer a retryable 503
+            raise AvailabilityUnavailable(repr(exc)) from exc
+
+    return sold_out
+
+
 def build_modules(container: Container, limiter: RateLimiter | None = None) -> list[Module]:
     """Every feature module over its adapters, in start order: inventory before search, whose stock
-    model reads its events."""
+    model reads its events; search before the read models, whose answers its out-of-stock set filters."""
     runtime = container.runtime
     engine = container.inventory_engine()
+    index, stock = container.search_index(), container.out_of_stock_set()
+    sold_out = sold_out_of(stock)
+    activity = ActivityMetrics.of(runtime.metrics)
+    sales = SalesRecorder(
+        ActivityPublisher(runtime.event_log, metrics=activity, producer="inventory"),
+        catalog_lookup(index, stock),
+    )
     return [
         IngestModule(
             runtime,
@@ -57,9 +85,11 @@ def build_modules(container: Container, limiter: RateLimiter | None = None) -> l
             key_secret=container.key_secret,
             stock_writer=engine,  # stock feeds
         ),
-        InventoryModule(runtime, engine=engine, holds=hold_policy(container.settings, limiter)),
-        SearchModule(runtime, index=container.search_index(), stock=container.out_of_stock_set()),
-        ReadModelsModule(runtime, store=container.recommendations_store()),
+        InventoryModule(runtime, engine=engine, holds=hold_policy(container.settings, limiter), sales=sales),
+        SearchModule(runtime, index=index, stock=stock),
+        ReadModelsModule(runtime, store=container.recommendations_store(), sold_out=sold_out),
+        TrendingModule(runtime, store=container.trending_store(), sold_out=sold_out),
+        ArchiveModule(runtime),  # the activity archive, in-process with inprocess_projectors
     ]
 
 
@@ -111,6 +141,7 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Lit
     # rate limits are counted per module (operations routes and the docs in the app's default group)
     handlers: list = [healthz, readyz, metrics]
     handlers.extend(in_group(module.name, module.route_handlers()) for module in modules)
+    handlers.append(storefront_page())  # the page at / (static files; every API route is more specific)
 
     app = Litestar(
         route_handlers=handlers,
@@ -120,7 +151,7 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Lit
         opt={**identify_opt(ingest.service.identities.identify), **rate_limit_group_opt("operations")},
         # every error answer in the one shape: each context's table, the framework's errors, the 500
         exception_handlers=exception_handlers(
-            INGEST_ERRORS, INVENTORY_ERRORS, SEARCH_ERRORS, RECOMMENDATIONS_ERRORS, LIMIT_ERRORS
+            INGEST_ERRORS, INVENTORY_ERRORS, SEARCH_ERRORS, READ_MODEL_ERRORS, TRENDING_ERRORS, LIMIT_ERRORS
         ),
         openapi_config=OpenAPIConfig(
             title="Emporium",

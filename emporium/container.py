@@ -31,6 +31,7 @@ from emporium.adapters import (
     RATE_LIMIT_STORAGE,
     RECOMMENDATIONS_STORE,
     SEARCH_INDEX,
+    TRENDING_STORE,
     Port,
 )
 from ingest.auth import load_key_secret
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from kernel.eventlog.port import EventLog
     from kernel.http.limits import LimitsStorage
     from read_models.recommendations.port import RecommendationsStore
+    from read_models.trending.port import TrendingStore
     from search.out_of_stock import OutOfStockSet
     from search.port import RebuildableSearchIndex
 
@@ -117,6 +119,9 @@ class Container:
 
     def recommendations_store(self) -> RecommendationsStore:
         return self._adapter(RECOMMENDATIONS_STORE)
+
+    def trending_store(self) -> TrendingStore:
+        return self._adapter(TRENDING_STORE)
 
     def rate_limit_storage(self) -> LimitsStorage:
         return self._adapter(RATE_LIMIT_STORAGE)

@@ -24,6 +24,17 @@ ensure_venv() {
   fi
 }
 
+# The storefront page's browser tests drive Debian's Chromium through Playwright (pointed at
+# /usr/bin/chromium: no browser download). Only the test path needs it. It starts no service.
+ensure_browser() {
+  { command -v chromium >/dev/null || [ -x /usr/bin/chromium ]; } && return 0
+  say "installing Debian package: chromium"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+}
+
 # The servers the test suite starts itself (infra/local/stack.py), from Debian 12 packages:
 #   redis-server; mariadbd + mariadb-install-db (mariadb-server-core) with my_print_defaults
 #   (mariadb-client-core), the server binaries without the system service; Java >= 11 for
@@ -76,6 +87,7 @@ case "$action" in
   test)
     ensure_system_packages
     ensure_venv "dev,loadtest"
+    ensure_browser
     say "running the test suite (the local cluster stack is started by the tests)"
     exec "$VENV/bin/pytest" "$@"
     ;;

@@ -46,6 +46,7 @@ from inventory.domain import (
     OnHandBelowCommitted,
     ReservationNotFound,
     ReserveRequest,
+    Status,
     UnknownSku,
     WarehousesRequired,
     validate_identifier,
@@ -56,6 +57,7 @@ from inventory.domain import (
     validate_warehouses,
 )
 from inventory.port import ReservationEngine
+from inventory.sales import SalesRecorder
 from inventory.wire import ReservationOut, StockOut, _ReserveBody, _StockBody
 from kernel.contracts.identifiers import split_scoped_sku
 from kernel.http.callers import STOREFRONT, key_of_kind, request_caller
@@ -69,6 +71,7 @@ from kernel.openapi import errors, header, reads_json
 MAX_BODY = 16 * 1024
 INVENTORY_MODULE_OPT = "inventory_module"  # route opt: lets operators and tests find the module from the app
 HOLD_POLICY_OPT = "hold_policy"
+SALES_OPT = "sales"
 DEFAULT_MAX_HOLD_SECONDS = 15 * 60
 storefront_only = key_of_kind(STOREFRONT)
 
@@ -277,9 +280,18 @@ class ReservationController(Controller):
             ),
         },
     )
-    async def confirm_reservation(self, engine: Engine, reservation_id: Identifier) -> ReservationOut:
-        """Turn a live hold into a sale; 409 when it expired or was released."""
-        return ReservationOut.of(await engine.confirm(validate_identifier(reservation_id, "reservation id")))
+    async def confirm_reservation(
+        self, request: Request[Any, Any, Any], engine: Engine, reservation_id: Identifier
+    ) -> ReservationOut:
+        """Turn a live hold into a sale; 409 when it expired or was released. The sale becomes a
+        ``Purchased`` activity event (off the request path; ``X-Session-Id`` and ``X-Region`` go with it)."""
+        reservation = await engine.confirm(validate_identifier(reservation_id, "reservation id"))
+        sales: SalesRecorder | None = request.route_handler.opt.get(SALES_OPT)
+        if sales is not None and reservation.status is Status.CONFIRMED:
+            region = (first_header(request, b"x-region") or "").strip().upper()[:64]
+            session_id = first_header(request, b"x-session-id")
+            sales.confirmed(reservation, session_id=session_id, region=region or None)
+        return ReservationOut.of(reservation)
 
     @get(
         "/{reservation_id:str}",
@@ -423,7 +435,10 @@ class EngineRef:
 
 
 def inventory_router(
-    holder: EngineHolder, admin_token: str | None, holds: HoldPolicy | None = None
+    holder: EngineHolder,
+    admin_token: str | None,
+    holds: HoldPolicy | None = None,
+    sales: SalesRecorder | None = None,
 ) -> Router:
     """The reservation and stock routes with the holder's engine injected, the admin token and the hold
     policy set (the storefront key check comes from the app: ``kernel.http.callers.identify_opt``)."""
@@ -439,6 +454,7 @@ def inventory_router(
         opt={
             INVENTORY_MODULE_OPT: ref,
             HOLD_POLICY_OPT: holds or HoldPolicy(),
+            SALES_OPT: sales,
             **admin_token_opt(admin_token),
         },
     )

@@ -29,6 +29,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # (default: a folder in the data dir; a shared file system path in a cluster).
     lake_url: str
     spark_url: str = "local[*]"
+    # The activity archive writes a file group at the latest this long after its oldest buffered event
+    # (sooner once it holds 100k rows): more makes fewer, larger Parquet files; less, fresher analytics.
+    archive_flush_s: Annotated[float, msgspec.Meta(gt=0)] = 60.0
     admin_token: str | None = None
     # The largest feed, counted after decompression (a gzip body of a megabyte can hold gigabytes).
     feed_max_bytes: Annotated[int, msgspec.Meta(gt=0)] = 200 * 1024 * 1024

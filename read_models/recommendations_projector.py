@@ -1,7 +1,9 @@
-"""``RecommendationsComputed`` events -> the recommendations store (consumer group
-``read-models.recommendations``).
+"""Recommendation result events -> the recommendations store (consumer group ``read-models.recommendations``).
 
-Idempotent by construction: within a batch only the newest revision per user is written, and the store
+``RecommendationsComputed`` (per user), ``RelatedProductsComputed`` (per product) and
+``PopularProductsComputed`` (per region) all travel on the recommendations topic.
+
+Idempotent by construction: within a batch only the newest revision per entity is written, and the store
 itself refuses a revision it already has or has surpassed, so a redelivered batch, an out-of-order event
 or a full replay (rebuild into a fresh store) all leave the newest state. Offsets are committed by the
 runner only after ``handle`` returned, so a store outage retries the batch instead of losing it.
@@ -11,48 +13,101 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import msgspec
 import structlog
 
-from kernel.contracts.events import RECOMMENDATIONS_TOPIC, Envelope, RecommendationsComputed
+from kernel.contracts.events import (
+    RECOMMENDATIONS_TOPIC,
+    Envelope,
+    PopularProductsComputed,
+    RecommendationsComputed,
+    RelatedProductsComputed,
+)
 from kernel.eventlog.port import EventLog
 from kernel.eventlog.projection import ProjectorMetrics, ProjectorTask
 from read_models.recommendations import (
+    PopularProducts,
     Recommendations,
     RecommendationsStore,
+    RelatedProducts,
+    is_valid_product_id,
     is_valid_user_id,
-    newest_per_user,
+    newest_by,
 )
+from read_models.regions import is_valid_region
 
 log = structlog.get_logger(__name__)
 
 RECOMMENDATIONS_GROUP = "read-models.recommendations"
 
 
-def recommendations_from_events(events: Sequence[Envelope]) -> tuple[list[Recommendations], int]:
-    """Pure: the entries a batch should write (newest per user) and how many events were unusable.
+class RankedBatch(msgspec.Struct, kw_only=True):
+    """What one batch writes (newest per entity) and how many events were unusable."""
 
-    An event whose user id the API could never serve is skipped (and counted) rather than retried
-    forever; it stays in the log for inspection.
-    """
-    entries: list[Recommendations] = []
-    rejected = 0
-    for event in events:
-        payload = event.payload
-        if not isinstance(payload, RecommendationsComputed):
-            continue
+    users: list[Recommendations] = []
+    related: list[RelatedProducts] = []
+    popular: list[PopularProducts] = []
+    rejected: int = 0
+
+
+def _entry(event: Envelope) -> Recommendations | RelatedProducts | PopularProducts | None:
+    """The store entry an event carries; None when its id could never be served (bad user, product or
+    region id: skipped and counted rather than retried forever; it stays in the log for inspection)."""
+    payload, revision, at = event.payload, event.revision, event.occurred_at
+    if isinstance(payload, RecommendationsComputed):
         if not is_valid_user_id(payload.user_id):
-            rejected += 1
-            continue
-        entries.append(
-            Recommendations(
-                user_id=payload.user_id,
-                product_ids=payload.product_ids,
-                model=payload.model,
-                revision=event.revision,
-                generated_at=event.occurred_at,
-            )
+            return None
+        return Recommendations(
+            user_id=payload.user_id,
+            product_ids=payload.product_ids,
+            model=payload.model,
+            revision=revision,
+            generated_at=at,
         )
-    return newest_per_user(entries), rejected
+    if isinstance(payload, RelatedProductsComputed):
+        if not is_valid_product_id(payload.product_id):
+            return None
+        return RelatedProducts(
+            product_id=payload.product_id,
+            product_ids=payload.product_ids,
+            model=payload.model,
+            revision=revision,
+            generated_at=at,
+        )
+    assert isinstance(payload, PopularProductsComputed)
+    if not is_valid_region(payload.region):
+        return None
+    return PopularProducts(
+        region=payload.region,
+        product_ids=payload.product_ids,
+        model=payload.model,
+        revision=revision,
+        generated_at=at,
+    )
+
+
+_KINDS = (RecommendationsComputed, RelatedProductsComputed, PopularProductsComputed)
+
+
+def recommendations_from_events(events: Sequence[Envelope]) -> RankedBatch:
+    """Pure: the entries a batch should write, newest per user, product and region."""
+    batch = RankedBatch()
+    for event in events:
+        if not isinstance(event.payload, _KINDS):
+            continue
+        entry = _entry(event)
+        if entry is None:
+            batch.rejected += 1
+        elif isinstance(entry, Recommendations):
+            batch.users.append(entry)
+        elif isinstance(entry, RelatedProducts):
+            batch.related.append(entry)
+        else:
+            batch.popular.append(entry)
+    batch.users = newest_by(batch.users, lambda r: r.user_id)
+    batch.related = newest_by(batch.related, lambda r: r.product_id)
+    batch.popular = newest_by(batch.popular, lambda r: r.region)
+    return batch
 
 
 class RecommendationsProjection:
@@ -65,12 +120,16 @@ class RecommendationsProjection:
         self.rejected = 0
 
     async def handle(self, events: Sequence[Envelope]) -> None:
-        entries, rejected = recommendations_from_events(events)
-        if rejected:
-            self.rejected += rejected
-            log.warning("recommendations for invalid user ids skipped", count=rejected)
-        if entries:
-            self.written += await self.store.put_many(entries)
+        batch = recommendations_from_events(events)
+        if batch.rejected:
+            self.rejected += batch.rejected
+            log.warning("recommendation events with invalid ids skipped", count=batch.rejected)
+        if batch.users:
+            self.written += await self.store.put_many(batch.users)
+        if batch.related:
+            self.written += await self.store.put_related(batch.related)
+        if batch.popular:
+            self.written += await self.store.put_popular(batch.popular)
 
 
 def recommendations_projector(

@@ -1,21 +1,21 @@
-"""Storefront activity events (searches performed, products viewed) and their fire-and-forget publisher."""
+"""Storefront activity events of search (searches performed, products viewed); the fire-and-forget publisher
+they go through is the kernel's (``kernel.activity``), shared with inventory's purchases."""
 
 from __future__ import annotations
 
-import asyncio
-
-import structlog
-
-from kernel.contracts.events import ACTIVITY_TOPIC, Payload, SearchPerformed, encode_event, new_event
-from kernel.eventlog.port import EventLog, OutgoingMessage
-from kernel.tasks import cancel_and_wait
-from search.metrics import SearchMetrics
+from kernel.activity import ActivityPublisher
+from kernel.contracts.events import SearchPerformed
 from search.schemas import SearchRequest
 
-log = structlog.get_logger(__name__)
+__all__ = ["ActivityPublisher", "region_of", "search_performed"]
 
-BATCH_LINGER_S = 0.01  # lets a burst of events accumulate into one publish
-RETRY_AFTER_FAILURE_S = 1.0
+
+def region_of(header: str | None, deliver_to: str | None) -> str | None:
+    """The shopper's delivery region: the ``X-Region`` header, else the ``deliver_to`` zone (upper case)."""
+    for value in (header, deliver_to):
+        if value and value.strip():
+            return value.strip().upper()[:64]
+    return None
 
 
 def search_performed(request: SearchRequest, text: str, total: int) -> SearchPerformed:
@@ -26,6 +26,7 @@ def search_performed(request: SearchRequest, text: str, total: int) -> SearchPer
         total=total,
         user_id=request.user_id,
         session_id=request.session_id,
+        region=region_of(request.region, request.deliver_to),
     )
 
 
@@ -44,89 +45,3 @@ def _filters(request: SearchRequest) -> dict[str, str]:
     if request.deliver_to:
         filters["deliver_to"] = request.deliver_to
     return filters
-
-
-class ActivityPublisher:
-    """Fire-and-forget activity events: searches never wait for the log.
-
-    ``emit`` only enqueues (O(1), never blocks); one background task publishes in batches. When the queue
-    is full (the log is slow or down) events are dropped and counted: analytics tolerate a gap, shoppers
-    do not tolerate a slow search.
-    """
-
-    def __init__(
-        self,
-        event_log: EventLog,
-        *,
-        metrics: SearchMetrics,
-        producer: str = "search",
-        max_queue: int = 10_000,
-        max_batch: int = 500,
-    ) -> None:
-        self.event_log = event_log
-        self.metrics = metrics
-        self.producer = producer
-        self.max_batch = max_batch
-        self._queue: asyncio.Queue[tuple[Payload, str]] = asyncio.Queue(max_queue)
-        self._task: asyncio.Task[None] | None = None
-
-    def emit(self, payload: Payload, *, key: str) -> None:
-        """Enqueue only: the envelope (id, timestamp) is built and encoded by the publishing task, off
-        the request path (``occurred_at`` lags the search by at most the batch linger)."""
-        try:
-            self._queue.put_nowait((payload, key))
-        except asyncio.QueueFull:
-            self.metrics.activity_dropped.labels("queue_full").inc()
-
-    async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="activity-publisher")
-
-    async def stop(self, flush_timeout_s: float = 5.0) -> None:
-        task, self._task = self._task, None
-        if task is None:
-            return
-        await cancel_and_wait([task])
-        try:
-            await asyncio.wait_for(self.flush(), flush_timeout_s)
-        except (TimeoutError, Exception) as exc:
-            log.warning("activity events lost at shutdown", pending=self._queue.qsize(), error=repr(exc))
-
-    async def flush(self) -> None:
-        while not self._queue.empty():
-            await self._publish(self._drain())
-
-    def _drain(self) -> list[OutgoingMessage]:
-        batch: list[OutgoingMessage] = []
-        while len(batch) < self.max_batch:
-            try:
-                payload, key = self._queue.get_nowait()
-            except asyncio.QueueEmpty:
-                break
-            batch.append(self._message(payload, key))
-        return batch
-
-    def _message(self, payload: Payload, key: str) -> OutgoingMessage:
-        event = new_event(payload, key=key, revision=1, producer=self.producer)
-        return OutgoingMessage(key, encode_event(event))
-
-    async def _run(self) -> None:
-        while True:
-            payload, key = await self._queue.get()
-            await asyncio.sleep(BATCH_LINGER_S)
-            batch = [self._message(payload, key), *self._drain()]
-            try:
-                await self._publish(batch)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self.metrics.activity_dropped.labels("publish_failed").inc(len(batch))
-                log.warning("activity publish failed; batch dropped", count=len(batch), error=repr(exc))
-                await asyncio.sleep(RETRY_AFTER_FAILURE_S)
-
-    async def _publish(self, batch: list[OutgoingMessage]) -> None:
-        if not batch:
-            return
-        with self.metrics.activity_batch_seconds.time():
-            await self.event_log.publish(ACTIVITY_TOPIC, batch)
-        self.metrics.activity_published.inc(len(batch))

@@ -39,6 +39,15 @@ UserId = Annotated[str | None, HeaderParameter(name="X-User-Id", required=False,
 SessionId = Annotated[
     str | None, HeaderParameter(name="X-Session-Id", required=False, max_length=MAX_ID_LENGTH)
 ]
+Region = Annotated[
+    str | None,
+    HeaderParameter(
+        name="X-Region",
+        required=False,
+        max_length=64,
+        description="The shopper's delivery region, for activity analytics (default: deliver_to)",
+    ),
+]
 Service = NamedDependency[SearchService]
 
 
@@ -60,6 +69,7 @@ class StorefrontController(Controller):
         service: Service,
         user_id: UserId,
         session_id: SessionId,
+        region: Region,
         q: Annotated[
             str,
             QueryParameter(
@@ -125,6 +135,7 @@ class StorefrontController(Controller):
             cursor=cursor or None,  # an empty form field is no cursor
             user_id=user_id,
             session_id=session_id,
+            region=region,
         )
         return await service.search(request)
 
@@ -157,11 +168,12 @@ class StorefrontController(Controller):
         product_id: Annotated[str, PathParameter(description="Product id, e.g. 'bigbasket:123'")],
         user_id: UserId,
         session_id: SessionId,
+        region: Region,
         deliver_to: Annotated[str | None, QueryParameter(description="Delivery zone for an ETA")] = None,
     ) -> ProductResponse:
         """One product with its current availability (from the real-time stock read model)."""
         found = await service.product(
-            product_id, deliver_to=deliver_to, user_id=user_id, session_id=session_id
+            product_id, deliver_to=deliver_to, user_id=user_id, session_id=session_id, region=region
         )
         if found is None:
             raise NotFoundException(f"product {product_id!r} not found")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter
+
+from kernel.activity import ActivityMetrics
 
 
 class SearchMetrics:
@@ -18,19 +20,7 @@ class SearchMetrics:
             ["result"],
             registry=registry,
         )
-        self.activity_published = Counter(
-            "emporium_activity_events_published_total",
-            "Storefront activity events published",
-            registry=registry,
-        )
-        self.activity_dropped = Counter(
-            "emporium_activity_events_dropped_total",
-            "Activity events dropped because the publish queue was full or the log refused them",
-            ["reason"],
-            registry=registry,
-        )
-        self.activity_batch_seconds = Histogram(
-            "emporium_activity_publish_seconds",
-            "Time to publish one batch of activity events",
-            registry=registry,
-        )
+        activity = ActivityMetrics.of(registry)  # shared with other publishers of the process
+        self.activity_published = activity.activity_published
+        self.activity_dropped = activity.activity_dropped
+        self.activity_batch_seconds = activity.activity_batch_seconds

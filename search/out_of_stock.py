@@ -79,6 +79,10 @@ class OutOfStockSet(Protocol):
         """SKU -> product ids selling it (SKUs with none are left out)."""
         ...
 
+    async def skus_of(self, product_ids: Sequence[str]) -> dict[str, str]:
+        """Product id -> the SKU it sells (products the catalog does not list, or removed, are left out)."""
+        ...
+
     async def clear(self) -> None:
         """Forget everything (tests and full rebuilds of this read model)."""
         ...
@@ -147,6 +151,10 @@ class MemoryOutOfStockSet:
     async def products_for(self, skus: Sequence[str]) -> dict[str, list[str]]:
         return {sku: sorted(self._products[sku]) for sku in skus if self._products.get(sku)}
 
+    async def skus_of(self, product_ids: Sequence[str]) -> dict[str, str]:
+        sku_of = self._sku_of
+        return {p: sku_of[p] for p in product_ids if p in sku_of}
+
     async def clear(self) -> None:
         self._revisions.clear()
         self._out.clear()
@@ -158,6 +166,16 @@ class MemoryOutOfStockSet:
 
     async def close(self) -> None:
         return None
+
+
+async def sold_out_products(stock: OutOfStockSet, product_ids: Sequence[str]) -> set[str]:
+    """Which of ``product_ids`` cannot be bought now: out of stock, or not in the catalog at all (no SKU
+    to sell). Other read models get this through the composition root, as a plain callable."""
+    if not product_ids:
+        return set()
+    skus = await stock.skus_of(product_ids)
+    out = await stock.out_of_stock(sorted(set(skus.values())))
+    return {p for p in product_ids if skus.get(p) is None or skus[p] in out}
 
 
 # Redis adapter --------------------------------------------------------------------------------
@@ -250,6 +268,12 @@ class RedisOutOfStockSet:
             for sku, value in zip(skus, values, strict=True)
             if value
         }
+
+    async def skus_of(self, product_ids: Sequence[str]) -> dict[str, str]:
+        if not product_ids:
+            return {}
+        values = await self._redis.hmget(self._psku, list(product_ids))  # decode_responses: str or None
+        return {p: str(sku) for p, sku in zip(product_ids, values, strict=True) if sku}
 
     async def clear(self) -> None:
         await self._redis.delete(self._rev, self._oos, self._psku, self._skup)

@@ -43,6 +43,7 @@ class SearchRequest(msgspec.Struct, kw_only=True, frozen=True):
     cursor: str | None = None
     user_id: str | None = None
     session_id: str | None = None
+    region: str | None = None  # X-Region: the shopper's delivery region, for activity events
 
 
 class SearchHit(msgspec.Struct, kw_only=True):

@@ -28,7 +28,7 @@ from typing import NamedTuple
 import msgspec
 
 from kernel.contracts.events import ProductViewed
-from search.activity import ActivityPublisher, search_performed
+from search.activity import ActivityPublisher, region_of, search_performed
 from search.cache import CachedPage, ResultCache
 from search.cursor import SortValues, decode_cursor, encode_cursor, fingerprint
 from search.delivery_zones import DeliveryZones, UnknownZone
@@ -330,6 +330,7 @@ class SearchService:
         deliver_to: str | None = None,
         user_id: str | None = None,
         session_id: str | None = None,
+        region: str | None = None,
     ) -> ProductResponse | None:
         zone = deliver_to.strip().upper() if deliver_to else None
         if zone and zone not in self.zones.zones:
@@ -341,10 +342,15 @@ class SearchService:
         state = await self.stock.state(doc.sku)
         in_stock = state is not None and state.in_stock  # no stock record: out of stock
         if self.activity is not None:
-            self.activity.emit(
-                ProductViewed(product_id=doc.product_id, user_id=user_id, session_id=session_id),
-                key=user_id or session_id or doc.product_id,
+            viewed = ProductViewed(
+                product_id=doc.product_id,
+                user_id=user_id,
+                session_id=session_id,
+                region=region_of(region, zone),
+                category=">".join(doc.category_path),
+                brand=doc.brand,
             )
+            self.activity.emit(viewed, key=user_id or session_id or doc.product_id)
         return ProductResponse(
             product_id=doc.product_id,
             supplier_id=doc.supplier_id,

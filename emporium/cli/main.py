@@ -12,7 +12,7 @@ from typing import Annotated
 import msgspec
 import typer
 
-from emporium.cli import evaluate, feeds, inventory, projectors, services, storefronts
+from emporium.cli import analytics, evaluate, feeds, inventory, projectors, services, storefronts
 from emporium.cli.context import reported_config_errors, run, settings_from
 from kernel.observability import configure_logging
 from kernel.settings import load_settings
@@ -108,7 +108,7 @@ def demo(
     ``PUT /v1/stock/{sku}`` can be tried.
     """
     # Not at module level: emporium.demo imports emporium.cli.feeds, which would import this module back.
-    from emporium.demo import index_demo, seed_demo
+    from emporium.demo import demo_storefront_key_path, index_demo, seed_demo
 
     settings = settings_from(ctx)
     if settings.admin_token is None:
@@ -124,6 +124,12 @@ def demo(
     with reported_config_errors():
         seed_demo(settings, products=products)
     run(index_demo(settings))
+    shown = host or settings.host
+    shown = "127.0.0.1" if shown in ("0.0.0.0", "::") else shown
+    typer.echo(
+        f"storefront page: http://{shown}:{port or settings.port}/"
+        f" (for the cart it asks for the storefront key saved in {demo_storefront_key_path(settings)})"
+    )
     serve(ctx, host=host, port=port)
 
 
@@ -133,7 +139,7 @@ def show_config(ctx: typer.Context) -> None:
     typer.echo(json.dumps(settings_from(ctx).public_dict(), indent=2))
 
 
-for _group in (feeds, storefronts, projectors, inventory, services, evaluate):
+for _group in (feeds, storefronts, projectors, inventory, services, analytics, evaluate):
     _group.register(app)
 
 

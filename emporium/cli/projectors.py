@@ -10,11 +10,13 @@ import structlog
 import typer
 from prometheus_client import start_http_server
 
+from analytics.archive.module import ArchiveTask
 from emporium.cli.context import run, settings_from
 from emporium.container import Container
-from kernel.eventlog.projection import ProjectorMetrics
+from kernel.eventlog.projection import ProjectorMetrics, ProjectorTask
 from kernel.settings import Settings
 from read_models.recommendations_projector import recommendations_projector
+from read_models.trending_projector import trending_projector
 from search.projectors import live_projectors
 from search.rebuild import RebuildReport, rebuild_search
 
@@ -38,7 +40,8 @@ def project(
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Events per batch.")] = 5000,
 ) -> None:
-    """Run the read-model projectors (search index, out-of-stock set, recommendations) until Ctrl-C.
+    """Run the read-model projectors (search index, out-of-stock set, recommendations, trending) and the
+    activity archive (analytics lake) until Ctrl-C.
 
     For cluster deployments (Kafka, Elasticsearch, Redis); the embedded `serve` runs them in-process.
     Start several for more throughput: the consumer group spreads the partitions over them.
@@ -54,13 +57,22 @@ async def _project(settings: Settings, *, metrics_port: int | None, batch_size: 
             "the out-of-stock set is in-process (cache_url memory://): only this process sees it; "
             "serving processes keep their own. Set EMPORIUM_CACHE_URL=redis://... for a cluster."
         )
+    trending = container.trending_store()
     metrics = ProjectorMetrics.of(container.metrics)
-    tasks = [
+    tasks: list[ProjectorTask | ArchiveTask] = [
         *live_projectors(
             event_log, index=container.search_index(), stock=stock, metrics=metrics, batch_size=batch_size
         ),
         recommendations_projector(event_log, container.recommendations_store(), metrics=metrics),
+        ArchiveTask(event_log, settings.lake_url, max_age_s=settings.archive_flush_s),  # -> analytics lake
     ]
+    if trending.volatile:
+        log.warning(
+            "the trending store is in-process (cache_url memory://): each serving process follows the "
+            "trending topic itself, so this command does not project it. Set EMPORIUM_CACHE_URL=redis://..."
+        )
+    else:
+        tasks.append(trending_projector(event_log, trending, metrics=metrics))
     if metrics_port is not None:
         start_http_server(metrics_port, registry=container.metrics)
     async with container:

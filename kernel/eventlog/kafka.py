@@ -35,6 +35,8 @@ from kernel.eventlog.retention import KEEP_ALL, Retention, RetentionPolicy
 
 log = structlog.get_logger(__name__)
 
+POLL_GRACE_S = 5.0  # past a poll's own timeout, how long getmany may take before the poll gives up
+
 DEFAULT_PARTITIONS = 3  # enough to spread a projector group over a few processes on a dev cluster
 _TOPIC_ALREADY_EXISTS = TopicAlreadyExistsError.errno
 
@@ -381,7 +383,15 @@ class KafkaConsumer:
 
     async def poll(self, max_records: int = 500, timeout: float = 1.0) -> list[Record]:  # noqa: ASYNC109
         consumer = self._require()
-        batches = await consumer.getmany(timeout_ms=max(0, int(timeout * 1000)), max_records=max_records)
+        timeout_ms = max(0, int(timeout * 1000))
+        try:
+            # aiokafka's getmany ignores its timeout while the member has no partitions (a group stuck
+            # rebalancing): bound it, so a poll returns and a stopping consumer can stop.
+            batches = await asyncio.wait_for(
+                consumer.getmany(timeout_ms=timeout_ms, max_records=max_records), timeout + POLL_GRACE_S
+            )
+        except TimeoutError:
+            return []
         if consumer.assignment():
             self._replay_pending = False
         records: list[Record] = []

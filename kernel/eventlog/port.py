@@ -32,6 +32,12 @@ class Consumer(Protocol):
 
     async def start(self) -> None: ...
 
+    @property
+    def assignment(self) -> frozenset[tuple[str, int]]:
+        """The (topic, partition) pairs this member owns now; ownership changes only within ``poll``
+        (and, on Kafka, in a rebalance, which first waits a while for the batch in flight to commit)."""
+        ...
+
     async def poll(self, max_records: int = 500, timeout: float = 1.0) -> list[Record]:  # noqa: ASYNC109
         """Next records (possibly none after ``timeout`` seconds), in order within each partition."""
         ...

@@ -12,6 +12,11 @@ Schema (CQL accepted unchanged by 2.1 and 4.x/5.x: no JSON, no frozen collection
 
     CREATE TABLE recommendations (user_id text PRIMARY KEY, product_ids list<text>, model text,
                                   revision bigint, generated_at timestamp)
+    CREATE TABLE related_products (product_id text PRIMARY KEY, <the same columns>)
+    CREATE TABLE popular_products (region text PRIMARY KEY, <the same columns>)
+
+Cassandra refuses an empty partition key, so the every-region popularity list (region ``""``) is kept
+under ``ALL_REGIONS_KEY`` (``*``, which no region id can be: they start with a letter or digit).
 
 Why one row with a list, not one row per (user_id, rank): replacing a user's recommendations must be
 atomic and leave no leftovers when the new list is shorter. With rank rows that needs a range delete
@@ -43,11 +48,25 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import msgspec
 
-from read_models.recommendations.port import Recommendations, RecommendationsStoreError
+from read_models.recommendations.port import (
+    PopularProducts,
+    Recommendations,
+    RecommendationsStoreError,
+    RelatedProducts,
+)
+
+Ranked = Recommendations | RelatedProducts | PopularProducts
 
 DEFAULT_PORT = 9042
 DEFAULT_PROTOCOL_VERSION = 3
 TABLE = "recommendations"
+# entity kind -> (table, key column); every table has the same value columns
+TABLES = {
+    "user": (TABLE, "user_id"),
+    "related": ("related_products", "product_id"),
+    "popular": ("popular_products", "region"),
+}
+ALL_REGIONS_KEY = "*"
 MAX_IN_FLIGHT = 64  # concurrent CAS writes per batch (each one is a few Paxos round trips)
 MAX_CAS_ATTEMPTS = 20
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,47}")
@@ -199,22 +218,23 @@ class CassandraRecommendationsStore:
         session = self._cluster.connect()
         ks = cfg.keyspace
         session.execute(f"CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = {cfg.replication_cql()}")
-        session.execute(
-            f"CREATE TABLE IF NOT EXISTS {ks}.{TABLE} (user_id text PRIMARY KEY, product_ids list<text>, "
-            "model text, revision bigint, generated_at timestamp)"
-        )
-        columns = "user_id, product_ids, model, revision, generated_at"
-        self._statements = {
-            "insert": session.prepare(
-                f"INSERT INTO {ks}.{TABLE} ({columns}) VALUES (?, ?, ?, ?, ?) IF NOT EXISTS"
-            ),
-            "update": session.prepare(
-                f"UPDATE {ks}.{TABLE} SET product_ids = ?, model = ?, revision = ?, generated_at = ? "
-                "WHERE user_id = ? IF revision = ?"
-            ),
-            "select": session.prepare(f"SELECT {columns} FROM {ks}.{TABLE} WHERE user_id = ?"),
-            "ping": session.prepare("SELECT release_version FROM system.local"),
-        }
+        self._statements = {"ping": session.prepare("SELECT release_version FROM system.local")}
+        columns = "product_ids, model, revision, generated_at"
+        for kind, (table, key) in TABLES.items():
+            session.execute(
+                f"CREATE TABLE IF NOT EXISTS {ks}.{table} ({key} text PRIMARY KEY, product_ids list<text>, "
+                "model text, revision bigint, generated_at timestamp)"
+            )
+            self._statements |= {
+                f"{kind}.insert": session.prepare(
+                    f"INSERT INTO {ks}.{table} ({key}, {columns}) VALUES (?, ?, ?, ?, ?) IF NOT EXISTS"
+                ),
+                f"{kind}.update": session.prepare(
+                    f"UPDATE {ks}.{table} SET product_ids = ?, model = ?, revision = ?, generated_at = ? "
+                    f"WHERE {key} = ? IF revision = ?"
+                ),
+                f"{kind}.select": session.prepare(f"SELECT {columns} FROM {ks}.{table} WHERE {key} = ?"),
+            }
         self._session = session
 
     async def close(self) -> None:
@@ -256,46 +276,66 @@ class CassandraRecommendationsStore:
 
     # the port ------------------------------------------------------------------------------------
 
-    async def put_many(self, items: Sequence[Recommendations]) -> int:
-        results = await asyncio.gather(*(self._put_limited(item) for item in items))
+    async def _put_all(self, kind: str, items: Sequence[tuple[str, Ranked]]) -> int:
+        results = await asyncio.gather(*(self._put_limited(kind, key, item) for key, item in items))
         return sum(results)
 
-    async def _put_limited(self, item: Recommendations) -> bool:
+    async def _put_limited(self, kind: str, key: str, item: Ranked) -> bool:
         async with self._limit:
-            return await self._put(item)
+            return await self._put(kind, key, item)
 
-    async def _put(self, item: Recommendations) -> bool:
+    async def _put(self, kind: str, key: str, item: Ranked) -> bool:
         """The CAS loop described in the module docstring; True when this call wrote the entry."""
         values = [list(item.product_ids), item.model, item.revision, item.generated_at]
-        insert = [item.user_id, *values]
-        rows = await self._execute("insert", insert)
+        insert = [key, *values]
+        rows = await self._execute(f"{kind}.insert", insert)
         for _ in range(MAX_CAS_ATTEMPTS):
             row = rows[0]
             if row["[applied]"]:
                 return True
             current = row.get("revision")
             if current is None:  # the row vanished in between (or has no revision): insert afresh
-                rows = await self._execute("insert", insert)
+                rows = await self._execute(f"{kind}.insert", insert)
             elif current >= item.revision:
                 return False  # stale or a repeat: the store already holds this or newer
             else:
-                rows = await self._execute("update", [*values, item.user_id, current])
+                rows = await self._execute(f"{kind}.update", [*values, key, current])
         raise RecommendationsStoreError(
-            f"cassandra: user {item.user_id!r} still contended after {MAX_CAS_ATTEMPTS} attempts"
+            f"cassandra: {kind} {key!r} still contended after {MAX_CAS_ATTEMPTS} attempts"
         )
 
-    async def get(self, user_id: str) -> Recommendations | None:
-        rows = await self._execute("select", [user_id])
+    async def _get(self, kind: str, key: str) -> dict[str, Any] | None:
+        rows = await self._execute(f"{kind}.select", [key])
         if not rows:
             return None
         row = rows[0]
-        return Recommendations(
-            user_id=row["user_id"],
-            product_ids=tuple(row["product_ids"] or ()),  # Cassandra stores an empty list as null
-            model=row["model"] or "",
-            revision=row["revision"] or 0,
-            generated_at=_utc(row["generated_at"]),
-        )
+        return {
+            "product_ids": tuple(row["product_ids"] or ()),  # Cassandra stores an empty list as null
+            "model": row["model"] or "",
+            "revision": row["revision"] or 0,
+            "generated_at": _utc(row["generated_at"]),
+        }
+
+    async def put_many(self, items: Sequence[Recommendations]) -> int:
+        return await self._put_all("user", [(item.user_id, item) for item in items])
+
+    async def get(self, user_id: str) -> Recommendations | None:
+        found = await self._get("user", user_id)
+        return None if found is None else Recommendations(user_id=user_id, **found)
+
+    async def put_related(self, items: Sequence[RelatedProducts]) -> int:
+        return await self._put_all("related", [(item.product_id, item) for item in items])
+
+    async def get_related(self, product_id: str) -> RelatedProducts | None:
+        found = await self._get("related", product_id)
+        return None if found is None else RelatedProducts(product_id=product_id, **found)
+
+    async def put_popular(self, items: Sequence[PopularProducts]) -> int:
+        return await self._put_all("popular", [(item.region or ALL_REGIONS_KEY, item) for item in items])
+
+    async def get_popular(self, region: str) -> PopularProducts | None:
+        found = await self._get("popular", region or ALL_REGIONS_KEY)
+        return None if found is None else PopularProducts(region=region, **found)
 
     async def ping(self) -> None:
         await self._execute("ping", [])

@@ -1,9 +1,16 @@
 """Recommendations read model: the port every adapter implements, and its pure rules (no I/O).
 
-One entry per user: the ranked product ids the latest ``RecommendationsComputed`` event carried, the
-model that produced them and the event's revision. Writes are conditional on the revision: a stale or
-repeated event (the log is at-least-once, a rebuild replays everything) never replaces newer state, and
-a newer entry replaces the whole list, so a shorter list leaves no leftovers.
+Three kinds of ranked product lists, each kept whole per entity with the revision of the event that
+carried it:
+
+* per user, from ``RecommendationsComputed`` (``Recommendations``);
+* per product, the products bought with it, from ``RelatedProductsComputed`` (``RelatedProducts``);
+* per region (``""``: every region), the popular products that unknown users get, from
+  ``PopularProductsComputed`` (``PopularProducts``).
+
+Writes are conditional on the revision: a stale or repeated event (the log is at-least-once, a rebuild
+replays everything) never replaces newer state, and a newer entry replaces the whole list, so a shorter
+list leaves no leftovers.
 
 Adapters (``tests/contract/test_recommendations_store.py`` runs one suite against both):
 
@@ -15,9 +22,9 @@ Adapters (``tests/contract/test_recommendations_store.py`` runs one suite agains
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from datetime import datetime
-from typing import Final, Protocol
+from typing import Final, Protocol, TypeVar
 
 import msgspec
 
@@ -25,6 +32,7 @@ MAX_USER_ID_LENGTH: Final = 128
 # Ids the analytics jobs and storefronts use: numeric ids, UUIDs, "supplier:ref"-style, e-mail-like.
 USER_ID_PATTERN: Final = r"[A-Za-z0-9][A-Za-z0-9._:@+-]*"
 _USER_ID = re.compile(USER_ID_PATTERN)
+MAX_PRODUCT_ID_LENGTH: Final = 200
 USER_ID_RULE: Final = (
     f"1 to {MAX_USER_ID_LENGTH} characters: letters, digits and . _ : @ + - (starting with a letter or digit)"
 )
@@ -38,6 +46,29 @@ class Recommendations(msgspec.Struct, kw_only=True, frozen=True):
     model: str
     revision: int
     generated_at: datetime | None = None
+
+
+class RelatedProducts(msgspec.Struct, kw_only=True, frozen=True):
+    """Products bought together with ``product_id``, best first."""
+
+    product_id: str
+    product_ids: tuple[str, ...]
+    model: str
+    revision: int
+    generated_at: datetime | None = None
+
+
+class PopularProducts(msgspec.Struct, kw_only=True, frozen=True):
+    """The popularity ranking of one region (``""``: every region), the fallback for unknown users."""
+
+    region: str
+    product_ids: tuple[str, ...]
+    model: str
+    revision: int
+    generated_at: datetime | None = None
+
+
+RankedT = TypeVar("RankedT", Recommendations, RelatedProducts, PopularProducts)
 
 
 class InvalidUserId(ValueError):
@@ -54,6 +85,13 @@ def validate_user_id(user_id: str) -> str:
     return user_id
 
 
+def is_valid_product_id(product_id: str) -> bool:
+    """Product ids are supplier-scoped (``supplier:ref``); the store only needs them short and printable."""
+    return (
+        0 < len(product_id) <= MAX_PRODUCT_ID_LENGTH and product_id.isprintable() and product_id.strip() != ""
+    )
+
+
 def is_valid_user_id(user_id: str) -> bool:
     try:
         validate_user_id(user_id)
@@ -62,14 +100,19 @@ def is_valid_user_id(user_id: str) -> bool:
     return True
 
 
-def newest_per_user(items: Iterable[Recommendations]) -> list[Recommendations]:
-    """Keep only the highest revision per user (first one seen on ties): one write per user per batch."""
-    newest: dict[str, Recommendations] = {}
+def newest_by(items: Iterable[RankedT], key: Callable[[RankedT], Hashable]) -> list[RankedT]:
+    """Keep only the highest revision per key (first one seen on ties): one write per entity per batch."""
+    newest: dict[Hashable, RankedT] = {}
     for item in items:
-        seen = newest.get(item.user_id)
+        k = key(item)
+        seen = newest.get(k)
         if seen is None or item.revision > seen.revision:
-            newest[item.user_id] = item
+            newest[k] = item
     return list(newest.values())
+
+
+def newest_per_user(items: Iterable[Recommendations]) -> list[Recommendations]:
+    return newest_by(items, lambda r: r.user_id)
 
 
 class RecommendationsStore(Protocol):
@@ -90,6 +133,18 @@ class RecommendationsStore(Protocol):
     async def get(self, user_id: str) -> Recommendations | None:
         """The current entry of ``user_id``, or None when there is none."""
         ...
+
+    async def put_related(self, items: Sequence[RelatedProducts]) -> int:
+        """``put_many`` for bought-together lists, per product (same revision rule and answer)."""
+        ...
+
+    async def get_related(self, product_id: str) -> RelatedProducts | None: ...
+
+    async def put_popular(self, items: Sequence[PopularProducts]) -> int:
+        """``put_many`` for popularity lists, per region (``""`` is a region like any other here)."""
+        ...
+
+    async def get_popular(self, region: str) -> PopularProducts | None: ...
 
     async def ping(self) -> None:
         """Raise if the store cannot answer a real request (readiness check)."""

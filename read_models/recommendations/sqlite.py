@@ -1,9 +1,10 @@
 """Embedded recommendations store: one SQLite file (``$DATA_DIR/recommendations.db`` by default).
 
-One row per user; the ranked list is a JSON array, so replacing it is one row write and a shorter list
-can leave nothing behind. The revision rule is a single upsert (``ON CONFLICT ... DO UPDATE ... WHERE
-excluded.revision > revision``), so the check and the write are one atomic statement and a batch is one
-transaction.
+One row per user (``recommendations``), per product (``related_products``) and per region
+(``popular_products``, ``""`` for every region); the ranked list is a JSON array, so replacing it is one
+row write and a shorter list can leave nothing behind. The revision rule is a single upsert
+(``ON CONFLICT ... DO UPDATE ... WHERE excluded.revision > revision``), so the check and the write are
+one atomic statement and a batch is one transaction.
 
 sqlite3 blocks, so the writer and the reader each own one connection on their own single-thread
 executor: the event loop never waits on disk, and WAL lets API reads run while the projector writes.
@@ -17,12 +18,17 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 
 from kernel.migrations import apply_migrations, numbered
-from read_models.recommendations.port import Recommendations, RecommendationsStoreError
+from read_models.recommendations.port import (
+    PopularProducts,
+    Recommendations,
+    RecommendationsStoreError,
+    RelatedProducts,
+)
 
 T = TypeVar("T")
 
@@ -35,18 +41,49 @@ CREATE TABLE IF NOT EXISTS recommendations (
     generated_at_us INTEGER         -- microseconds since the epoch, UTC
 ) WITHOUT ROWID
 """
-_MIGRATIONS = numbered([_SCHEMA])
-_UPSERT = """
-INSERT INTO recommendations (user_id, product_ids, model, revision, generated_at_us)
+_RANKED_LISTS = """
+CREATE TABLE IF NOT EXISTS {table} (
+    {key} TEXT PRIMARY KEY,
+    product_ids TEXT NOT NULL,
+    model TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    generated_at_us INTEGER
+) WITHOUT ROWID
+"""
+_MIGRATIONS = numbered(
+    [_SCHEMA],
+    [
+        _RANKED_LISTS.format(table="related_products", key="product_id"),
+        _RANKED_LISTS.format(table="popular_products", key="region"),
+    ],
+)
+
+
+def _upsert(table: str, key: str) -> str:
+    return f"""
+INSERT INTO {table} ({key}, product_ids, model, revision, generated_at_us)
 VALUES (?, ?, ?, ?, ?)
-ON CONFLICT (user_id) DO UPDATE SET
+ON CONFLICT ({key}) DO UPDATE SET
     product_ids = excluded.product_ids,
     model = excluded.model,
     revision = excluded.revision,
     generated_at_us = excluded.generated_at_us
-WHERE excluded.revision > recommendations.revision
+WHERE excluded.revision > {table}.revision
 """
-_SELECT = "SELECT product_ids, model, revision, generated_at_us FROM recommendations WHERE user_id = ?"
+
+
+def _select(table: str, key: str) -> str:
+    return f"SELECT product_ids, model, revision, generated_at_us FROM {table} WHERE {key} = ?"
+
+
+# entity kind -> (table, key column)
+_TABLES = {
+    "user": ("recommendations", "user_id"),
+    "related": ("related_products", "product_id"),
+    "popular": ("popular_products", "region"),
+}
+_UPSERT = {kind: _upsert(*spec) for kind, spec in _TABLES.items()}
+_SELECT = {kind: _select(*spec) for kind, spec in _TABLES.items()}
 
 _encode_ids = msgspec.json.Encoder().encode
 _decode_ids = msgspec.json.Decoder(tuple[str, ...]).decode
@@ -65,6 +102,10 @@ def _from_us(us: int | None) -> datetime | None:
     if us is None:
         return None
     return datetime.fromtimestamp(us // 1_000_000, UTC).replace(microsecond=us % 1_000_000)
+
+
+def _values(item: Recommendations | RelatedProducts | PopularProducts) -> tuple[Any, ...]:
+    return (_encode_ids(item.product_ids), item.model, item.revision, _to_us(item.generated_at))
 
 
 class _Connection:
@@ -114,33 +155,49 @@ class SqliteRecommendationsStore:
             )
         )
 
-    async def put_many(self, items: Sequence[Recommendations]) -> int:
-        if not items:
+    async def _put(self, kind: str, rows: list[tuple[Any, ...]]) -> int:
+        if not rows:
             return 0
-        rows = [
-            (r.user_id, _encode_ids(r.product_ids), r.model, r.revision, _to_us(r.generated_at))
-            for r in items
-        ]
 
         def _write(conn: sqlite3.Connection) -> int:
             with conn:  # one transaction per batch
                 conn.execute("BEGIN IMMEDIATE")
-                return conn.executemany(_UPSERT, rows).rowcount
+                return conn.executemany(_UPSERT[kind], rows).rowcount
 
         return await self._writer.run(_write)
 
-    async def get(self, user_id: str) -> Recommendations | None:
-        row = await self._reader.run(lambda conn: conn.execute(_SELECT, (user_id,)).fetchone())
+    async def _get(self, kind: str, key: str) -> dict[str, Any] | None:
+        row = await self._reader.run(lambda conn: conn.execute(_SELECT[kind], (key,)).fetchone())
         if row is None:
             return None
         product_ids, model, revision, generated_at_us = row
-        return Recommendations(
-            user_id=user_id,
-            product_ids=_decode_ids(product_ids),
-            model=model,
-            revision=revision,
-            generated_at=_from_us(generated_at_us),
-        )
+        return {
+            "product_ids": _decode_ids(product_ids),
+            "model": model,
+            "revision": revision,
+            "generated_at": _from_us(generated_at_us),
+        }
+
+    async def put_many(self, items: Sequence[Recommendations]) -> int:
+        return await self._put("user", [(r.user_id, *_values(r)) for r in items])
+
+    async def get(self, user_id: str) -> Recommendations | None:
+        found = await self._get("user", user_id)
+        return None if found is None else Recommendations(user_id=user_id, **found)
+
+    async def put_related(self, items: Sequence[RelatedProducts]) -> int:
+        return await self._put("related", [(r.product_id, *_values(r)) for r in items])
+
+    async def get_related(self, product_id: str) -> RelatedProducts | None:
+        found = await self._get("related", product_id)
+        return None if found is None else RelatedProducts(product_id=product_id, **found)
+
+    async def put_popular(self, items: Sequence[PopularProducts]) -> int:
+        return await self._put("popular", [(r.region, *_values(r)) for r in items])
+
+    async def get_popular(self, region: str) -> PopularProducts | None:
+        found = await self._get("popular", region)
+        return None if found is None else PopularProducts(region=region, **found)
 
     async def ping(self) -> None:
         await self._reader.run(lambda conn: conn.execute("SELECT 1 FROM recommendations LIMIT 1").fetchall())

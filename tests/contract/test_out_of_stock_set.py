@@ -14,6 +14,7 @@ from search.out_of_stock import (
     ProductLink,
     RedisOutOfStockSet,
     StockChange,
+    sold_out_products,
 )
 
 
@@ -94,6 +95,20 @@ async def test_product_links(oos: OutOfStockSet) -> None:
     assert await oos.products_for(["s1", "s3", "none"]) == {"s1": ["p1", "p2"], "s3": ["p3"]}
     await oos.link([ProductLink("p1", "s2"), ProductLink("p3", None)])  # p1 changed sku, p3 removed
     assert await oos.products_for(["s1", "s2", "s3"]) == {"s1": ["p2"], "s2": ["p1"]}
+    assert await oos.skus_of(["p1", "p2", "p3", "none"]) == {"p1": "s2", "p2": "s1"}
+    assert await oos.skus_of([]) == {}
+
+
+async def test_sold_out_products(oos: OutOfStockSet) -> None:
+    """What other read models ask (recommendations never show what cannot be bought): out of stock, or
+    no SKU at all (not in the catalog, or removed)."""
+    await oos.link([ProductLink("p1", "s1"), ProductLink("p2", "s2"), ProductLink("p3", "s3")])
+    await oos.link([ProductLink("p4", "s1")])  # two products sell one SKU
+    await oos.apply([StockChange("s1", True, 1), StockChange("s2", False, 1)])  # s3: no stock event
+    assert await sold_out_products(oos, ["p1", "p2", "p3", "p4", "unknown"]) == {"p2", "p3", "unknown"}
+    await oos.apply([StockChange("s1", False, 2), StockChange("s3", True, 1)])
+    assert await sold_out_products(oos, ["p1", "p3", "p4"]) == {"p1", "p4"}
+    assert await sold_out_products(oos, []) == set()
 
 
 async def test_clear_and_ping(oos: OutOfStockSet) -> None:

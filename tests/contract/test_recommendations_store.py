@@ -17,9 +17,11 @@ import pytest
 
 from emporium.adapters import RECOMMENDATIONS_STORE
 from read_models.recommendations import (
+    PopularProducts,
     Recommendations,
     RecommendationsStore,
     RecommendationsStoreError,
+    RelatedProducts,
 )
 from read_models.recommendations.cassandra import CassandraRecommendationsStore, parse_cassandra_url
 
@@ -141,6 +143,101 @@ async def test_many_users_in_one_batch(store: RecommendationsStore) -> None:
     assert await store.put_many(entries) == 300
     for entry in entries[::37]:
         assert await store.get(entry.user_id) == entry
+
+
+# Related (per product) and popular (per region) lists: the same rules, one parametrized suite --------
+
+Ranked = RelatedProducts | PopularProducts
+
+
+class Lists:
+    """One kind of keyed list on a store: how to build an entry, write a batch and read one back."""
+
+    def __init__(self, store: RecommendationsStore, kind: str) -> None:
+        self.store, self.kind = store, kind
+
+    def entry(
+        self, key: str, product_ids: list[str], revision: int, model: str = "m", at: datetime | None = None
+    ) -> Ranked:
+        values = {"product_ids": tuple(product_ids), "model": model, "revision": revision, "generated_at": at}
+        if self.kind == "related":
+            return RelatedProducts(product_id=key, **values)
+        return PopularProducts(region=key, **values)
+
+    async def put(self, items: list[Ranked]) -> int:
+        if self.kind == "related":
+            return await self.store.put_related([i for i in items if isinstance(i, RelatedProducts)])
+        return await self.store.put_popular([i for i in items if isinstance(i, PopularProducts)])
+
+    async def get(self, key: str) -> Ranked | None:
+        if self.kind == "related":
+            return await self.store.get_related(key)
+        return await self.store.get_popular(key)
+
+
+@pytest.fixture(params=["related", "popular"])
+def lists(request: pytest.FixtureRequest, store: RecommendationsStore) -> Lists:
+    return Lists(store, request.param)
+
+
+def key() -> str:
+    return f"k-{uuid.uuid4().hex[:12]}"
+
+
+async def test_list_round_trip_keeps_rank_order_and_metadata(lists: Lists) -> None:
+    k = key()
+    at = datetime(2025, 3, 1, 12, 30, 15, 123000, tzinfo=UTC)
+    ranked = [f"shop:{n}" for n in (9, 3, 7, 1, 5)]
+    assert await lists.put([lists.entry(k, ranked, 1, model="bought_together", at=at)]) == 1
+    assert await lists.get(k) == lists.entry(k, ranked, 1, model="bought_together", at=at)
+    assert await lists.get(key()) is None
+
+
+async def test_list_revision_rule(lists: Lists) -> None:
+    """Newer replaces the whole list; stale, repeated and same-revision writes change nothing."""
+    k = key()
+    await lists.put([lists.entry(k, ["a", "b", "c"], 2)])
+    assert await lists.put([lists.entry(k, ["old"], 1), lists.entry(k, ["same"], 2)]) == 0
+    assert await lists.get(k) == lists.entry(k, ["a", "b", "c"], 2)
+    assert await lists.put([lists.entry(k, ["x"], 3)]) == 1
+    assert await lists.get(k) == lists.entry(k, ["x"], 3)
+    assert await lists.put([lists.entry(k, [], 4)]) == 1
+    assert await lists.get(k) == lists.entry(k, [], 4)
+
+
+async def test_list_concurrent_writers_keep_the_newest(lists: Lists) -> None:
+    k = key()
+    await asyncio.gather(*(lists.put([lists.entry(k, [f"r{n}"], n)]) for n in (3, 1, 8, 2, 8, 5)))
+    assert await lists.get(k) == lists.entry(k, ["r8"], 8)
+
+
+async def test_list_batches_of_many_keys(lists: Lists) -> None:
+    entries = [lists.entry(key(), [f"p{n}"], 1) for n in range(120)]
+    assert await lists.put(entries) == 120
+    for entry in entries[::29]:
+        found = await lists.get(entry.product_id if isinstance(entry, RelatedProducts) else entry.region)
+        assert found == entry
+
+
+async def test_every_region_list_is_the_empty_region(store: RecommendationsStore) -> None:
+    """Region ``""`` (every region) is a key of its own, apart from any named region."""
+    run = int(uuid.uuid4().int % 1_000_000) + 10  # a revision above earlier tests' writes to region ""
+    everywhere = PopularProducts(region="", product_ids=("a", "b"), model="popularity", revision=run)
+    local = PopularProducts(region=f"r{run}", product_ids=("c",), model="popularity", revision=run)
+    await store.put_popular([everywhere, local])
+    assert await store.get_popular("") == everywhere
+    assert await store.get_popular(f"r{run}") == local
+
+
+async def test_kinds_do_not_share_keys(store: RecommendationsStore) -> None:
+    k = key()
+    await store.put_many([recs(k, ["u"], 1)])
+    await store.put_related([RelatedProducts(product_id=k, product_ids=("r",), model="m", revision=1)])
+    await store.put_popular([PopularProducts(region=k, product_ids=("p",), model="m", revision=1)])
+    user_entry, related, popular = await store.get(k), await store.get_related(k), await store.get_popular(k)
+    assert user_entry is not None and user_entry.product_ids == ("u",)
+    assert related is not None and related.product_ids == ("r",)
+    assert popular is not None and popular.product_ids == ("p",)
 
 
 async def test_ping(store: RecommendationsStore) -> None:

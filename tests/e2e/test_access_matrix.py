@@ -35,16 +35,22 @@ PATH_VALUES = {
     "reservation_id": "0" * 32,
     "product_id": "acme:p1",
     "user_id": "u1",
+    "file_path": "index.html",  # the storefront page's files
 }
 
 ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/healthz"): "anyone",
     ("GET", "/readyz"): "anyone",
     ("GET", "/metrics"): "anyone",
+    ("GET", "/"): "anyone",  # the storefront page (emporium/web)
+    ("GET", "/{file_path}"): "anyone",
+    ("HEAD", "/{file_path}"): "anyone",
     ("GET", "/v1/search"): "anyone",
     ("GET", "/v1/suggest"): "anyone",
     ("GET", "/v1/products/{product_id}"): "anyone",
     ("GET", "/v1/recommendations/{user_id}"): "anyone",
+    ("GET", "/v1/products/{product_id}/related"): "anyone",
+    ("GET", "/v1/trending"): "anyone",
     ("GET", "/v1/stock/{sku}"): "anyone",
     ("PUT", "/v1/stock/{sku}"): "admin",
     ("POST", "/v1/suppliers"): "admin",

@@ -145,3 +145,24 @@ async def test_a_storefront_customer_cannot_hoard_nor_retry_without_end(served: 
             too_long.status_code == 422 and str(served.settings.max_hold_seconds) in too_long.json()["detail"]
         )
         assert (await reserve("shop:BURST", "carol", 1, hold_seconds=900)).status_code == 201
+
+
+async def test_recommendation_and_trending_reads_are_anonymous_reads_with_their_own_counts(
+    served: Served,
+) -> None:
+    """The read-model routes carry the anonymous policy; each module's group counts apart, so a client
+    that used up its trending allowance can still read recommendations and related products."""
+    async with client_at(served.base, "127.0.0.5") as flooder:
+        answers = await asyncio.gather(*(flooder.get("/v1/trending") for _ in range(100)))
+        flooded = Counter(answer.status_code for answer in answers)
+        assert flooded[429] > 0 and set(flooded) <= {200, 429}, flooded
+        refused = next(answer for answer in answers if answer.status_code == 429)
+        assert (
+            refused.headers["ratelimit-policy"].startswith('"anonymous-') and refused.headers["retry-after"]
+        )
+        assert (await flooder.get("/v1/recommendations/u1")).status_code == 200
+        related = Counter(
+            answer.status_code
+            for answer in await asyncio.gather(*(flooder.get("/v1/products/p1/related") for _ in range(100)))
+        )
+        assert related[429] > 0 and related[200] > 0, related

@@ -11,7 +11,14 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from emporium.adapters import RECOMMENDATIONS_STORE
-from kernel.contracts.events import RECOMMENDATIONS_TOPIC, Envelope, RecommendationsComputed, new_event
+from kernel.contracts.events import (
+    RECOMMENDATIONS_TOPIC,
+    Envelope,
+    PopularProductsComputed,
+    RecommendationsComputed,
+    RelatedProductsComputed,
+    new_event,
+)
 from kernel.eventlog.port import OutgoingMessage
 from kernel.eventlog.processing import publish_events
 from kernel.eventlog.projection import ProjectorMetrics, ProjectorTask
@@ -113,3 +120,24 @@ async def test_replay_into_a_fresh_store_rebuilds_the_same_state(stack: Stack) -
     finally:
         await replay.stop()
         await fresh.close()
+
+
+async def test_related_and_popular_events_reach_their_lists(stack: Stack) -> None:
+    def related(product_id: str, ids: list[str], revision: int) -> Envelope:
+        payload = RelatedProductsComputed(product_id=product_id, product_ids=tuple(ids))
+        return new_event(payload, key=f"related:{product_id}", revision=revision, producer="t")
+
+    def popular(region: str, ids: list[str], revision: int) -> Envelope:
+        payload = PopularProductsComputed(region=region, product_ids=tuple(ids))
+        return new_event(payload, key=f"popular:{region}", revision=revision, producer="t")
+
+    await stack.publish(
+        [related("s:1", ["s:2", "s:3"], 2), related("s:1", ["old"], 1), popular("", ["s:9"], 1)]
+    )
+    await stack.publish([popular("south", ["s:4"], 1), popular("", ["s:8", "s:7"], 2), popular("", ["x"], 1)])
+    await stack.settle()
+    found = await stack.store.get_related("s:1")
+    assert found is not None and found.product_ids == ("s:2", "s:3") and found.model == "bought_together"
+    everywhere, south = await stack.store.get_popular(""), await stack.store.get_popular("south")
+    assert everywhere is not None and everywhere.product_ids == ("s:8", "s:7") and everywhere.revision == 2
+    assert south is not None and south.product_ids == ("s:4",) and south.model == "popularity"

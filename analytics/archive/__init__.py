@@ -1,0 +1,6 @@
+"""The activity archive: activity events from the log into Parquet under the lake URL, exactly once."""
+
+from analytics.archive.consumer import ARCHIVE_GROUP, Archiver, ArchiveStats, catch_up
+from analytics.archive.lake import CorruptLakeFile, Lake, LakeError
+
+__all__ = ["ARCHIVE_GROUP", "ArchiveStats", "Archiver", "CorruptLakeFile", "Lake", "LakeError", "catch_up"]
