@@ -163,6 +163,11 @@ class SearchIndex(Protocol):
         """Completions from titles, brands and categories; typo-tolerant."""
         ...
 
+    async def correct(self, text: str) -> str | None:
+        """ "Did you mean": ``text`` with each word the catalog does not know replaced by the likeliest
+        catalog word near it (or split into two known words); None when no word changes."""
+        ...
+
     async def get(self, product_ids: Sequence[str]) -> list[SearchDocument]: ...
 
     async def refresh(self) -> None:

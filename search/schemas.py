@@ -14,6 +14,7 @@ MAX_PAGE_SIZE = 100
 MAX_OFFSET = 10_000  # beyond this, page with the cursor (Elasticsearch's max_result_window)
 MAX_SUGGESTIONS = 10
 MAX_BRANDS = 50  # brand values per search
+DID_YOU_MEAN_BELOW = 5  # a first page with fewer products than this asks for a corrected query
 
 
 class InvalidRequest(ValueError):
@@ -72,6 +73,12 @@ class SearchResponse(msgspec.Struct, kw_only=True):
     next_cursor: str | None = None
     page: int = 1
     size: int = 20
+    # "Did you mean": when the query finds fewer than DID_YOU_MEAN_BELOW products and a corrected query
+    # (unknown words replaced by the likeliest catalog words) finds more, that query and its first page.
+    # ``hits`` stay the query's own, so its paging is unchanged; search ``corrected_query`` to page on.
+    corrected_query: str | None = None
+    corrected_hits: list[SearchHit] = []
+    corrected_total: int | None = None
 
 
 class SuggestResponse(msgspec.Struct):

@@ -36,6 +36,7 @@ from search.metrics import SearchMetrics
 from search.out_of_stock import OutOfStockSet
 from search.port import FacetBucket, Hit, InvalidQuery, SearchIndex, SearchQuery, SearchResult
 from search.schemas import (
+    DID_YOU_MEAN_BELOW,
     MAX_BRANDS,
     MAX_OFFSET,
     MAX_PAGE_SIZE,
@@ -193,10 +194,24 @@ class SearchService:
         """One page of ``GET /v1/search``: reused from the cache while still exact, else computed."""
         plan = self.plan(request)
         response = await self._page(plan)
+        if response.total < DID_YOU_MEAN_BELOW and plan.query.text and request.cursor is None:
+            response = await self._did_you_mean(request, response)
         if self.activity is not None:
             performed = search_performed(request, plan.query.text, response.total)
             self.activity.emit(performed, key=request.user_id or request.session_id or "anonymous")
         return response
+
+    async def _did_you_mean(self, request: SearchRequest, response: SearchResponse) -> SearchResponse:
+        """The response with the corrected query and its first page, when that finds more products."""
+        corrected = await self.index.correct(request.q)
+        if corrected is None or corrected == request.q.strip().lower():
+            return response
+        better = await self._page(self.plan(msgspec.structs.replace(request, q=corrected, page=1)))
+        if better.total <= response.total:
+            return response
+        return msgspec.structs.replace(
+            response, corrected_query=corrected, corrected_hits=better.hits, corrected_total=better.total
+        )
 
     async def _page(self, plan: Plan) -> SearchResponse:
         cache = self.cache

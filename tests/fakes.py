@@ -150,6 +150,9 @@ class MemorySearchIndex:
         facets = _facets(matched, query) if query.with_facets else {}
         return SearchResult(hits=hits, total=len(matched), facets=facets)
 
+    async def correct(self, text: str) -> str | None:
+        return None  # no typo model (see the module docstring)
+
     async def suggest(self, prefix: str, limit: int = 10) -> list[str]:
         typed = " ".join(query_words(prefix))
         if not typed or limit <= 0:

@@ -12,7 +12,7 @@ from typing import Annotated
 import msgspec
 import typer
 
-from emporium.cli import analytics, feeds, inventory, projectors, services, storefronts
+from emporium.cli import analytics, evaluate, feeds, inventory, projectors, services, storefronts
 from emporium.cli.context import reported_config_errors, run, settings_from
 from kernel.observability import configure_logging
 from kernel.settings import load_settings
@@ -139,7 +139,7 @@ def show_config(ctx: typer.Context) -> None:
     typer.echo(json.dumps(settings_from(ctx).public_dict(), indent=2))
 
 
-for _group in (feeds, storefronts, projectors, inventory, services, analytics):
+for _group in (feeds, storefronts, projectors, inventory, services, analytics, evaluate):
     _group.register(app)
 
 

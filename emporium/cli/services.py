@@ -60,10 +60,18 @@ def write_urls_env(stack: LocalStack) -> Path:
     return path
 
 
+# The servers `up` starts when none is named: Spark's two JVMs only serve `analytics run` on a cluster.
+DEFAULT_SERVICES: tuple[str, ...] = tuple(s for s in SERVICES if s != "spark")
+
+
 @services_app.command("up")
 def up(
     services: Annotated[
-        list[str] | None, typer.Argument(help=f"Services to start (default: all): {', '.join(SERVICES)}.")
+        list[str] | None,
+        typer.Argument(
+            help=f"Services to start: {', '.join(SERVICES)}, or `edge` (default: all but spark and edge, "
+            "which start only when named)."
+        ),
     ] = None,
     stack_dir: StackDir = DEFAULT_STACK_DIR,
     workers: Annotated[int, typer.Option(min=1, max=16, help="edge: API worker processes.")] = 2,
@@ -71,10 +79,10 @@ def up(
 ) -> None:
     """Start the servers (left running after this command exits) and write .stack/urls.env. `edge`
     starts every server too, then Nginx, the API workers and the projector over them."""
-    wanted = list(dict.fromkeys(services or SERVICES))
+    wanted = list(dict.fromkeys(services or DEFAULT_SERVICES))
     edge = EDGE in wanted
     if edge:
-        wanted = list(dict.fromkeys([s for s in wanted if s != EDGE] + list(SERVICES)))
+        wanted = list(dict.fromkeys([s for s in wanted if s != EDGE] + list(DEFAULT_SERVICES)))
     unknown = [s for s in wanted if s not in SERVICES]
     if unknown:
         choices = ", ".join((*SERVICES, EDGE))

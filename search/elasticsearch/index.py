@@ -18,7 +18,7 @@ from typing import Any
 from elasticsearch import AsyncElasticsearch, helpers
 from elasticsearch import exceptions as es_errors
 
-from search.analysis import merge_suggestions, prefix_fuzziness, query_words
+from search.analysis import merge_suggestions, prefix_fuzziness, query_words, rank_fuzzy_completions
 from search.elasticsearch.mapping import from_source, index_mappings, index_settings, to_source, tombstone
 from search.elasticsearch.queries import LIVE, build_search_body, by_score, facets_from, relevance_offset
 from search.port import Hit, InvalidQuery, SearchDocument, SearchIndexError, SearchQuery, SearchResult
@@ -269,6 +269,23 @@ class ElasticsearchSearchIndex:
         facets = facets_from(response.get("aggregations") or {}, query) if query.with_facets else {}
         return SearchResult(hits=hits, total=int(response["hits"]["total"]["value"]), facets=facets)
 
+    async def correct(self, text: str) -> str | None:
+        """The term suggester on the unstemmed title words: for each word the index does not hold
+        (``suggest_mode: missing``), its best option (similarity, then frequency)."""
+        typed = query_words(text)
+        if not typed:
+            return None
+        spec = {"field": "title.raw", "suggest_mode": "missing", "max_edits": 2, "size": 1}
+        suggest = {"fix": {"text": " ".join(typed), "term": spec}}
+        response = await self.client.search(index=self.target, suggest=suggest, size=0)
+        fixed = list(typed)
+        for entry in (response.get("suggest") or {}).get("fix") or []:
+            options = entry.get("options") or []
+            word = str(entry.get("text") or "")
+            if options and word in fixed and len(word) >= 3:
+                fixed[fixed.index(word)] = str(options[0]["text"])
+        return " ".join(fixed) if fixed != typed else None
+
     async def suggest(self, prefix: str, limit: int = 10) -> list[str]:
         typed = " ".join(query_words(prefix))
         if not typed or limit <= 0:
@@ -300,9 +317,12 @@ class ElasticsearchSearchIndex:
             options("title", True),
         )
         if len(brands) + len(categories) + len(titles) < min(3, limit):
-            titles += options("title_fuzzy", True)
-            brands += options("brand_fuzzy", False)
-            categories += options("category_fuzzy", False)
+            near = (
+                options("title_fuzzy", True)
+                + options("brand_fuzzy", False)
+                + options("category_fuzzy", False)
+            )
+            titles += rank_fuzzy_completions(typed, near)
         return merge_suggestions(brands, categories, titles, limit)
 
 

@@ -1,7 +1,8 @@
 """How the Elasticsearch adapter lays out an index: settings with the analyzers, the mappings, and the
 indexed body (``_source``) of a document, and back.
 
-The analyzers: lowercase + asciifolding, light English stemming, an edge-n-gram autocomplete sub-field,
+The analyzers: lowercase + asciifolding, light English stemming, an unstemmed ``raw`` sub-field of every
+text field (what typos are compared with), an edge-n-gram autocomplete sub-field,
 and a search-time synonym filter whose rules come inline from ``search/analysis/synonyms.txt`` (no file
 to deploy on the servers; editing synonyms needs no reindex). The template ``<name>-template`` carries
 them to every physical index ``<name>-*``.
@@ -60,6 +61,10 @@ def _text(**extra: Any) -> dict[str, Any]:
     return {"type": "text", "analyzer": "emp_text", "search_analyzer": "emp_text_search", **extra}
 
 
+RAW = {"type": "text", "analyzer": "emp_folded", "index_options": "docs", "norms": False}
+"""The unstemmed form of a text field (``<field>.raw``): typo matching compares typed words with these."""
+
+
 def _completion() -> dict[str, Any]:
     return {"type": "completion", "analyzer": "emp_folded", "search_analyzer": "emp_folded"}
 
@@ -81,14 +86,15 @@ def index_mappings() -> dict[str, Any]:
                     "search_analyzer": "emp_folded",
                 },
                 "keyword": {"type": "keyword", "ignore_above": 512},
+                "raw": RAW,
             }
         ),
-        "description": _text(),
-        "brand": {"type": "keyword", "fields": {"text": _text()}},
+        "description": _text(fields={"raw": RAW}),
+        "brand": {"type": "keyword", "fields": {"text": _text(), "raw": RAW}},
         "category_path": keyword,  # every path prefix: hierarchical filter
         "category": keyword,  # the full path
         "category_names": source_only,
-        "category_text": _text(),
+        "category_text": _text(fields={"raw": RAW}),
         "price": {"type": "scaled_float", "scaling_factor": 100},
         "price_exact": source_only,
         "currency": source_only,

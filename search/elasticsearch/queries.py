@@ -1,5 +1,12 @@
 """A port query as the keyword arguments of ``AsyncElasticsearch.search``, and its facets back.
 
+The text query has the Tantivy adapter's features (``search/tantivy/queries.py``): per query unit, the best
+field's score (same boosts), or a typo match on the unstemmed ``.raw`` sub-fields (the words as typed;
+``typo_edits`` edits, weighted as a one-edit typo; Lucene scales each fuzzy term by its similarity); units
+add up, ``minimum_should_match`` of them required, a constant ``COORDINATION`` when all match, a title
+phrase boost. The engine cannot tell a known word from a typo without a round trip, so a known word is
+fuzzy-matched too, below its exact matches.
+
 Pure functions, unit-testable without a server. Sorts are total orders (ties break on the
 ``product_id`` keyword: the noida-db emulator used in tests cannot sort on ``_id``).
 """
@@ -8,7 +15,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from search.analysis import MINIMUM_SHOULD_MATCH, auto_fuzziness, query_words
+from search.analysis import (
+    COORDINATION,
+    FIELD_BOOSTS,
+    PHRASE_BOOST,
+    PHRASE_SLOP,
+    TYPO_WEIGHTS,
+    minimum_should_match,
+    query_units,
+    query_words,
+    typo_edits,
+)
 from search.elasticsearch.mapping import SOURCE_EXCLUDES
 from search.port import (
     DEFAULT_PRICE_RANGES,
@@ -21,8 +38,9 @@ from search.port import (
     category_key,
 )
 
-TEXT_FIELDS = ["title^3", "brand.text^2", "description", "category_text"]
-PHRASE_BOOST = 2.0
+_FIELDS = {"title": "title", "brand": "brand.text", "description": "description", "category": "category_text"}
+TEXT_FIELDS = [f"{name}^{FIELD_BOOSTS[key]:g}" for key, name in _FIELDS.items()]
+RAW_FIELDS = [f"{name}.raw^{FIELD_BOOSTS[key]:g}" for key, name in _FIELDS.items()]
 LIVE = {"term": {"live": True}}
 
 
@@ -99,24 +117,45 @@ def _filters(query: SearchQuery) -> tuple[list[dict[str, Any]], list[dict[str, A
     return must, must_not
 
 
-def _text_query(text: str) -> dict[str, Any] | None:
-    words = query_words(text)
-    if not words:
-        return None
-    cleaned = " ".join(words)
-    match: dict[str, Any] = {
+def _unit(unit: str) -> dict[str, Any]:
+    exact: dict[str, Any] = {"multi_match": {"query": unit, "fields": TEXT_FIELDS, "type": "best_fields"}}
+    if " " in unit:  # a synonym phrase: its words together
+        exact["multi_match"]["operator"] = "and"
+        return exact
+    edits = typo_edits(unit)
+    if edits == 0:
+        return exact
+    typo = {
         "multi_match": {
-            "query": cleaned,
-            "fields": TEXT_FIELDS,
+            "query": unit,
+            "fields": RAW_FIELDS,
             "type": "best_fields",
-            "fuzziness": "AUTO" if any(auto_fuzziness(w) for w in words) else 0,
-            "minimum_should_match": MINIMUM_SHOULD_MATCH,
+            "fuzziness": edits,
+            "prefix_length": 0,
+            "fuzzy_transpositions": True,
+            "boost": TYPO_WEIGHTS[1],
         }
     }
-    if len(words) == 1:
+    return {"dis_max": {"queries": [exact, typo]}}
+
+
+def _text_query(text: str) -> dict[str, Any] | None:
+    units = query_units(text)
+    if not units:
+        return None
+    clauses = [_unit(unit) for unit in units]
+    should: list[dict[str, Any]] = []
+    if len(clauses) > 1:
+        every = {"bool": {"filter": clauses}}
+        should.append({"constant_score": {"filter": every, "boost": COORDINATION}})
+        phrase = " ".join(query_words(text))
+        should.append(
+            {"match_phrase": {"title": {"query": phrase, "slop": PHRASE_SLOP, "boost": PHRASE_BOOST}}}
+        )
+    match = {"bool": {"should": clauses, "minimum_should_match": minimum_should_match(len(clauses))}}
+    if not should:
         return match
-    phrase = {"match_phrase": {"title": {"query": cleaned, "slop": 1, "boost": PHRASE_BOOST}}}
-    return {"bool": {"must": [match], "should": [phrase]}}
+    return {"bool": {"must": [match], "should": should}}
 
 
 def _facet_level(query: SearchQuery) -> int:

@@ -10,7 +10,7 @@ import tantivy
 
 from search.analysis import category_prefixes
 from search.port import SearchDocument
-from search.tantivy.schema import SCHEMA, category_term, suggest_term, tiebreak_weight
+from search.tantivy.schema import SCHEMA, WORDS_FIELD, category_term, suggest_term, tiebreak_weight
 
 _encoder = msgspec.msgpack.Encoder(decimal_format="string")
 _decoder = msgspec.msgpack.Decoder(SearchDocument)
@@ -71,7 +71,14 @@ def build_document(doc: SearchDocument, key: int, blob: bytes) -> tantivy.Docume
             document.add_text("suggest", name)
     for warehouse in doc.warehouses:
         document.add_text("warehouses", warehouse)
+    document.add_text(WORDS_FIELD, _words_text(doc))
     return document
+
+
+def _words_text(doc: SearchDocument) -> str:
+    """The text of every text field, for the unstemmed ``words`` field (one value: one tokenizer pass)."""
+    parts = [doc.title, doc.brand, " ".join(doc.category_path), doc.description]
+    return "\n".join(part for part in parts if part)
 
 
 def fields_of(doc: SearchDocument, key: int, blob: bytes) -> dict[str, Any]:

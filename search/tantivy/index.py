@@ -128,6 +128,13 @@ class TantivySearchIndex:
         validate(query)
         return reads.search(self._current(), query)
 
+    async def correct(self, text: str) -> str | None:
+        return reads.correct(self._current(), text)
+
+    async def warm(self) -> None:
+        """Build the typo vocabulary now (it is otherwise built in the background after a change)."""
+        await asyncio.to_thread(reads.warm_vocabulary, self._current())
+
     async def suggest(self, prefix: str, limit: int = 10) -> list[str]:
         if not prefix.strip() or limit <= 0:
             return []

@@ -1,5 +1,11 @@
-"""Query building: the text query (per-field ``best_fields`` with AUTO fuzziness, synonyms from
-``search/analysis/synonyms.txt`` expanded at query time, a title phrase boost) and the filters.
+"""Query building: the text query and the filters.
+
+The text query, per query unit (a word or a two-word synonym phrase, with its synonyms from
+``search/analysis/synonyms.txt``): the best field's BM25 score of the unit (field boosts), or, for a word
+the catalog does not know, of the catalog words nearest to it (``Vocabulary.expansions``: compared with
+the words as typed, matched by their analysed terms, weighted by distance). The units' scores add up; one
+unit must match (``minimum_should_match``), all of them add ``COORDINATION``, and the words as a title
+phrase add a boost.
 
 Pure functions of the query (and of the index vocabulary), so threads share nothing mutable here.
 """
@@ -11,16 +17,38 @@ from typing import NamedTuple
 
 import tantivy
 
-from search.analysis import auto_fuzziness, default_synonyms, minimum_should_match, query_words
+from search.analysis import (
+    COORDINATION,
+    FIELD_BOOSTS,
+    PHRASE_BOOST,
+    PHRASE_SLOP,
+    TYPO_WEIGHTS,
+    auto_fuzziness,
+    default_synonyms,
+    minimum_should_match,
+    query_units,
+    typo_edits,
+)
 from search.port import MAX_RESULT_WINDOW, InvalidQuery, SearchQuery, category_key
-from search.tantivy.schema import POSITIONS, SCHEMA, TEXT_FIELDS, analyze, category_term, product_hash
+from search.tantivy.schema import (
+    POSITIONS,
+    SCHEMA,
+    TEXT_FIELDS,
+    analyze,
+    category_term,
+    fold,
+    product_hash,
+)
 from search.vocabulary import Vocabulary
 
-PHRASE_BOOST = 2.0
-FUZZY_WEIGHT = 0.8  # a fuzzy match scores a little below the exact term
+FALLBACK_TYPO_WEIGHT = 0.8  # of a fuzzy match while the vocabulary is being built (as before it)
 FIELD_BITS = {field: 1 << bit for bit, field in enumerate(TEXT_FIELDS)}  # a Vocabulary's field masks
+_BOOSTS = dict(zip(TEXT_FIELDS, FIELD_BOOSTS.values(), strict=True))  # title, brand_text, ...
 
-Unit = list[list[str]]  # one query unit: its alternatives (the word, then its synonyms), each analyzed
+
+class Unit(NamedTuple):
+    typed: str  # the word as typed (folded), or the synonym phrase
+    alternatives: list[list[str]]  # analyzed token lists: the unit, then its synonyms
 
 
 class TextQueries(NamedTuple):
@@ -53,88 +81,101 @@ def words(tokens: Sequence[str]) -> list[str | tuple[int, str]]:
 
 
 def units(text: str) -> list[Unit]:
-    """Query units: each a list of alternatives (analyzed token lists): the word and its synonyms."""
+    """Query units (``query_units``), each with its alternatives: the unit and its synonyms, analyzed."""
     synonyms = default_synonyms()
-    typed = query_words(text)
     found: list[Unit] = []
-    i = 0
-    while i < len(typed):
-        pair = " ".join(typed[i : i + 2]) if i + 1 < len(typed) else None
-        if pair and pair in synonyms:
-            phrase, i = pair, i + 2
-        else:
-            phrase, i = typed[i], i + 1
+    for phrase in query_units(text, synonyms):
         alternatives = [analyze(phrase)] + [analyze(s) for s in synonyms.get(phrase, ())]
         alternatives = [a for a in alternatives if a]
         if alternatives:
-            found.append(alternatives)
+            found.append(Unit(fold(phrase), alternatives))
     return found
 
 
-def unit_query(field: str, tokens: list[str], vocabulary: Vocabulary | None = None) -> tantivy.Query | None:
-    """One alternative of a query unit on one field: a phrase, or a word that also matches its typo
-    variants (constant-scored a little below the exact term). With a ``vocabulary`` the variants are
-    the terms it found within the distance, as plain term queries: the same matches and scores as a
-    ``fuzzy_term_query``, without building a Levenshtein automaton per field and per pass."""
-    if not tokens:
-        return None
-    if len(tokens) > 1:
-        if field in POSITIONS:
-            return tantivy.Query.phrase_query(SCHEMA, field, words(tokens))
-        return tantivy.Query.boolean_query(
-            [(tantivy.Occur.Must, tantivy.Query.term_query(SCHEMA, field, t)) for t in tokens]
-        )
-    token = tokens[0]
-    exact = tantivy.Query.term_query(SCHEMA, field, token)
-    distance = auto_fuzziness(token)
-    if distance == 0:
-        return exact
-    if vocabulary is None:
-        near = tantivy.Query.boost_query(
-            tantivy.Query.fuzzy_term_query(SCHEMA, field, token, distance=distance), FUZZY_WEIGHT
-        )
-    else:
-        bit = FIELD_BITS[field]
-        terms = [term for term, fields in vocabulary.variants(token, distance) if fields & bit]
-        if not terms:  # no term of this field is that near, so neither is the token itself
-            return exact
-        matches = [tantivy.Query.term_query(SCHEMA, field, term) for term in terms]
-        either = matches[0]
-        if len(matches) > 1:
-            either = tantivy.Query.boolean_query([(tantivy.Occur.Should, q) for q in matches])
-        near = tantivy.Query.const_score_query(either, FUZZY_WEIGHT)
-    return tantivy.Query.disjunction_max_query([exact, near])
-
-
-def _field_query(field: str, found: list[Unit], vocabulary: Vocabulary | None) -> tantivy.Query:
-    """Every unit on one field, ``minimum_should_match`` of them required."""
-    unit_queries = []
-    for alternatives in found:
-        options = [q for q in (unit_query(field, a, vocabulary) for a in alternatives) if q is not None]
-        unit_queries.append(options[0] if len(options) == 1 else tantivy.Query.disjunction_max_query(options))
+def _exact(field: str, tokens: list[str]) -> tantivy.Query:
+    """One alternative on one field: its term, or its tokens as a phrase (all of them without positions)."""
+    if len(tokens) == 1:
+        return tantivy.Query.term_query(SCHEMA, field, tokens[0])
+    if field in POSITIONS:
+        return tantivy.Query.phrase_query(SCHEMA, field, words(tokens))
     return tantivy.Query.boolean_query(
-        [(tantivy.Occur.Should, q) for q in unit_queries],
-        minimum_number_should_match=minimum_should_match(len(found)),
+        [(tantivy.Occur.Must, tantivy.Query.term_query(SCHEMA, field, t)) for t in tokens]
     )
 
 
+def _either(queries: list[tantivy.Query]) -> tantivy.Query:
+    return queries[0] if len(queries) == 1 else tantivy.Query.disjunction_max_query(queries)
+
+
+def _typos(unit: Unit, vocabulary: Vocabulary | None) -> tuple[list[tantivy.Query], list[str]]:
+    """The unit's typo clauses (each field's terms of the nearest catalog words, weighted by distance and
+    field boost) and their terms; without a vocabulary yet, a constant-score fuzzy match on ``words``."""
+    if " " in unit.typed or typo_edits(unit.typed) == 0:
+        return [], []
+    if vocabulary is None:
+        return _fallback_typos(unit), []
+    expansions = vocabulary.expansions(unit.typed)
+    clauses = []
+    for field, bit in FIELD_BITS.items():
+        terms = [
+            tantivy.Query.boost_query(tantivy.Query.term_query(SCHEMA, field, term), TYPO_WEIGHTS[distance])
+            for term, mask, distance in expansions
+            if mask & bit
+        ]
+        if terms:
+            clauses.append(tantivy.Query.boost_query(_either(terms), _BOOSTS[field]))
+    return clauses, [term for term, _, _ in expansions]
+
+
+def _fallback_typos(unit: Unit) -> list[tantivy.Query]:
+    """Until the vocabulary is built: Tantivy's fuzzy queries on the analysed fields (constant-score,
+    field boosts), ``auto_fuzziness`` edits from the analysed word. Slower and a little looser; it serves
+    only for the seconds after a change (``search.vocabulary.VocabularyTracker``)."""
+    tokens = unit.alternatives[0]
+    if len(tokens) != 1 or auto_fuzziness(tokens[0]) == 0:
+        return []
+    distance = auto_fuzziness(tokens[0])
+    return [
+        tantivy.Query.boost_query(
+            tantivy.Query.fuzzy_term_query(SCHEMA, field, tokens[0], distance=distance),
+            boost * FALLBACK_TYPO_WEIGHT,
+        )
+        for field, boost in _BOOSTS.items()
+    ]
+
+
+def unit_query(unit: Unit, vocabulary: Vocabulary | None) -> tuple[tantivy.Query, list[str]]:
+    """The best field's score of the unit (or of its typo expansions), and the expansion terms."""
+    clauses = [
+        tantivy.Query.boost_query(_either([_exact(field, a) for a in unit.alternatives]), boost)
+        for field, boost in _BOOSTS.items()
+    ]
+    typos, terms = _typos(unit, vocabulary)
+    return tantivy.Query.disjunction_max_query(clauses + typos), terms
+
+
 def text_queries(text: str, vocabulary: Vocabulary | None = None) -> TextQueries:
-    """``best_fields``: the best field's match counts; a phrase on the title adds to it."""
+    """Units add up (see the module docstring); coordination and the title phrase add to them."""
     found = units(text)
     if not found:
         return TextQueries(None, None)
-    per_field = [
-        tantivy.Query.boost_query(_field_query(field, found, vocabulary), boost)
-        for field, boost in TEXT_FIELDS.items()
-    ]
-    match = tantivy.Query.disjunction_max_query(per_field)
-    tokens = [t for alternatives in found for t in alternatives[0]]
+    built = [unit_query(unit, vocabulary) for unit in found]
+    match = tantivy.Query.boolean_query(
+        [(tantivy.Occur.Should, q) for q, _ in built],
+        minimum_number_should_match=minimum_should_match(len(found)),
+    )
+    if len(built) > 1:
+        every = tantivy.Query.boolean_query([(tantivy.Occur.Must, q) for q, _ in built])
+        bonus = tantivy.Query.const_score_query(every, COORDINATION)
+        match = tantivy.Query.boolean_query([(tantivy.Occur.Must, match), (tantivy.Occur.Should, bonus)])
+    tokens = [t for unit in found for t in unit.alternatives[0]]
     if len(tokens) > 1:
         phrase = tantivy.Query.boost_query(
-            tantivy.Query.phrase_query(SCHEMA, "title", words(tokens), slop=1), PHRASE_BOOST
+            tantivy.Query.phrase_query(SCHEMA, "title", words(tokens), slop=PHRASE_SLOP), PHRASE_BOOST
         )
         match = tantivy.Query.boolean_query([(tantivy.Occur.Must, match), (tantivy.Occur.Should, phrase)])
-    highlight_terms = {t for alternatives in found for a in alternatives for t in a}
+    highlight_terms = {t for unit in found for a in unit.alternatives for t in a}
+    highlight_terms.update(term for _, terms in built for term in terms)
     highlight = tantivy.Query.boolean_query(
         [
             (tantivy.Occur.Should, tantivy.Query.term_query(SCHEMA, field, t))

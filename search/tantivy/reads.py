@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 
 import tantivy
 
+from search.analysis import query_words
 from search.port import Hit, SearchDocument, SearchQuery, SearchResult, Sort
 from search.tantivy.documents import load
 from search.tantivy.engine import Engine
@@ -27,7 +28,7 @@ from search.tantivy.paging import (
     top_hits,
 )
 from search.tantivy.queries import filters, text_queries
-from search.tantivy.schema import SCHEMA, TEXT_FIELDS
+from search.tantivy.schema import SCHEMA, TEXT_FIELDS, WORDS_FIELD, analyze, fold
 from search.vocabulary import Vocabulary, VocabularyTracker
 
 SNIPPET_CHARS = 150
@@ -41,13 +42,38 @@ class Page(NamedTuple):
 
 
 def _vocabulary(engine: Engine) -> Vocabulary | None:
-    """The text vocabulary of the engine's index if it covers the index's current content (call it
-    after taking the searcher: it then covers that searcher too), else None: fuzzy queries then."""
+    """The text vocabulary serving the engine's index (``VocabularyTracker.serving``: current, or the
+    previous one while a change is being taken in; None only if the index has nothing to read)."""
     tracker = _trackers.get(engine)
     if tracker is None:
-        fresh = VocabularyTracker(engine.path, list(TEXT_FIELDS), engine.index.searcher, engine.index.reload)
+        fresh = VocabularyTracker(
+            engine.path,
+            list(TEXT_FIELDS),
+            engine.index.searcher,
+            engine.index.reload,
+            words_field=WORDS_FIELD,
+            stem=analyze,
+        )
         tracker = _trackers.setdefault(engine, fresh)
-    return tracker.current()
+    return tracker.serving()
+
+
+def warm_vocabulary(engine: Engine) -> None:
+    """Build the vocabulary now if it is missing or stale (benchmarks and evaluations, before timing)."""
+    _vocabulary(engine)
+    tracker = _trackers[engine]
+    if tracker.current() is None:
+        tracker.refresh()
+
+
+def correct(engine: Engine, text: str) -> str | None:
+    """``SearchIndex.correct`` from the vocabulary (``Vocabulary.correction`` per word)."""
+    vocabulary = _vocabulary(engine)
+    typed = query_words(text)
+    if vocabulary is None or not typed:
+        return None
+    fixed = [vocabulary.correction(fold(word)) or word for word in typed]
+    return " ".join(fixed) if fixed != typed else None
 
 
 def search(engine: Engine, query: SearchQuery) -> SearchResult:

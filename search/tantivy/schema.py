@@ -7,7 +7,10 @@ Indexing cost grows with the number of fields, so each field earns its place:
 * numeric fields are fast-only: Tantivy runs range filters and sorts on the columnar values;
 * one multi-valued ``category`` keyword holds every path prefix tagged with its level
   (``category_term``): it serves the hierarchical filter and every facet level;
-* one ``suggest`` keyword holds brand and category names for completion, tagged by kind.
+* one ``suggest`` keyword holds brand and category names for completion, tagged by kind;
+* ``words`` holds every word of the text fields unstemmed (no frequencies, no positions): typo expansion
+  compares a typed word with these (``cooikng`` is one swap from ``cooking``, three edits from its stem
+  ``cook``), then matches the analysed form of the words it found on the stemmed fields.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import unicodedata
 import tantivy
 
 TEXT_ANALYZER = "emp_text"  # lowercase + ascii folding + English stemming
+WORDS_ANALYZER = "emp_words"  # lowercase + ascii folding, no stemming: the words as typed in the catalog
+WORDS_FIELD = "words"  # every word of the text fields, unstemmed: what typo expansion compares against
 SEPARATOR = "\x1f"  # joins the parts of a tagged keyword (category level, suggestion kind)
 
 # field -> boost, as in the Elasticsearch adapter's multi_match
@@ -46,6 +51,7 @@ def _schema() -> tantivy.Schema:
     builder.add_integer_field("created_at_ms", fast=True)
     builder.add_float_field("tiebreak", fast=True)
     builder.add_text_field("suggest", tokenizer_name="raw")
+    builder.add_text_field(WORDS_FIELD, tokenizer_name=WORDS_ANALYZER, index_option="basic")
     return builder.build()
 
 
@@ -63,16 +69,33 @@ def _text_analyzer() -> tantivy.TextAnalyzer:
     )
 
 
+def _words_analyzer() -> tantivy.TextAnalyzer:
+    return (
+        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
+        .filter(tantivy.Filter.remove_long(40))
+        .filter(tantivy.Filter.lowercase())
+        .filter(tantivy.Filter.ascii_fold())
+        .build()
+    )
+
+
 _TEXT = _text_analyzer()
+_WORDS = _words_analyzer()
 
 
 def register_analyzers(index: tantivy.Index) -> None:
     index.register_tokenizer(TEXT_ANALYZER, _text_analyzer())
+    index.register_tokenizer(WORDS_ANALYZER, _words_analyzer())
 
 
 def analyze(text: str) -> list[str]:
     """The tokens the text fields index for ``text``."""
     return [token for token in _TEXT.analyze(text) if token]
+
+
+def unstemmed(text: str) -> list[str]:
+    """The tokens ``words`` indexes for ``text`` (the text fields' tokens before stemming)."""
+    return [token for token in _WORDS.analyze(text) if token]
 
 
 def product_hash(product_id: str) -> int:

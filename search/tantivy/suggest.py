@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import tantivy
 
-from search.analysis import auto_fuzziness, merge_suggestions, prefix_fuzziness, query_words
+from search.analysis import (
+    auto_fuzziness,
+    merge_suggestions,
+    prefix_fuzziness,
+    query_words,
+    rank_fuzzy_completions,
+)
 from search.tantivy.documents import load
 from search.tantivy.engine import Engine
 from search.tantivy.queries import words as phrase_words
@@ -30,8 +36,9 @@ def suggest(engine: Engine, prefix: str, limit: int) -> list[str]:
     brands, categories = names("b"), names("c")
     titles = _title_completions(searcher, engine, typed_words, typed, limit, fuzzy=False)
     if len(brands) + len(categories) + len(titles) < min(3, limit) and prefix_fuzziness(typed_words[-1]):
-        titles += _title_completions(searcher, engine, typed_words, typed, limit, fuzzy=True)
-        brands += _fuzzy_brands(searcher, engine, typed_words[-1], limit)
+        near = _title_completions(searcher, engine, typed_words, typed, limit, fuzzy=True)
+        near += _fuzzy_brands(searcher, engine, typed_words[-1], limit)
+        titles += rank_fuzzy_completions(typed, near)
     return merge_suggestions(brands, categories, titles, limit)
 
 

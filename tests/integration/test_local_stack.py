@@ -24,6 +24,7 @@ import pymysql
 import pytest
 import redis
 
+from emporium.cli.services import DEFAULT_SERVICES
 from infra.local import stack as stack_module
 from infra.local import supervisor
 from infra.local.stack import (
@@ -195,7 +196,9 @@ def test_services_up_status_down_leaves_nothing_behind(tmp_path: Path) -> None:
         # The servers outlived the CLI that started them.
         assert all(_alive(pid) for pid in pids), up.stdout
 
-        urls = {service: state[stack_module.SERVER_OF[service]]["urls"][service] for service in SERVICES}
+        urls = {
+            service: state[stack_module.SERVER_OF[service]]["urls"][service] for service in DEFAULT_SERVICES
+        }
         env_file = (tmp_path / ".stack" / "urls.env").read_text()
         for service, url in urls.items():
             scheme = url.split("://", 1)[0]
@@ -223,7 +226,7 @@ def test_services_up_status_down_leaves_nothing_behind(tmp_path: Path) -> None:
 
         status = _emporium(tmp_path, "status")
         assert status.returncode == 0, status.stdout + status.stderr
-        for service in SERVICES:
+        for service in DEFAULT_SERVICES:
             line = next(ln for ln in status.stdout.splitlines() if ln.startswith(service))
             assert "answers" in line and urls[service] in line, status.stdout
 

@@ -12,8 +12,12 @@ from search.analysis import (
     merge_suggestions,
     minimum_should_match,
     parse_synonyms,
+    prefix_closeness,
     prefix_fuzziness,
+    query_units,
     query_words,
+    rank_fuzzy_completions,
+    typo_edits,
 )
 from search.port import DEFAULT_PRICE_RANGES, SearchDocument, SearchQuery
 from search.tantivy.documents import fields_of as _fields_of
@@ -41,9 +45,19 @@ def test_auto_fuzziness_follows_elasticsearch_auto(term: str, edits: int) -> Non
     assert auto_fuzziness(term) == edits
 
 
-@pytest.mark.parametrize(("n", "need"), [(1, 1), (2, 2), (3, 2), (4, 3), (8, 6)])
-def test_minimum_should_match_is_2_lt_75_percent(n: int, need: int) -> None:
+@pytest.mark.parametrize(("n", "need"), [(0, 0), (1, 1), (2, 1), (4, 1), (5, 1), (8, 2), (16, 4)])
+def test_minimum_should_match_is_one_unit_then_a_quarter(n: int, need: int) -> None:
     assert minimum_should_match(n) == need
+
+
+@pytest.mark.parametrize(("word", "edits"), [("ab", 0), ("abc", 1), ("abcd", 1), ("abcde", 2)])
+def test_typo_edits_allow_two_from_five_letters(word: str, edits: int) -> None:
+    assert typo_edits(word) == edits
+
+
+def test_query_units_keep_two_word_synonyms_together() -> None:
+    table = parse_synonyms(["tee, t shirt"])
+    assert query_units("Blue T Shirt men", table) == ["blue", "t shirt", "men"]
 
 
 def test_prefix_fuzziness_grows_with_the_typed_prefix() -> None:
@@ -130,3 +144,10 @@ def test_facets_keep_the_level_below_the_filter_sorted_by_count() -> None:
     ]
     top = _facets(raw, SearchQuery())
     assert [b.value for b in top["category"]] == ["Fashion"]
+
+
+def test_fuzzy_completions_rank_the_closest_start_first() -> None:
+    ranked = rank_fuzzy_completions("shmp", ["Tata Sampann", "Anti-Dandruff Shampoo", "Ship Model"])
+    assert ranked[0] == "Anti-Dandruff Shampoo"
+    assert prefix_closeness("garlik", "Garlic Oil") == (1, -5)
+    assert prefix_closeness("cooikng", "Cooking Spray")[0] == 1  # a swap is one edit

@@ -227,3 +227,24 @@ def test_result_cache_bounds_entries_and_expires() -> None:
     cache.invalidate()
     cache.put(b"d", stale, result)  # computed before the index changed: not stored
     assert cache.get(b"d") is None
+
+
+class _Correcting(MemorySearchIndex):
+    """A fake index that knows one correction, as the real adapters' vocabularies do."""
+
+    async def correct(self, text: str) -> str | None:
+        return "garlic oil" if text.strip().lower() == "garlik oyl" else None
+
+
+async def test_did_you_mean_carries_the_corrected_query_and_its_hits() -> None:
+    index, oos = _Correcting(), MemoryOutOfStockSet()
+    documents = [msgspec.structs.replace(doc(n), title=f"Garlic Oil {n}") for n in range(3)]
+    await index.upsert(documents)
+    await in_stock(oos, documents)
+    service = SearchService(index=index, stock=oos, zones=ZONES)
+    typo = await service.search(SearchRequest(q="garlik oyl"))
+    assert typo.hits == [] and typo.total == 0
+    assert typo.corrected_query == "garlic oil" and typo.corrected_total == 3
+    assert {h.product_id for h in typo.corrected_hits} == {d.product_id for d in documents}
+    clean = await service.search(SearchRequest(q="garlic oil"))
+    assert clean.corrected_query is None and clean.corrected_hits == [] and clean.total == 3
