@@ -17,7 +17,8 @@ from typing import NamedTuple, Protocol
 
 import structlog
 
-from inventory.domain import EngineUnavailable, InventoryError, StockLevel, stock_events
+from inventory.domain import StockLevel, stock_events
+from inventory.feed_stock import FeedOutcome, FeedStock
 from kernel.contracts.events import (
     CATALOG_TOPIC,
     Envelope,
@@ -110,9 +111,10 @@ def stock_level_row(stock: StockLevel, *, reason: str) -> OutboxRow:
 
 
 class FeedEngine(Protocol):
-    async def adjust_from_feed(
-        self, sku: str, warehouses: dict[str, int], *, feed_revision: int
-    ) -> StockLevel | None: ...
+    async def adjust_many_from_feed(self, changes: Sequence[FeedStock]) -> FeedOutcome: ...
+
+
+FEED_BATCH = 2000  # catalog events per batch: one engine call (one SQLite transaction) each
 
 
 class FeedStockConsumer:
@@ -120,12 +122,25 @@ class FeedStockConsumer:
 
     Runs on the shared EventProcessor loop (at-least-once, dead letters, retry with backoff): a
     batch is committed only after every stock change in it is durable; the per-product revision
-    makes redelivery harmless (older or repeated feed revisions are ignored by the engine).
+    makes redelivery harmless (older or repeated feed revisions are ignored by the engine). A batch's
+    stocks go to the engine in one call (``adjust_many_from_feed``): a catch-up after a restart is
+    thousands of catalog events, most of them with no stock change.
+
+    Where it runs: with the projectors (``serve`` with ``inprocess_projectors``, else ``emporium
+    project``), so that API workers coming and going never rebalance its group.
     """
 
-    def __init__(self, engine: FeedEngine, event_log: EventLog, *, group: str = FEED_GROUP) -> None:
+    def __init__(
+        self,
+        engine: FeedEngine,
+        event_log: EventLog,
+        *,
+        group: str = FEED_GROUP,
+        batch_size: int = FEED_BATCH,
+    ) -> None:
         self.engine = engine
-        self.processor = EventProcessor(event_log, [CATALOG_TOPIC], group, self.handle)
+        self.processor = EventProcessor(event_log, [CATALOG_TOPIC], group, self.handle, batch_size=batch_size)
+        self.group = group
         self._task: asyncio.Task[None] | None = None
         self.applied = 0
         self._caught_up = False
@@ -150,23 +165,13 @@ class FeedStockConsumer:
         self._caught_up = True
 
     async def handle(self, events: Sequence[ConsumedEvent]) -> None:
-        for consumed in events:
-            envelope = consumed.event
-            payload = envelope.payload
-            if not isinstance(payload, ProductUpserted) or payload.product.stock is None:
-                continue
-            product = payload.product
-            stock = {w: q for w, q in payload.product.stock.items() if isinstance(q, int) and q >= 0}
-            sku = catalog_sku(product.supplier_id, product.sku)  # events before scoped SKUs: bare
-            try:
-                changed = await self.engine.adjust_from_feed(sku, stock, feed_revision=envelope.revision)
-            except EngineUnavailable:
-                raise  # the batch is retried, nothing committed
-            except InventoryError as exc:
-                log.warning("feed stock rejected", sku=sku, error=str(exc))
-                continue
-            if changed is not None:
-                self.applied += 1
+        changes = [change for change in map(feed_stock_of, events) if change is not None]
+        if not changes:
+            return
+        outcome = await self.engine.adjust_many_from_feed(changes)  # EngineUnavailable: batch retried
+        for sku, error in outcome.rejected.items():
+            log.warning("feed stock rejected", sku=sku, error=error)
+        self.applied += outcome.applied
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.processor.run(), name="inventory-feed-consumer")
@@ -179,3 +184,15 @@ class FeedStockConsumer:
             except (TimeoutError, asyncio.CancelledError):
                 self._task.cancel()
             self._task = None
+
+
+def feed_stock_of(consumed: ConsumedEvent) -> FeedStock | None:
+    """The stock a catalog event carries (None: not an upsert, or no stock column in its feed)."""
+    envelope = consumed.event
+    payload = envelope.payload
+    if not isinstance(payload, ProductUpserted) or payload.product.stock is None:
+        return None
+    product = payload.product
+    stock = {w: q for w, q in payload.product.stock.items() if isinstance(q, int) and q >= 0}
+    sku = catalog_sku(product.supplier_id, product.sku)  # events before scoped SKUs: bare
+    return FeedStock(sku, stock, envelope.revision)

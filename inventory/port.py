@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from inventory.domain import ReconcileReport, Reservation, ReserveRequest, StockLevel
+from inventory.feed_stock import FeedOutcome, FeedStock
 from inventory.groups import GroupReserveRequest
 from kernel.contracts.stock import WarehouseQuantity, WarehouseStockOutcome
 
@@ -81,8 +82,13 @@ class ReservationEngine(Protocol):
     async def adjust_from_feed(
         self, sku: str, warehouses: dict[str, int], *, feed_revision: int
     ) -> StockLevel | None:
-        """Catalog feed stock (warehouse -> quantity): on_hand = sum; stale revisions are ignored (None);
-        OnHandBelowCommitted as for set_on_hand."""
+        """Catalog feed stock (warehouse -> quantity): on_hand = sum; stale revisions and the stock already
+        kept change nothing (None); OnHandBelowCommitted as for set_on_hand."""
+        ...
+
+    async def adjust_many_from_feed(self, changes: Sequence[FeedStock]) -> FeedOutcome:
+        """A batch of catalog feed stock (the feed consumer's): as ``adjust_from_feed`` for the newest
+        revision of each SKU; a refused SKU is reported and changes nothing, the others go ahead."""
         ...
 
     async def set_warehouse_stock(self, rows: Sequence[WarehouseQuantity]) -> WarehouseStockOutcome:

@@ -36,7 +36,6 @@ from inventory.domain import (
     UnknownSku,
     apply_transition,
     decide_confirm,
-    decide_feed_stock,
     decide_release,
     decide_reserve,
     decide_set_stock,
@@ -48,10 +47,11 @@ from inventory.domain import (
     validate_warehouses,
 )
 from inventory.events import OutboxEntry
+from inventory.feed_stock import FeedOutcome, FeedStock, decide_feed_change
 from inventory.schema import migrate_sqlite
 from inventory.sql_common import RESERVATION_COLUMNS, STOCK_COLUMNS, reservation_from_row, stock_from_row
 from inventory.sqlite_groups import SqliteGroups
-from inventory.sqlite_writes import IN_CHUNK, INSERT_LEDGER, UPSERT_STOCK, StockWrites
+from inventory.sqlite_writes import IN_CHUNK, INSERT_LEDGER, UPSERT_STOCK, StockWrites, write_feed_stock
 from inventory.warehouse_rows import WarehouseRowsBatch
 from kernel.contracts.stock import WarehouseQuantity, WarehouseStockOutcome
 from kernel.tasks import cancel_and_wait
@@ -384,10 +384,23 @@ class SqliteEngine(SqliteGroups):
                 seen = conn.execute("SELECT feed_revision FROM inv_stock WHERE sku = ?", (sku,)).fetchone()[0]
                 if feed_revision <= seen:
                     return None  # stale or repeated delivery
-            after = decide_feed_stock(before, sku, warehouses)
+            after = decide_feed_change(before, sku, warehouses)
+            if after is None:
+                return None  # the stock already kept
             return self._write_stock(
                 conn, before, after, kind="feed", reservation_id=None, now=now, feed_revision=feed_revision
             )
+
+        return await self._submit(op)
+
+    async def adjust_many_from_feed(self, changes: Sequence[FeedStock]) -> FeedOutcome:
+        """A batch of catalog-feed stock in one transaction (a catch-up is thousands of events)."""
+        now = self.clock()
+
+        def op(conn: sqlite3.Connection) -> FeedOutcome:
+            writes, outcome = write_feed_stock(conn, changes, now, self.low_stock_threshold)
+            self._execute(conn, writes)
+            return outcome
 
         return await self._submit(op)
 

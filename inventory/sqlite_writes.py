@@ -5,12 +5,16 @@ Built per change and written together with ``executemany`` (a stock feed's batch
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 
-from inventory.domain import StockLevel
+from inventory.domain import InventoryError, StockLevel, validate_sku
 from inventory.events import EnvelopeFactory, OutboxRow, outbox_rows
+from inventory.feed_stock import FeedOutcome, FeedStock, decide_feed_change, latest_per_sku
+from inventory.sql_common import STOCK_COLUMNS, stock_from_row
 
 
 def _bump(stock: StockLevel) -> StockLevel:
@@ -66,3 +70,33 @@ class StockWrites:
             before, after, reason=kind, low_stock_threshold=low_stock_threshold, envelopes=self._envelopes
         )
         return after
+
+
+def write_feed_stock(
+    conn: sqlite3.Connection, changes: Sequence[FeedStock], now: float, low_stock_threshold: int
+) -> tuple[StockWrites, FeedOutcome]:
+    """A batch of catalog-feed stock in the caller's transaction: the stored rows read ``IN_CHUNK`` SKUs
+    at a time, stale revisions and unchanged stock skipped, every change written by one executemany."""
+    latest = latest_per_sku(changes)
+    stored: dict[str, tuple[StockLevel, int]] = {}
+    for start in range(0, len(latest), IN_CHUNK):
+        chunk = [change.sku for change in latest[start : start + IN_CHUNK]]
+        marks = ", ".join("?" * len(chunk))
+        query = f"SELECT {STOCK_COLUMNS}, feed_revision FROM inv_stock WHERE sku IN ({marks})"
+        for row in conn.execute(query, chunk):
+            stored[row[0]] = (stock_from_row(row[:-1]), int(row[-1]))
+    writes, applied, rejected = StockWrites(), 0, {}
+    for change in latest:
+        before, seen = stored.get(change.sku, (None, -1))
+        if change.feed_revision <= seen:
+            continue  # stale or repeated delivery
+        try:
+            validate_sku(change.sku)
+            after = decide_feed_change(before, change.sku, change.warehouses)
+        except InventoryError as exc:
+            rejected[change.sku] = str(exc)
+            continue
+        if after is not None:
+            writes.add(before, after, "feed", None, now, change.feed_revision, low_stock_threshold)
+            applied += 1
+    return writes, FeedOutcome(applied, rejected)

@@ -58,13 +58,13 @@ from inventory.cluster.transitions import Transitions
 from inventory.domain import (
     DEFAULT_LOW_STOCK_THRESHOLD,
     EngineUnavailable,
+    InventoryError,
     ReconcileReport,
     Reservation,
     ReservationNotFound,
     ReserveRequest,
     StockLevel,
     UnknownSku,
-    decide_feed_stock,
     decide_set_stock,
     validate_limit,
     validate_on_hand,
@@ -73,6 +73,7 @@ from inventory.domain import (
     validate_warehouses,
 )
 from inventory.events import OutboxEntry
+from inventory.feed_stock import FeedOutcome, FeedStock, decide_feed_change, latest_per_sku
 from inventory.groups import GroupReserveRequest, validate_group
 from inventory.schema import migrate_mysql
 from inventory.sql_common import RESERVATION_COLUMNS, STOCK_COLUMNS, reservation_from_row, stock_from_row
@@ -350,9 +351,36 @@ class ClusterEngine:
     ) -> StockLevel | None:
         validate_sku(sku)
         self._check_db()
-        return await self.stock.apply(
-            StockChange(sku, lambda before: decide_feed_stock(before, sku, warehouses), "feed", feed_revision)
-        )
+
+        def decide(before: StockLevel | None) -> StockLevel | None:
+            return decide_feed_change(before, sku, warehouses)
+
+        return await self.stock.apply(StockChange(sku, decide, "feed", feed_revision))
+
+    async def adjust_many_from_feed(self, changes: Sequence[FeedStock]) -> FeedOutcome:
+        """A batch of catalog-feed stock: each SKU in its own locked transaction (a few at a time); a
+        refused SKU is reported, an unavailable engine fails the batch (the consumer retries it)."""
+        self._check_db()
+        gate = asyncio.Semaphore(STOCK_FEED_CONCURRENCY)
+        applied: list[str] = []
+        rejected: dict[str, str] = {}
+
+        async def apply(change: FeedStock) -> None:
+            async with gate:
+                try:
+                    changed = await self.adjust_from_feed(
+                        change.sku, change.warehouses, feed_revision=change.feed_revision
+                    )
+                except EngineUnavailable:
+                    raise
+                except InventoryError as exc:
+                    rejected[change.sku] = str(exc)
+                    return
+            if changed is not None:
+                applied.append(change.sku)
+
+        await asyncio.gather(*(apply(change) for change in latest_per_sku(changes)))
+        return FeedOutcome(len(applied), rejected)
 
     async def set_warehouse_stock(self, rows: Sequence[WarehouseQuantity]) -> WarehouseStockOutcome:
         """A stock feed's batch: each SKU in its own locked transaction (a few at a time)."""

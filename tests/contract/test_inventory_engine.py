@@ -39,6 +39,7 @@ from inventory.domain import (
     UnknownSku,
     WarehousesRequired,
 )
+from inventory.feed_stock import FeedStock
 from inventory.port import ReservationEngine
 from inventory.sqlite import SqliteEngine
 from kernel.contracts.events import RestockAlert, StockLevelChanged, decode_event
@@ -352,6 +353,40 @@ async def test_feed_stock_updates_on_hand_without_disturbing_holds(h: Harness) -
     new = await h.engine.adjust_from_feed("SKU-NEW", {"blr": 2}, feed_revision=1)
     assert new is not None and new.available == 2
     await h.engine.reserve(req(sku="SKU-NEW", qty=2))
+    assert h.audit("SKU-1").consistent
+
+
+async def test_feed_stock_in_batches_takes_the_newest_revision_and_skips_what_is_kept(h: Harness) -> None:
+    """The feed consumer's call: one batch, each SKU decided on its own; unchanged stock writes nothing."""
+    await h.engine.set_on_hand("SKU-1", 10)
+    await h.engine.reserve(req(qty=4))
+    await h.engine.adjust_from_feed("SKU-2", {"blr": 3}, feed_revision=5)
+    before = await h.engine.get_stock("SKU-2")
+    outcome = await h.engine.adjust_many_from_feed(
+        [
+            FeedStock("SKU-1", {"blr": 9}, 1),
+            FeedStock("SKU-1", {"blr": 7, "del": 5}, 2),  # the newest revision of SKU-1 wins
+            FeedStock("SKU-2", {"blr": 3}, 6),  # exactly the stock kept: nothing written
+            FeedStock("SKU-3", {"blr": 2}, 1),
+            FeedStock("SKU-4", {"blr": 1}, 1),
+            FeedStock("bad sku", {"blr": 1}, 1),  # refused alone
+        ]
+    )
+    assert outcome.applied == 3 and list(outcome.rejected) == ["bad sku"]
+    stock = await h.engine.get_stock("SKU-1")
+    assert (stock.on_hand, stock.held, stock.warehouses) == (12, 4, {"blr": 7, "del": 5})
+    assert (await h.engine.get_stock("SKU-2")).revision == before.revision
+    assert (await h.engine.get_stock("SKU-3")).available == 2
+    stale = await h.engine.adjust_many_from_feed(
+        [FeedStock("SKU-1", {"blr": 1}, 2), FeedStock("SKU-3", {}, 1)]
+    )
+    assert stale.applied == 0 and not stale.rejected
+    below = await h.engine.adjust_many_from_feed(
+        [FeedStock("SKU-1", {"blr": 1}, 3), FeedStock("SKU-4", {}, 2)]
+    )
+    assert below.applied == 1 and list(below.rejected) == ["SKU-1"]  # on-hand below the hold
+    assert (await h.engine.get_stock("SKU-1")).on_hand == 12
+    assert (await h.engine.get_stock("SKU-4")).on_hand == 0
     assert h.audit("SKU-1").consistent
 
 
