@@ -1,5 +1,8 @@
-"""Inventory module: HTTP routes over the reservation engine it is given, the outbox relay and the feed
-consumer (the container starts and closes the engine itself)."""
+"""Inventory module: HTTP routes over the reservation engine it is given, the outbox relay and, with
+``inprocess_projectors`` (embedded default), the feed consumer (the container starts and closes the engine
+itself). Otherwise the feed consumer runs in ``emporium project`` (``FeedTask``), where the projectors run:
+API workers that start, stop and die under load then never rebalance its consumer group, and their
+readiness does not wait for it."""
 
 from __future__ import annotations
 
@@ -7,14 +10,34 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from inventory.api import HoldPolicy, inventory_router
-from inventory.events import FeedStockConsumer, OutboxRelay
+from inventory.events import FEED_GROUP, FeedStockConsumer, OutboxRelay
 from inventory.metrics import EngineCollector, ReservationOutcomes
 from inventory.sales import SalesRecorder
+from kernel.eventlog.port import EventLog
 from kernel.runtime import ReadinessCheck, Runtime
 
 if TYPE_CHECKING:
     from inventory.cluster import ClusterEngine
     from inventory.sqlite import SqliteEngine
+
+
+class FeedTask:
+    """The feed consumer with an outbox relay of its own (the stock events of what it takes in), as a
+    service of a projector process (``emporium project``)."""
+
+    def __init__(self, engine: ClusterEngine | SqliteEngine, event_log: EventLog, *, group: str = FEED_GROUP):
+        self.relay = OutboxRelay(engine, event_log, name="inventory-feed-outbox-relay")
+        engine.on_outbox = self.relay.notify
+        self.feed = FeedStockConsumer(engine, event_log, group=group)
+        self.group = group
+
+    def start(self) -> None:
+        self.relay.start()
+        self.feed.start()
+
+    async def stop(self) -> None:
+        await self.feed.stop()
+        await self.relay.stop()
 
 
 class InventoryModule:
@@ -34,7 +57,8 @@ class InventoryModule:
         self.sales = sales  # confirmed reservations -> Purchased activity events
         self.relay = OutboxRelay(self.engine, runtime.event_log)
         self.engine.on_outbox = self.relay.notify
-        self.feed = FeedStockConsumer(self.engine, runtime.event_log)
+        inprocess = runtime.settings.inprocess_projectors
+        self.feed = FeedStockConsumer(self.engine, runtime.event_log) if inprocess else None
         self.outcomes = ReservationOutcomes(runtime.metrics)
         runtime.metrics.register(EngineCollector(engine))
 
@@ -44,7 +68,8 @@ class InventoryModule:
 
     async def start(self) -> None:
         self.relay.start()
-        self.feed.start()
+        if self.feed is not None:
+            self.feed.start()
         if self.sales is not None:
             await self.sales.start()
 
@@ -52,8 +77,12 @@ class InventoryModule:
         """Before the engine closes: the relay's last drain still reads the outbox."""
         if self.sales is not None:
             await self.sales.stop()
-        await self.feed.stop()
+        if self.feed is not None:
+            await self.feed.stop()
         await self.relay.stop()
 
     def readiness_checks(self) -> dict[str, ReadinessCheck]:
-        return {"engine": self.engine.ping, "stock_feed": self.feed.caught_up}
+        checks: dict[str, ReadinessCheck] = {"engine": self.engine.ping}
+        if self.feed is not None:
+            checks["stock_feed"] = self.feed.caught_up
+        return checks

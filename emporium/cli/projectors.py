@@ -13,6 +13,7 @@ from analytics.archive.module import ArchiveTask
 from emporium.cli.context import run, settings_from
 from emporium.container import Container
 from emporium.probe_server import ProbeServer
+from inventory.module import FeedTask
 from kernel.eventlog.projection import ProjectorMetrics, ProjectorTask
 from kernel.settings import Settings
 from read_models.homepage.projection import homepage_projector
@@ -46,7 +47,8 @@ def project(
     batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Events per batch.")] = 5000,
 ) -> None:
     """Run the read-model projectors (search index, out-of-stock set, recommendations, trending, orders,
-    homepage) and the activity archive (analytics lake) until Ctrl-C.
+    homepage), the activity archive (analytics lake) and inventory's feed consumer (catalog feed stock ->
+    on-hand) until Ctrl-C.
 
     For cluster deployments (Kafka, Elasticsearch, Redis); the embedded `serve` runs them in-process.
     Start several for more throughput: the consumer group spreads the partitions over them.
@@ -64,7 +66,8 @@ async def _project(settings: Settings, *, metrics_port: int | None, batch_size: 
         )
     trending = container.trending_store()
     metrics = ProjectorMetrics.of(container.metrics)
-    tasks: list[ProjectorTask | ArchiveTask] = [
+    tasks: list[ProjectorTask | ArchiveTask | FeedTask] = [
+        FeedTask(container.inventory_engine(), event_log),  # feed stock -> on-hand (not in the workers)
         *live_projectors(
             event_log, index=container.search_index(), stock=stock, metrics=metrics, batch_size=batch_size
         ),
