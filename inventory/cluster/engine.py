@@ -179,7 +179,7 @@ class ClusterEngine:
         await self.db.open()
         await self.fast_path.load_scripts()
         self._started = True
-        await self.reconcile()
+        await self.reconciler.start_up()  # adopts a consistent ready epoch: no rebuild, no one disturbed
         writers = len(self.group_commit.connections)
         self._tasks = [
             asyncio.create_task(self.batcher.dispatch_loop(), name="inventory-dispatch"),
@@ -226,9 +226,11 @@ class ClusterEngine:
         except RedisError as exc:
             self.fast_path.lost(f"redis error: {exc!r}")
             raise EngineUnavailable(f"redis unavailable: {exc}") from exc
-        if ready != self.fast_path.epoch:
+        if ready is None:
             self.fast_path.lost("ready marker missing")
             raise EngineUnavailable("stock counters are being rebuilt (reconcile)")
+        if ready != self.fast_path.epoch:
+            self.fast_path.epoch = ready  # another process reconciled: its epoch is complete
 
     def _check_db(self) -> None:
         if not self._started:

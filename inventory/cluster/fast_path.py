@@ -40,6 +40,7 @@ class FastPath:
         self.prefix = prefix
         self.idempotency_ttl = idempotency_ttl
         self.epoch: str | None = None  # None = not ready (reconcile needed)
+        self.lost_epoch: str | None = None  # the epoch last found lost: never adopted again
         self.losses = 0  # times a trusted fast path was found lost (restart, flush, errors)
         self.last_loss_at = 0.0  # wall-clock time of the last loss
         self.run_id: str | None = None
@@ -90,6 +91,7 @@ class FastPath:
             log.warning("inventory fast path lost; reconciling", reason=why)
             self.losses += 1
             self.last_loss_at = time.time()
+            self.lost_epoch = self.epoch
         self.epoch = None
         self._on_lost()
 

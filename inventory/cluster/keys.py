@@ -7,6 +7,8 @@ and each epoch's keys live under ``<prefix>:<epoch>:`` (see invariant 4 in ``eng
 * ``customers:<sku>``      hash customer -> units held + sold (only for SKUs with a limit)
 * ``idempotency:<bucket>`` hash idempotency key -> reservation id, one per time bucket
 * ``expiry``               sorted set: a hold's member (``hold_member``) -> expires_at
+* ``built``                the ``run_id`` of the Redis server the epoch was built in (a restart from a
+                           snapshot brings the keys back, not the holds decided since: then rebuild)
 
 The Lua scripts in ``inventory/lua`` build the same keys and use the same words; a unit test checks
 that both sides agree.
@@ -116,6 +118,9 @@ class Keys:
 
     def expiry(self, epoch: str) -> str:
         return f"{self.prefix}:{epoch}:expiry"
+
+    def built(self, epoch: str) -> str:
+        return f"{self.prefix}:{epoch}:built"
 
     def epoch_of(self, key: str) -> str | None:
         """The epoch of a per-epoch key (None for ``ready`` and foreign keys)."""

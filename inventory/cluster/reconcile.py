@@ -4,6 +4,13 @@ The epoch is bumped in MySQL first (waiting for in-flight group commits, which h
 ``inv_meta``, and fencing any later batch of the old epoch), stock and live holds are read with
 locking reads, written under the new epoch, and only then is ``ready`` set. Old epochs' keys are
 unlinked in the background.
+
+A rebuild deletes ``ready`` first, so every other process stops deciding (503) and counts a loss: it is
+for real losses only. An engine that starts (a worker, a deploy, a CLI command), or that lost the fast
+path and finds another process already rebuilt it, *adopts* the epoch ``ready`` names when it is
+consistent: the same epoch as MySQL's ``inv_meta`` (no reconcile began since), built in this very Redis
+server (``built`` holds its ``run_id``), and not the epoch this process itself found lost. The check and
+the rebuild run under a named MySQL lock, so engines starting together rebuild once.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ from inventory.sql_common import STOCK_COLUMNS, stock_from_row
 log = structlog.get_logger(__name__)
 
 _TRIES: Final = 5
+_START_LOCK_S: Final = 120  # how long a starting engine waits for another's rebuild before its own
 _PIPELINE_COMMANDS: Final = 2000
 _UNLINK_CHUNK: Final = 500
 
@@ -126,6 +134,55 @@ class Reconciler:
             await self.sweeper.settle_in_doubt()
         return msgspec.structs.replace(report, seconds=time.perf_counter() - started)
 
+    async def start_up(self) -> None:
+        """At engine start: adopt a consistent ready epoch, else rebuild (once across starting engines)."""
+        await self._adopt_or_rebuild(lost=None)
+
+    async def _adopt_or_rebuild(self, *, lost: str | None) -> None:
+        """Under the named start lock: adopt the ready epoch (see the module docstring), else reconcile."""
+        lock, epoch = f"inv_start:{self.fast.prefix}", None
+        try:
+            conn = await aiomysql.connect(**self.db.connect_kwargs(read_committed=True))
+        except DB_ERRORS as exc:
+            raise EngineUnavailable(f"database unavailable: {exc}") from exc
+        try:
+            async with conn.cursor() as cur:
+                await cur.execute("SELECT GET_LOCK(%s, %s)", (lock, _START_LOCK_S))  # timeout: go on
+                try:
+                    epoch = await self._adoptable(cur, lost)
+                    if epoch is not None:
+                        self.fast.epoch = epoch
+                        log.info("inventory fast path adopted (no rebuild)", epoch=epoch)
+                    else:
+                        await self.reconcile()
+                finally:
+                    with contextlib.suppress(Exception):
+                        await cur.execute("SELECT RELEASE_LOCK(%s)", (lock,))
+        except DB_ERRORS as exc:
+            if is_connection_trouble(exc):
+                self.db.failed(exc)
+            raise EngineUnavailable(f"database unavailable: {exc}") from exc
+        finally:
+            conn.close()
+        if epoch is not None:
+            with contextlib.suppress(EngineUnavailable):
+                await self.sweeper.settle_in_doubt()
+
+    async def _adoptable(self, cur: aiomysql.Cursor, lost: str | None) -> str | None:
+        """The epoch ``ready`` names if it is consistent with MySQL and this Redis server, else None."""
+        await cur.execute("SELECT epoch FROM inv_meta WHERE id = 1")
+        row = await cur.fetchone()
+        await cur.connection.commit()  # a fresh snapshot next time
+        try:
+            ready = await self.fast.ready_epoch()
+            if ready is None or row is None or ready != str(row[0]) or ready == lost:
+                return None
+            await self.fast.load_scripts()  # also reads the server's run_id
+            built = await self.fast.redis.get(self.fast.keys.built(ready))
+        except RedisError as exc:
+            raise EngineUnavailable(f"redis unavailable: {exc}") from exc
+        return ready if built is not None and built == self.fast.run_id else None
+
     def schedule(self) -> None:
         """Reconcile in the background until the fast path is ready again (one task at a time)."""
         if not self.is_running() or (self.task is not None and not self.task.done()):
@@ -152,7 +209,7 @@ class Reconciler:
             async for attempt in retrying:
                 with attempt:
                     if self._needed():
-                        await self.reconcile()
+                        await self._adopt_or_rebuild(lost=self.fast.lost_epoch)
 
     async def _rebuild(self) -> ReconcileReport:
         self.fast.epoch = None
@@ -167,6 +224,7 @@ class Reconciler:
         epoch = str(truth.epoch)
         try:
             await self._write_counters(epoch, truth, now)
+            await self.fast.redis.set(self.fast.keys.built(epoch), str(self.fast.run_id))
             await self.fast.redis.set(self.fast.keys.ready, epoch)
         except RedisError as exc:
             raise EngineUnavailable(f"redis unavailable during rebuild: {exc}") from exc

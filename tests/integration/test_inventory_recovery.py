@@ -111,9 +111,15 @@ async def test_crashed_process_leaves_no_stranded_stock_after_reconcile(redis_ur
     for task in [*first._tasks, *pending]:
         with contextlib.suppress(BaseException):
             await task
-    second = ClusterEngine(redis_url, mysql_target(db_url), sweep_interval=None)
-    await second.start()  # reconcile on start
+    clock = FakeClock()
+    second = ClusterEngine(redis_url, mysql_target(db_url), clock=clock, sweep_interval=None)
+    await second.start()  # the ready epoch is consistent: adopted, no rebuild
     try:
+        assert (second.fast_path.epoch, second.stats.reconciles) == (first.fast_path.epoch, 0)
+        fast = await second.fast_path_stock("R")
+        assert fast is not None and (fast.on_hand, fast.held) == (5, 4)  # stricter, never looser
+        clock.advance(30 + 3)  # the sweeper settles holds MySQL never got, past expiry + grace
+        await second.expire_due()
         fast = await second.fast_path_stock("R")
         assert fast is not None and (fast.on_hand, fast.held) == (5, 0)
         sold = [await second.reserve(req(f"after-{i}", qty=1)) for i in range(5)]
@@ -161,3 +167,110 @@ async def test_batch_decided_before_another_reconcile_is_fenced_and_retryable(
         assert audit.consistent and audit.held == 0  # nothing of the fenced batch reached MySQL
     finally:
         await engine.close()
+
+
+def engine_of(redis_url: str, db_url: str) -> ClusterEngine:
+    return ClusterEngine(redis_url, mysql_target(db_url), sweep_interval=None, monitor_interval=3600)
+
+
+async def test_a_start_with_redis_ready_adopts_its_epoch_and_disturbs_no_one(
+    redis_url: str, db_url: str
+) -> None:
+    """A worker start (a deploy, a restart after kill -9) does not rebuild Redis: the others keep
+    deciding, see no loss, and nothing 503s."""
+    first = engine_of(redis_url, db_url)
+    await first.start()
+    second = engine_of(redis_url, db_url)
+    try:
+        await first.set_on_hand("R", 5)
+        await first.reserve(req("before"))
+        epoch = first.fast_path.epoch
+        await second.start()
+        assert (second.fast_path.epoch, second.stats.reconciles) == (epoch, 0)
+        await first.monitor.check_once()  # what the running worker sees next
+        await first.ping()
+        assert (first.fast_path.epoch, first.fast_path.losses, first.stats.reconciles) == (epoch, 0, 1)
+        await first.reserve(req("after"))  # decided at once
+        with pytest.raises(InsufficientStock):
+            await second.reserve(req("too-many"))  # the adopted counters hold both holds
+        audit = audit_mysql(db_url, "R")
+        assert audit.consistent and audit.held == 4
+    finally:
+        await second.close()
+        await first.close()
+
+
+async def test_engines_starting_together_after_a_loss_rebuild_once(redis_url: str, db_url: str) -> None:
+    first = engine_of(redis_url, db_url)
+    await first.start()
+    await first.set_on_hand("R", 5)
+    keys = first.fast_path.keys
+    await first.fast_path.redis.delete(keys.ready)  # Redis lost its counters while nothing ran
+    await first.close()
+    engines = [engine_of(redis_url, db_url) for _ in range(3)]
+    await asyncio.gather(*(engine.start() for engine in engines))
+    try:
+        assert sum(engine.stats.reconciles for engine in engines) == 1
+        assert len({engine.fast_path.epoch for engine in engines}) == 1
+        fast = await engines[2].fast_path_stock("R")
+        assert fast is not None and fast.on_hand == 5
+    finally:
+        for engine in engines:
+            await engine.close()
+
+
+async def test_a_start_rebuilds_when_the_ready_epoch_is_not_mysqls_or_not_this_servers(
+    redis_url: str, db_url: str
+) -> None:
+    """A reconcile that bumped MySQL's epoch and never finished, or counters that came back from a
+    snapshot (another Redis run), are not adopted."""
+    first = engine_of(redis_url, db_url)
+    await first.start()
+    await first.close()
+    conn = pymysql.connect(**mysql_target(db_url).pymysql_kwargs())
+    with conn.cursor() as cur:
+        cur.execute("UPDATE inv_meta SET epoch = epoch + 1 WHERE id = 1")
+    conn.commit()
+    conn.close()
+    second = engine_of(redis_url, db_url)
+    await second.start()
+    try:
+        assert second.stats.reconciles == 1 and second.fast_path.epoch != first.fast_path.epoch
+        epoch = second.fast_path.epoch
+        assert epoch is not None
+        await second.fast_path.redis.set(second.fast_path.keys.built(epoch), "another-redis-run")
+    finally:
+        await second.close()
+    third = engine_of(redis_url, db_url)
+    await third.start()
+    try:
+        assert third.stats.reconciles == 1 and third.fast_path.epoch != epoch
+    finally:
+        await third.close()
+
+
+async def test_a_loss_seen_by_every_engine_is_rebuilt_once(redis_url: str, db_url: str) -> None:
+    """Redis flushed under two running engines: both refuse and count the loss, one rebuilds, the
+    other adopts that epoch instead of deleting the marker again."""
+    engines = [engine_of(redis_url, db_url) for _ in range(2)]
+    for engine in engines:
+        await engine.start()
+    try:
+        await engines[0].set_on_hand("R", 5)
+        before = sum(engine.stats.reconciles for engine in engines)
+        redis = engines[0].fast_path.redis
+        stale = [key async for key in redis.scan_iter(match=engines[0].fast_path.keys.pattern)]
+        await redis.delete(*stale)  # FLUSH of this deployment's keys
+        await asyncio.gather(*(engine.monitor.check_once() for engine in engines))
+        assert all(engine.fast_path.losses == 1 for engine in engines)
+
+        async def both_ready() -> bool:
+            return all(engine.fast_path.epoch is not None for engine in engines)
+
+        await until(both_ready)
+        assert sum(engine.stats.reconciles for engine in engines) == before + 1
+        assert engines[0].fast_path.epoch == engines[1].fast_path.epoch
+        assert (await engines[1].reserve(req("after"))).status.value == "held"
+    finally:
+        for engine in engines:
+            await engine.close()
