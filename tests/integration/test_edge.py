@@ -279,3 +279,58 @@ def test_rate_limits_count_each_client_behind_nginx(tmp_path: Path, servers: dic
             assert [a.status_code for a in answers] == [200] * 5 + [429] * 2
             assert answers[-1].json()["status_code"] == 429 and answers[-1].headers["retry-after"]
             assert shopper.get("/v1/search", params={"q": "x"}).status_code == 200
+
+
+FEED_ITEMS = 300
+
+
+def _feed(round_: int) -> bytes:
+    lines = ["sku,title,price,currency,category_path,stock.wh-north"]
+    lines += [
+        f"F-{i},Edge feed item {i},{i % 50 + 1}.25,INR,Home > Decor,{round_ * 10 + i % 7}"
+        for i in range(FEED_ITEMS)
+    ]
+    return ("\n".join(lines) + "\n").encode()
+
+
+async def _feed_stock_arrives(client: httpx.AsyncClient, supplier: str, round_: int, within: float) -> float:
+    """Seconds until every item of the round's feed has that feed's stock (read from a live worker)."""
+    started = time.monotonic()
+    wanted = {f"{supplier}:F-{i}": round_ * 10 + i % 7 for i in range(FEED_ITEMS)}
+    while wanted:
+        for sku, quantity in list(wanted.items())[:50]:
+            answer = await client.get(f"/v1/stock/{sku}")
+            if answer.status_code == 200 and answer.json()["on_hand"] == quantity:
+                del wanted[sku]
+        assert time.monotonic() - started < within, f"{len(wanted)} items without round {round_}'s stock"
+        await asyncio.sleep(0.2)
+    return time.monotonic() - started
+
+
+async def test_feed_stock_is_taken_in_by_the_projector_whatever_the_workers_do(edge: Edge) -> None:
+    """Inventory's feed consumer runs in the projector process, not in the workers: a feed's stock arrives
+    while a worker is dead (kill -9) and restarting, and the restarted worker is ready at once (it has no
+    feed consumer to catch up)."""
+    live = f"http://127.0.0.1:{edge.state['worker_ports'][1]}"  # feeds are never retried: no dead worker
+    async with httpx.AsyncClient(base_url=live, timeout=60) as client:
+        supplier = unique_name("feeder").replace("_", "-")
+        created = await client.post("/v1/suppliers", json={"supplier_id": supplier}, headers=ADMIN)
+        assert created.status_code == 201, created.text
+        key = {"X-Api-Key": created.json()["api_key"], "Content-Type": "text/csv"}
+        first = await client.post(f"/v1/suppliers/{supplier}/feeds", content=_feed(1), headers=key)
+        assert first.status_code == 201 and first.json()["accepted"] == FEED_ITEMS, first.text
+        took = [await _feed_stock_arrives(client, supplier, 1, within=60)]
+        victim = await _kill_later(edge.home, 0)
+        second = await client.post(f"/v1/suppliers/{supplier}/feeds", content=_feed(2), headers=key)
+        assert second.status_code == 201, second.text
+        took.append(await _feed_stock_arrives(client, supplier, 2, within=60))
+        restarted = time.monotonic()
+        await _rejoined(edge, victim)  # ready again: /readyz does not wait for a feed consumer
+        third = await client.post(f"/v1/suppliers/{supplier}/feeds", content=_feed(3), headers=key)
+        assert third.status_code == 201, third.text
+        took.append(await _feed_stock_arrives(client, supplier, 3, within=60))
+        back = time.monotonic() - restarted
+        port = edge.state["worker_ports"][0]
+        checks = (await client.get(f"http://127.0.0.1:{port}/readyz")).json()["checks"]
+    assert "inventory.stock_feed" not in checks, checks
+    print(f"feed stock arrived after {[round(t, 1) for t in took]} s; worker-0 back in {back:.0f} s")
