@@ -221,12 +221,13 @@ async def _rejoined(edge: Edge, victim: int) -> None:
         while True:
             child = _children(edge.home)["worker-0"]
             try:
-                ready = (await direct.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200
-            except httpx.HTTPError:
-                ready = False
+                answer = await direct.get(f"http://127.0.0.1:{port}/readyz")
+                ready, last = answer.status_code == 200, answer.text
+            except httpx.HTTPError as exc:
+                ready, last = False, repr(exc)
             if ready and child["pid"] != victim:
                 break
-            assert time.monotonic() < deadline, "worker-0 was not restarted within 120 s"
+            assert time.monotonic() < deadline, f"worker-0 was not restarted within 120 s: {last}"
             await asyncio.sleep(0.5)
         assert child["restarts"] >= 1
         await asyncio.sleep(6)  # Nginx's fail_timeout: the worker is tried again after 5 s
