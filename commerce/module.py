@@ -1,6 +1,8 @@
 """Commerce module: cart, wishlist and checkout routes over the store and stock holds it is given, the
-outbox relay (orders, purchases), the price-list consumer and the checkout expiry sweep (the container
-starts and closes the store itself)."""
+outbox relay (orders, purchases), the checkout expiry sweep and, with ``inprocess_projectors`` (embedded
+default), the price-list consumer (the container starts and closes the store itself). Otherwise the price
+list is projected by ``emporium project``, like the read models: API workers that come and go never
+rebalance its consumer group, and their readiness does not wait for it."""
 
 from __future__ import annotations
 
@@ -45,7 +47,11 @@ class CommerceModule:
         self.service = CommerceService(store, holds, activity=self.activity)
         self.relay = OutboxRelay(store, runtime.event_log, name="commerce-outbox-relay")
         self.service.on_outbox = self.relay.notify
-        self.prices = prices_projector(runtime.event_log, store, metrics=ProjectorMetrics.of(runtime.metrics))
+        self.prices = (
+            prices_projector(runtime.event_log, store, metrics=ProjectorMetrics.of(runtime.metrics))
+            if runtime.settings.inprocess_projectors
+            else None
+        )
         self._sweeper: asyncio.Task[None] | None = None
         self._prices_caught_up = False
 
@@ -71,12 +77,14 @@ class CommerceModule:
     async def start(self) -> None:
         await self.activity.start()
         self.relay.start()
-        self.prices.start()
+        if self.prices is not None:
+            self.prices.start()
         self._sweeper = asyncio.create_task(self._sweep(), name="commerce-checkout-sweeper")
 
     async def stop(self) -> None:
         await cancel_and_wait([self._sweeper])
-        await self.prices.stop()
+        if self.prices is not None:
+            await self.prices.stop()
         await self.relay.stop()
         with contextlib.suppress(Exception):
             await self.activity.stop()
@@ -84,7 +92,7 @@ class CommerceModule:
     async def prices_caught_up(self) -> None:
         """Readiness: raises until the price list has once taken in every catalog event published before
         (until then a product the storefront shows may not be addable to a cart yet)."""
-        if self._prices_caught_up:
+        if self._prices_caught_up or self.prices is None:
             return
         behind = await self.prices.refresh_lag()
         if behind:
@@ -92,4 +100,7 @@ class CommerceModule:
         self._prices_caught_up = True
 
     def readiness_checks(self) -> dict[str, ReadinessCheck]:
-        return {"store": self.store.ping, "prices": self.prices_caught_up}
+        checks: dict[str, ReadinessCheck] = {"store": self.store.ping}
+        if self.prices is not None:
+            checks["prices"] = self.prices_caught_up
+        return checks

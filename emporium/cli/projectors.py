@@ -10,6 +10,7 @@ import structlog
 import typer
 
 from analytics.archive.module import ArchiveTask
+from commerce.prices import prices_projector
 from emporium.cli.context import run, settings_from
 from emporium.container import Container
 from emporium.probe_server import ProbeServer
@@ -47,8 +48,8 @@ def project(
     batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Events per batch.")] = 5000,
 ) -> None:
     """Run the read-model projectors (search index, out-of-stock set, recommendations, trending, orders,
-    homepage), the activity archive (analytics lake) and inventory's feed consumer (catalog feed stock ->
-    on-hand) until Ctrl-C.
+    homepage), the activity archive (analytics lake), inventory's feed consumer (catalog feed stock ->
+    on-hand) and commerce's price list until Ctrl-C.
 
     For cluster deployments (Kafka, Elasticsearch, Redis); the embedded `serve` runs them in-process.
     Start several for more throughput: the consumer group spreads the partitions over them.
@@ -68,6 +69,7 @@ async def _project(settings: Settings, *, metrics_port: int | None, batch_size: 
     metrics = ProjectorMetrics.of(container.metrics)
     tasks: list[ProjectorTask | ArchiveTask | FeedTask] = [
         FeedTask(container.inventory_engine(), event_log),  # feed stock -> on-hand (not in the workers)
+        prices_projector(event_log, container.commerce_store(), metrics=metrics),  # commerce's price list
         *live_projectors(
             event_log, index=container.search_index(), stock=stock, metrics=metrics, batch_size=batch_size
         ),

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from litestar.testing import AsyncTestClient
 
+from commerce.prices import PRICES_GROUP
 from emporium.adapters import RECOMMENDATIONS_STORE
 from emporium.app import create_app
 from inventory.events import FEED_GROUP
@@ -79,8 +80,9 @@ async def test_project_writes_related_and_popular_lists(tmp_path: Path) -> None:
 
 
 async def test_project_takes_feed_stock_in_and_serve_leaves_it_alone(tmp_path: Path) -> None:
-    """Inventory's feed consumer runs where the projectors run: in ``emporium project`` when they run out
-    of process (a serving process then neither joins its group nor waits for it to be ready)."""
+    """Inventory's feed consumer and commerce's price list run where the projectors run: in ``emporium
+    project`` when they run out of process (a serving process then neither joins their groups nor waits
+    for them to be ready)."""
     data = tmp_path / "data"
     data.mkdir()
     log = SqliteEventLog.from_url(f"sqlite:///{data / 'events.db'}")
@@ -97,7 +99,8 @@ async def test_project_takes_feed_stock_in_and_serve_leaves_it_alone(tmp_path: P
         while (ready := await client.get("/readyz")).status_code != 200:  # e.g. the price list catching up
             assert time.monotonic() < deadline, ready.text
             await asyncio.sleep(0.1)
-        assert "inventory.stock_feed" not in ready.json()["checks"], ready.text
+        checks = ready.json()["checks"]
+        assert not {"inventory.stock_feed", "commerce.prices"} & set(checks), ready.text
     assert await log.lag(CATALOG_TOPIC, FEED_GROUP) == 1
     proc = await asyncio.create_subprocess_exec(
         str(Path(sys.executable).parent / "emporium"), "project",
@@ -107,7 +110,7 @@ async def test_project_takes_feed_stock_in_and_serve_leaves_it_alone(tmp_path: P
     )  # fmt: skip
     try:
         deadline = time.monotonic() + WITHIN_S
-        while _on_hand(data / "emporium.db", "p:S-1") != 7:
+        while _on_hand(data / "emporium.db", "p:S-1") != 7 or not _priced(data / "emporium.db", "p:S-1"):
             assert proc.returncode is None, "emporium project exited"
             assert time.monotonic() < deadline, f"feed stock not taken in within {WITHIN_S}s"
             await asyncio.sleep(0.1)
@@ -116,7 +119,7 @@ async def test_project_takes_feed_stock_in_and_serve_leaves_it_alone(tmp_path: P
         output = (await asyncio.wait_for(proc.communicate(), 30))[0].decode()
         await log.close()
     assert proc.returncode == 0, output
-    assert FEED_GROUP in output  # among the groups it runs
+    assert FEED_GROUP in output and PRICES_GROUP in output  # among the groups it runs
 
 
 def _on_hand(db: Path, sku: str) -> int | None:
@@ -128,3 +131,11 @@ def _on_hand(db: Path, sku: str) -> int | None:
         except sqlite3.OperationalError:  # not migrated yet
             return None
     return None if row is None else int(row[0])
+
+
+def _priced(db: Path, sku: str) -> bool:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        try:
+            return conn.execute("SELECT 1 FROM commerce_prices WHERE sku = ?", (sku,)).fetchone() is not None
+        except sqlite3.OperationalError:  # not migrated yet
+            return False
