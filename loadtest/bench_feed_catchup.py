@@ -1,11 +1,12 @@
 """How fast the feed-stock consumer (group ``inventory-feed``) catches up after a restart, embedded.
 
-    python -m loadtest.bench_feed_catchup [--events 15000] [--products 5000] [--profile]
+    python -m loadtest.bench_feed_catchup [--events 15000] [--products 5000] [--all-change] [--profile]
 
 Publishes ``--events`` catalog events (``ProductUpserted`` of ``--products`` products, about a third
-of them with a stock change, the rest price-only) to a fresh SQLite event log, then runs the consumer
-over a fresh SQLite engine until it has taken them all in. Prints events per wall second and per CPU
-second of this process (the consumer, the engine's writer thread and the log all run in it).
+of them with a stock change, the rest price-only; ``--all-change``: every one) to a fresh SQLite event
+log, then runs the consumer over a fresh SQLite engine until it has taken them all in. Prints events per
+wall second and per CPU second of this process (the consumer, the engine's writer thread and the log all
+run in it). "Stock changes applied" counts SKU writes: a batch keeps only the newest revision of a SKU.
 """
 
 from __future__ import annotations
@@ -26,13 +27,13 @@ from kernel.eventlog.processing import publish_events
 from kernel.eventlog.sqlite import SqliteEventLog
 
 
-def catalog_events(events: int, products: int) -> list[Envelope]:
+def catalog_events(events: int, products: int, *, all_change: bool = False) -> list[Envelope]:
     out: list[Envelope] = []
     revisions: dict[int, int] = {}
     for i in range(events):
         p = i % products
         revision = revisions[p] = revisions.get(p, 0) + 1
-        quantity = 10 + (revision // 3)  # a stock change every third revision
+        quantity = 10 + (revision if all_change else revision // 3)  # a stock change every third revision
         product = Product(
             product_id=f"bench-{p}",
             supplier_id="bench",
@@ -46,10 +47,10 @@ def catalog_events(events: int, products: int) -> list[Envelope]:
     return out
 
 
-async def catch_up(folder: Path, events: int, products: int) -> tuple[float, float, int]:
+async def catch_up(folder: Path, events: int, products: int, all_change: bool) -> tuple[float, float, int]:
     log = SqliteEventLog.from_url(f"sqlite:///{folder}/events.db")
     await log.start()
-    batch = catalog_events(events, products)
+    batch = catalog_events(events, products, all_change=all_change)
     for start in range(0, len(batch), 2000):
         await publish_events(log, batch[start : start + 2000])
     engine = SqliteEngine(folder / "inv.db", sweep_interval=None)
@@ -70,13 +71,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=15_000)
     parser.add_argument("--products", type=int, default=5_000)
+    parser.add_argument("--all-change", action="store_true", help="every event changes its product's stock")
     parser.add_argument("--profile", action="store_true", help="cProfile the run (top 25 by cumulative time)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         profiler = cProfile.Profile() if args.profile else None
         if profiler is not None:
             profiler.enable()
-        wall, cpu, applied = asyncio.run(catch_up(Path(tmp), args.events, args.products))
+        wall, cpu, applied = asyncio.run(catch_up(Path(tmp), args.events, args.products, args.all_change))
         if profiler is not None:
             profiler.disable()
             pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
