@@ -22,7 +22,9 @@ Crash invariants (why a flash sale never oversells and no acknowledged reservati
    the complete epoch. A flush, a restart (changed ``run_id``, lost scripts) or a Redis error makes
    every script answer ``not_ready`` and the engine answer 503 while ``reconcile`` rebuilds the
    counters from MySQL under a new epoch (bumped in MySQL first, which fences old-epoch batches).
-   Run the fast-path Redis without persistence: a rebuild from MySQL is the recovery.
+   Run the fast-path Redis without persistence: a rebuild from MySQL is the recovery. Only a real
+   loss rebuilds: a start adopts a consistent ``ready`` epoch, and engines starting together (or all
+   seeing one loss) rebuild once (``reconcile``).
 5. **Idempotency:** a key maps to one reservation in Redis (decided atomically with the hold) and in
    MySQL (UNIQUE); a retry is answered from MySQL once the original is durable.
 6. **Per-customer counts** are kept in Redis only for SKUs with a limit; introducing a limit stops
