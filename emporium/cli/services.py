@@ -115,7 +115,8 @@ def up(
 def _edge_up(
     stack: LocalStack, external: dict[str, str], urls: dict[str, str], *, workers: int, prometheus: bool
 ) -> None:
-    by_env = {SERVICE_ENV[s][0]: external.get(s) or urls[s] for s in SERVICES}
+    # every server started or named (spark only when asked for: the workers do not need it)
+    by_env = {SERVICE_ENV[s][0]: url for s in SERVICES if (url := external.get(s) or urls.get(s))}
     try:
         state = _edge(stack).up(by_env, workers=workers, prometheus=prometheus)
     except StackError as exc:

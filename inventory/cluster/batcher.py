@@ -13,13 +13,13 @@ import asyncio
 import os
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Final
 
 import structlog
 
 from inventory.cluster.fast_path import FastPath
 from inventory.cluster.group_commit import GroupCommit
-from inventory.cluster.keys import ReserveOutcome, Script, ScriptAnswer
+from inventory.cluster.keys import ReserveOutcome, Script, ScriptAnswer, member
 from inventory.cluster.records import BackgroundTasks, Decided, ReserveCall, Stats, fail_all
 from inventory.domain import (
     EngineUnavailable,
@@ -36,6 +36,10 @@ from inventory.domain import (
 )
 
 log = structlog.get_logger(__name__)
+
+# A decision this old that MySQL still has not got, retried by its client: its process died (commits
+# take milliseconds; a stalled one still loses to the tombstone safely).
+STRANDED_AFTER_S: Final = 5.0
 
 
 class ReserveBatcher:
@@ -54,8 +58,10 @@ class ReserveBatcher:
         spill: int,
         deadline: float,
         settle_timeout: float,
+        settle_lost: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.fast, self.group_commit = fast, group_commit
+        self.settle_lost = settle_lost  # a hold member -> its tombstone (or real row) wins, Redis follows
         self.check_open, self.lookup, self.clock = check_open, lookup, clock
         self.stats, self.tasks = stats, tasks
         self.max_batch, self.spill, self.deadline = max_batch, max(1, spill), deadline
@@ -229,6 +235,7 @@ class ReserveBatcher:
             try:
                 existing = await self.lookup(rid)
             except ReservationNotFound:
+                await self._settle_if_stranded(req, rid)
                 raise EngineUnavailable(
                     "the original reservation is not settled yet; retry shortly"
                 ) from None
@@ -239,6 +246,19 @@ class ReserveBatcher:
         except Exception as exc:
             if not fut.done():
                 fut.set_exception(exc)
+
+    async def _settle_if_stranded(self, req: ReserveRequest, rid: str) -> None:
+        """A retry of a decision ``STRANDED_AFTER_S`` old that MySQL never got: its process died between
+        Redis and MySQL (kill -9). Settle it as the sweeper would past its expiry (a tombstone, unless the
+        real row wins), so that the client's next retry is decided afresh instead of waiting for the hold
+        to expire. A live but slower commit loses to the tombstone and answers 503: never a double hold."""
+        try:
+            decided_at = int(rid[:12], 16) / 1000
+        except ValueError:
+            return
+        if self.settle_lost is None or self.clock() - decided_at < STRANDED_AFTER_S:
+            return
+        await self.settle_lost(member(rid, req.sku, req.customer_id, req.quantity, req.idempotency_key))
 
 
 def _windows(windows: tuple[LimitWindow, ...]) -> str:

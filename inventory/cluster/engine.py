@@ -141,7 +141,7 @@ class ClusterEngine:
             self.fast_path, self.group_commit, check_open=self._check_open, lookup=self.get_reservation,
             clock=clock, stats=self.stats, tasks=self.background, max_batch=max_batch,
             max_inflight=max_inflight, spill=dispatch_spill, deadline=reserve_deadline,
-            settle_timeout=db_timeout,
+            settle_timeout=db_timeout, settle_lost=lambda member: self.sweeper.settle_lost(member),
         )  # fmt: skip
         self.transitions = Transitions(
             self.db, self.fast_path, clock=clock, notify_outbox=self._notify_outbox,

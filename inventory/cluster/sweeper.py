@@ -90,6 +90,12 @@ class Sweeper:
             raise
         await self.transitions.apply(endings)
 
+    async def settle_lost(self, member: str) -> None:
+        """A hold whose process died before recording it (a retry found it): the real row or a
+        tombstone wins, and Redis follows (the key is then free to be decided afresh)."""
+        _, endings = await self._settle_holds({member: 0.0}, self.clock(), expire_before=None)
+        await self.transitions.apply(endings)
+
     async def _settle_holds(
         self, candidates: dict[str, float], now: float, *, expire_before: float | None
     ) -> tuple[int, list[HoldEnding]]:

@@ -21,6 +21,7 @@ from inventory_support import (
 )
 
 from inventory.cluster import ClusterEngine
+from inventory.cluster.batcher import STRANDED_AFTER_S
 from inventory.domain import EngineUnavailable, InsufficientStock, ReserveRequest
 
 
@@ -274,3 +275,40 @@ async def test_a_loss_seen_by_every_engine_is_rebuilt_once(redis_url: str, db_ur
     finally:
         for engine in engines:
             await engine.close()
+
+
+async def test_a_retry_of_a_hold_whose_process_died_is_decided_afresh(redis_url: str, db_url: str) -> None:
+    """kill -9 between Redis and MySQL leaves the key decided in Redis only. Starts no longer rebuild
+    Redis (which used to clear it), so the client's retry settles it once it is ``STRANDED_AFTER_S``
+    old (a tombstone, as the sweeper does past expiry) and the next retry is decided afresh."""
+    first = engine_of(redis_url, db_url)
+    await first.start()
+    await first.set_on_hand("R", 5)
+    gate_writes(first)
+    pending = asyncio.create_task(first.reserve(req("orphan")))
+    await until_held(first, 2)
+    for task in [*first._tasks, pending]:  # "kill -9"
+        task.cancel()
+    for task in [*first._tasks, pending]:
+        with contextlib.suppress(BaseException):
+            await task
+    clock = FakeClock()
+    second = ClusterEngine(
+        redis_url, mysql_target(db_url), clock=clock, sweep_interval=None, monitor_interval=3600
+    )
+    await second.start()
+    try:
+        with pytest.raises(EngineUnavailable, match="not settled"):
+            await second.reserve(req("orphan"))  # could still be a live process's commit
+        clock.advance(STRANDED_AFTER_S + 1)
+        with pytest.raises(EngineUnavailable, match="not settled"):
+            await second.reserve(req("orphan"))  # settled now: tombstone, hold undone in Redis
+        again = await second.reserve(req("orphan"))
+        assert again.status.value == "held"
+        fast = await second.fast_path_stock("R")
+        assert fast is not None and fast.held == 2
+        audit = audit_mysql(db_url, "R")
+        assert audit.consistent and audit.held == 2
+    finally:
+        await second.close()
+        await abandon(first)
