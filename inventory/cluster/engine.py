@@ -24,7 +24,8 @@ Crash invariants (why a flash sale never oversells and no acknowledged reservati
    counters from MySQL under a new epoch (bumped in MySQL first, which fences old-epoch batches).
    Run the fast-path Redis without persistence: a rebuild from MySQL is the recovery. Only a real
    loss rebuilds: a start adopts a consistent ``ready`` epoch, and engines starting together (or all
-   seeing one loss) rebuild once (``reconcile``).
+   seeing one loss) rebuild once (``reconcile``). A killed process's undurable holds are then settled
+   by a retry of their key (``batcher``, after ``STRANDED_AFTER_S``) or by the sweeper past expiry.
 5. **Idempotency:** a key maps to one reservation in Redis (decided atomically with the hold) and in
    MySQL (UNIQUE); a retry is answered from MySQL once the original is durable.
 6. **Per-customer counts** are kept in Redis only for SKUs with a limit; introducing a limit stops
