@@ -32,6 +32,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # The activity archive writes a file group at the latest this long after its oldest buffered event
     # (sooner once it holds 100k rows): more makes fewer, larger Parquet files; less, fresher analytics.
     archive_flush_s: Annotated[float, msgspec.Meta(gt=0)] = 60.0
+    # The analytics jobs' knobs for the size of the shop: a trending entry needs this many events from
+    # this many distinct shoppers (a small shop lowers them; a handful of events must still not trend);
+    # the recommendations are judged on the newest fraction of the interactions (the holdout).
+    trending_min_count: Annotated[int, msgspec.Meta(ge=1)] = 5
+    trending_min_actors: Annotated[int, msgspec.Meta(ge=1)] = 3
+    recs_holdout: Annotated[float, msgspec.Meta(gt=0, lt=1)] = 0.2
     admin_token: str | None = None
     # The largest feed, counted after decompression (a gzip body of a megabyte can hold gigabytes).
     feed_max_bytes: Annotated[int, msgspec.Meta(gt=0)] = 200 * 1024 * 1024

@@ -2,13 +2,11 @@
 recommendations job's time-based holdout (precision@10, recall@10, MAP@10).
 
     python -m loadtest.bench_jobs_quality [--datasets ../shared/datasets] [--spark local[*]]
+                                          [--only online_retail|instacart] [--lake URL]
 
-The history is turned into activity rows here, in the bench only (``analytics import-history`` is being
-built beside the jobs; once merged it writes the same ``ACTIVITY_SCHEMA`` rows): every invoice/order
-line becomes one purchase row. online_retail: cancellations (invoice ``C...``) and non-positive
-quantities are left out; the customer is the user (lines without one are guests, their invoice the
-session); the country is the region. instacart has no dates: each user's orders are laid on a timeline
-from 2017-01-01 by ``days_since_prior_order`` and ``order_hour_of_day``; the department is the category.
+Each dataset goes into a fresh lake through the real import path (``analytics.history.import_history``,
+what ``emporium analytics import-history PATH --profile NAME`` runs), so the rows the job sees are the
+ones an analyst's lake holds. ``--lake`` judges a lake imported beforehand instead (one dataset).
 """
 
 from __future__ import annotations
@@ -16,102 +14,28 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.csv as pv
-
+from analytics.history import import_history
 from analytics.jobs.lake import snapshot
 from analytics.jobs.runner import JobParams, compute_job
 from analytics.jobs.session import spark_session
-from analytics.schema import ACTIVITY_SCHEMA
-from analytics.synthetic import write_lake
 
 DEFAULT_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+SOURCES = {
+    "online_retail": Path("online_retail") / "online_retail_sample.csv",
+    "instacart": Path("instacart"),
+}
 
 
-def _purchase(
-    n: int, when: datetime, user: str | None, session: str, product: str, **extra: Any
-) -> dict[str, Any]:
-    return {
-        "event_id": f"hist-{n}",
-        "event_type": "purchase",
-        "occurred_at": when,
-        "user_id": user,
-        "session_id": session,
-        "product_id": product,
-        "sku": product,
-        "order_id": session,
-        "source": "bench-history",
-        **extra,
-    }
-
-
-def online_retail(path: Path) -> pa.Table:
-    table = pv.read_csv(path, convert_options=pv.ConvertOptions(column_types={"CustomerID": pa.string()}))
-    rows = []
-    for n, line in enumerate(table.to_pylist()):
-        invoice, quantity = str(line["InvoiceNo"]), int(line["Quantity"] or 0)
-        if invoice.startswith("C") or quantity <= 0:
-            continue
-        customer = (line["CustomerID"] or "").split(".")[0] or None
-        when = datetime.fromisoformat(str(line["InvoiceDate"])).replace(tzinfo=UTC)
-        price = Decimal(str(line["UnitPrice"])).quantize(Decimal("0.01"))
-        rows.append(
-            _purchase(
-                n,
-                when,
-                customer,
-                invoice,
-                str(line["StockCode"]),
-                quantity=quantity,
-                unit_price=price,
-                currency="GBP",
-                region=line["Country"],
-                category="",
-            )
-        )
-    return pa.Table.from_pylist(rows, schema=ACTIVITY_SCHEMA)
-
-
-def instacart(folder: Path) -> pa.Table:
-    orders = pv.read_csv(folder / "orders.csv").to_pylist()
-    lines = pv.read_csv(folder / "order_products__prior.csv").to_pylist()
-    products = {p["product_id"]: p for p in pv.read_csv(folder / "products.csv").to_pylist()}
-    departments = {
-        d["department_id"]: d["department"] for d in pv.read_csv(folder / "departments.csv").to_pylist()
-    }
-    start = datetime(2017, 1, 1, tzinfo=UTC)
-    when_of: dict[Any, tuple[Any, datetime]] = {}
-    day: dict[Any, int] = {}
-    for order in sorted(orders, key=lambda o: (o["user_id"], o["order_number"])):
-        user = order["user_id"]
-        day[user] = day.get(user, 0) + int(order["days_since_prior_order"] or 0)
-        when_of[order["order_id"]] = (
-            user,
-            start + timedelta(days=day[user], hours=int(order["order_hour_of_day"])),
-        )
-    rows = []
-    for n, line in enumerate(lines):
-        if line["order_id"] not in when_of:
-            continue
-        user, when = when_of[line["order_id"]]
-        product = products.get(line["product_id"], {})
-        rows.append(
-            _purchase(
-                n,
-                when + timedelta(seconds=int(line["add_to_cart_order"])),
-                str(user),
-                str(line["order_id"]),
-                str(line["product_id"]),
-                quantity=1,
-                category=departments.get(product.get("department_id"), ""),
-            )
-        )
-    return pa.Table.from_pylist(rows, schema=ACTIVITY_SCHEMA)
+def imported_lake(datasets: Path, profile: str) -> tuple[str, dict[str, Any]]:
+    """A fresh lake holding ``profile``'s dataset, imported as ``analytics import-history`` does."""
+    lake = f"file://{tempfile.mkdtemp(prefix=f'quality-{profile}-')}"
+    report = import_history(datasets / SOURCES[profile], profile, lake)
+    facts: dict[str, Any] = {"accepted": report.accepted, "rejected": report.rejected, "files": report.files}
+    facts["skipped"] = dict(report.skipped)
+    return lake, facts
 
 
 def main() -> None:
@@ -120,23 +44,22 @@ def main() -> None:
     )
     parser.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS)
     parser.add_argument("--spark", default="local[*]")
+    parser.add_argument("--only", choices=sorted(SOURCES), action="append")
+    parser.add_argument("--lake", help="a lake imported beforehand (judged instead of importing)")
     args = parser.parse_args()
-    builders = {
-        "online_retail": lambda: online_retail(args.datasets / "online_retail" / "online_retail_sample.csv"),
-        "instacart": lambda: instacart(args.datasets / "instacart"),
-    }
+    names = args.only or list(SOURCES)
+    if args.lake and len(names) != 1:
+        parser.error("--lake takes one dataset: name it with --only")
     spark = spark_session(args.spark, "bench-quality")
     results: dict[str, Any] = {}
     try:
-        for name, build in builders.items():
-            lake = Path(tempfile.mkdtemp(prefix=f"quality-{name}-"))
-            table = build()
-            write_lake(table, lake, name=name)
-            snap = snapshot(str(lake))
+        for name in names:
+            lake, facts = (args.lake, {}) if args.lake else imported_lake(args.datasets, name)
+            snap = snapshot(lake)
             run = compute_job(
                 lambda: spark, "recommendations", snap, JobParams(), lambda m: print(m, flush=True)
             )
-            results[name] = {"rows": table.num_rows, **run.summary}
+            results[name] = {"rows": snap.rows, "files": len(snap.files), "import": facts, **run.summary}
             print(json.dumps({name: results[name]}, indent=2), flush=True)
     finally:
         spark.stop()

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -212,7 +212,7 @@ class Archiver:
 
 
 SETTLE_S = 2.0  # catch_up: the log counts as drained after this long with nothing to read
-JOIN_TIMEOUT_S = 30.0  # catch_up: how long to wait for a first record while the group says there is lag
+JOIN_TIMEOUT_S = 30.0  # catch_up: how long to wait for the group's lag to clear (see ``wait_s``)
 
 
 async def catch_up(
@@ -225,11 +225,16 @@ async def catch_up(
     max_rows: int = MAX_ROWS,
     poll_records: int = POLL_RECORDS,
     settle_s: float = SETTLE_S,
+    wait_s: float = JOIN_TIMEOUT_S,
+    notify: Callable[[str], None] | None = None,
 ) -> int:
     """Archive the activity topic up to its end, then return the number of events archived by this call.
 
     What ``analytics run`` does first. Partitions held by another member of the group (a running ``serve``
-    with in-process projectors) are left to it: they reach the lake within its ``MAX_AGE_S``.
+    with in-process projectors) are left to it: it keeps them while it buffers, and writes and commits
+    them within its flush age (``archive_flush_s``). So while the group still lags, this waits, up to
+    ``wait_s`` from the start (give it that flush age and a margin), for the lag to clear: returning
+    earlier would let the jobs run on a lake missing the newest events (those shoppers just made).
     """
     lake = Lake(lake_url)
     archiver = Archiver(
@@ -262,9 +267,11 @@ async def catch_up(
             if sum([await event_log.lag(topic, group) for topic in archiver.topics]) == 0:
                 break
             idle = time.monotonic() - idle_since
-            waiting_to_join = seen == 0 and total > 0 and time.monotonic() - started < JOIN_TIMEOUT_S
-            if idle >= settle_s and not waiting_to_join:
+            if idle >= settle_s and time.monotonic() - started >= wait_s:
                 break
+            if idle >= settle_s and notify is not None:
+                notify(f"waiting (up to {wait_s:.0f}s) for another archive member to flush what it holds")
+                notify = None
     finally:
         await consumer.stop()
         if bar is not None:

@@ -63,6 +63,15 @@ class JobRun:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
+def job_params(min_count: int, min_actors: int, holdout: float) -> JobParams:
+    """The jobs' parameters from the settings (``trending_min_count``, ``trending_min_actors``,
+    ``recs_holdout``); the rest keep their defaults. They are part of each job's version."""
+    return JobParams(
+        trending=TrendingParams(min_count=min_count, min_actors=min_actors),
+        recommendations=RecParams(holdout=holdout),
+    )
+
+
 def version_of(job: str, snap: Snapshot, params: JobParams) -> str:
     return snap.fingerprint(job, params.salt(job))
 

@@ -20,7 +20,7 @@ from analytics.archive import LakeError as ArchiveLakeError
 from analytics.archive import catch_up
 from analytics.history import FileError, ImportReport, import_history
 from analytics.jobs.lake import LakeError, Snapshot, snapshot
-from analytics.jobs.runner import JOBS, JobParams, JobRun, LazySpark, compute_job, publish_job
+from analytics.jobs.runner import JOBS, JobRun, LazySpark, compute_job, job_params, publish_job
 from analytics.jobs.session import SparkUrlError, check_spark_url, spark_session
 from emporium.cli.context import run, settings_from
 from emporium.container import Container
@@ -46,13 +46,24 @@ class Profile(StrEnum):
     instacart = "instacart"
 
 
+#: Beyond a serving archive's flush age: its poll, the write and the commit.
+FLUSH_MARGIN_S = 10.0
+
+
 async def archive_catch_up(settings: Settings, *, progress: bool = False) -> int:
     """Archive every activity event not yet in the lake; the events archived (``analytics run`` calls
-    this first, so its jobs see everything up to now)."""
+    this first, so its jobs see everything up to now). Events a running ``serve`` holds buffered are
+    waited for: it writes them within ``archive_flush_s``."""
     container = Container(settings, client_id="emporium-archive")
     event_log = container.event_log()
     async with container:
-        return await catch_up(event_log, settings.lake_url, progress=progress)
+        return await catch_up(
+            event_log,
+            settings.lake_url,
+            progress=progress,
+            wait_s=settings.archive_flush_s + FLUSH_MARGIN_S,
+            notify=lambda message: typer.echo(f"[analytics] {message}", err=True),
+        )
 
 
 @analytics_app.command("archive")
@@ -169,7 +180,8 @@ def run_jobs(
 def _compute(settings: Settings, jobs: tuple[str, ...], snap: Snapshot) -> list[JobRun]:
     spark = LazySpark(lambda: spark_session(settings.spark_url), _say)
     try:
-        return [compute_job(spark, job, snap, JobParams(), _say) for job in jobs]
+        params = job_params(settings.trending_min_count, settings.trending_min_actors, settings.recs_holdout)
+        return [compute_job(spark, job, snap, params, _say) for job in jobs]
     except LakeError as exc:
         raise _fail(str(exc)) from None
     except Exception as exc:  # Spark's errors (Py4J, AnalysisException) have no common base to name

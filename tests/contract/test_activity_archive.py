@@ -347,3 +347,25 @@ async def test_a_crashed_writers_temporary_files_go_and_no_one_elses(
     assert not ours.exists()  # its partition's owner cleaned it up
     assert theirs.exists()  # an import in progress is not the archive's to judge
     assert Lake(f"file://{tmp_path}/lake").read().num_rows == 12
+
+
+async def test_catch_up_waits_for_what_a_serving_member_holds_buffered(
+    event_log: EventLog, tmp_path: Path, names: tuple[str, str]
+) -> None:
+    """``analytics run`` next to a running ``serve``: the serving member keeps its partitions while it
+    buffers (up to its flush age), so catch_up must wait for it rather than return a lake without the
+    newest events. Here the serving member flushes after 4 s and catch_up waits up to 8 s."""
+    topic, group = names
+    lake = Lake(f"file://{tmp_path}/lake")
+    serving = Archiver(event_log, lake, group=group, topics=[topic], max_age_s=4.0)
+    following = asyncio.create_task(serving.run())
+    try:
+        await asyncio.sleep(1.0)  # the serving member owns the partitions
+        events = [event(n) for n in range(90)]
+        await publish(event_log, topic, events)
+        await asyncio.sleep(0.5)  # and has buffered them
+        await catch_up(event_log, lake.url, topics=[topic], group=group, settle_s=0.5, wait_s=8.0)
+        assert lake.read().num_rows == 90  # whoever wrote them, all are in the lake now
+    finally:
+        serving.stop()
+        await asyncio.wait_for(following, 30)

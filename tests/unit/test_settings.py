@@ -43,3 +43,31 @@ def test_a_bad_value_in_the_file_names_the_file(tmp_path: Path) -> None:
     config.write_text('[emporium]\nport = "high"\n')
     with pytest.raises(msgspec.ValidationError, match=r"emporium\.toml"):
         load_settings(env={"EMPORIUM_CONFIG": str(config)})
+
+
+def test_the_analytics_jobs_take_their_support_and_holdout_from_the_settings() -> None:
+    from analytics.jobs.runner import JobParams, job_params
+
+    env = {
+        "EMPORIUM_TRENDING_MIN_COUNT": "2",
+        "EMPORIUM_TRENDING_MIN_ACTORS": "2",
+        "EMPORIUM_RECS_HOLDOUT": "0.3",
+    }
+    s = load_settings(env=env)
+    params = job_params(s.trending_min_count, s.trending_min_actors, s.recs_holdout)
+    assert (params.trending.min_count, params.trending.min_actors, params.recommendations.holdout) == (
+        2,
+        2,
+        0.3,
+    )
+    defaults = load_settings(env={})
+    assert (
+        job_params(defaults.trending_min_count, defaults.trending_min_actors, defaults.recs_holdout)
+        == JobParams()
+    )  # the defaults are the jobs' own
+    for job in ("trending", "recommendations"):  # part of each job's version: a change recomputes
+        assert params.salt(job) != JobParams().salt(job)
+    with pytest.raises(msgspec.ValidationError, match="EMPORIUM_RECS_HOLDOUT"):
+        load_settings(env={"EMPORIUM_RECS_HOLDOUT": "1"})
+    with pytest.raises(msgspec.ValidationError, match="EMPORIUM_TRENDING_MIN_COUNT"):
+        load_settings(env={"EMPORIUM_TRENDING_MIN_COUNT": "0"})
