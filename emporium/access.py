@@ -17,8 +17,8 @@ from litestar.openapi import ResponseSpec
 from litestar.types import Scope
 from prometheus_client import CollectorRegistry
 
-from inventory.api import HoldPolicy
 from inventory.domain import LimitWindow, WindowExceeded
+from inventory.holds import HoldPolicy
 from kernel.http.callers import STOREFRONT, SUPPLIER, parse_networks, request_caller
 from kernel.http.errors import ErrorBody
 from kernel.http.limits import (

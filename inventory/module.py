@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from inventory.api import HoldPolicy, inventory_router
+from inventory.api import inventory_router
 from inventory.events import FEED_GROUP, FeedStockConsumer, OutboxRelay
+from inventory.holds import HoldPolicy
 from inventory.metrics import EngineCollector, ReservationOutcomes
 from inventory.sales import SalesRecorder
 from kernel.eventlog.port import EventLog

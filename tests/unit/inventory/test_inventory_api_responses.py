@@ -11,7 +11,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from inventory.api import INVENTORY_ERRORS, HoldPolicy, inventory_router
+from inventory.api import INVENTORY_ERRORS, inventory_router
 from inventory.domain import (
     EngineUnavailable,
     InsufficientStock,
@@ -22,6 +22,7 @@ from inventory.domain import (
     ReserveRequest,
     Status,
 )
+from inventory.holds import HoldPolicy
 from kernel.http.callers import Caller, identify_opt
 from kernel.http.errors import exception_handlers
 
