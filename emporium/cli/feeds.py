@@ -12,11 +12,12 @@ import typer
 from tqdm import tqdm
 
 from emporium.cli.context import run, settings_from
+from emporium.cli.keys import print_issued_key
 from emporium.container import Container, ingest_service
 from ingest.model import FeedReport, FeedStatus, Mode
 from ingest.parsing import FeedError, FeedFormat, FeedLimits, format_from_filename
 from ingest.profiles import PROFILE_NAMES
-from ingest.service import IngestError, import_path
+from ingest.service import IngestError, IngestService, import_path
 from ingest.stock_feed import StockFeedService
 from ingest.validation import DEFAULT_STOCK_WAREHOUSE
 from kernel.settings import Settings
@@ -169,20 +170,15 @@ def add_supplier(
     name: Annotated[str | None, typer.Option(help="Display name (defaults to the id).")] = None,
 ) -> None:
     """Create a supplier and print its API key, alone on the last line (shown once, stored hashed)."""
-    settings = _settings(ctx)
 
-    async def add() -> str:
-        async with ingest_service(settings) as service:
-            _, key = await service.add_supplier(supplier_id, name)
-            return key
+    async def add(service: IngestService) -> str:
+        return (await service.add_supplier(supplier_id, name))[1]
 
-    try:
-        key = run(add())
-    except IngestError as exc:
-        typer.echo(f"error: {exc.reason}", err=True)
-        raise typer.Exit(1) from None
-    typer.echo(f"supplier {supplier_id!r} created; its API key (send as X-Api-Key; shown only once):")
-    typer.echo(key)
+    print_issued_key(
+        _settings(ctx),
+        add,
+        f"supplier {supplier_id!r} created; its API key (send as X-Api-Key; shown only once):",
+    )
 
 
 @suppliers_app.command("rotate-key")
@@ -191,19 +187,13 @@ def rotate_key(
     supplier_id: Annotated[str, typer.Argument(help="Existing supplier id.")],
 ) -> None:
     """Replace a supplier's API key; prints the new key alone on the last line."""
-    settings = _settings(ctx)
 
-    async def rotate() -> str:
-        async with ingest_service(settings) as service:
-            return await service.rotate_key(supplier_id)
+    async def rotate(service: IngestService) -> str:
+        return await service.rotate_key(supplier_id)
 
-    try:
-        key = run(rotate())
-    except IngestError as exc:
-        typer.echo(f"error: {exc.reason}", err=True)
-        raise typer.Exit(1) from None
-    typer.echo(f"new API key for {supplier_id!r} (the old one no longer works):")
-    typer.echo(key)
+    print_issued_key(
+        _settings(ctx), rotate, f"new API key for {supplier_id!r} (the old one no longer works):"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
-from emporium.cli.context import run, settings_from
-from emporium.container import ingest_service
-from ingest.errors import IngestError
+from emporium.cli.context import settings_from
+from emporium.cli.keys import print_issued_key
+from ingest.service import IngestService
 
 storefronts_app = typer.Typer(
     help="Storefronts (shop front ends) and their API keys: customer-facing writes such as "
@@ -24,20 +24,15 @@ def add_storefront(
     name: Annotated[str | None, typer.Option(help="Display name (defaults to the id).")] = None,
 ) -> None:
     """Create a storefront and print its API key, alone on the last line (shown once, stored hashed)."""
-    settings = settings_from(ctx)
 
-    async def add() -> str:
-        async with ingest_service(settings) as service:
-            _, key = await service.identities.add_storefront(storefront_id, name)
-            return key
+    async def add(service: IngestService) -> str:
+        return (await service.identities.add_storefront(storefront_id, name))[1]
 
-    try:
-        key = run(add())
-    except IngestError as exc:
-        typer.echo(f"error: {exc.reason}", err=True)
-        raise typer.Exit(1) from None
-    typer.echo(f"storefront {storefront_id!r} created; its API key (send as X-Api-Key; shown only once):")
-    typer.echo(key)
+    print_issued_key(
+        settings_from(ctx),
+        add,
+        f"storefront {storefront_id!r} created; its API key (send as X-Api-Key; shown only once):",
+    )
 
 
 @storefronts_app.command("rotate-key")
@@ -46,19 +41,15 @@ def rotate_key(
     storefront_id: Annotated[str, typer.Argument(help="Existing storefront id.")],
 ) -> None:
     """Replace a storefront's API key; prints the new key alone on the last line."""
-    settings = settings_from(ctx)
 
-    async def rotate() -> str:
-        async with ingest_service(settings) as service:
-            return await service.identities.rotate_storefront_key(storefront_id)
+    async def rotate(service: IngestService) -> str:
+        return await service.identities.rotate_storefront_key(storefront_id)
 
-    try:
-        key = run(rotate())
-    except IngestError as exc:
-        typer.echo(f"error: {exc.reason}", err=True)
-        raise typer.Exit(1) from None
-    typer.echo(f"new API key for storefront {storefront_id!r} (the old one stops working within seconds):")
-    typer.echo(key)
+    print_issued_key(
+        settings_from(ctx),
+        rotate,
+        f"new API key for storefront {storefront_id!r} (the old one stops working within seconds):",
+    )
 
 
 def register(app: typer.Typer) -> None:
