@@ -167,6 +167,14 @@ class CartLine(msgspec.Struct, frozen=True, kw_only=True):
         return self.current is not None and self.current.price != self.seen_price
 
 
+class CartState(msgspec.Struct, frozen=True, kw_only=True):
+    """A cart's lines as of one store version: every change to the lines bumps the version in the same
+    transaction, so a cache keeps the newer of two copies by comparing versions (ADR 0007)."""
+
+    version: int
+    lines: list[CartLine]
+
+
 class PriceChange(msgspec.Struct, frozen=True, kw_only=True):
     sku: str
     product_id: str

@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 
 from commerce.api import AdmitHold, commerce_router
+from commerce.cart_cache import CartCache
 from commerce.port import CommerceStore, StockHolds
 from commerce.prices import prices_projector
 from commerce.service import PRODUCER, CommerceService
@@ -27,6 +28,19 @@ log = structlog.get_logger(__name__)
 SWEEP_INTERVAL_S = 1.0
 
 
+def cart_cache_for(runtime: Runtime, carts: CartCache | None) -> CartCache | None:
+    """The cart cache this process may use: a shared one (Redis) always; an in-process one only when this
+    process also projects the price list (``inprocess_projectors``), so price changes reach it. (An
+    in-process cache also assumes one serving process, as every ``memory://`` cache does.)"""
+    if carts is None or carts.shared or runtime.settings.inprocess_projectors:
+        return carts
+    log.warning(
+        "cart cache off: it is in-process (cache_url memory://) but the price list is projected"
+        " elsewhere; set EMPORIUM_CACHE_URL=redis://... to cache carts"
+    )
+    return None
+
+
 class CommerceModule:
     name = "commerce"
 
@@ -36,19 +50,23 @@ class CommerceModule:
         *,
         store: CommerceStore,
         holds: StockHolds,
+        carts: CartCache | None = None,
         admit_hold: AdmitHold | None = None,
     ) -> None:
         self.runtime = runtime
         self.admit_hold = admit_hold
         self.store = store
+        self.carts = cart_cache_for(runtime, carts)
         self.activity = ActivityPublisher(
             runtime.event_log, metrics=ActivityMetrics.of(runtime.metrics), producer=PRODUCER
         )
-        self.service = CommerceService(store, holds, activity=self.activity)
+        self.service = CommerceService(store, holds, activity=self.activity, carts=self.carts)
         self.relay = OutboxRelay(store, runtime.event_log, name="commerce-outbox-relay")
         self.service.on_outbox = self.relay.notify
         self.prices = (
-            prices_projector(runtime.event_log, store, metrics=ProjectorMetrics.of(runtime.metrics))
+            prices_projector(
+                runtime.event_log, store, metrics=ProjectorMetrics.of(runtime.metrics), carts=self.carts
+            )
             if runtime.settings.inprocess_projectors
             else None
         )
@@ -101,6 +119,8 @@ class CommerceModule:
 
     def readiness_checks(self) -> dict[str, ReadinessCheck]:
         checks: dict[str, ReadinessCheck] = {"store": self.store.ping}
+        if self.carts is not None and self.carts.shared:
+            checks["cart_cache"] = self.carts.ping
         if self.prices is not None:
             checks["prices"] = self.prices_caught_up
         return checks

@@ -1,6 +1,7 @@
 """Cluster commerce store: MySQL/MariaDB through PyMySQL, a pool of connections each driven by a worker
 thread, one transaction per operation (InnoDB row locks make a cart's claim and a merge atomic across
-API servers; a deadlock rolls the operation back and it runs again).
+API servers; a deadlock rolls the operation back and it runs again). Cart operations send their
+statements and COMMIT as one multi-statement query (``sql_dialect.batch``): one round trip per edit.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import pymysql
+from pymysql.constants import CLIENT
 
 from commerce.domain import CommerceError, CommerceUnavailable
 from commerce.schema import COMPONENT, MIGRATIONS
-from commerce.sql_dialect import MYSQL
+from commerce.sql_dialect import MYSQL, EndsWithBatch
 from commerce.store import SqlCommerceStore
 from commerce.store_sql import Op, SqlOps
 from kernel.database import MysqlTarget
@@ -36,7 +38,10 @@ class MysqlCommerceStore(SqlCommerceStore):
         self._slots = asyncio.Semaphore(self.pool_size)
 
     def _connect(self) -> pymysql.connections.Connection:
-        return pymysql.connect(**self.target.pymysql_kwargs(), connect_timeout=5)
+        # multi-statements: an operation's statements and its COMMIT in one round trip (sql_dialect.batch)
+        return pymysql.connect(
+            **self.target.pymysql_kwargs(), connect_timeout=5, client_flag=CLIENT.MULTI_STATEMENTS
+        )
 
     def _migrate(self) -> None:
         kwargs = self.target.pymysql_kwargs()
@@ -84,7 +89,8 @@ class MysqlCommerceStore(SqlCommerceStore):
                 if conn is None:
                     conn = self._connect()
                 result = op(conn)
-                conn.commit()
+                if not isinstance(op, EndsWithBatch):  # (that one's last round trip committed)
+                    conn.commit()
                 return result, conn
             except CommerceError:
                 conn.rollback()

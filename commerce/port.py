@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple, Protocol
 
-from commerce.domain import CartLine, Checkout, CheckoutStatus, HeldStock, Price
+from commerce.domain import CartLine, CartState, Checkout, CheckoutStatus, HeldStock, Price
 from kernel.eventlog.outbox import OutboxEntry
 
 
@@ -64,16 +64,23 @@ class CommerceStore(Protocol):
         """Lines in SKU order, each with its current price (None when the product is gone)."""
         ...
 
+    async def read_cart(self, cart_id: str) -> CartState:
+        """The lines (as ``get_cart``) and the cart's version, read together (version 0: never edited).
+        Every change to a cart's lines bumps its version in the same transaction."""
+        ...
+
     async def set_line(self, cart_id: str, price: Price, quantity: int, now: float) -> None:
         """Upsert one line (its seen price becomes ``price``); CartFull past the line limit."""
         ...
 
-    async def put_line(self, cart_id: str, sku: str, quantity: int, now: float) -> list[CartLine] | None:
-        """``set_line`` at the SKU's current price and the cart after, in one transaction; None (nothing
-        changed) for a SKU without a price."""
+    async def put_line(self, cart_id: str, sku: str, quantity: int, now: float) -> CartState | None:
+        """``set_line`` at the SKU's current price and the cart after, in one transaction; None (the
+        lines unchanged) for a SKU without a price."""
         ...
 
-    async def remove_line(self, cart_id: str, sku: str) -> bool: ...
+    async def remove_line(self, cart_id: str, sku: str) -> CartState:
+        """Delete the line if there is one; the cart after, in one transaction."""
+        ...
 
     async def merge(self, into: str, source: str, now: float) -> int:
         """Move ``source``'s lines into ``into`` (quantities add up) and empty ``source``, in one

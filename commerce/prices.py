@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from commerce.cart_cache import CartCache
 from commerce.domain import Price
 from commerce.port import CommerceStore, PriceUpdate
 from kernel.contracts.events import CATALOG_TOPIC, Envelope, ProductRemoved, ProductUpserted
@@ -45,17 +46,34 @@ def price_updates(events: Sequence[Envelope]) -> list[PriceUpdate]:
 
 
 class PricesProjection:
+    """After a batch changed a price, the cart cache's price generation is bumped (cached carts show
+    prices: each becomes a miss once). A bump that failed is owed: the redelivered batch changes no row
+    but still bumps (a process that dies owing one leaves cached prices stale until their TTL; the
+    checkout reads the store's prices either way)."""
+
     name = "commerce-prices"
     topics = (CATALOG_TOPIC,)
 
-    def __init__(self, store: CommerceStore) -> None:
-        self.store = store
+    def __init__(self, store: CommerceStore, carts: CartCache | None = None) -> None:
+        self.store, self.carts = store, carts
+        self._bump_owed = False
 
     async def handle(self, events: Sequence[Envelope]) -> None:
-        await self.store.put_prices(price_updates(events))
+        changed = await self.store.put_prices(price_updates(events))
+        if self.carts is not None and (changed or self._bump_owed):
+            self._bump_owed = True
+            await self.carts.prices_changed()
+            self._bump_owed = False
 
 
 def prices_projector(
-    event_log: EventLog, store: CommerceStore, *, metrics: ProjectorMetrics, group: str = PRICES_GROUP
+    event_log: EventLog,
+    store: CommerceStore,
+    *,
+    metrics: ProjectorMetrics,
+    carts: CartCache | None = None,
+    group: str = PRICES_GROUP,
 ) -> ProjectorTask:
-    return ProjectorTask(event_log, PricesProjection(store), group=group, metrics=metrics, poll_timeout=0.2)
+    return ProjectorTask(
+        event_log, PricesProjection(store, carts), group=group, metrics=metrics, poll_timeout=0.2
+    )

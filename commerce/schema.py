@@ -4,7 +4,7 @@ relational database with ingest and inventory. Append new versions; never edit a
 
 Cart lines are one row each, keyed by (cart, sku): every edit is an upsert or a delete of one row, so
 concurrent edits of one cart never overwrite each other's lines. ``commerce_carts`` holds the claim a
-checkout in progress has on its cart (one at a time).
+checkout in progress has on its cart (one at a time) and the cart's version (v2).
 """
 
 from __future__ import annotations
@@ -107,7 +107,12 @@ _SQLITE_V1: Final = [
     )""",
 ]
 
+# v2: a cart's version, bumped in the transaction of every change to its lines (the cart cache keeps
+# the newest copy by it; ADR 0007).
+_MYSQL_V2: Final = ["ALTER TABLE commerce_carts ADD COLUMN version BIGINT NOT NULL DEFAULT 0"]
+_SQLITE_V2: Final = ["ALTER TABLE commerce_carts ADD COLUMN version INTEGER NOT NULL DEFAULT 0"]
+
 MIGRATIONS: Final[dict[Dialect, list[Migration]]] = {
-    "mysql": [Migration(1, _MYSQL_V1)],
-    "sqlite": [Migration(1, _SQLITE_V1)],
+    "mysql": [Migration(1, _MYSQL_V1), Migration(2, _MYSQL_V2)],
+    "sqlite": [Migration(1, _SQLITE_V1), Migration(2, _SQLITE_V2)],
 }

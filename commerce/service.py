@@ -22,16 +22,20 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import msgspec
+import structlog
 
+from commerce.cart_cache import CachedCart, CartCache
 from commerce.domain import (
     MAX_ID_LENGTH,
     PENDING_RESUME_S,
     CartLine,
+    CartState,
     Checkout,
     CheckoutBusy,
     CheckoutClosed,
     CheckoutNotFound,
     CheckoutStatus,
+    CommerceUnavailable,
     EmptyCart,
     HoldEnded,
     HoldLimitReached,
@@ -59,6 +63,7 @@ from kernel.contracts.events import (
     new_event,
 )
 
+log = structlog.get_logger(__name__)
 PRODUCER = "commerce"
 CLAIM_WAIT_S = 5.0  # how long a second checkout of the same cart waits for the first one's hold
 
@@ -77,10 +82,12 @@ class CommerceService:
         holds: StockHolds,
         *,
         activity: ActivityPublisher | None = None,
+        carts: CartCache | None = None,
         clock: Callable[[], float] = time.time,
         default_hold_seconds: int = 600,
     ) -> None:
         self.store, self.holds, self.activity, self.clock = store, holds, activity, clock
+        self.carts = carts  # the cart cache (None: every read goes to the store)
         self.default_hold_seconds = default_hold_seconds
         self.on_outbox: Callable[[], None] | None = None  # wakes the outbox relay
 
@@ -88,15 +95,18 @@ class CommerceService:
 
     async def cart(self, customer_id: str) -> CartView:
         validate_identifier(customer_id, "customer_id")
-        return await self._view(customer_id, await self.store.get_cart(customer_id))
+        return await self._view(customer_id, await self._lines(customer_id))
 
     async def set_item(self, customer_id: str, sku: str, quantity: object, shopper: Shopper) -> CartView:
         validate_identifier(customer_id, "customer_id")
         validate_sku(sku)
         units = validate_quantity(quantity)
-        lines = await self.store.put_line(customer_id, sku, units, self.clock())
-        if lines is None:
+        generation = await self._generation()
+        state = await self.store.put_line(customer_id, sku, units, self.clock())
+        if state is None:
             raise UnknownSku(sku)
+        await self._write_through(customer_id, state, generation)
+        lines = state.lines
         line = next(line for line in lines if line.sku == sku)
         if self.activity is not None:
             user = shopper.user_id or (None if shopper.session_id else customer_id)
@@ -115,15 +125,60 @@ class CommerceService:
 
     async def remove_item(self, customer_id: str, sku: str) -> CartView:
         validate_identifier(customer_id, "customer_id")
-        await self.store.remove_line(customer_id, validate_sku(sku))
-        return await self.cart(customer_id)
+        validate_sku(sku)
+        generation = await self._generation()
+        state = await self.store.remove_line(customer_id, sku)
+        await self._write_through(customer_id, state, generation)
+        return await self._view(customer_id, state.lines)
 
     async def merge(self, customer_id: str, source: object) -> CartView:
         validate_identifier(customer_id, "customer_id")
         guest = validate_identifier(source, "from")
-        if guest != customer_id:
-            await self.store.merge(customer_id, guest, self.clock())
-        return await self.cart(customer_id)
+        if guest == customer_id:
+            return await self.cart(customer_id)
+        await self.store.merge(customer_id, guest, self.clock())
+        await self._refresh(guest)
+        return await self._view(customer_id, await self._refresh(customer_id))
+
+    # the cart cache (ADR 0007): reads from it, every change of the lines stored through it ------
+
+    async def _lines(self, cart_id: str) -> list[CartLine]:
+        """The cached copy when it is at the current price generation, else the store's (then cached).
+        A cache that cannot answer sends the read to the store."""
+        if self.carts is None:
+            return await self.store.get_cart(cart_id)
+        try:
+            cached, generation = await self.carts.get(cart_id)
+        except CommerceUnavailable as exc:
+            log.warning("cart cache unavailable: reading the store", error=str(exc))
+            return await self.store.get_cart(cart_id)
+        if cached is not None and cached.prices == generation:
+            return cached.lines
+        state = await self.store.read_cart(cart_id)
+        try:
+            await self.carts.put(cart_id, _cached(state, generation))
+        except CommerceUnavailable as exc:  # only a miss next time
+            log.warning("cart cache fill failed", error=str(exc))
+        return state.lines
+
+    async def _generation(self) -> int:
+        """The price generation, read before a cart write (its answer is labelled with it). Fails when
+        the cache is down: an edit the cache cannot follow is refused before it is made."""
+        return 0 if self.carts is None else await self.carts.generation()
+
+    async def _write_through(self, cart_id: str, state: CartState, generation: int) -> None:
+        """Before an edit is acknowledged, the cache holds its result (or a newer one). If this fails the
+        edit is answered 503 (not acknowledged); the copy it left expires with its TTL."""
+        if self.carts is not None:
+            await self.carts.put(cart_id, _cached(state, generation))
+
+    async def _refresh(self, cart_id: str) -> list[CartLine]:
+        """After a change the store made without answering the cart (a merge, a confirmed checkout):
+        read it after the change and store it through."""
+        generation = await self._generation()
+        state = await self.store.read_cart(cart_id)
+        await self._write_through(cart_id, state, generation)
+        return state.lines
 
     # wishlists ---------------------------------------------------------------------------------
 
@@ -224,6 +279,12 @@ class CommerceService:
         return checkout
 
     async def confirm(self, checkout_id: str, payment_reference: object) -> Checkout:
+        confirmed = await self._confirm(checkout_id, payment_reference)
+        if self.carts is not None:  # the bought lines left the cart (again when repeated: the first
+            await self._refresh(confirmed.customer_id)  # answer may have failed before this)
+        return confirmed
+
+    async def _confirm(self, checkout_id: str, payment_reference: object) -> Checkout:
         reference = (
             "" if payment_reference is None else validate_identifier(payment_reference, "payment_reference")
         )
@@ -313,6 +374,10 @@ def order_events(checkout: Checkout, payment_reference: str, now: float) -> list
             encode_event(new_event(purchased, key=checkout.customer_id, revision=1, producer=PRODUCER)),
         ),
     ]
+
+
+def _cached(state: CartState, generation: int) -> CachedCart:
+    return CachedCart(version=state.version, prices=generation, lines=state.lines)
 
 
 def _currency(lines: list[CartLine]) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TypeVar
 
-from commerce.domain import CartLine, Checkout, CheckoutStatus, HeldStock, Price
+from commerce.domain import CartLine, CartState, Checkout, CheckoutStatus, HeldStock, Price
 from commerce.port import Claim, OutboxMessage, PriceUpdate, WishlistItem
 from commerce.store_sql import Op, SqlOps
 from kernel.eventlog.outbox import OutboxEntry
@@ -32,13 +32,16 @@ class SqlCommerceStore:
     async def get_cart(self, cart_id: str) -> list[CartLine]:
         return await self._run(self.ops.get_cart(cart_id))
 
+    async def read_cart(self, cart_id: str) -> CartState:
+        return await self._run(self.ops.read_cart(cart_id))
+
     async def set_line(self, cart_id: str, price: Price, quantity: int, now: float) -> None:
         await self._run(self.ops.set_line(cart_id, price, quantity, now))
 
-    async def put_line(self, cart_id: str, sku: str, quantity: int, now: float) -> list[CartLine] | None:
+    async def put_line(self, cart_id: str, sku: str, quantity: int, now: float) -> CartState | None:
         return await self._run(self.ops.put_line(cart_id, sku, quantity, now))
 
-    async def remove_line(self, cart_id: str, sku: str) -> bool:
+    async def remove_line(self, cart_id: str, sku: str) -> CartState:
         return await self._run(self.ops.remove_line(cart_id, sku))
 
     async def merge(self, into: str, source: str, now: float) -> int:

@@ -20,6 +20,7 @@ from commerce.domain import (
     STALE_PENDING_S,
     CartFull,
     CartLine,
+    CartState,
     Checkout,
     CheckoutStatus,
     HeldStock,
@@ -40,6 +41,24 @@ _CART_LINES = (
     " FROM commerce_cart_lines l LEFT JOIN commerce_prices p ON p.sku = l.sku"
     " WHERE l.cart_id = ? ORDER BY l.sku"
 )
+
+
+def _lines(rows: Sequence[Any]) -> list[CartLine]:
+    return [
+        CartLine(
+            sku=sku,
+            product_id=product_id,
+            quantity=int(quantity),
+            seen_price=Decimal(seen),
+            updated_at=float(updated_at),
+            current=None if (p := _price(rest)) is None else msgspec.structs.replace(p, sku=sku),
+        )
+        for sku, product_id, quantity, seen, updated_at, *rest in rows
+    ]
+
+
+def _state(version: Sequence[Any], lines: Sequence[Any]) -> CartState:
+    return CartState(version=int(version[0][0]) if version else 0, lines=_lines(lines))
 
 
 def _price(row: Sequence[Any]) -> Price | None:
@@ -102,28 +121,22 @@ class SqlOps:
 
     def get_cart(self, cart_id: str) -> Op[list[CartLine]]:
         d = self.d
+        return q.EndsWithBatch(lambda conn: _lines(q.batch(conn, d, [(_CART_LINES, (cart_id,))])[0]))
 
-        def op(conn: Any) -> list[CartLine]:
-            return [
-                CartLine(
-                    sku=sku,
-                    product_id=product_id,
-                    quantity=int(quantity),
-                    seen_price=Decimal(seen),
-                    updated_at=float(updated_at),
-                    current=None if (p := _price(rest)) is None else msgspec.structs.replace(p, sku=sku),
-                )
-                for sku, product_id, quantity, seen, updated_at, *rest in q.rows(
-                    conn, d, _CART_LINES, (cart_id,)
-                )
-            ]
+    def read_cart(self, cart_id: str) -> Op[CartState]:
+        d = self.d
 
-        return op
+        def op(conn: Any) -> CartState:
+            version, lines = q.batch(conn, d, [(q.CART_VERSION, (cart_id,)), (_CART_LINES, (cart_id,))])
+            return _state(version, lines)
+
+        return q.EndsWithBatch(op)
 
     def set_line(self, cart_id: str, price: Price, quantity: int, now: float) -> Op[None]:
         d = self.d
 
         def op(conn: Any) -> None:
+            q.execute(conn, d, d.bump_cart, (cart_id,))
             ((count, has),) = q.rows(
                 conn,
                 d,
@@ -142,49 +155,71 @@ class SqlOps:
 
         return op
 
-    def put_line(self, cart_id: str, sku: str, quantity: int, now: float) -> Op[list[CartLine] | None]:
-        """``set_line`` at the SKU's current price, answering the cart after, in one transaction (the price
-        and the line count in one statement: a round trip is most of a cart edit's cost)."""
-        d, get_cart = self.d, self.get_cart(cart_id)
-
-        def op(conn: Any) -> list[CartLine] | None:
-            rows = q.rows(conn, d, q.PRICE_AND_COUNT, (cart_id, cart_id, sku, sku))
-            if not rows or rows[0][1] is None:
-                return None
-            product_id, amount, count, has = rows[0]
-            if not has and count >= MAX_LINES:
-                raise CartFull()
-            q.execute(conn, d, d.upsert_line, (cart_id, sku, product_id, quantity, amount, now))
-            return get_cart(conn)
-
-        return op
-
-    def remove_line(self, cart_id: str, sku: str) -> Op[bool]:
-        d = self.d
-        return lambda conn: (
-            q.execute(
-                conn, d, "DELETE FROM commerce_cart_lines WHERE cart_id = ? AND sku = ?", (cart_id, sku)
-            )
-            > 0
-        )
-
-    def merge(self, into: str, source: str, now: float) -> Op[int]:
+    def put_line(self, cart_id: str, sku: str, quantity: int, now: float) -> Op[CartState | None]:
+        """``set_line`` at the SKU's current price, answering the cart after, in one transaction and, on
+        MySQL, one round trip: the version bump (the cart's row lock: edits of one cart queue, so the
+        room check is exact), the price, the conditional upsert and the cart after."""
         d = self.d
 
-        def op(conn: Any) -> int:
-            lines = q.rows(
+        def op(conn: Any) -> CartState | None:
+            _, price, _, version, lines = q.batch(
                 conn,
                 d,
-                "SELECT sku, product_id, quantity, seen_price FROM commerce_cart_lines WHERE cart_id = ?"
-                " ORDER BY sku" + d.for_update,
-                (source,),
+                [
+                    (d.bump_cart, (cart_id,)),
+                    ("SELECT price FROM commerce_prices WHERE sku = ?", (sku,)),
+                    (d.put_line_if_room, (cart_id, quantity, now, sku, cart_id, cart_id, sku)),
+                    (q.CART_VERSION, (cart_id,)),
+                    (_CART_LINES, (cart_id,)),
+                ],
             )
-            for sku, product_id, quantity, seen in lines:
-                q.execute(conn, d, d.merge_line, (into, sku, product_id, int(quantity), seen, now))
-            q.execute(conn, d, "DELETE FROM commerce_cart_lines WHERE cart_id = ?", (source,))
-            return len(lines)
+            if not price or price[0][0] is None:
+                return None  # unknown SKU: the lines are unchanged (only the version moved)
+            state = _state(version, lines)
+            if all(line.sku != sku for line in state.lines):
+                raise CartFull()
+            return state
 
-        return op
+        return q.EndsWithBatch(op)
+
+    def remove_line(self, cart_id: str, sku: str) -> Op[CartState]:
+        d = self.d
+
+        def op(conn: Any) -> CartState:
+            _, _, version, lines = q.batch(
+                conn,
+                d,
+                [
+                    (d.bump_cart, (cart_id,)),
+                    ("DELETE FROM commerce_cart_lines WHERE cart_id = ? AND sku = ?", (cart_id, sku)),
+                    (q.CART_VERSION, (cart_id,)),
+                    (_CART_LINES, (cart_id,)),
+                ],
+            )
+            return _state(version, lines)
+
+        return q.EndsWithBatch(op)
+
+    def merge(self, into: str, source: str, now: float) -> Op[int]:
+        """Set-based, one round trip on MySQL: both carts' rows locked first (in id order, so two merges
+        of the same pair cannot deadlock), so a repeated merge finds the source empty."""
+        d = self.d
+        first, second = sorted((into, source))
+
+        def op(conn: Any) -> int:
+            *_, moved = q.batch(
+                conn,
+                d,
+                [
+                    (d.bump_cart, (first,)),
+                    (d.bump_cart, (second,)),
+                    (d.merge_lines, (into, now, source)),
+                    ("DELETE FROM commerce_cart_lines WHERE cart_id = ?", (source,)),
+                ],
+            )
+            return int(moved)
+
+        return q.EndsWithBatch(op)
 
     # wishlists ---------------------------------------------------------------------------------
 
@@ -372,6 +407,7 @@ class SqlOps:
             )
             self._write(conn, checkout)
             self._unclaim(conn, checkout)
+            q.execute(conn, d, d.bump_cart, (checkout.customer_id,))  # its lines change
             skus = [line.sku for line in checkout.lines]
             marks = ", ".join("?" * len(skus))
             q.execute(

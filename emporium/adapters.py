@@ -19,6 +19,7 @@ from kernel.database import MysqlTarget, SqliteTarget, parse_database_url
 from kernel.settings import env_var
 
 if TYPE_CHECKING:
+    from commerce.cart_cache import CartCache
     from commerce.port import CommerceStore
     from ingest.store import IngestStore
     from inventory.cluster import ClusterEngine
@@ -223,6 +224,30 @@ HOMEPAGE_CACHE: Port[HomepageCache] = Port(
     setting="cache_url",
     examples="memory://, redis://HOST:PORT/DB",
     constructors={"memory": _memory_homepage, "redis": _redis_homepage, "rediss": _redis_homepage},
+    start=_nothing_to_start,
+)
+
+
+# Cart cache (the cache URL) -------------------------------------------------------------------
+
+
+def _memory_carts(url: str) -> CartCache:
+    from commerce.cart_cache import MemoryCartCache
+
+    return MemoryCartCache()
+
+
+def _redis_carts(url: str) -> CartCache:
+    from commerce.cart_cache_redis import RedisCartCache
+
+    return RedisCartCache.from_url(url)
+
+
+CART_CACHE: Port[CartCache] = Port(
+    name="cart cache",
+    setting="cache_url",
+    examples="memory://, redis://HOST:PORT/DB",
+    constructors={"memory": _memory_carts, "redis": _redis_carts, "rediss": _redis_carts},
     start=_nothing_to_start,
 )
 
@@ -434,6 +459,7 @@ PORTS: tuple[Port[Any], ...] = (
     SEARCH_INDEX,
     OUT_OF_STOCK_SET,
     HOMEPAGE_CACHE,
+    CART_CACHE,
     RATE_LIMIT_STORAGE,
     INGEST_STORE,
     INVENTORY_ENGINE,

@@ -98,7 +98,11 @@ def build_modules(container: Container, limiter: RateLimiter | None = None) -> l
         InventoryModule(runtime, engine=engine, holds=holds, sales=sales),
         SearchModule(runtime, index=index, stock=stock),
         CommerceModule(
-            runtime, store=container.commerce_store(), holds=InventoryHolds(engine), admit_hold=holds.admit
+            runtime,
+            store=container.commerce_store(),
+            holds=InventoryHolds(engine),
+            carts=container.cart_cache(),
+            admit_hold=holds.admit,
         ),
         ReadModelsModule(runtime, store=container.recommendations_store(), sold_out=sold_out),
         TrendingModule(runtime, store=container.trending_store(), sold_out=sold_out),

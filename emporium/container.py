@@ -24,6 +24,7 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from emporium.adapters import (
+    CART_CACHE,
     COMMERCE_STORE,
     EVENT_LOG,
     HOMEPAGE_CACHE,
@@ -44,6 +45,7 @@ from kernel.runtime import Runtime
 from kernel.settings import Settings
 
 if TYPE_CHECKING:
+    from commerce.cart_cache import CartCache
     from commerce.port import CommerceStore
     from emporium.adapters import InventoryEngine
     from ingest.store import IngestStore
@@ -128,6 +130,9 @@ class Container:
 
     def commerce_store(self) -> CommerceStore:
         return self._adapter(COMMERCE_STORE)
+
+    def cart_cache(self) -> CartCache:
+        return self._adapter(CART_CACHE)
 
     def orders_store(self) -> OrdersStore:
         return self._adapter(ORDERS_STORE)

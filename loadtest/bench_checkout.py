@@ -10,9 +10,10 @@ private Redis + MariaDB from infra/local/stack.py (stopped at the end).
   MySQL before it is answered. Checked after: no SKU oversold, each SKU's held units are exactly the
   granted groups' lines (no partial group), MySQL's counters agree with its ledger and with Redis.
   Baseline in the same run, alternating with it: single-SKU ``reserve`` (loadtest.bench_inventory).
-* cart operations: ``CommerceService`` over the MySQL commerce store and the cluster engine's stock, in
-  process (no HTTP): ``--clients`` shoppers each loop set-a-line / read-the-cart on their own cart for
-  ``--cart-seconds``; p50/p99 per operation.
+* cart operations: ``CommerceService`` over the MySQL commerce store, the Redis cart cache and the
+  cluster engine's stock (or SQLite, the in-process cache and the embedded engine), in process (no
+  HTTP): ``--clients`` shoppers each loop set-a-line / read-the-cart on their own cart for
+  ``--cart-seconds`` (and remove a line past 6, untimed); p50/p99 per operation.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from typing import Any
 import redis
 import uvloop
 
+from commerce.cart_cache import CartCache, MemoryCartCache
+from commerce.cart_cache_redis import RedisCartCache
 from commerce.domain import Price
 from commerce.mysql import MysqlCommerceStore
 from commerce.port import PriceUpdate
@@ -136,12 +139,15 @@ async def cart_latency(
     tmp = Path(tempfile.mkdtemp(prefix="bench-cart-"))
     engine: Any
     store: Any
+    carts: CartCache
     if embedded:
         engine = SqliteEngine(tmp / "emporium.db", sweep_interval=None)
         store = SqliteCommerceStore(tmp / "emporium.db")
+        carts = MemoryCartCache()
     else:
         engine = ClusterEngine(redis_url, mysql_target(db_url), sweep_interval=None)
         store = MysqlCommerceStore(mysql_target(db_url), pool_size=pool)
+        carts = RedisCartCache.from_url(redis_url, prefix=f"bench:carts:{uuid.uuid4().hex[:8]}")
     pids = server_pids(redis_url, mysql_url) if not embedded else {}
     await engine.start()
     await store.start()
@@ -155,7 +161,7 @@ async def cart_latency(
                 for s in skus
             ]
         )
-        service = CommerceService(store, InventoryHolds(engine))
+        service = CommerceService(store, InventoryHolds(engine), carts=carts)
         timings: dict[str, list[float]] = {"set_line": [], "get_cart": []}
         deadline = time.perf_counter() + seconds
 
@@ -173,7 +179,7 @@ async def cart_latency(
                 timings["get_cart"].append(time.perf_counter() - started)
                 await asyncio.sleep(think_s * random.random() * 2)
                 if i >= 5:
-                    await store.remove_line(f"cart-{n}", skus[(n * 7 + i - 5) % len(skus)])
+                    await service.remove_item(f"cart-{n}", skus[(n * 7 + i - 5) % len(skus)])
                 i += 1
 
         cpu_before = cpu_seconds(pids)
@@ -192,6 +198,8 @@ async def cart_latency(
             }
         return out
     finally:
+        await carts.clear()
+        await carts.close()
         await store.close()
         await engine.close()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -69,7 +69,10 @@ async def _project(settings: Settings, *, metrics_port: int | None, batch_size: 
     metrics = ProjectorMetrics.of(container.metrics)
     tasks: list[ProjectorTask | ArchiveTask | FeedTask] = [
         FeedTask(container.inventory_engine(), event_log),  # feed stock -> on-hand (not in the workers)
-        prices_projector(event_log, container.commerce_store(), metrics=metrics),  # commerce's price list
+        # commerce's price list (a change bumps the cart cache's price generation)
+        prices_projector(
+            event_log, container.commerce_store(), metrics=metrics, carts=container.cart_cache()
+        ),
         *live_projectors(
             event_log, index=container.search_index(), stock=stock, metrics=metrics, batch_size=batch_size
         ),

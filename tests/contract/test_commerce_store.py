@@ -6,6 +6,7 @@ writes its events with it, exactly once."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -18,6 +19,7 @@ from commerce.domain import (
     MAX_LINES,
     STALE_PENDING_S,
     CartFull,
+    CartState,
     Checkout,
     CheckoutLine,
     CheckoutStatus,
@@ -88,7 +90,10 @@ async def test_cart_lines_carry_seen_and_current_prices(store: CommerceStore) ->
     await store.set_line("u1", price("s:A", "12"), 3, 2.0)  # setting it again: the shopper saw 12
     lines = {line.sku: line for line in await store.get_cart("u1")}
     assert (lines["s:A"].quantity, lines["s:A"].price_changed) == (3, False)
-    assert await store.remove_line("u1", "s:B") and not await store.remove_line("u1", "s:B")
+    removed = await store.remove_line("u1", "s:B")
+    assert [line.sku for line in removed.lines] == ["s:A"]
+    again = await store.remove_line("u1", "s:B")  # nothing to remove: the same lines
+    assert again.lines == removed.lines and again.version > removed.version
     assert [line.sku for line in await store.get_cart("u1")] == ["s:A"]
 
 
@@ -179,7 +184,59 @@ async def test_held_confirm_writes_events_once_and_empties_the_lines(store: Comm
 async def test_put_line_takes_the_current_price_and_answers_the_cart(store: CommerceStore) -> None:
     assert await store.put_line("u3", "s:NOPE", 1, 1.0) is None
     await store.put_prices([update("s:A", "3.25", 1)])
-    lines = await store.put_line("u3", "s:A", 2, 1.0)
-    assert lines is not None and [(x.sku, x.quantity, x.seen_price) for x in lines] == [
+    state = await store.put_line("u3", "s:A", 2, 1.0)
+    assert state is not None and [(x.sku, x.quantity, x.seen_price) for x in state.lines] == [
         ("s:A", 2, Decimal("3.25"))
     ]
+    assert await store.read_cart("u3") == state
+
+
+async def test_put_line_refuses_a_line_past_max_lines(store: CommerceStore) -> None:
+    skus = [f"s:{n}" for n in range(MAX_LINES + 1)]
+    await store.put_prices([update(s, "1", 1) for s in skus])
+    for sku in skus[:MAX_LINES]:
+        await store.put_line("full", sku, 1, 1.0)
+    with pytest.raises(CartFull):
+        await store.put_line("full", skus[-1], 1, 1.0)
+    state = await store.put_line("full", skus[0], 7, 2.0)  # an existing line still changes
+    assert state is not None and len(state.lines) == MAX_LINES and state.lines[0].quantity == 7
+
+
+async def test_every_change_of_the_lines_bumps_the_cart_version(store: CommerceStore) -> None:
+    """What the cart cache relies on: a later change has a larger version, and a state read at a version
+    holds every change up to it."""
+    assert await store.read_cart("v1") == CartState(version=0, lines=[])
+    await store.put_prices([update("s:A", "1", 1), update("s:B", "1", 1)])
+    seen = [(await store.read_cart("v1")).version]
+    put = await store.put_line("v1", "s:A", 1, 1.0)
+    assert put is not None
+    seen.append(put.version)
+    await store.set_line("v1", price("s:B", "1"), 1, 1.0)
+    seen.append((await store.read_cart("v1")).version)
+    seen.append((await store.remove_line("v1", "s:B")).version)
+    await store.set_line("guest-v", price("s:B", "1"), 2, 1.0)
+    before_guest = (await store.read_cart("guest-v")).version
+    assert await store.merge("v1", "guest-v", 2.0) == 1
+    merged = await store.read_cart("v1")
+    seen.append(merged.version)
+    assert (await store.read_cart("guest-v")).version > before_guest
+    assert {x.sku: x.quantity for x in merged.lines} == {"s:A": 1, "s:B": 2}
+    claim = await store.claim(checkout("v1", "k", ("s:A",)))
+    await store.set_held(claim.checkout.checkout_id, HeldStock(reservation_ids=("r",), expires_at=9.0))
+    await store.confirm(claim.checkout.checkout_id, "pay", 3.0, [])
+    after = await store.read_cart("v1")
+    seen.append(after.version)
+    assert [x.sku for x in after.lines] == ["s:B"]
+    assert seen == sorted(set(seen)), seen
+
+
+async def test_concurrent_puts_get_distinct_versions_and_ordered_states(store: CommerceStore) -> None:
+    skus = [f"s:{n}" for n in range(30)]
+    await store.put_prices([update(s, "1", 1) for s in skus])
+    states = await asyncio.gather(*(store.put_line("race", s, 1, 1.0) for s in skus))
+    ordered = sorted((s for s in states if s is not None), key=lambda s: s.version)
+    assert len({s.version for s in ordered}) == len(skus)
+    for earlier, later in itertools.pairwise(ordered):  # a later state holds every earlier line
+        assert {x.sku for x in earlier.lines} < {x.sku for x in later.lines}
+    final = await store.read_cart("race")
+    assert final.version == ordered[-1].version and {x.sku for x in final.lines} == set(skus)
