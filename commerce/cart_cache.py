@@ -1,16 +1,16 @@
 """The cart cache port and its in-process adapter: cart reads come from here, the store is the truth.
 
-A cached cart is the store's ``CartState`` (lines at a cart *version*; every change to the lines bumps it
-in the same transaction) labelled with the *price generation* it was read under (the lines carry their
-current prices; the price list bumps the generation after each change). Correctness (ADR 0007):
+A cached cart is the store's ``CartState``: its lines at a cart *version* (every change to the lines bumps
+it in the same transaction) with their current prices at a *price generation* (every change to the
+price list bumps it in the same transaction), both read in the transaction that read the lines.
+Correctness (ADR 0010):
 
 * every ``put`` is a compare-and-set: the cache keeps the copy with the larger version (at an equal
   version, the later generation), so a slow fill can never replace what a later write stored;
 * a cart edit stores the cart after it (write-through) before the edit is acknowledged, so no worker
   serves a cart older than an acknowledged edit;
-* a copy is served only while its generation is the current one (read in the same round trip): a price
-  change makes every cached cart a miss once;
-* a generation is read *before* the store read it labels, so a copy never claims newer prices than it has;
+* the price projector copies the store's generation into the cache after each batch of prices
+  (``prices_changed``, never lowering it); a copy at an older generation is a miss;
 * an entry is dropped only after ``ttl_s`` without a write (never earlier, in-process or in Redis), far
   longer than any store operation can be in flight.
 
@@ -36,7 +36,7 @@ DEFAULT_MAX_CARTS = 100_000
 
 class CachedCart(msgspec.Struct, frozen=True, kw_only=True):
     version: int  # the store's cart version the lines are at
-    prices: int  # the price generation read before the store read that produced the lines
+    prices: int  # the store's price generation their current prices are at
     lines: list[CartLine]
 
 
@@ -47,11 +47,8 @@ class CartCache(Protocol):
         ...
 
     async def get(self, cart_id: str) -> tuple[CachedCart | None, int]:
-        """The cached copy (None on a miss) and the current price generation, in one read."""
-        ...
-
-    async def generation(self) -> int:
-        """The current price generation (read it before the store read whose result you will put)."""
+        """The cached copy (None on a miss) and the price generation the cache knows, in one read: a copy
+        at an older generation is stale."""
         ...
 
     async def put(self, cart_id: str, cart: CachedCart) -> bool:
@@ -59,8 +56,9 @@ class CartCache(Protocol):
         same or a later generation); True when stored."""
         ...
 
-    async def prices_changed(self) -> int:
-        """Bump the price generation (after the price list changed): every cached copy becomes a miss."""
+    async def prices_changed(self, generation: int) -> int:
+        """Raise the known price generation to the store's ``generation`` (never lower it): copies at an
+        older one become misses. Returns the known generation."""
         ...
 
     async def clear(self) -> None: ...
@@ -105,9 +103,6 @@ class MemoryCartCache:
     async def get(self, cart_id: str) -> tuple[CachedCart | None, int]:
         return self._live(cart_id, self.clock()), self._generation
 
-    async def generation(self) -> int:
-        return self._generation
-
     async def put(self, cart_id: str, cart: CachedCart) -> bool:
         now = self.clock()
         current = self._live(cart_id, now)
@@ -127,8 +122,8 @@ class MemoryCartCache:
             del self._carts[oldest]
         return True
 
-    async def prices_changed(self) -> int:
-        self._generation += 1
+    async def prices_changed(self, generation: int) -> int:
+        self._generation = max(self._generation, generation)
         return self._generation
 
     async def clear(self) -> None:

@@ -1,7 +1,7 @@
 """Redis cart cache (``redis://``, the cache URL): every API worker and the projector share it.
 
 A cart is one hash (``v`` version, ``g`` price generation, ``b`` the lines, msgpack) with a TTL renewed by
-each write; the price generation is one counter without a TTL. A read is one pipelined round trip (the
+each write; the known price generation is one key without a TTL. A read is one pipelined round trip (the
 cart and the generation); a write is one Lua script that compares and sets (``commerce.cart_cache``).
 Each key names one cart or the counter, so nothing needs a hash tag on a Redis Cluster. Redis errors
 surface as ``CommerceUnavailable``.
@@ -33,6 +33,13 @@ redis.call('HSET', KEYS[1], 'v', ARGV[1], 'g', ARGV[2], 'b', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return 1
 """
+# KEYS[1] the known price generation; ARGV[1] the store's. Never lowers it.
+_RAISE = """
+local known = tonumber(redis.call('GET', KEYS[1]) or '0')
+local g = tonumber(ARGV[1])
+if g > known then redis.call('SET', KEYS[1], ARGV[1]); return g end
+return known
+"""
 
 
 class RedisCartCache:
@@ -46,6 +53,7 @@ class RedisCartCache:
         self._generation_key = f"{prefix}:prices"
         self._ttl_ms = int(ttl_s * 1000)
         self._put = client.register_script(_PUT)
+        self._raise = client.register_script(_RAISE)
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str = "emporium:carts", connections: int = 64) -> RedisCartCache:
@@ -69,12 +77,6 @@ class RedisCartCache:
             return None, current
         return CachedCart(version=int(version), prices=int(prices), lines=_decode_lines(body)), current
 
-    async def generation(self) -> int:
-        try:
-            return int(await self._redis.get(self._generation_key) or 0)
-        except RedisError as exc:
-            raise CommerceUnavailable(f"cart cache unavailable: {exc}") from exc
-
     async def put(self, cart_id: str, cart: CachedCart) -> bool:
         args: list[Any] = [cart.version, cart.prices, _encode(cart.lines), self._ttl_ms]
         try:
@@ -82,9 +84,9 @@ class RedisCartCache:
         except RedisError as exc:
             raise CommerceUnavailable(f"cart cache unavailable: {exc}") from exc
 
-    async def prices_changed(self) -> int:
+    async def prices_changed(self, generation: int) -> int:
         try:
-            return int(await self._redis.incr(self._generation_key))
+            return int(await self._raise(keys=[self._generation_key], args=[generation]))
         except RedisError as exc:
             raise CommerceUnavailable(f"cart cache unavailable: {exc}") from exc
 

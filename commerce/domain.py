@@ -168,11 +168,13 @@ class CartLine(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class CartState(msgspec.Struct, frozen=True, kw_only=True):
-    """A cart's lines as of one store version: every change to the lines bumps the version in the same
-    transaction, so a cache keeps the newer of two copies by comparing versions (ADR 0007)."""
+    """A cart's lines as of one store version (every change to the lines bumps it in the same transaction)
+    with their current prices as of one price generation (every price change bumps it likewise), read
+    together: a cache keeps the newer of two copies by comparing them (ADR 0010)."""
 
     version: int
     lines: list[CartLine]
+    prices: int = 0
 
 
 class PriceChange(msgspec.Struct, frozen=True, kw_only=True):

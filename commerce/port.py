@@ -53,7 +53,12 @@ class CommerceStore(Protocol):
     # prices (fed by catalog events) ------------------------------------------------------------
 
     async def put_prices(self, updates: Sequence[PriceUpdate]) -> int:
-        """Keep each SKU's newest revision (older or repeated ones change nothing); returns rows changed."""
+        """Keep each SKU's newest revision (older or repeated ones change nothing); returns rows changed.
+        A change bumps the price generation in the same transaction."""
+        ...
+
+    async def price_generation(self) -> int:
+        """How many times ``put_prices`` changed the price list (``CartState.prices`` is read with it)."""
         ...
 
     async def get_price(self, sku: str) -> Price | None: ...
@@ -65,8 +70,9 @@ class CommerceStore(Protocol):
         ...
 
     async def read_cart(self, cart_id: str) -> CartState:
-        """The lines (as ``get_cart``) and the cart's version, read together (version 0: never edited).
-        Every change to a cart's lines bumps its version in the same transaction."""
+        """The lines (as ``get_cart``), the cart's version and the price generation, read together
+        (version 0: never edited). Every change to a cart's lines bumps its version in the same
+        transaction."""
         ...
 
     async def set_line(self, cart_id: str, price: Price, quantity: int, now: float) -> None:

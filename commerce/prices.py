@@ -46,24 +46,21 @@ def price_updates(events: Sequence[Envelope]) -> list[PriceUpdate]:
 
 
 class PricesProjection:
-    """After a batch changed a price, the cart cache's price generation is bumped (cached carts show
-    prices: each becomes a miss once). A bump that failed is owed: the redelivered batch changes no row
-    but still bumps (a process that dies owing one leaves cached prices stale until their TTL; the
-    checkout reads the store's prices either way)."""
+    """After each batch with prices, the store's price generation (bumped by any change, in its
+    transaction) is copied into the cart cache: cached carts show prices, each older copy becomes a miss.
+    The copy is part of the batch: if it fails, the batch is redelivered and copies it again."""
 
     name = "commerce-prices"
     topics = (CATALOG_TOPIC,)
 
     def __init__(self, store: CommerceStore, carts: CartCache | None = None) -> None:
         self.store, self.carts = store, carts
-        self._bump_owed = False
 
     async def handle(self, events: Sequence[Envelope]) -> None:
-        changed = await self.store.put_prices(price_updates(events))
-        if self.carts is not None and (changed or self._bump_owed):
-            self._bump_owed = True
-            await self.carts.prices_changed()
-            self._bump_owed = False
+        updates = price_updates(events)
+        await self.store.put_prices(updates)
+        if self.carts is not None and updates:
+            await self.carts.prices_changed(await self.store.price_generation())
 
 
 def prices_projector(

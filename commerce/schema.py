@@ -4,7 +4,8 @@ relational database with ingest and inventory. Append new versions; never edit a
 
 Cart lines are one row each, keyed by (cart, sku): every edit is an upsert or a delete of one row, so
 concurrent edits of one cart never overwrite each other's lines. ``commerce_carts`` holds the claim a
-checkout in progress has on its cart (one at a time) and the cart's version (v2).
+checkout in progress has on its cart (one at a time) and the cart's version (v2);
+``commerce_price_generation`` counts the price list's changes (v2).
 """
 
 from __future__ import annotations
@@ -107,10 +108,20 @@ _SQLITE_V1: Final = [
     )""",
 ]
 
-# v2: a cart's version, bumped in the transaction of every change to its lines (the cart cache keeps
-# the newest copy by it; ADR 0007).
-_MYSQL_V2: Final = ["ALTER TABLE commerce_carts ADD COLUMN version BIGINT NOT NULL DEFAULT 0"]
-_SQLITE_V2: Final = ["ALTER TABLE commerce_carts ADD COLUMN version INTEGER NOT NULL DEFAULT 0"]
+# v2, for the cart cache (ADR 0010): a cart's version, bumped in the transaction of every change to its
+# lines, and the price list's generation, bumped in the transaction of every change to a price.
+_MYSQL_V2: Final = [
+    "ALTER TABLE commerce_carts ADD COLUMN version BIGINT NOT NULL DEFAULT 0",
+    "CREATE TABLE IF NOT EXISTS commerce_price_generation (id INT NOT NULL PRIMARY KEY,"
+    " generation BIGINT NOT NULL) ENGINE=InnoDB",
+    "INSERT IGNORE INTO commerce_price_generation (id, generation) VALUES (1, 0)",
+]
+_SQLITE_V2: Final = [
+    "ALTER TABLE commerce_carts ADD COLUMN version INTEGER NOT NULL DEFAULT 0",
+    "CREATE TABLE IF NOT EXISTS commerce_price_generation (id INTEGER NOT NULL PRIMARY KEY,"
+    " generation INTEGER NOT NULL)",
+    "INSERT OR IGNORE INTO commerce_price_generation (id, generation) VALUES (1, 0)",
+]
 
 MIGRATIONS: Final[dict[Dialect, list[Migration]]] = {
     "mysql": [Migration(1, _MYSQL_V1), Migration(2, _MYSQL_V2)],

@@ -101,11 +101,10 @@ class CommerceService:
         validate_identifier(customer_id, "customer_id")
         validate_sku(sku)
         units = validate_quantity(quantity)
-        generation = await self._generation()
         state = await self.store.put_line(customer_id, sku, units, self.clock())
         if state is None:
             raise UnknownSku(sku)
-        await self._write_through(customer_id, state, generation)
+        await self._write_through(customer_id, state)
         lines = state.lines
         line = next(line for line in lines if line.sku == sku)
         if self.activity is not None:
@@ -126,9 +125,8 @@ class CommerceService:
     async def remove_item(self, customer_id: str, sku: str) -> CartView:
         validate_identifier(customer_id, "customer_id")
         validate_sku(sku)
-        generation = await self._generation()
         state = await self.store.remove_line(customer_id, sku)
-        await self._write_through(customer_id, state, generation)
+        await self._write_through(customer_id, state)
         return await self._view(customer_id, state.lines)
 
     async def merge(self, customer_id: str, source: object) -> CartView:
@@ -152,32 +150,27 @@ class CommerceService:
         except CommerceUnavailable as exc:
             log.warning("cart cache unavailable: reading the store", error=str(exc))
             return await self.store.get_cart(cart_id)
-        if cached is not None and cached.prices == generation:
+        if cached is not None and cached.prices >= generation:
             return cached.lines
         state = await self.store.read_cart(cart_id)
         try:
-            await self.carts.put(cart_id, _cached(state, generation))
+            await self.carts.put(cart_id, _cached(state))
         except CommerceUnavailable as exc:  # only a miss next time
             log.warning("cart cache fill failed", error=str(exc))
         return state.lines
 
-    async def _generation(self) -> int:
-        """The price generation, read before a cart write (its answer is labelled with it). Fails when
-        the cache is down: an edit the cache cannot follow is refused before it is made."""
-        return 0 if self.carts is None else await self.carts.generation()
-
-    async def _write_through(self, cart_id: str, state: CartState, generation: int) -> None:
+    async def _write_through(self, cart_id: str, state: CartState) -> None:
         """Before an edit is acknowledged, the cache holds its result (or a newer one). If this fails the
-        edit is answered 503 (not acknowledged); the copy it left expires with its TTL."""
+        edit is answered 503 (not acknowledged; a retry stores it through); the copy it left behind
+        expires with its TTL."""
         if self.carts is not None:
-            await self.carts.put(cart_id, _cached(state, generation))
+            await self.carts.put(cart_id, _cached(state))
 
     async def _refresh(self, cart_id: str) -> list[CartLine]:
         """After a change the store made without answering the cart (a merge, a confirmed checkout):
         read it after the change and store it through."""
-        generation = await self._generation()
         state = await self.store.read_cart(cart_id)
-        await self._write_through(cart_id, state, generation)
+        await self._write_through(cart_id, state)
         return state.lines
 
     # wishlists ---------------------------------------------------------------------------------
@@ -376,8 +369,8 @@ def order_events(checkout: Checkout, payment_reference: str, now: float) -> list
     ]
 
 
-def _cached(state: CartState, generation: int) -> CachedCart:
-    return CachedCart(version=state.version, prices=generation, lines=state.lines)
+def _cached(state: CartState) -> CachedCart:
+    return CachedCart(version=state.version, prices=state.prices, lines=state.lines)
 
 
 def _currency(lines: list[CartLine]) -> str:

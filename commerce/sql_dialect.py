@@ -16,7 +16,12 @@ from typing import Any, Generic, TypeVar
 
 from commerce.domain import MAX_LINES, MAX_QUANTITY
 
-CART_VERSION = "SELECT version FROM commerce_carts WHERE cart_id = ?"
+PRICE_GENERATION = "SELECT generation FROM commerce_price_generation WHERE id = 1"
+# A cart's version and the price generation in one row (each result set costs PyMySQL time); with a
+# SKU, also its price (NULL: unknown or removed). Params: cart[, sku].
+CART_STAMP = f"SELECT (SELECT version FROM commerce_carts WHERE cart_id = ?), ({PRICE_GENERATION})"
+CART_STAMP_AND_PRICE = CART_STAMP + ", (SELECT price FROM commerce_prices WHERE sku = ?)"
+BUMP_PRICE_GENERATION = "UPDATE commerce_price_generation SET generation = generation + 1 WHERE id = 1"
 
 # The line at the SKU's current price, only if the SKU has a price and the cart has room (or the line
 # already exists); the caller tells the refusals apart afterwards. ``{upsert}``: the dialect's conflict

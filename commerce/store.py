@@ -26,6 +26,9 @@ class SqlCommerceStore:
     async def put_prices(self, updates: Sequence[PriceUpdate]) -> int:
         return await self._run(self.ops.put_prices(updates)) if updates else 0
 
+    async def price_generation(self) -> int:
+        return await self._run(self.ops.price_generation())
+
     async def get_price(self, sku: str) -> Price | None:
         return await self._run(self.ops.get_price(sku))
 

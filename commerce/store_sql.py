@@ -57,8 +57,10 @@ def _lines(rows: Sequence[Any]) -> list[CartLine]:
     ]
 
 
-def _state(version: Sequence[Any], lines: Sequence[Any]) -> CartState:
-    return CartState(version=int(version[0][0]) if version else 0, lines=_lines(lines))
+def _state(stamp: Sequence[Any], lines: Sequence[Any]) -> CartState:
+    """From a ``CART_STAMP`` row (version, generation, ...) and ``_CART_LINES`` rows."""
+    version, prices = stamp[0][:2]
+    return CartState(version=int(version or 0), lines=_lines(lines), prices=int(prices or 0))
 
 
 def _price(row: Sequence[Any]) -> Price | None:
@@ -98,9 +100,15 @@ class SqlOps:
                         u.revision,
                     ),
                 )
+            if changed:  # cached carts show prices (ADR 0010)
+                q.execute(conn, d, q.BUMP_PRICE_GENERATION)
             return changed
 
         return op
+
+    def price_generation(self) -> Op[int]:
+        d = self.d
+        return lambda conn: int(q.rows(conn, d, q.PRICE_GENERATION)[0][0])
 
     def get_price(self, sku: str) -> Op[Price | None]:
         d = self.d
@@ -127,8 +135,8 @@ class SqlOps:
         d = self.d
 
         def op(conn: Any) -> CartState:
-            version, lines = q.batch(conn, d, [(q.CART_VERSION, (cart_id,)), (_CART_LINES, (cart_id,))])
-            return _state(version, lines)
+            stamp, lines = q.batch(conn, d, [(q.CART_STAMP, (cart_id,)), (_CART_LINES, (cart_id,))])
+            return _state(stamp, lines)
 
         return q.EndsWithBatch(op)
 
@@ -158,24 +166,23 @@ class SqlOps:
     def put_line(self, cart_id: str, sku: str, quantity: int, now: float) -> Op[CartState | None]:
         """``set_line`` at the SKU's current price, answering the cart after, in one transaction and, on
         MySQL, one round trip: the version bump (the cart's row lock: edits of one cart queue, so the
-        room check is exact), the price, the conditional upsert and the cart after."""
+        room check is exact), the conditional upsert, then the cart after with its stamp and the price."""
         d = self.d
 
         def op(conn: Any) -> CartState | None:
-            _, price, _, version, lines = q.batch(
+            _, _, stamp, lines = q.batch(
                 conn,
                 d,
                 [
                     (d.bump_cart, (cart_id,)),
-                    ("SELECT price FROM commerce_prices WHERE sku = ?", (sku,)),
                     (d.put_line_if_room, (cart_id, quantity, now, sku, cart_id, cart_id, sku)),
-                    (q.CART_VERSION, (cart_id,)),
+                    (q.CART_STAMP_AND_PRICE, (cart_id, sku)),
                     (_CART_LINES, (cart_id,)),
                 ],
             )
-            if not price or price[0][0] is None:
+            if stamp[0][2] is None:
                 return None  # unknown SKU: the lines are unchanged (only the version moved)
-            state = _state(version, lines)
+            state = _state(stamp, lines)
             if all(line.sku != sku for line in state.lines):
                 raise CartFull()
             return state
@@ -186,17 +193,17 @@ class SqlOps:
         d = self.d
 
         def op(conn: Any) -> CartState:
-            _, _, version, lines = q.batch(
+            _, _, stamp, lines = q.batch(
                 conn,
                 d,
                 [
                     (d.bump_cart, (cart_id,)),
                     ("DELETE FROM commerce_cart_lines WHERE cart_id = ? AND sku = ?", (cart_id, sku)),
-                    (q.CART_VERSION, (cart_id,)),
+                    (q.CART_STAMP, (cart_id,)),
                     (_CART_LINES, (cart_id,)),
                 ],
             )
-            return _state(version, lines)
+            return _state(stamp, lines)
 
         return q.EndsWithBatch(op)
 

@@ -69,8 +69,11 @@ def checkout(customer: str, key: str, skus: tuple[str, ...] = ("s:A",)) -> Check
 
 
 async def test_prices_keep_the_newest_revision(store: CommerceStore) -> None:
+    assert await store.price_generation() == 0
     await store.put_prices([update("s:A", "10.50", 2)])
+    assert await store.price_generation() == 1
     await store.put_prices([update("s:A", "9", 1)])  # stale
+    assert await store.price_generation() == 1  # nothing changed: the same generation
     got = await store.get_price("s:A")
     assert got is not None and got.price == Decimal("10.5") and got.product_id == "p-s:A"
     await store.put_prices([update("s:A", None, 3)])  # removed
@@ -205,8 +208,9 @@ async def test_put_line_refuses_a_line_past_max_lines(store: CommerceStore) -> N
 async def test_every_change_of_the_lines_bumps_the_cart_version(store: CommerceStore) -> None:
     """What the cart cache relies on: a later change has a larger version, and a state read at a version
     holds every change up to it."""
-    assert await store.read_cart("v1") == CartState(version=0, lines=[])
+    assert await store.read_cart("v1") == CartState(version=0, lines=[], prices=0)
     await store.put_prices([update("s:A", "1", 1), update("s:B", "1", 1)])
+    assert (await store.read_cart("v1")).prices == await store.price_generation() == 1
     seen = [(await store.read_cart("v1")).version]
     put = await store.put_line("v1", "s:A", 1, 1.0)
     assert put is not None

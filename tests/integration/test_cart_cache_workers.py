@@ -128,13 +128,10 @@ async def test_concurrent_edits_through_two_workers_lose_no_line(workers: Worker
 async def test_a_slow_fill_never_replaces_a_later_edit(workers: Workers) -> None:
     a, b = workers.a, workers.b
     await a.set_item("slow", SKUS[0], 1, Shopper())
-    generation = await workers.cache.generation()
     old = await workers.store.read_cart("slow")  # a fill read the store here, then stalled ...
     await b.set_item("slow", SKUS[1], 1, Shopper())  # ... while another worker edited the cart
-
-    assert not await workers.cache.put(
-        "slow", CachedCart(version=old.version, prices=generation, lines=old.lines)
-    )
+    stale = CachedCart(version=old.version, prices=old.prices, lines=old.lines)
+    assert not await workers.cache.put("slow", stale)
     assert skus_of(await a.cart("slow")) == {SKUS[0]: 1, SKUS[1]: 1}
 
 
@@ -159,7 +156,7 @@ async def test_checkout_confirm_empties_the_cached_cart(workers: Workers) -> Non
     assert skus_of(await a.cart("buyer")) == {} and skus_of(await b.cart("buyer")) == {}
 
 
-async def test_a_cache_that_is_down_sends_reads_to_the_store_and_refuses_edits(tmp_path: Path) -> None:
+async def test_a_cache_that_is_down_sends_reads_to_the_store_and_fails_edits(tmp_path: Path) -> None:
     store = SqliteCommerceStore(tmp_path / "commerce.db")
     await store.start()
     down = RedisCartCache.from_url("redis://127.0.0.1:1/0")  # nothing listens there
@@ -168,9 +165,8 @@ async def test_a_cache_that_is_down_sends_reads_to_the_store_and_refuses_edits(t
         await store.set_line("u1", Price(sku=SKUS[0], product_id=f"p-{SKUS[0]}", price=Decimal("10")), 1, 1.0)
         service = CommerceService(store, PlentyOfStock(), carts=down)
         assert skus_of(await service.cart("u1")) == {SKUS[0]: 1}
-        with pytest.raises(CommerceUnavailable):
-            await service.set_item("u1", SKUS[0], 3, Shopper())
-        assert (await store.get_cart("u1"))[0].quantity == 1  # refused before the store changed
+        with pytest.raises(CommerceUnavailable):  # committed, but not acknowledged: the cache could not
+            await service.set_item("u1", SKUS[0], 3, Shopper())  # follow it (a retry is idempotent)
     finally:
         await down.close()
         await store.close()
