@@ -135,10 +135,11 @@ class CommerceService:
         if guest == customer_id:
             return await self.cart(customer_id)
         await self.store.merge(customer_id, guest, self.clock())
-        await self._refresh(guest)
+        if self.carts is not None:  # the guest's cart is empty now
+            await self._refresh(guest)
         return await self._view(customer_id, await self._refresh(customer_id))
 
-    # the cart cache (ADR 0007): reads from it, every change of the lines stored through it ------
+    # the cart cache (ADR 0010): reads from it, every change of the lines stored through it ------
 
     async def _lines(self, cart_id: str) -> list[CartLine]:
         """The cached copy when it is at the current price generation, else the store's (then cached).

@@ -244,3 +244,16 @@ async def test_concurrent_puts_get_distinct_versions_and_ordered_states(store: C
         assert {x.sku for x in earlier.lines} < {x.sku for x in later.lines}
     final = await store.read_cart("race")
     assert final.version == ordered[-1].version and {x.sku for x in final.lines} == set(skus)
+
+
+async def test_crossed_merges_neither_fail_nor_lose_a_line(store: CommerceStore) -> None:
+    """Merges both ways at once (two logins racing): both carts are locked in id order, so they queue
+    instead of deadlocking, and every line ends in exactly one cart."""
+    skus = [f"s:{n}" for n in range(10)]
+    await store.put_prices([update(s, "1", 1) for s in skus])
+    for n, sku in enumerate(skus):
+        await store.put_line("a" if n < 5 else "b", sku, 1, 1.0)
+    await asyncio.gather(*(store.merge(*pair, 2.0) for pair in [("a", "b"), ("b", "a")] * 4))
+    a, b = await store.read_cart("a"), await store.read_cart("b")
+    assert sorted(x.sku for x in a.lines + b.lines) == skus
+    assert {x.quantity for x in a.lines + b.lines} == {1}
