@@ -273,7 +273,7 @@ _REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
 def _sqlite_ingest_store(url: str) -> IngestStore:
-    from ingest.store_sql import SqliteIngestStore
+    from ingest.store_dialects import SqliteIngestStore
 
     target = parse_database_url(url)
     assert isinstance(target, SqliteTarget)
@@ -281,7 +281,7 @@ def _sqlite_ingest_store(url: str) -> IngestStore:
 
 
 def _mysql_ingest_store(url: str) -> IngestStore:
-    from ingest.store_sql import MysqlIngestStore
+    from ingest.store_dialects import MysqlIngestStore
 
     target = parse_database_url(url)
     assert isinstance(target, MysqlTarget)
