@@ -25,6 +25,7 @@ import statistics
 import subprocess
 import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
@@ -205,6 +206,24 @@ def engine_stats(engine: ClusterEngine, load: EngineLoad) -> dict[str, Any]:
     }
 
 
+@contextlib.asynccontextmanager
+async def fresh_engine(redis_url: str, mysql_url: str, name: str) -> AsyncIterator[tuple[ClusterEngine, str]]:
+    """A started cluster engine (no expiry sweeper) on a database of its own, ``<name>_<random>``; yields
+    it and the database's URL. Afterwards the engine is closed, its database dropped and its Redis keys
+    unlinked: the next run must not find (and SCAN past) this run's idempotency keys and holds."""
+    db_url = mysql_url_with_database(mysql_url, f"{name}_{uuid.uuid4().hex[:8]}")
+    engine = ClusterEngine(redis_url, mysql_target(db_url), sweep_interval=None)
+    try:
+        await engine.start()
+        yield engine, db_url
+    finally:
+        await engine.close()
+        drop_mysql_database(db_url)
+        sync = redis.Redis.from_url(redis_url)
+        _unlink_sync(sync, f"{engine.prefix}:*")
+        sync.close()
+
+
 async def engine_rate(
     redis_url: str, mysql_url: str, total: int, concurrency: int = 4000
 ) -> tuple[float, dict[str, Any]]:
@@ -212,11 +231,8 @@ async def engine_rate(
 
     Also reports CPU microseconds per reservation of this process, redis-server and mariadbd: on a
     shared machine that cost is what decides the rate, and it is far less noisy than the wall clock."""
-    db_url = mysql_url_with_database(mysql_url, f"bench_inv_{uuid.uuid4().hex[:8]}")
-    engine = ClusterEngine(redis_url, mysql_target(db_url), sweep_interval=None)
     pids = server_pids(redis_url, mysql_url)
-    await engine.start()
-    try:
+    async with fresh_engine(redis_url, mysql_url, "bench_inv") as (engine, db_url):
         units = total * 9 // 10  # some requests are refused too: a sale sells out
         await engine.set_on_hand("BENCH", units)
         load = await reserve_concurrently(engine, total, concurrency, pids)
@@ -227,13 +243,6 @@ async def engine_rate(
         assert audit.consistent and audit.held == ok, audit
         assert fast is not None and fast.held == ok, fast
         return total / load.elapsed, engine_stats(engine, load)
-    finally:
-        await engine.close()
-        drop_mysql_database(db_url)
-        # The next run must not find (and SCAN past) this run's idempotency keys and holds.
-        sync = redis.Redis.from_url(redis_url)
-        _unlink_sync(sync, f"{engine.prefix}:*")
-        sync.close()
 
 
 # Main -----------------------------------------------------------------------------------------------
