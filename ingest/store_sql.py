@@ -186,6 +186,8 @@ class SqlIngestStore:
                 conn, self._conn = self._conn, None
                 await asyncio.to_thread(conn.close)
 
+    # -- import leases (one import per supplier at a time) ----------------------------------
+
     async def acquire_import_lease(self, supplier_id: str, owner: str, ttl_s: float) -> bool:
         now = time.time()
         sql = self._sql(
