@@ -44,9 +44,9 @@ from inventory.cluster import ClusterEngine
 from inventory.domain import InsufficientStock
 from inventory.groups import GroupReserveRequest
 from inventory.sqlite import SqliteEngine
-from loadtest.bench_inventory import _unlink_sync, cpu_seconds, engine_rate, fresh_engine, server_pids
+from loadtest.bench_inventory import cpu_seconds, engine_rate, server_pids
 from loadtest.inventory_audit import audit_mysql, drop_mysql_database, mysql_target, mysql_url_with_database
-from loadtest.inventory_stack import servers
+from loadtest.inventory_stack import fresh_engine, servers, unlink_keys
 
 SKUS = [f"bench:G-{n:02d}" for n in range(30)]
 
@@ -72,7 +72,7 @@ async def group_rate(
     demand: Counter[str] = Counter()
     for r in requests:
         demand.update(dict(r.lines))
-    async with fresh_engine(redis_url, mysql_url, "bench_co") as (engine, db_url):
+    async with fresh_engine(redis_url, mysql_url, "bench_co", sweep_interval=None) as (engine, db_url):
         stock = {sku: demand[sku] * 9 // 10 for sku in SKUS}
         for sku, units in stock.items():
             await engine.set_on_hand(sku, units)
@@ -189,7 +189,7 @@ async def cart_latency(
         if not embedded:
             drop_mysql_database(db_url)
             sync = redis.Redis.from_url(redis_url)
-            _unlink_sync(sync, f"{engine.prefix}:*")
+            unlink_keys(sync, f"{engine.prefix}:*")
             sync.close()
 
 
