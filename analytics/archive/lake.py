@@ -89,7 +89,7 @@ class Lake:
             temp = f"{directory}/.{planned.name}.{uuid.uuid4().hex[:8]}{TEMP_SUFFIX}"
             pq.write_table(planned.table, temp, filesystem=self.fs)
             if not many:
-                self._sync_file(temp)
+                self._sync(temp)
             staged.append((temp, f"{directory}/{planned.name}"))
         if many:
             os.sync()
@@ -99,21 +99,14 @@ class Lake:
             os.sync()
         else:
             for directory in {final.rsplit("/", 1)[0] for _, final in staged}:
-                self._sync_dir(directory)
+                self._sync(directory)
         return [final for _, final in staged]
 
-    def _sync_file(self, path: str) -> None:
-        """Durable before the rename (object stores: the upload completing is the durability)."""
+    def _sync(self, path: str) -> None:
+        """fsync a file (durable before its rename) or a directory (the rename durable); on object
+        stores the upload completing is the durability."""
         if self._local:
             fd = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-
-    def _sync_dir(self, directory: str) -> None:
-        if self._local:
-            fd = os.open(directory, os.O_RDONLY)
             try:
                 os.fsync(fd)
             finally:
