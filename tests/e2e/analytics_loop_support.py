@@ -28,7 +28,7 @@ CATEGORIES = ("Tea", "Coffee", "Snacks", "Rice", "Soap")
 PER_CATEGORY = 4
 USERS = [f"u{n:02d}" for n in range(15)]  # three per category
 REGIONS = ("NORTH", "SOUTH")
-SOLD_OUT = "loop:C1"  # the shoppers' favourite coffee, sold out before the run
+SOLD_OUT = "loop:Co1"  # the shoppers' favourite coffee, sold out before the run
 RUN_TIMEOUT_S = 240  # the run's own wall time is printed; this only stops a hung one
 
 
@@ -61,6 +61,11 @@ def eventually(probe: Callable[[], Any], ok: Callable[[Any], bool], what: str, w
         time.sleep(0.05)
 
 
+def sku(category: str, n: int) -> str:
+    """Two letters: one would give Snacks and Soap the same SKUs (the feed rejects the repeats)."""
+    return f"{category[:2]}{n}"
+
+
 def in_stock(r: httpx.Response) -> bool:
     return r.status_code == 200 and bool(r.json()["in_stock"])
 
@@ -70,7 +75,7 @@ def catalog(c: httpx.Client, within: float = 30.0) -> list[str]:
     r = c.post("/v1/suppliers", json={"supplier_id": "loop"})
     assert r.status_code == 201, r.text
     rows = "".join(
-        f"{cat[0]}{n},{cat} number {n},{cat},Brand{cat[0]},{100 + n},20\n"
+        f"{sku(cat, n)},{cat} number {n},{cat},Brand{cat[0]},{100 + n},20\n"
         for cat in CATEGORIES
         for n in range(PER_CATEGORY)
     )
@@ -80,7 +85,7 @@ def catalog(c: httpx.Client, within: float = 30.0) -> list[str]:
         headers={"X-Api-Key": r.json()["api_key"], "Content-Type": "text/csv", "Authorization": ""},
     )
     assert feed.status_code == 201, feed.text
-    products = [f"loop:{cat[0]}{n}" for cat in CATEGORIES for n in range(PER_CATEGORY)]
+    products = [f"loop:{sku(cat, n)}" for cat in CATEGORIES for n in range(PER_CATEGORY)]
     for pid in products:
         eventually(lambda pid=pid: c.get(f"/v1/products/{pid}"), in_stock, f"catalog {pid}", within)
     return products
@@ -115,11 +120,11 @@ def traffic(c: httpx.Client, storefront: dict[str, str]) -> int:
                 "/v1/search", params={"q": q}, headers={"X-User-Id": user, "X-Region": region, **storefront}
             )
             assert r.status_code == 200, r.text
-        pids = [f"loop:{cat[0]}{i}" for i in (0, 1, 2 + n % 2)]
+        pids = [f"loop:{sku(cat, i)}" for i in (0, 1, 2 + n % 2)]
         sent += 2 + _shop(c, storefront, user, region, pids, buy=2)
     for n, user in enumerate(USERS):
         cat, region = CATEGORIES[n % len(CATEGORIES)], REGIONS[n % len(REGIONS)]
-        sent += _shop(c, storefront, user, region, [f"loop:{cat[0]}{2 + (n + 1) % 2}"], buy=1)
+        sent += _shop(c, storefront, user, region, [f"loop:{sku(cat, 2 + (n + 1) % 2)}"], buy=1)
     return sent
 
 
