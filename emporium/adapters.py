@@ -291,33 +291,49 @@ RATE_LIMIT_STORAGE: Port[LimitsStorage] = Port(
 )
 
 
-# Relational database: the ingest store and the inventory engine --------------------------------
+# Relational database (SQLite or MySQL): the ingest store and the inventory engine ---------------
 
 _MYSQL_SCHEMES = ("mysql", "mariadb", "mysql+pymysql")
 _REDIS_SCHEMES = ("redis", "rediss", "unix")
+_RELATIONAL_EXAMPLES = "sqlite:///PATH, mysql://USER:PASS@HOST:PORT/DB"
+
+
+def _relational(
+    sqlite: Callable[..., AdapterT], mysql: Callable[..., AdapterT]
+) -> dict[str, Callable[..., AdapterT]]:
+    """A port on the relational database: its SQLite constructor, and its MySQL one under every scheme."""
+    return {"sqlite": sqlite, **dict.fromkeys(_MYSQL_SCHEMES, mysql)}
+
+
+def _sqlite_target(url: str) -> SqliteTarget:
+    target = parse_database_url(url)
+    assert isinstance(target, SqliteTarget)  # the scheme chose this constructor
+    return target
+
+
+def _mysql_target(url: str) -> MysqlTarget:
+    target = parse_database_url(url)
+    assert isinstance(target, MysqlTarget)  # the scheme chose this constructor
+    return target
 
 
 def _sqlite_ingest_store(url: str) -> IngestStore:
-    from ingest.store_sql import SqliteIngestStore
+    from ingest.store_dialects import SqliteIngestStore
 
-    target = parse_database_url(url)
-    assert isinstance(target, SqliteTarget)
-    return SqliteIngestStore(target)
+    return SqliteIngestStore(_sqlite_target(url))
 
 
 def _mysql_ingest_store(url: str) -> IngestStore:
-    from ingest.store_sql import MysqlIngestStore
+    from ingest.store_dialects import MysqlIngestStore
 
-    target = parse_database_url(url)
-    assert isinstance(target, MysqlTarget)
-    return MysqlIngestStore(target)
+    return MysqlIngestStore(_mysql_target(url))
 
 
 INGEST_STORE: Port[IngestStore] = Port(
     name="ingest store",
     setting="database_url",
-    examples="sqlite:///PATH, mysql://USER:PASS@HOST:PORT/DB",
-    constructors={"sqlite": _sqlite_ingest_store, **dict.fromkeys(_MYSQL_SCHEMES, _mysql_ingest_store)},
+    examples=_RELATIONAL_EXAMPLES,
+    constructors=_relational(_sqlite_ingest_store, _mysql_ingest_store),
 )
 
 
@@ -325,9 +341,7 @@ def _sqlite_engine(url: str, *, cache_url: str, **options: Any) -> InventoryEngi
     """The embedded engine: SQLite alone (the cache URL is not needed)."""
     from inventory.sqlite import SqliteEngine
 
-    target = parse_database_url(url)
-    assert isinstance(target, SqliteTarget)
-    return SqliteEngine(target.path, **options)
+    return SqliteEngine(_sqlite_target(url).path, **options)
 
 
 def _cluster_engine(url: str, *, cache_url: str, **options: Any) -> InventoryEngine:
@@ -340,16 +354,14 @@ def _cluster_engine(url: str, *, cache_url: str, **options: Any) -> InventoryEng
         )
     from inventory.cluster import ClusterEngine
 
-    target = parse_database_url(url)
-    assert isinstance(target, MysqlTarget)
-    return ClusterEngine(cache_url, target, **options)
+    return ClusterEngine(cache_url, _mysql_target(url), **options)
 
 
 INVENTORY_ENGINE: Port[InventoryEngine] = Port(
     name="inventory engine",
     setting="database_url",
     examples="sqlite:///PATH, or mysql://USER:PASS@HOST:PORT/DB with a redis:// cache URL",
-    constructors={"sqlite": _sqlite_engine, **dict.fromkeys(_MYSQL_SCHEMES, _cluster_engine)},
+    constructors=_relational(_sqlite_engine, _cluster_engine),
 )
 
 
@@ -359,24 +371,20 @@ INVENTORY_ENGINE: Port[InventoryEngine] = Port(
 def _sqlite_commerce_store(url: str) -> CommerceStore:
     from commerce.sqlite import SqliteCommerceStore
 
-    target = parse_database_url(url)
-    assert isinstance(target, SqliteTarget)
-    return SqliteCommerceStore(target.path)
+    return SqliteCommerceStore(_sqlite_target(url).path)
 
 
 def _mysql_commerce_store(url: str) -> CommerceStore:
     from commerce.mysql import MysqlCommerceStore
 
-    target = parse_database_url(url)
-    assert isinstance(target, MysqlTarget)
-    return MysqlCommerceStore(target)
+    return MysqlCommerceStore(_mysql_target(url))
 
 
 COMMERCE_STORE: Port[CommerceStore] = Port(
     name="commerce store",
     setting="database_url",
-    examples="sqlite:///PATH, mysql://USER:PASS@HOST:PORT/DB",
-    constructors={"sqlite": _sqlite_commerce_store, **dict.fromkeys(_MYSQL_SCHEMES, _mysql_commerce_store)},
+    examples=_RELATIONAL_EXAMPLES,
+    constructors=_relational(_sqlite_commerce_store, _mysql_commerce_store),
 )
 
 
@@ -386,24 +394,20 @@ COMMERCE_STORE: Port[CommerceStore] = Port(
 def _sqlite_orders(url: str) -> OrdersStore:
     from read_models.orders.sql import SqliteOrdersStore
 
-    target = parse_database_url(url)
-    assert isinstance(target, SqliteTarget)
-    return SqliteOrdersStore(target.path)
+    return SqliteOrdersStore(_sqlite_target(url).path)
 
 
 def _mysql_orders(url: str) -> OrdersStore:
     from read_models.orders.sql import MysqlOrdersStore
 
-    target = parse_database_url(url)
-    assert isinstance(target, MysqlTarget)
-    return MysqlOrdersStore(target)
+    return MysqlOrdersStore(_mysql_target(url))
 
 
 ORDERS_STORE: Port[OrdersStore] = Port(
     name="orders store",
     setting="database_url",
-    examples="sqlite:///PATH, mysql://USER:PASS@HOST:PORT/DB",
-    constructors={"sqlite": _sqlite_orders, **dict.fromkeys(_MYSQL_SCHEMES, _mysql_orders)},
+    examples=_RELATIONAL_EXAMPLES,
+    constructors=_relational(_sqlite_orders, _mysql_orders),
 )
 
 
@@ -413,9 +417,7 @@ ORDERS_STORE: Port[OrdersStore] = Port(
 def _sqlite_recommendations(url: str) -> RecommendationsStore:
     from read_models.recommendations.sqlite import SqliteRecommendationsStore
 
-    target = parse_database_url(url)
-    assert isinstance(target, SqliteTarget)
-    return SqliteRecommendationsStore(target.path)
+    return SqliteRecommendationsStore(_sqlite_target(url).path)
 
 
 def _cassandra_recommendations(url: str) -> RecommendationsStore:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -118,15 +118,16 @@ class SupplierCreated(msgspec.Struct):
     api_key: str  # shown once; only its hash is stored
 
 
-async def _spool_body(
-    request: Request[Any, Any, Any], limit: int | None
-) -> tempfile.SpooledTemporaryFile[bytes]:
+Spool = tempfile.SpooledTemporaryFile[bytes]
+
+
+async def _spool_body(request: Request[Any, Any, Any], limit: int | None) -> Spool:
     declared = request.headers.get("content-length")
     if limit is None:
         limit = 1 << 62
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise FeedTooLarge(f"feed body of {int(declared)} bytes exceeds the limit of {limit} bytes")
-    spool: tempfile.SpooledTemporaryFile[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES)
+    spool: Spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES)
     size = 0
     try:
         async for chunk in request.stream():
@@ -156,6 +157,52 @@ def _feed_format(request: Request[Any, Any, Any], override: str | None) -> FeedF
     return fmt
 
 
+async def _import_body(
+    request: Request[Any, Any, Any],
+    limits: FeedLimits,
+    supplier_id: str,
+    format_override: str | None,
+    run: Callable[[Spool, FeedFormat, ImportStop], Awaitable[FeedReport]],
+) -> Response[FeedReport]:
+    """Spool the body, import it with ``run`` (stopped if the client goes away) and answer 201 with the
+    report and its ``Location``: what a catalog feed and a stock feed route share."""
+    fmt = _feed_format(request, format_override)
+    spool = await _spool_body(request, limits.max_bytes)
+    stop = ImportStop()
+    watcher = asyncio.create_task(_stop_on_disconnect(request, stop))
+    try:
+        report = await run(spool, fmt, stop)
+    finally:
+        watcher.cancel()
+        spool.close()
+    return Response(
+        report,
+        status_code=HTTP_201_CREATED,
+        headers={"Location": f"/v1/suppliers/{supplier_id}/feeds/{report.feed_id}"},
+    )
+
+
+def _register(kind: Literal["supplier", "storefront"]) -> post:
+    """The admin route that registers a supplier or a storefront: the same guard, body check and answers."""
+    return post(
+        "/",
+        status_code=HTTP_201_CREATED,
+        summary=f"Register a {kind} (admin)",
+        guards=[admin_only],
+        before_request=json_body_only,  # 415 / 400 for a body that is not plain JSON, before decoding
+        responses=errors(
+            {
+                400: f"The body is not a {kind}, nests deeper than 32 levels or repeats a key",
+                401: "No admin bearer token",
+                403: "Wrong admin token",
+                409: f"The {kind} exists",
+                415: "A Content-Type other than application/json",
+                422: f"Malformed {kind} id",
+            }
+        ),
+    )
+
+
 class SupplierController(Controller):
     path = "/v1/suppliers"
     tags = ["supplier feeds"]
@@ -163,23 +210,7 @@ class SupplierController(Controller):
         "authorization": HeaderParameter(annotation=str | None, name="Authorization", required=False)
     }
 
-    @post(
-        "/",
-        status_code=HTTP_201_CREATED,
-        summary="Register a supplier (admin)",
-        guards=[admin_only],
-        before_request=json_body_only,  # 415 / 400 for a body that is not plain JSON, before decoding
-        responses=errors(
-            {
-                400: "The body is not a supplier, nests deeper than 32 levels or repeats a key",
-                401: "No admin bearer token",
-                403: "Wrong admin token",
-                409: "The supplier exists",
-                415: "A Content-Type other than application/json",
-                422: "Malformed supplier id",
-            }
-        ),
-    )
+    @_register("supplier")
     async def add_supplier(
         self,
         service: NamedDependency[IngestService],
@@ -208,23 +239,7 @@ class StorefrontController(Controller):
         "authorization": HeaderParameter(annotation=str | None, name="Authorization", required=False)
     }
 
-    @post(
-        "/",
-        status_code=HTTP_201_CREATED,
-        summary="Register a storefront (admin)",
-        guards=[admin_only],
-        before_request=json_body_only,  # 415 / 400 for a body that is not plain JSON, before decoding
-        responses=errors(
-            {
-                400: "The body is not a storefront, nests deeper than 32 levels or repeats a key",
-                401: "No admin bearer token",
-                403: "Wrong admin token",
-                409: "The storefront exists",
-                415: "A Content-Type other than application/json",
-                422: "Malformed storefront id",
-            }
-        ),
-    )
+    @_register("storefront")
     async def add_storefront(
         self,
         service: NamedDependency[IngestService],
@@ -265,12 +280,9 @@ class FeedController(Controller):
         ] = None,
     ) -> Response[FeedReport]:
         """Import the body; ``Content-Type`` text/csv, application/x-ndjson or application/json."""
-        fmt = _feed_format(request, feed_format)
-        spool = await _spool_body(request, feed_limits.max_bytes)
-        stop = ImportStop()
-        watcher = asyncio.create_task(_stop_on_disconnect(request, stop))
-        try:
-            report = await service.import_feed(
+
+        def run(spool: Spool, fmt: FeedFormat, stop: ImportStop) -> Awaitable[FeedReport]:
+            return service.import_feed(
                 supplier_id,
                 spool,
                 fmt=fmt,
@@ -280,14 +292,8 @@ class FeedController(Controller):
                 limits=feed_limits,
                 stop=stop,
             )
-        finally:
-            watcher.cancel()
-            spool.close()
-        return Response(
-            report,
-            status_code=HTTP_201_CREATED,
-            headers={"Location": f"/v1/suppliers/{supplier_id}/feeds/{report.feed_id}"},
-        )
+
+        return await _import_body(request, feed_limits, supplier_id, feed_format, run)
 
     @get(
         "/{feed_id:str}",
@@ -333,22 +339,11 @@ class StockFeedController(Controller):
         quantity of one of its SKUs (the SKU's other warehouses keep theirs; on-hand becomes the sum).
         The report counts lines as a catalog feed's does; a line that would put on-hand below what is
         held and sold is rejected with that reason. The stock is reservable when this answers."""
-        fmt = _feed_format(request, feed_format)
-        spool = await _spool_body(request, feed_limits.max_bytes)
-        stop = ImportStop()
-        watcher = asyncio.create_task(_stop_on_disconnect(request, stop))
-        try:
-            report = await stock_feeds.import_stock(
-                supplier_id, spool, fmt=fmt, limits=feed_limits, stop=stop
-            )
-        finally:
-            watcher.cancel()
-            spool.close()
-        return Response(
-            report,
-            status_code=HTTP_201_CREATED,
-            headers={"Location": f"/v1/suppliers/{supplier_id}/feeds/{report.feed_id}"},
-        )
+
+        def run(spool: Spool, fmt: FeedFormat, stop: ImportStop) -> Awaitable[FeedReport]:
+            return stock_feeds.import_stock(supplier_id, spool, fmt=fmt, limits=feed_limits, stop=stop)
+
+        return await _import_body(request, feed_limits, supplier_id, feed_format, run)
 
 
 def ingest_router(

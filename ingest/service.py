@@ -68,6 +68,7 @@ from ingest.parsing import (
     format_from_filename,
 )
 from ingest.profiles import Profile, get_profile
+from ingest.reports import finish_report
 from ingest.store import IngestStore, SupplierExists
 from ingest.validation import DEFAULT_STOCK_WAREHOUSE, MAX_QUANTITY
 from kernel.contracts.events import Envelope, Product, SupplierOnboarded, new_event
@@ -434,30 +435,14 @@ class IngestService:
         report.removed = len(plan.events)
 
     async def _finish(self, report: FeedReport, started: float, timings: dict[str, float]) -> None:
-        total = time.perf_counter() - started
-        lines = report.accepted + report.rejected
-        report.finished_at = datetime.now(UTC)
-        report.timings = {
-            **{k: round(v, 4) for k, v in timings.items()},
-            "total_s": round(total, 4),
-            "lines_per_s": round(lines / total, 1) if total > 0 else 0.0,
-        }
-        try:
-            await asyncio.shield(self.store.save_feed(report))
-        except Exception:
-            log.exception("ingest.save_report_failed", feed_id=report.feed_id)
-        if self._on_report is not None:
-            self._on_report(report)
-        log.info(
-            "ingest.feed_done",
-            feed_id=report.feed_id,
-            supplier_id=report.supplier_id,
-            status=str(report.status),
-            accepted=report.accepted,
-            rejected=report.rejected,
-            unchanged=report.unchanged,
-            changed=report.changed,
-            removed=report.removed,
+        await finish_report(
+            self.store,
+            report,
+            started,
+            self._on_report,
+            done="ingest.feed_done",
+            save_failed="ingest.save_report_failed",
+            stages=timings,
         )
 
 

@@ -27,17 +27,15 @@ from itertools import groupby
 from typing import IO, Annotated, Any
 
 import msgspec
-import structlog
 
 from ingest.errors import ImportStop, ImportStopped, NotFound, stop_reason
 from ingest.model import FeedReport, FeedStatus
 from ingest.parsing import FeedError, FeedFormat, FeedLimits, FeedReader, LineError, ReadStopped
+from ingest.reports import finish_report
 from ingest.store import IngestStore
 from ingest.validation import MAX_QUANTITY, MAX_REF_LENGTH, Quantity, Warehouse, reason_of
 from kernel.contracts.identifiers import scoped_sku
 from kernel.contracts.stock import WarehouseQuantity, WarehouseStockWriter
-
-log = structlog.get_logger(__name__)
 
 STOCK_PROFILE = "stock"  # the report's ``profile``: a stock feed is a feed of its own kind
 STOCK_COLUMNS = ("sku", "warehouse", "quantity")
@@ -284,25 +282,11 @@ class StockFeedService:
             report.reject(error)
 
     async def _finish(self, report: FeedReport, started: float) -> None:
-        total = time.perf_counter() - started
-        lines = report.accepted + report.rejected
-        report.finished_at = datetime.now(UTC)
-        report.timings = {
-            "total_s": round(total, 4),
-            "lines_per_s": round(lines / total, 1) if total else 0.0,
-        }
-        try:
-            await asyncio.shield(self.store.save_feed(report))
-        except Exception:
-            log.exception("ingest.save_stock_report_failed", feed_id=report.feed_id)
-        if self._on_report is not None:
-            self._on_report(report)
-        log.info(
-            "ingest.stock_feed_done",
-            feed_id=report.feed_id,
-            supplier_id=report.supplier_id,
-            status=str(report.status),
-            accepted=report.accepted,
-            rejected=report.rejected,
-            changed=report.changed,
+        await finish_report(
+            self.store,
+            report,
+            started,
+            self._on_report,
+            done="ingest.stock_feed_done",
+            save_failed="ingest.save_stock_report_failed",
         )

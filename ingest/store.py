@@ -1,9 +1,9 @@
 """Ingest state port: suppliers and storefronts (the app's callers, with their key hashes), per-product
 fingerprints and revisions, feed reports.
 
-Adapters: SQLite (embedded) and MySQL/MariaDB (cluster), both in ``ingest.store_sql`` (chosen by
-``emporium.adapters``); they pass tests/contract/test_ingest_store.py. Schema is created and migrated on
-``start``.
+Adapters: SQLite (embedded) and MySQL/MariaDB (cluster) in ``ingest.store_dialects``, over the SQL they
+share in ``ingest.store_sql`` (chosen by ``emporium.adapters``); they pass
+tests/contract/test_ingest_store.py. Schema is created and migrated on ``start``.
 """
 
 from __future__ import annotations

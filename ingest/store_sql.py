@@ -1,18 +1,18 @@
-"""SQL adapters of the ingest store: SQLite (embedded) and MySQL/MariaDB via PyMySQL.
+"""The ingest store's SQL, once for SQLite and MySQL/MariaDB; the two adapters (schema, connection) are
+in ``ingest.store_dialects``.
 
 Both drivers are blocking, so every call runs in a worker thread on one connection guarded by a
 lock: ingest is a low-concurrency writer (a few feeds at a time, large batches), and one connection
 keeps batch upserts in a single transaction. The SQL differs only in placeholders, column types and
-the upsert clause, so one base class holds the logic and each dialect is a handful of strings.
+the upsert clause, so this base class holds the logic and each dialect is a handful of strings.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
-import sqlite3
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -22,8 +22,7 @@ import structlog
 from ingest.leases import current_holder, holder_gone
 from ingest.model import FeedReport, FeedStatus, ProductState, StorefrontRecord, SupplierRecord
 from ingest.store import StorefrontExists, SupplierExists
-from kernel.database import MysqlTarget, SqliteTarget
-from kernel.migrations import VERSION_TABLE, Dialect, Migration, apply_migrations, numbered
+from kernel.migrations import VERSION_TABLE, Dialect, Migration, apply_migrations
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
@@ -53,7 +52,29 @@ def _execute(sql: str, params: Sequence[Any], *, many: bool = False) -> Callable
     return run
 
 
-class _SqlIngestStore:
+@dataclass(frozen=True)
+class _KeyTable:
+    """A table of key holders: suppliers and storefronts have the same columns but for the id's name."""
+
+    name: str
+    id_column: str
+
+    @property
+    def columns(self) -> str:
+        return f"{self.id_column}, name, key_id, key_hash, created_at"
+
+
+_SUPPLIERS = _KeyTable("ingest_suppliers", "supplier_id")
+_STOREFRONTS = _KeyTable("ingest_storefronts", "storefront_id")
+
+
+def _created_at(value: str | datetime) -> datetime:
+    """Stored as ISO text; a driver may hand back a naive datetime, which is UTC."""
+    created = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return created if created.tzinfo else created.replace(tzinfo=UTC)
+
+
+class SqlIngestStore:
     placeholder = "?"
     dialect: Dialect = "sqlite"
     migrations: Sequence[Migration] = ()
@@ -165,120 +186,7 @@ class _SqlIngestStore:
                 conn, self._conn = self._conn, None
                 await asyncio.to_thread(conn.close)
 
-    # -- suppliers --------------------------------------------------------------------------
-
-    _SUPPLIER_COLUMNS = "supplier_id, name, key_id, key_hash, created_at"
-
-    @staticmethod
-    def _supplier(row: Sequence[Any] | None) -> SupplierRecord | None:
-        if row is None:
-            return None
-        created = row[4] if isinstance(row[4], datetime) else datetime.fromisoformat(row[4])
-        return SupplierRecord(
-            supplier_id=row[0],
-            name=row[1],
-            key_id=row[2],
-            key_hash=row[3],
-            created_at=created if created.tzinfo else created.replace(tzinfo=UTC),
-        )
-
-    async def add_supplier(self, supplier: SupplierRecord) -> None:
-        sql = self._sql(f"INSERT INTO ingest_suppliers ({self._SUPPLIER_COLUMNS}) VALUES (?, ?, ?, ?, ?)")
-
-        def add(conn: Any) -> None:
-            conn.cursor().execute(
-                sql,
-                (
-                    supplier.supplier_id,
-                    supplier.name,
-                    supplier.key_id,
-                    supplier.key_hash,
-                    supplier.created_at.astimezone(UTC).isoformat(),
-                ),
-            )
-
-        try:
-            await self._run(add)
-        except self.integrity_errors as exc:
-            raise SupplierExists(supplier.supplier_id) from exc
-
-    async def _one_supplier(self, where: str, value: str) -> SupplierRecord | None:
-        sql = self._sql(f"SELECT {self._SUPPLIER_COLUMNS} FROM ingest_suppliers WHERE {where} = ?")
-
-        def get(conn: Any) -> SupplierRecord | None:
-            cur = conn.cursor()
-            cur.execute(sql, (value,))
-            return self._supplier(cur.fetchone())
-
-        return await self._run(get)
-
-    async def get_supplier(self, supplier_id: str) -> SupplierRecord | None:
-        return await self._one_supplier("supplier_id", supplier_id)
-
-    async def supplier_by_key_id(self, key_id: str) -> SupplierRecord | None:
-        return await self._one_supplier("key_id", key_id)
-
-    async def replace_key(self, supplier_id: str, key_id: str, key_hash: str) -> None:
-        sql = self._sql("UPDATE ingest_suppliers SET key_id = ?, key_hash = ? WHERE supplier_id = ?")
-        await self._run(_execute(sql, (key_id, key_hash, supplier_id)))
-
-    async def upgrade_key_hash(self, key_id: str, old_hash: str, new_hash: str) -> None:
-        sql = self._sql("UPDATE ingest_suppliers SET key_hash = ? WHERE key_id = ? AND key_hash = ?")
-        await self._run(_execute(sql, (new_hash, key_id, old_hash)))
-
-    # -- storefronts ------------------------------------------------------------------------
-
-    _STOREFRONT_COLUMNS = "storefront_id, name, key_id, key_hash, created_at"
-
-    @staticmethod
-    def _storefront(row: Sequence[Any] | None) -> StorefrontRecord | None:
-        if row is None:
-            return None
-        created = row[4] if isinstance(row[4], datetime) else datetime.fromisoformat(row[4])
-        return StorefrontRecord(
-            storefront_id=row[0],
-            name=row[1],
-            key_id=row[2],
-            key_hash=row[3],
-            created_at=created if created.tzinfo else created.replace(tzinfo=UTC),
-        )
-
-    async def add_storefront(self, storefront: StorefrontRecord) -> None:
-        sql = self._sql(f"INSERT INTO ingest_storefronts ({self._STOREFRONT_COLUMNS}) VALUES (?, ?, ?, ?, ?)")
-        row = (
-            storefront.storefront_id,
-            storefront.name,
-            storefront.key_id,
-            storefront.key_hash,
-            storefront.created_at.astimezone(UTC).isoformat(),
-        )
-        try:
-            await self._run(_execute(sql, row))
-        except self.integrity_errors as exc:
-            raise StorefrontExists(storefront.storefront_id) from exc
-
-    async def _one_storefront(self, where: str, value: str) -> StorefrontRecord | None:
-        sql = self._sql(f"SELECT {self._STOREFRONT_COLUMNS} FROM ingest_storefronts WHERE {where} = ?")
-
-        def get(conn: Any) -> StorefrontRecord | None:
-            cur = conn.cursor()
-            try:
-                cur.execute(sql, (value,))
-                return self._storefront(cur.fetchone())
-            finally:
-                cur.close()
-
-        return await self._run(get)
-
-    async def get_storefront(self, storefront_id: str) -> StorefrontRecord | None:
-        return await self._one_storefront("storefront_id", storefront_id)
-
-    async def storefront_by_key_id(self, key_id: str) -> StorefrontRecord | None:
-        return await self._one_storefront("key_id", key_id)
-
-    async def replace_storefront_key(self, storefront_id: str, key_id: str, key_hash: str) -> None:
-        sql = self._sql("UPDATE ingest_storefronts SET key_id = ?, key_hash = ? WHERE storefront_id = ?")
-        await self._run(_execute(sql, (key_id, key_hash, storefront_id)))
+    # -- import leases (one import per supplier at a time) ----------------------------------
 
     async def acquire_import_lease(self, supplier_id: str, owner: str, ttl_s: float) -> bool:
         now = time.time()
@@ -300,6 +208,83 @@ class _SqlIngestStore:
 
     async def release_import_lease(self, supplier_id: str, owner: str) -> None:
         await self._run(_execute(self._release_sql, (supplier_id, owner)))
+
+    # -- key holders: suppliers and storefronts ---------------------------------------------
+
+    async def _insert_key_holder(
+        self, table: _KeyTable, holder_id: str, holder: SupplierRecord | StorefrontRecord
+    ) -> None:
+        sql = self._sql(f"INSERT INTO {table.name} ({table.columns}) VALUES (?, ?, ?, ?, ?)")
+        created = holder.created_at.astimezone(UTC).isoformat()
+        await self._run(_execute(sql, (holder_id, holder.name, holder.key_id, holder.key_hash, created)))
+
+    async def _key_holder_row(self, table: _KeyTable, where: str, value: str) -> Sequence[Any] | None:
+        sql = self._sql(f"SELECT {table.columns} FROM {table.name} WHERE {where} = ?")
+
+        def get(conn: Any) -> Sequence[Any] | None:
+            cur = conn.cursor()
+            try:
+                cur.execute(sql, (value,))
+                row: Sequence[Any] | None = cur.fetchone()
+                return row
+            finally:
+                cur.close()
+
+        return await self._run(get)
+
+    async def _replace_key(self, table: _KeyTable, holder_id: str, key_id: str, key_hash: str) -> None:
+        sql = self._sql(f"UPDATE {table.name} SET key_id = ?, key_hash = ? WHERE {table.id_column} = ?")
+        await self._run(_execute(sql, (key_id, key_hash, holder_id)))
+
+    async def add_supplier(self, supplier: SupplierRecord) -> None:
+        try:
+            await self._insert_key_holder(_SUPPLIERS, supplier.supplier_id, supplier)
+        except self.integrity_errors as exc:
+            raise SupplierExists(supplier.supplier_id) from exc
+
+    async def _one_supplier(self, where: str, value: str) -> SupplierRecord | None:
+        row = await self._key_holder_row(_SUPPLIERS, where, value)
+        if row is None:
+            return None
+        return SupplierRecord(
+            supplier_id=row[0], name=row[1], key_id=row[2], key_hash=row[3], created_at=_created_at(row[4])
+        )
+
+    async def get_supplier(self, supplier_id: str) -> SupplierRecord | None:
+        return await self._one_supplier("supplier_id", supplier_id)
+
+    async def supplier_by_key_id(self, key_id: str) -> SupplierRecord | None:
+        return await self._one_supplier("key_id", key_id)
+
+    async def replace_key(self, supplier_id: str, key_id: str, key_hash: str) -> None:
+        await self._replace_key(_SUPPLIERS, supplier_id, key_id, key_hash)
+
+    async def upgrade_key_hash(self, key_id: str, old_hash: str, new_hash: str) -> None:
+        sql = self._sql("UPDATE ingest_suppliers SET key_hash = ? WHERE key_id = ? AND key_hash = ?")
+        await self._run(_execute(sql, (new_hash, key_id, old_hash)))
+
+    async def add_storefront(self, storefront: StorefrontRecord) -> None:
+        try:
+            await self._insert_key_holder(_STOREFRONTS, storefront.storefront_id, storefront)
+        except self.integrity_errors as exc:
+            raise StorefrontExists(storefront.storefront_id) from exc
+
+    async def _one_storefront(self, where: str, value: str) -> StorefrontRecord | None:
+        row = await self._key_holder_row(_STOREFRONTS, where, value)
+        if row is None:
+            return None
+        return StorefrontRecord(
+            storefront_id=row[0], name=row[1], key_id=row[2], key_hash=row[3], created_at=_created_at(row[4])
+        )
+
+    async def get_storefront(self, storefront_id: str) -> StorefrontRecord | None:
+        return await self._one_storefront("storefront_id", storefront_id)
+
+    async def storefront_by_key_id(self, key_id: str) -> StorefrontRecord | None:
+        return await self._one_storefront("key_id", key_id)
+
+    async def replace_storefront_key(self, storefront_id: str, key_id: str, key_hash: str) -> None:
+        await self._replace_key(_STOREFRONTS, storefront_id, key_id, key_hash)
 
     # -- products ---------------------------------------------------------------------------
 
@@ -376,127 +361,3 @@ class _SqlIngestStore:
             return _report_decoder.decode(bytes(row[0])) if row else None
 
         return await self._run(get)
-
-
-class SqliteIngestStore(_SqlIngestStore):
-    placeholder = "?"
-    dialect = "sqlite"
-    migrations = numbered(
-        (
-            "CREATE TABLE IF NOT EXISTS ingest_suppliers (supplier_id TEXT PRIMARY KEY, name TEXT NOT NULL,"
-            " key_id TEXT NOT NULL UNIQUE, key_hash TEXT NOT NULL, created_at TEXT NOT NULL)",
-            "CREATE TABLE IF NOT EXISTS ingest_products (supplier_id TEXT NOT NULL, product_id TEXT NOT NULL,"
-            " sku TEXT NOT NULL, fingerprint BLOB, revision INTEGER NOT NULL,"
-            " removed INTEGER NOT NULL DEFAULT 0,"
-            " PRIMARY KEY (supplier_id, product_id)) WITHOUT ROWID",
-            "CREATE TABLE IF NOT EXISTS ingest_feeds (feed_id TEXT PRIMARY KEY, supplier_id TEXT NOT NULL,"
-            " status TEXT NOT NULL, created_at TEXT NOT NULL, report BLOB NOT NULL)",
-            "CREATE INDEX IF NOT EXISTS ingest_feeds_by_supplier ON ingest_feeds (supplier_id, created_at)",
-        ),
-        (
-            "ALTER TABLE ingest_suppliers ADD COLUMN lease_owner TEXT",
-            "ALTER TABLE ingest_suppliers ADD COLUMN lease_until REAL",
-        ),
-        ("ALTER TABLE ingest_suppliers ADD COLUMN lease_holder TEXT",),
-        (
-            "CREATE TABLE IF NOT EXISTS ingest_storefronts (storefront_id TEXT PRIMARY KEY,"
-            " name TEXT NOT NULL, key_id TEXT NOT NULL UNIQUE, key_hash TEXT NOT NULL,"
-            " created_at TEXT NOT NULL)",
-        ),
-    )
-    upsert_product_sql = (
-        "INSERT INTO ingest_products (supplier_id, product_id, sku, fingerprint, revision, removed)"
-        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (supplier_id, product_id) DO UPDATE SET"
-        " sku = excluded.sku, fingerprint = excluded.fingerprint, revision = excluded.revision,"
-        " removed = excluded.removed"
-    )
-    replace_feed_sql = (
-        "REPLACE INTO ingest_feeds (feed_id, supplier_id, status, created_at, report) VALUES (?, ?, ?, ?, ?)"
-    )
-    integrity_errors = (sqlite3.IntegrityError,)
-
-    def __init__(self, target: SqliteTarget) -> None:
-        super().__init__()
-        self.target = target
-
-    def _connect(self) -> sqlite3.Connection:
-        if str(self.target.path) != ":memory:":
-            self.target.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.target.path, check_same_thread=False, timeout=30)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across app crashes
-        conn.execute("PRAGMA busy_timeout=30000")
-        return conn
-
-
-class MysqlIngestStore(_SqlIngestStore):
-    placeholder = "%s"
-    dialect = "mysql"
-    migrations = numbered(
-        (
-            "CREATE TABLE IF NOT EXISTS ingest_suppliers (supplier_id VARCHAR(64) PRIMARY KEY,"
-            " name VARCHAR(200) NOT NULL, key_id VARCHAR(32) NOT NULL UNIQUE, key_hash VARCHAR(200) NOT NULL,"
-            " created_at VARCHAR(40) NOT NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
-            "CREATE TABLE IF NOT EXISTS ingest_products (supplier_id VARCHAR(64) NOT NULL,"
-            " product_id VARCHAR(200) NOT NULL, sku VARCHAR(128) NOT NULL, fingerprint VARBINARY(32) NULL,"
-            " revision BIGINT NOT NULL, removed TINYINT NOT NULL DEFAULT 0,"
-            " PRIMARY KEY (supplier_id, product_id)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
-            "CREATE TABLE IF NOT EXISTS ingest_feeds (feed_id VARCHAR(64) PRIMARY KEY,"
-            " supplier_id VARCHAR(64) NOT NULL, status VARCHAR(16) NOT NULL, created_at VARCHAR(40) NOT NULL,"
-            " report MEDIUMBLOB NOT NULL, KEY ingest_feeds_by_supplier (supplier_id, created_at))"
-            " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
-        ),
-        (
-            "ALTER TABLE ingest_suppliers ADD COLUMN lease_owner VARCHAR(64) NULL,"
-            " ADD COLUMN lease_until DOUBLE NULL",
-        ),
-        ("ALTER TABLE ingest_suppliers ADD COLUMN lease_holder VARCHAR(255) NULL",),
-        (
-            "CREATE TABLE IF NOT EXISTS ingest_storefronts (storefront_id VARCHAR(64) PRIMARY KEY,"
-            " name VARCHAR(200) NOT NULL, key_id VARCHAR(32) NOT NULL UNIQUE,"
-            " key_hash VARCHAR(200) NOT NULL, created_at VARCHAR(40) NOT NULL)"
-            " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
-        ),
-    )
-    upsert_product_sql = (
-        "INSERT INTO ingest_products (supplier_id, product_id, sku, fingerprint, revision, removed)"
-        " VALUES (%s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE sku = VALUES(sku),"
-        " fingerprint = VALUES(fingerprint), revision = VALUES(revision), removed = VALUES(removed)"
-    )
-    replace_feed_sql = (
-        "REPLACE INTO ingest_feeds (feed_id, supplier_id, status, created_at, report)"
-        " VALUES (%s, %s, %s, %s, %s)"
-    )
-
-    def __init__(self, target: MysqlTarget) -> None:
-        super().__init__()
-        import pymysql
-
-        self.target = target
-        self.integrity_errors = (pymysql.err.IntegrityError,)
-
-    def _connect(self) -> Any:
-        import pymysql
-
-        kwargs = self.target.pymysql_kwargs()
-        database = str(kwargs.pop("database"))
-        if not re.fullmatch(r"[A-Za-z0-9_$]{1,64}", database):
-            raise ValueError(f"unsupported MySQL database name {database!r}")
-        conn = pymysql.connect(**kwargs, connect_timeout=5)
-        with conn.cursor() as cur:
-            cur.execute(f"CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4")
-        conn.select_db(database)
-        return conn
-
-    def _before(self, conn: Any) -> Any:
-        import pymysql
-
-        try:
-            conn.ping()
-            return conn
-        except pymysql.err.Error:
-            try:
-                conn.close()
-            except pymysql.err.Error:
-                pass
-            return self._connect()

@@ -47,9 +47,9 @@ from inventory.cluster import ClusterEngine
 from inventory.domain import InsufficientStock
 from inventory.groups import GroupReserveRequest
 from inventory.sqlite import SqliteEngine
-from loadtest.bench_inventory import _unlink_sync, cpu_seconds, engine_rate, server_pids
+from loadtest.bench_inventory import cpu_seconds, engine_rate, server_pids
 from loadtest.inventory_audit import audit_mysql, drop_mysql_database, mysql_target, mysql_url_with_database
-from loadtest.inventory_stack import servers
+from loadtest.inventory_stack import fresh_engine, servers, unlink_keys
 
 SKUS = [f"bench:G-{n:02d}" for n in range(30)]
 
@@ -70,15 +70,12 @@ def groups(total: int) -> list[GroupReserveRequest]:
 async def group_rate(
     redis_url: str, mysql_url: str, total: int, concurrency: int = 2000
 ) -> tuple[float, dict[str, Any]]:
-    db_url = mysql_url_with_database(mysql_url, f"bench_co_{uuid.uuid4().hex[:8]}")
-    engine = ClusterEngine(redis_url, mysql_target(db_url), sweep_interval=None)
     pids = server_pids(redis_url, mysql_url)
     requests = groups(total)
     demand: Counter[str] = Counter()
     for r in requests:
         demand.update(dict(r.lines))
-    await engine.start()
-    try:
+    async with fresh_engine(redis_url, mysql_url, "bench_co", sweep_interval=None) as (engine, db_url):
         stock = {sku: demand[sku] * 9 // 10 for sku in SKUS}
         for sku, units in stock.items():
             await engine.set_on_hand(sku, units)
@@ -117,12 +114,6 @@ async def group_rate(
             "granted": ok, "refused": refused, "oversold_units": oversold, "partial_units": partial,
             "elapsed_s": round(elapsed, 2), "cpu_us_per_checkout": cpu_us,
         }  # fmt: skip
-    finally:
-        await engine.close()
-        drop_mysql_database(db_url)
-        sync = redis.Redis.from_url(redis_url)
-        _unlink_sync(sync, f"{engine.prefix}:*")
-        sync.close()
 
 
 async def cart_latency(
@@ -206,7 +197,7 @@ async def cart_latency(
         if not embedded:
             drop_mysql_database(db_url)
             sync = redis.Redis.from_url(redis_url)
-            _unlink_sync(sync, f"{engine.prefix}:*")
+            unlink_keys(sync, f"{engine.prefix}:*")
             sync.close()
 
 

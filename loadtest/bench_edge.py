@@ -13,10 +13,8 @@ leave, which the server CPU per request (steady under load) makes visible.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import tempfile
 import time
 import uuid
@@ -26,7 +24,7 @@ import httpx
 
 from infra.local.edge import EdgeState, EdgeTopology
 from infra.local.stack import SERVICE_ENV, SERVICES, LocalStack
-from loadtest.bench_reservations_http import WRK_SCRIPT, WrkResult, wrk_executable
+from loadtest.bench_reservations_http import WRK_SCRIPT, WrkResult, run_wrk_command, wrk_executable
 
 TOKEN = "bench-edge-admin"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
@@ -54,17 +52,7 @@ def wrk(url: str, mode: str, *, seconds: float, connections: int, key: str = "")
         wrk_executable(), "-t", "2", "-c", str(connections), "-d", f"{seconds:g}s", "--timeout", "10s",
         "--latency", "-s", str(WRK_SCRIPT), url, "--", mode, SKU, uuid.uuid4().hex[:8], key,
     ]  # fmt: skip
-    out = subprocess.run(command, capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
-    line = next(ln for ln in out.splitlines() if ln.startswith("WRK_RESULT "))
-    data = json.loads(line.removeprefix("WRK_RESULT "))
-    return WrkResult(
-        rps=data["requests"] / (data["duration_us"] / 1e6),
-        p50_ms=data["p50_us"] / 1000,
-        p99_ms=data["p99_us"] / 1000,
-        statuses={int(k): v for k, v in sorted(data["statuses"].items())},
-        socket_errors={k: v for k, v in data["errors"].items() if v},
-        server_cpu_us=float("nan"),
-    )
+    return run_wrk_command(command, seconds=seconds)
 
 
 def seed(base: str, products: int) -> str:

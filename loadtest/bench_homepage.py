@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import shutil
 import statistics
@@ -47,9 +46,9 @@ from kernel.contracts.events import (
 )
 from kernel.eventlog.processing import publish_events
 from kernel.settings import Settings, load_settings
-from loadtest.bench_reservations_http import WRK_SCRIPT, WrkResult, wrk_executable
+from loadtest.bench_reservations_http import WRK_SCRIPT, WrkResult, run_wrk_command, wrk_executable
 from loadtest.bench_search import free_port, import_catalogs, project
-from loadtest.children import core_split, cpu_seconds, spawn_emporium
+from loadtest.children import core_split, spawn_emporium
 
 UNLIMITED = "1000000000/second"
 SHOPPER = "bench-shopper"
@@ -72,28 +71,7 @@ def wrk(
     for name, value in headers.items():
         cmd += ["-H", f"{name}: {value}"]
     cmd += ["--latency", "-s", str(WRK_SCRIPT), url, "--", "get"]
-    before = cpu_seconds(pid)
-    out = subprocess.run(
-        cmd,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=seconds + 60,
-        preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
-    ).stdout
-    cpu = cpu_seconds(pid) - before
-    line = next((ln for ln in out.splitlines() if ln.startswith("WRK_RESULT ")), None)
-    if line is None:
-        raise RuntimeError(f"wrk printed no WRK_RESULT line:\n{out}")
-    data = json.loads(line.removeprefix("WRK_RESULT "))
-    return WrkResult(
-        rps=data["requests"] / (data["duration_us"] / 1e6),
-        p50_ms=data["p50_us"] / 1000,
-        p99_ms=data["p99_us"] / 1000,
-        statuses={int(k): v for k, v in sorted(data["statuses"].items())},
-        socket_errors={k: v for k, v in data["errors"].items() if v},
-        server_cpu_us=cpu / max(1, data["requests"]) * 1e6,
-    )
+    return run_wrk_command(cmd, seconds=seconds, server_pid=pid, cpus=cpus)
 
 
 async def publish_analytics(settings: Settings, base: str) -> None:

@@ -41,11 +41,9 @@ from loadtest.bench_reservations_http import run as http_bench
 from loadtest.children import cpu_seconds as process_cpu_seconds
 from loadtest.inventory_audit import (
     audit_mysql,
-    drop_mysql_database,
     mysql_target,
-    mysql_url_with_database,
 )
-from loadtest.inventory_stack import servers
+from loadtest.inventory_stack import fresh_engine, servers, unlink_keys
 
 ROOT = Path(__file__).resolve().parents[1]
 # A SKU of the fast path that never runs out, for the script-only measurements.
@@ -78,23 +76,12 @@ def redis_benchmark_evalsha(redis_url: str, n: int = 200_000) -> float:
         "r__rand_int__ SKU c__rand_int__ 1 k__rand_int__ 9999999999\n",
     ]  # fmt: skip
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=300).stdout
-    _unlink_sync(sync, f"{prefix}:*")
+    unlink_keys(sync, f"{prefix}:*")
     sync.close()
     match = re.search(r"([\d.]+) requests per second", out)
     if not match:
         raise RuntimeError(f"cannot parse redis-benchmark output: {out!r}")
     return float(match.group(1))
-
-
-def _unlink_sync(client: Any, pattern: str) -> None:
-    chunk: list[bytes] = []
-    for key in client.scan_iter(match=pattern, count=5000):
-        chunk.append(key)
-        if len(chunk) >= 5000:
-            client.unlink(*chunk)
-            chunk.clear()
-    if chunk:
-        client.unlink(*chunk)
 
 
 async def naive_lua(redis_url: str, total: int, concurrency: int = 50) -> float:
@@ -212,11 +199,8 @@ async def engine_rate(
 
     Also reports CPU microseconds per reservation of this process, redis-server and mariadbd: on a
     shared machine that cost is what decides the rate, and it is far less noisy than the wall clock."""
-    db_url = mysql_url_with_database(mysql_url, f"bench_inv_{uuid.uuid4().hex[:8]}")
-    engine = ClusterEngine(redis_url, mysql_target(db_url), sweep_interval=None)
     pids = server_pids(redis_url, mysql_url)
-    await engine.start()
-    try:
+    async with fresh_engine(redis_url, mysql_url, "bench_inv", sweep_interval=None) as (engine, db_url):
         units = total * 9 // 10  # some requests are refused too: a sale sells out
         await engine.set_on_hand("BENCH", units)
         load = await reserve_concurrently(engine, total, concurrency, pids)
@@ -227,13 +211,6 @@ async def engine_rate(
         assert audit.consistent and audit.held == ok, audit
         assert fast is not None and fast.held == ok, fast
         return total / load.elapsed, engine_stats(engine, load)
-    finally:
-        await engine.close()
-        drop_mysql_database(db_url)
-        # The next run must not find (and SCAN past) this run's idempotency keys and holds.
-        sync = redis.Redis.from_url(redis_url)
-        _unlink_sync(sync, f"{engine.prefix}:*")
-        sync.close()
 
 
 # Main -----------------------------------------------------------------------------------------------

@@ -82,6 +82,35 @@ class WrkResult:
     server_cpu_us: float  # server process CPU per request: steadier than rps on a shared machine
 
 
+def run_wrk_command(
+    cmd: list[str], *, seconds: float, server_pid: int | None = None, cpus: set[int] | None = None
+) -> WrkResult:
+    """Run one wrk command of ``seconds`` with WRK_SCRIPT (on ``cpus`` if given) and parse the WRK_RESULT
+    line the script prints; with ``server_pid``, also the server's CPU time per request (else NaN)."""
+    cpu_before = cpu_seconds(server_pid) if server_pid is not None else 0.0
+    out = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 60,
+        preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
+    ).stdout
+    cpu = cpu_seconds(server_pid) - cpu_before if server_pid is not None else float("nan")
+    line = next((ln for ln in out.splitlines() if ln.startswith("WRK_RESULT ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no WRK_RESULT line:\n{out}")
+    data = json.loads(line.removeprefix("WRK_RESULT "))
+    return WrkResult(
+        rps=data["requests"] / (data["duration_us"] / 1e6),
+        p50_ms=data["p50_us"] / 1000,
+        p99_ms=data["p99_us"] / 1000,
+        statuses={int(k): v for k, v in sorted(data["statuses"].items())},
+        socket_errors={k: v for k, v in data["errors"].items() if v},
+        server_cpu_us=cpu / max(1, data["requests"]) * 1e6,
+    )
+
+
 def run_wrk(
     base: str,
     mode: str,
@@ -101,28 +130,7 @@ def run_wrk(
         wrk_executable(), "-t", str(threads), "-c", str(connections), "-d", f"{seconds:g}s",
         "--timeout", "10s", "--latency", "-s", str(WRK_SCRIPT), url, "--", mode, sku, tag, key,
     ]  # fmt: skip
-    cpu_before = cpu_seconds(server_pid)
-    out = subprocess.run(
-        cmd,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=seconds + 60,
-        preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
-    ).stdout
-    cpu = cpu_seconds(server_pid) - cpu_before
-    line = next((ln for ln in out.splitlines() if ln.startswith("WRK_RESULT ")), None)
-    if line is None:
-        raise RuntimeError(f"wrk printed no WRK_RESULT line:\n{out}")
-    data = json.loads(line.removeprefix("WRK_RESULT "))
-    return WrkResult(
-        rps=data["requests"] / (data["duration_us"] / 1e6),
-        p50_ms=data["p50_us"] / 1000,
-        p99_ms=data["p99_us"] / 1000,
-        statuses={int(k): v for k, v in sorted(data["statuses"].items())},
-        socket_errors={k: v for k, v in data["errors"].items() if v},
-        server_cpu_us=cpu / max(1, data["requests"]) * 1e6,
-    )
+    return run_wrk_command(cmd, seconds=seconds, server_pid=server_pid, cpus=cpus)
 
 
 @contextlib.contextmanager

@@ -23,6 +23,7 @@ which changes independently of the index.
 
 from __future__ import annotations
 
+import asyncio
 from typing import NamedTuple
 
 import msgspec
@@ -158,6 +159,7 @@ class SearchService:
         self.activity = activity
         self.metrics = metrics
         self.cache = cache
+        self._searching: dict[bytes, asyncio.Task[SearchResult]] = {}  # misses in flight, by query
 
     def plan(self, request: SearchRequest) -> Plan:
         """The index query of a request, validated; its cursor decoded."""
@@ -247,12 +249,33 @@ class SearchService:
             result = cache.get(key)
             self._count_cache("hit" if result is not None else "miss")
             if result is None:
-                stamp = cache.stamp()
-                result = await self.index.search(query)
-                cache.put(key, stamp, result)
+                result = await self._search_once(key, query, cache)
             return result
         except InvalidQuery as exc:  # e.g. a forged cursor whose sort key does not fit the sort
             raise InvalidRequest(f"invalid query: {exc}") from exc
+
+    async def _search_once(self, key: bytes, query: SearchQuery, cache: ResultCache) -> SearchResult:
+        """Concurrent misses of one query share one index search: when a popular query's entry expires
+        (every ``ttl_s`` where other processes write the index), its waiting requests would otherwise all
+        search the index at once. A caller that gives up does not cancel the others' search."""
+        task = self._searching.get(key)
+        if task is None:
+
+            async def search_and_keep() -> SearchResult:
+                stamp = cache.stamp()
+                result = await self.index.search(query)
+                cache.put(key, stamp, result)
+                return result
+
+            task = asyncio.ensure_future(search_and_keep())
+            self._searching[key] = task
+            task.add_done_callback(lambda done: self._search_done(key, done))
+        return await asyncio.shield(task)
+
+    def _search_done(self, key: bytes, task: asyncio.Task[SearchResult]) -> None:
+        self._searching.pop(key, None)
+        if not task.cancelled():
+            task.exception()  # retrieved here too: every waiter may have given up
 
     async def _fill(self, plan: Plan) -> _Filled:
         """The page's hits, in rounds of index searches, each checked against the out-of-stock set."""

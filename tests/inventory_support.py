@@ -155,12 +155,14 @@ def private_mariadb(home: Path) -> PrivateServer:
 
 @dataclass
 class ServiceProcess:
-    """``emporium serve`` in a subprocess (its own session), for kill -9 tests and benchmarks."""
+    """``emporium serve`` in a subprocess (its own session), for kill -9 tests and benchmarks; or another
+    command answering ``/readyz`` on ``port`` (``("project", "--metrics-port")``: a projector process)."""
 
     env: dict[str, str]
     port: int
     log: Path
     proc: subprocess.Popen[bytes] | None = None
+    command: tuple[str, ...] = ("serve", "--port")
 
     @property
     def base(self) -> str:
@@ -168,9 +170,9 @@ class ServiceProcess:
 
     def start(self, timeout: float = 120.0) -> None:
         with self.log.open("ab") as fh:
-            command = [sys.executable, "-c", "from emporium.cli import main; main()", "serve"]
+            command = [sys.executable, "-c", "from emporium.cli import main; main()", *self.command]
             self.proc = subprocess.Popen(
-                [*command, "--port", str(self.port)],
+                [*command, str(self.port)],
                 env={**os.environ, **self.env}, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         deadline = time.monotonic() + timeout

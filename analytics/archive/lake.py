@@ -29,6 +29,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import structlog
 
+from analytics.lake_files import LakeError, checked_footer, is_data
 from analytics.schema import ACTIVITY_SCHEMA, ACTIVITY_TABLE, partition_dir
 
 log = structlog.get_logger(__name__)
@@ -41,20 +42,6 @@ HISTORY_FILE = re.compile(
 )
 TEMP_SUFFIX = ".tmp"
 MANY_FILES = 16
-
-
-class LakeError(RuntimeError):
-    """The lake cannot be used as it is; the message says what to do."""
-
-
-class CorruptLakeFile(LakeError):
-    def __init__(self, path: str, reason: str) -> None:
-        super().__init__(
-            f"corrupt file in the lake: {path}: {reason}. Nothing was read; move the file away (or delete "
-            "it and re-run the archive or import that wrote it) and try again."
-        )
-        self.path = path
-        self.reason = reason
 
 
 def live_file_name(topic: str, partition: int, first: int, last: int, part: int, parts: int) -> str:
@@ -102,7 +89,7 @@ class Lake:
             temp = f"{directory}/.{planned.name}.{uuid.uuid4().hex[:8]}{TEMP_SUFFIX}"
             pq.write_table(planned.table, temp, filesystem=self.fs)
             if not many:
-                self._sync_file(temp)
+                self._sync(temp)
             staged.append((temp, f"{directory}/{planned.name}"))
         if many:
             os.sync()
@@ -112,21 +99,14 @@ class Lake:
             os.sync()
         else:
             for directory in {final.rsplit("/", 1)[0] for _, final in staged}:
-                self._sync_dir(directory)
+                self._sync(directory)
         return [final for _, final in staged]
 
-    def _sync_file(self, path: str) -> None:
-        """Durable before the rename (object stores: the upload completing is the durability)."""
+    def _sync(self, path: str) -> None:
+        """fsync a file (durable before its rename) or a directory (the rename durable); on object
+        stores the upload completing is the durability."""
         if self._local:
             fd = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-
-    def _sync_dir(self, directory: str) -> None:
-        if self._local:
-            fd = os.open(directory, os.O_RDONLY)
             try:
                 os.fsync(fd)
             finally:
@@ -186,24 +166,15 @@ class Lake:
     # reading ------------------------------------------------------------------------------------
 
     def parquet_files(self) -> list[str]:
-        """Every visible Parquet file of the table, sorted (hidden and temporary files left out)."""
-        return sorted(
-            i.path
-            for i in self._files()
-            if i.base_name.endswith(".parquet") and not i.base_name.startswith((".", "_"))
-        )
+        """Every data file of the table, sorted (hidden and temporary files left out: ``is_data``)."""
+        prefix = f"{self.table_root}/"
+        return sorted(i.path for i in self._files() if is_data(i.path.removeprefix(prefix)))
 
     def verify(self) -> list[str]:
         """Check every file's footer and schema; raise ``CorruptLakeFile`` naming the first bad one."""
         paths = self.parquet_files()
         for path in paths:
-            try:
-                schema = pq.read_schema(path, filesystem=self.fs)
-            except (OSError, pa.ArrowException) as exc:
-                raise CorruptLakeFile(path, f"not a readable Parquet file ({exc})") from exc
-            missing = [f.name for f in ACTIVITY_SCHEMA if f.name not in schema.names]
-            if missing:
-                raise CorruptLakeFile(path, f"columns missing from its schema: {', '.join(missing)}")
+            checked_footer(path, self.fs)
         return paths
 
     def dataset(self) -> ds.Dataset:

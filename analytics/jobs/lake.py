@@ -19,14 +19,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from analytics.lake_files import LakeError, checked_footer, is_data, unreadable
 from analytics.schema import ACTIVITY_SCHEMA, ACTIVITY_TABLE
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
-
-
-class LakeError(RuntimeError):
-    """The input cannot be used (empty, corrupt, wrong schema); the message says what to do."""
 
 
 def lake_path(lake_url: str) -> Path:
@@ -65,21 +62,10 @@ class Snapshot:
         return int(self.watermark.timestamp()) * 1_000_000 + self.rows % 1_000_000
 
 
-def _visible(path: Path, base: Path) -> bool:
-    """What Spark and the archive count as data: no part of the path starts with '.' or '_'."""
-    return not any(part.startswith((".", "_")) for part in path.relative_to(base).parts)
-
-
 def _check_footer(path: Path) -> tuple[int, datetime | None]:
     """Rows and newest occurred_at of one file, from its footer; LakeError when it is unusable."""
-    try:
-        meta = pq.ParquetFile(path).metadata
-    except (pa.ArrowException, OSError) as exc:
-        raise LakeError(f"corrupt Parquet file {path}: {exc}; move it aside and re-run") from exc
+    meta = checked_footer(str(path))
     schema = meta.schema.to_arrow_schema()
-    missing = [f.name for f in ACTIVITY_SCHEMA if f.name not in schema.names]
-    if missing:
-        raise LakeError(f"{path} is not an activity file (missing columns {', '.join(missing)})")
     column = schema.get_field_index("occurred_at")
     newest: datetime | None = None
     for group in range(meta.num_row_groups):
@@ -96,7 +82,7 @@ def _newest_by_reading(path: Path) -> datetime | None:
     try:
         column = pq.read_table(path, columns=["occurred_at"]).column(0)
     except (pa.ArrowException, OSError) as exc:
-        raise LakeError(f"corrupt Parquet file {path}: {exc}; move it aside and re-run") from exc
+        raise unreadable(str(path), exc) from exc
     value = pc.max(column).as_py()
     return value if isinstance(value, datetime) else None
 
@@ -106,7 +92,7 @@ def snapshot(lake_url: str) -> Snapshot:
     lake = lake_path(lake_url)
     base = lake / ACTIVITY_TABLE
     files = (
-        sorted(p for p in base.rglob("*.parquet") if p.is_file() and _visible(p, base))
+        sorted(p for p in base.rglob("*.parquet") if p.is_file() and is_data(p.relative_to(base).as_posix()))
         if base.is_dir()
         else []
     )

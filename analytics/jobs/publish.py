@@ -63,13 +63,14 @@ def _trending(outputs: JobOutputs, version: str) -> Iterator[tuple[str, Payload]
 
 
 def payloads(job: str, outputs: JobOutputs, version: str) -> Iterator[tuple[str, Payload]]:
-    """(entity key, payload) for every result of one committed version."""
+    """(entity key, payload) for every result of one committed version.
+
+    Popularity comes after the per-user lists: the every-region popularity list is what supersedes
+    older runs' per-user lists (``read_models.recommendations.is_current``), so a winning run's lists
+    are sent before it and, on a log that keeps the order, users are not shown popularity meanwhile."""
     tables = outputs.tables(version)
     if "trending" in tables:
         yield from _trending(outputs, version)
-    if "popular" in tables:
-        for (region,), ids in _ranked(outputs.read(version, "popular"), ("region",), "product_id").items():
-            yield f"popular:{region}", PopularProductsComputed(product_ids=tuple(ids), region=region)
     if "user_recs" in tables:
         for (user,), ids in _ranked(outputs.read(version, "user_recs"), ("user_id",), "product_id").items():
             yield f"user:{user}", RecommendationsComputed(user_id=user, product_ids=tuple(ids), model="als")
@@ -78,6 +79,9 @@ def payloads(job: str, outputs: JobOutputs, version: str) -> Iterator[tuple[str,
             outputs.read(version, "related"), ("product_id",), "related_id"
         ).items():
             yield f"related:{product}", RelatedProductsComputed(product_id=product, product_ids=tuple(ids))
+    if "popular" in tables:
+        for (region,), ids in _ranked(outputs.read(version, "popular"), ("region",), "product_id").items():
+            yield f"popular:{region}", PopularProductsComputed(product_ids=tuple(ids), region=region)
 
 
 def envelopes(job: str, outputs: JobOutputs, version: str) -> Iterator[Envelope]:

@@ -16,12 +16,12 @@ from typing import Annotated
 import msgspec
 import typer
 
-from analytics.archive import LakeError as ArchiveLakeError
 from analytics.archive import catch_up
 from analytics.history import FileError, ImportReport, import_history
-from analytics.jobs.lake import LakeError, Snapshot, snapshot
+from analytics.jobs.lake import Snapshot, snapshot
 from analytics.jobs.runner import JOBS, JobRun, LazySpark, compute_job, job_params, publish_job
 from analytics.jobs.session import SparkUrlError, check_spark_url, spark_session
+from analytics.lake_files import LakeError
 from emporium.cli.context import run, settings_from
 from emporium.container import Container
 from kernel.settings import Settings
@@ -78,7 +78,7 @@ def archive(
     settings = settings_from(ctx)
     try:
         events = run(archive_catch_up(settings, progress=progress))
-    except ArchiveLakeError as exc:
+    except LakeError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"archived {events} events into {settings.lake_url}")
@@ -100,7 +100,7 @@ def import_history_command(
     settings = settings_from(ctx)
     try:
         report = import_history(path, profile.value, settings.lake_url, progress=progress)
-    except (FileError, ArchiveLakeError) as exc:
+    except (FileError, LakeError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     if json_output:
@@ -156,7 +156,7 @@ def run_jobs(
     settings = settings_from(ctx)
     try:
         archived = run(archive_catch_up(settings, progress=True))
-    except ArchiveLakeError as exc:
+    except LakeError as exc:
         raise _fail(str(exc)) from None
     _say(f"archived {archived} new activity events")
     try:

@@ -90,6 +90,7 @@ class KafkaEventLog:
         self._offsets: AIOKafkaConsumer | None = None  # group-less client for end/begin offsets
         self._known_topics: set[str] = set()
         self._start_lock = asyncio.Lock()
+        self._offsets_lock = asyncio.Lock()  # one offsets client, however many lag() calls race to make it
         self._topic_lock = asyncio.Lock()
 
     @classmethod
@@ -246,17 +247,20 @@ class KafkaEventLog:
         return KafkaConsumer(self, topics, group, start_from=start_from)
 
     async def _offsets_client(self) -> AIOKafkaConsumer:
-        if self._offsets is None:
-            client = AIOKafkaConsumer(
-                bootstrap_servers=self.bootstrap_servers,
-                client_id=f"{self.client_id}-offsets",
-                group_id=None,
-                enable_auto_commit=False,
-                request_timeout_ms=self.request_timeout_ms,
-            )
-            await client.start()
-            self._offsets = client
-        return self._offsets
+        """The shared group-less client. Made under a lock: every projector's lag report starts at the
+        same moment, and each one making its own left all but one open (``Unclosed AIOKafkaConsumer``)."""
+        async with self._offsets_lock:
+            if self._offsets is None:
+                client = AIOKafkaConsumer(
+                    bootstrap_servers=self.bootstrap_servers,
+                    client_id=f"{self.client_id}-offsets",
+                    group_id=None,
+                    enable_auto_commit=False,
+                    request_timeout_ms=self.request_timeout_ms,
+                )
+                await client.start()
+                self._offsets = client
+            return self._offsets
 
     async def lag(self, topic: str, group: str) -> int:
         """End offsets minus the group's committed offsets (earliest retained when never committed)."""

@@ -25,8 +25,10 @@ from read_models.homepage.model import (
     StockFlag,
     activity_bucket,
     is_personal,
+    popular_list,
     recs_list,
 )
+from read_models.recommendations import is_current
 
 
 def _top(scores: dict[str, float], n: int) -> list[str]:
@@ -196,7 +198,7 @@ class MemoryHomepageCache:
 
     async def personal(self, user_id: str, limit: int) -> list[ProductCard]:
         ranked = self._lists.get(recs_list(user_id))
-        if ranked is None:
+        if ranked is None or not is_current(ranked, self._lists.get(popular_list(""))):
             return []
         found = self._products
         return [found[pid].card for pid in ranked.product_ids[:limit] if pid in found]

@@ -91,7 +91,8 @@ class HomepageCache(Protocol):
     async def put_document(self, key: str, document: Document) -> None: ...
 
     async def personal(self, user_id: str, limit: int) -> list[ProductCard]:
-        """The tiles of a user's recommendations, best first (empty when none are known)."""
+        """The tiles of a user's recommendations, best first (empty when none are known, or when the
+        list is older than the every-region popularity list: ``read_models.recommendations.is_current``)."""
         ...
 
     async def acquire(self, name: str, ttl_s: float) -> str | None:

@@ -29,8 +29,10 @@ from read_models.homepage.model import (
     StockFlag,
     activity_bucket,
     is_personal,
+    popular_list,
     recs_list,
 )
+from read_models.recommendations import is_current
 
 _LUA = Path(__file__).with_name("lua")
 _encode = msgspec.msgpack.Encoder().encode
@@ -205,10 +207,15 @@ class RedisHomepageCache:
         await self._redis.hset(self._key("doc", key), mapping={"stamp": stamp, "data": _encode(document)})
 
     async def personal(self, user_id: str, limit: int) -> list[ProductCard]:
-        value: bytes | None = await self._redis.hget(self._key("lists"), recs_list(user_id))  # type: ignore[assignment]
+        names = [recs_list(user_id), popular_list("")]
+        both: list[bytes | None] = await self._redis.hmget(self._key("lists"), names)  # type: ignore[assignment]
+        value, everywhere = both
         if value is None:
             return []
-        ids = _list.decode(value).product_ids[:limit]
+        ranked = _list.decode(value)
+        if everywhere is not None and not is_current(ranked, _list.decode(everywhere)):
+            return []
+        ids = ranked.product_ids[:limit]
         found = await self.products(ids)
         return [found[pid].card for pid in ids if pid in found]
 

@@ -53,6 +53,7 @@ from read_models.recommendations.port import (
     Recommendations,
     RecommendationsStoreError,
     RelatedProducts,
+    is_current,
 )
 
 Ranked = Recommendations | RelatedProducts | PopularProducts
@@ -320,8 +321,15 @@ class CassandraRecommendationsStore:
         return await self._put_all("user", [(item.user_id, item) for item in items])
 
     async def get(self, user_id: str) -> Recommendations | None:
-        found = await self._get("user", user_id)
-        return None if found is None else Recommendations(user_id=user_id, **found)
+        """The user's row and the every-region popularity row, read at once (two partitions)."""
+        found, popular = await asyncio.gather(
+            self._get("user", user_id), self._get("popular", ALL_REGIONS_KEY)
+        )
+        if found is None:
+            return None
+        own = Recommendations(user_id=user_id, **found)
+        everywhere = None if popular is None else PopularProducts(region="", **popular)
+        return own if is_current(own, everywhere) else None
 
     async def put_related(self, items: Sequence[RelatedProducts]) -> int:
         return await self._put_all("related", [(item.product_id, item) for item in items])

@@ -12,6 +12,13 @@ Writes are conditional on the revision: a stale or repeated event (the log is at
 replays everything) never replaces newer state, and a newer entry replaces the whole list, so a shorter
 list leaves no leftovers.
 
+Only the latest run's per-user lists are served (``is_current``). Every analytics run publishes the
+every-region popularity list, with the run's revision (it grows with the run's input); per-user lists
+only when that run's ALS beat popularity. So a user's list older than the every-region popularity list
+was superseded by a run whose model lost (or that did not list the user): ``get`` does not return it,
+and the user is served popularity like a new one. No new event is needed: the revision already says
+which run a list came from, and events already on the log keep their meaning.
+
 Adapters (``tests/contract/test_recommendations_store.py`` runs one suite against both):
 
 * ``sqlite:///PATH``: embedded default (``read_models.recommendations.sqlite``);
@@ -115,6 +122,18 @@ def newest_per_user(items: Iterable[Recommendations]) -> list[Recommendations]:
     return newest_by(items, lambda r: r.user_id)
 
 
+class Revisioned(Protocol):
+    @property
+    def revision(self) -> int: ...
+
+
+def is_current(own: Revisioned, everywhere: Revisioned | None) -> bool:
+    """Whether a user's list belongs to the latest run: not older than the every-region popularity list
+    (region ``""``), which every run publishes. Same revision: the same run, served. (The homepage cache
+    keeps both lists too, and applies the same rule.)"""
+    return everywhere is None or own.revision >= everywhere.revision
+
+
 class RecommendationsStore(Protocol):
     """The recommendations read model. Every write is idempotent and revision-conditional."""
 
@@ -131,7 +150,8 @@ class RecommendationsStore(Protocol):
         ...
 
     async def get(self, user_id: str) -> Recommendations | None:
-        """The current entry of ``user_id``, or None when there is none."""
+        """The current entry of ``user_id``: None when there is none or it is superseded (``is_current``:
+        older than the every-region popularity list). Its stored list stays; a newer run replaces it."""
         ...
 
     async def put_related(self, items: Sequence[RelatedProducts]) -> int:

@@ -28,6 +28,7 @@ from read_models.recommendations.port import (
     Recommendations,
     RecommendationsStoreError,
     RelatedProducts,
+    is_current,
 )
 
 T = TypeVar("T")
@@ -108,6 +109,18 @@ def _values(item: Recommendations | RelatedProducts | PopularProducts) -> tuple[
     return (_encode_ids(item.product_ids), item.model, item.revision, _to_us(item.generated_at))
 
 
+def _fields(row: tuple[Any, ...] | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    product_ids, model, revision, generated_at_us = row
+    return {
+        "product_ids": _decode_ids(product_ids),
+        "model": model,
+        "revision": revision,
+        "generated_at": _from_us(generated_at_us),
+    }
+
+
 class _Connection:
     """One sqlite3 connection confined to one worker thread."""
 
@@ -168,22 +181,26 @@ class SqliteRecommendationsStore:
 
     async def _get(self, kind: str, key: str) -> dict[str, Any] | None:
         row = await self._reader.run(lambda conn: conn.execute(_SELECT[kind], (key,)).fetchone())
-        if row is None:
-            return None
-        product_ids, model, revision, generated_at_us = row
-        return {
-            "product_ids": _decode_ids(product_ids),
-            "model": model,
-            "revision": revision,
-            "generated_at": _from_us(generated_at_us),
-        }
+        return _fields(row)
 
     async def put_many(self, items: Sequence[Recommendations]) -> int:
         return await self._put("user", [(r.user_id, *_values(r)) for r in items])
 
     async def get(self, user_id: str) -> Recommendations | None:
-        found = await self._get("user", user_id)
-        return None if found is None else Recommendations(user_id=user_id, **found)
+        def _read(conn: sqlite3.Connection) -> tuple[Any, Any]:
+            with conn:  # one read transaction: both rows from the same snapshot
+                conn.execute("BEGIN")
+                own = conn.execute(_SELECT["user"], (user_id,)).fetchone()
+                everywhere = conn.execute(_SELECT["popular"], ("",)).fetchone() if own else None
+                return own, everywhere
+
+        own_row, everywhere_row = await self._reader.run(_read)
+        found, popular = _fields(own_row), _fields(everywhere_row)
+        if found is None:
+            return None
+        own = Recommendations(user_id=user_id, **found)
+        everywhere = None if popular is None else PopularProducts(region="", **popular)
+        return own if is_current(own, everywhere) else None
 
     async def put_related(self, items: Sequence[RelatedProducts]) -> int:
         return await self._put("related", [(r.product_id, *_values(r)) for r in items])

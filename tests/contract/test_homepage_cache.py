@@ -146,6 +146,19 @@ async def test_personal_lists_do_not_bump_the_generation_shared_lists_do(cache: 
     assert await cache.generation() > before
 
 
+async def test_personal_lists_older_than_the_latest_popularity_are_not_served(cache: HomepageCache) -> None:
+    """A later run whose ALS lost publishes popularity only: the earlier run's list of a user is stale."""
+    await cache.apply_products([upsert("a", 1), upsert("b", 1)])
+    await cache.apply_lists([RankedList(recs_list("u1"), ("b",), 5, NOW)])
+    await cache.apply_lists([RankedList(popular_list("IN"), ("a",), 9, NOW)])  # a region's: no say
+    await cache.apply_lists([RankedList(popular_list(""), ("a",), 5, NOW)])  # the same run
+    assert [c.product_id for c in await cache.personal("u1", 10)] == ["b"]
+    await cache.apply_lists([RankedList(popular_list(""), ("a",), 6, NOW)])  # the next run
+    assert await cache.personal("u1", 10) == []
+    await cache.apply_lists([RankedList(recs_list("u1"), ("a", "b"), 7, NOW)])  # ALS won again
+    assert [c.product_id for c in await cache.personal("u1", 10)] == ["a", "b"]
+
+
 async def test_stock_flips_bump_the_generation(cache: HomepageCache) -> None:
     g0 = await cache.generation()
     assert await cache.apply_stock([StockFlag("s1", False, 1)]) == 0  # unknown was not in stock either

@@ -19,7 +19,7 @@ from ingest.leases import current_holder
 from ingest.model import FeedReport, FeedStatus, ProductState, StorefrontRecord, SupplierRecord
 from ingest.parsing import LineError
 from ingest.store import IngestStore, StorefrontExists, SupplierExists
-from ingest.store_sql import SqliteIngestStore
+from ingest.store_dialects import SqliteIngestStore
 from kernel.database import MysqlTarget, parse_database_url
 from kernel.migrations import apply_migrations
 

@@ -2,7 +2,9 @@
 
 Cassandra comes from the ``cassandra_url`` fixture (Cassandra 2.1 started by the local stack, or the
 server named by EMPORIUM_RECOMMENDATIONS_URL); this session's tables live in a keyspace of their own,
-created by the store and dropped at the end. Tests isolate themselves by unique user ids.
+created by the store and dropped at the end. Tests isolate themselves by unique user ids; the ones that
+write the every-region popularity list (which decides which per-user lists are current, for every user)
+get a store of their own (``fresh_store``).
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -31,10 +35,7 @@ def _with_keyspace(url: str, keyspace: str) -> str:
     return urlunsplit(parts._replace(path=f"/{keyspace}"))
 
 
-@pytest.fixture(scope="session")
-def cassandra_test_url(cassandra_url: str) -> Iterator[str]:
-    url = _with_keyspace(cassandra_url, f"emporium_recs_{uuid.uuid4().hex[:12]}")
-    yield url
+def _drop_keyspace(url: str) -> None:
     from cassandra.cluster import Cluster
 
     cfg = parse_cassandra_url(url)
@@ -45,7 +46,31 @@ def cassandra_test_url(cassandra_url: str) -> Iterator[str]:
         cluster.shutdown()
 
 
-@pytest.fixture(scope="session", params=["sqlite", pytest.param("cassandra", marks=pytest.mark.cluster)])
+def _new_cassandra_url(cassandra_url: str) -> str:
+    return _with_keyspace(cassandra_url, f"emporium_recs_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(scope="session")
+def cassandra_test_url(cassandra_url: str) -> Iterator[str]:
+    url = _new_cassandra_url(cassandra_url)
+    yield url
+    _drop_keyspace(url)
+
+
+@asynccontextmanager
+async def _opened(url: str) -> AsyncIterator[RecommendationsStore]:
+    opened = RECOMMENDATIONS_STORE.open(url)
+    await opened.start()
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+ADAPTERS = ["sqlite", pytest.param("cassandra", marks=pytest.mark.cluster)]
+
+
+@pytest.fixture(scope="session", params=ADAPTERS)
 async def store(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[RecommendationsStore]:
@@ -54,12 +79,24 @@ async def store(
         url = request.getfixturevalue("cassandra_test_url")
     else:
         url = f"sqlite:///{tmp_path_factory.mktemp('recs') / 'recommendations.db'}"
-    opened = RECOMMENDATIONS_STORE.open(url)
-    await opened.start()
-    try:
+    async with _opened(url) as opened:
         yield opened
+
+
+@pytest.fixture(params=ADAPTERS)
+async def fresh_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[RecommendationsStore]:
+    """A store of its own, for the tests that write the every-region popularity list: it decides which
+    per-user lists are current, for every user of the store."""
+    if request.param == "sqlite":
+        async with _opened(f"sqlite:///{tmp_path / 'recommendations.db'}") as opened:
+            yield opened
+        return
+    url = _new_cassandra_url(request.getfixturevalue("cassandra_url"))
+    try:
+        async with _opened(url) as opened:
+            yield opened
     finally:
-        await opened.close()
+        await asyncio.to_thread(_drop_keyspace, url)
 
 
 def user() -> str:
@@ -219,14 +256,45 @@ async def test_list_batches_of_many_keys(lists: Lists) -> None:
         assert found == entry
 
 
-async def test_every_region_list_is_the_empty_region(store: RecommendationsStore) -> None:
+async def test_every_region_list_is_the_empty_region(fresh_store: RecommendationsStore) -> None:
     """Region ``""`` (every region) is a key of its own, apart from any named region."""
-    run = int(uuid.uuid4().int % 1_000_000) + 10  # a revision above earlier tests' writes to region ""
+    run = 10
     everywhere = PopularProducts(region="", product_ids=("a", "b"), model="popularity", revision=run)
     local = PopularProducts(region=f"r{run}", product_ids=("c",), model="popularity", revision=run)
-    await store.put_popular([everywhere, local])
-    assert await store.get_popular("") == everywhere
-    assert await store.get_popular(f"r{run}") == local
+    await fresh_store.put_popular([everywhere, local])
+    assert await fresh_store.get_popular("") == everywhere
+    assert await fresh_store.get_popular(f"r{run}") == local
+
+
+def popular(region: str, revision: int) -> PopularProducts:
+    return PopularProducts(region=region, product_ids=("pop",), model="popularity", revision=revision)
+
+
+async def test_only_the_latest_runs_user_lists_are_served(fresh_store: RecommendationsStore) -> None:
+    """A run publishes the every-region popularity list always and per-user lists only when ALS won: a
+    user's list older than that popularity list is from an earlier run and is not served any more."""
+    store, winner, other = fresh_store, user(), user()
+    await store.put_many([recs(winner, ["w"], 5), recs(other, ["o"], 5)])
+    await store.put_popular([popular("", 5)])  # the same run: its lists are current
+    assert await store.get(winner) == recs(winner, ["w"], 5)
+
+    await store.put_popular([popular("", 6), popular("south", 9)])  # run 6: ALS lost, popularity only
+    assert await store.get(winner) is None and await store.get(other) is None
+    assert await store.put_many([recs(winner, ["w"], 5)]) == 0  # a replayed old list stays superseded
+    assert await store.get(winner) is None
+
+    await store.put_many([recs(winner, ["w7"], 7)])  # run 7: ALS won again (the lists come first) ...
+    assert await store.get(winner) == recs(winner, ["w7"], 7)
+    await store.put_popular([popular("", 7)])  # ... then its popularity
+    assert await store.get(winner) == recs(winner, ["w7"], 7)
+    assert await store.get(other) is None  # not in run 7's lists: popularity, like a new user
+
+
+async def test_regional_popularity_alone_supersedes_nothing(fresh_store: RecommendationsStore) -> None:
+    uid = user()
+    await fresh_store.put_many([recs(uid, ["mine"], 3)])
+    await fresh_store.put_popular([popular("north", 8)])  # no every-region list yet
+    assert await fresh_store.get(uid) == recs(uid, ["mine"], 3)
 
 
 async def test_kinds_do_not_share_keys(store: RecommendationsStore) -> None:

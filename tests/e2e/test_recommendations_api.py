@@ -145,7 +145,11 @@ async def shop(
     embedded_settings: Callable[..., Settings],
     running_app: Callable[..., AbstractAsyncContextManager[Any]],
 ) -> AsyncIterator[Shop]:
-    """One app for the module (its start and stop cost seconds); tests use distinct ids and revisions."""
+    """One app for the module (its start and stop cost seconds); tests use distinct ids and revisions.
+
+    The every-region popularity list decides which per-user lists are current (a list older than it is
+    from an earlier run): per-user lists here use revisions above the latest one published before them
+    (10, then 20), and the test that publishes a later one (1001) comes last."""
     settings = embedded_settings(
         tmp_path_factory.mktemp("recs-e2e") / "data", admin_token=ADMIN, rate_limits=False
     )
@@ -168,16 +172,16 @@ async def test_recommendations_are_served_within_5s_and_follow_the_newest(shop: 
     p = shop.products
     user = uid()
     started = time.monotonic()
-    await shop.publish(computed(user, [p[3], p[1], p[2]], 1))
+    await shop.publish(computed(user, [p[3], p[1], p[2]], 11))
     body = await shop.served(f"/v1/recommendations/{user}", lambda b: b["product_ids"] == [p[3], p[1], p[2]])
     assert time.monotonic() - started < SERVED_WITHIN_S
     assert body["source"] == "personal" and body["model"] == "als" and body["generated_at"]
     assert (await shop.get(f"/v1/recommendations/{user}", limit=2))["product_ids"] == [p[3], p[1]]
 
-    await shop.publish(computed(user, [p[7]], 3, model="cooc"), computed(user, [p[0]], 2))
+    await shop.publish(computed(user, [p[7]], 13, model="cooc"), computed(user, [p[0]], 12))
     body = await shop.served(f"/v1/recommendations/{user}", lambda b: b["product_ids"] == [p[7]])
     assert body["model"] == "cooc"
-    await shop.publish(computed(user, [p[5]], 3))  # a repeat of revision 3 changes nothing
+    await shop.publish(computed(user, [p[5]], 13))  # a repeat of revision 13 changes nothing
     await asyncio.sleep(1.5)
     assert (await shop.get(f"/v1/recommendations/{user}"))["product_ids"] == [p[7]]
 
@@ -238,8 +242,8 @@ async def test_out_of_stock_items_are_never_recommended(shop: Shop) -> None:
     user, lonely = uid(), uid()
     sold_out = p[6]
     await shop.publish(
-        computed(user, [sold_out, p[10], p[11]], 1),
-        computed(lonely, [sold_out], 1),
+        computed(user, [sold_out, p[10], p[11]], 20),
+        computed(lonely, [sold_out], 20),
         related(p[10], [sold_out, p[11]], 1),
         popular([sold_out, p[10]], 20, region="east"),
         trending("products", "hour", [sold_out, p[10]], 7, region="east"),
@@ -263,6 +267,20 @@ async def test_out_of_stock_items_are_never_recommended(shop: Shop) -> None:
     await shop.set_stock(sold_out, 5)  # restocked: recommended again
     assert (await shop.get(f"/v1/recommendations/{user}"))["product_ids"] == [sold_out, p[10], p[11]]
     assert (await shop.get(f"/v1/recommendations/{lonely}"))["source"] == "personal"
+
+
+async def test_a_run_whose_model_lost_supersedes_earlier_personal_lists(shop: Shop) -> None:
+    """Run 1000 published ALS lists and popularity; run 1001's ALS lost, so it published popularity only:
+    its shoppers get that popularity, not run 1000's lists (which the store still holds)."""
+    p = shop.products
+    user = uid()
+    await shop.publish(computed(user, [p[1], p[2]], 1000), popular([p[3]], 1000))
+    await shop.served(f"/v1/recommendations/{user}", lambda b: b["product_ids"] == [p[1], p[2]])
+    await shop.publish(popular([p[4], p[5]], 1001))
+    body = await shop.served(f"/v1/recommendations/{user}", lambda b: b.get("source") == "popular")
+    assert body["product_ids"] == [p[4], p[5]] and body["model"] == "popularity"
+    await shop.publish(computed(user, [p[2]], 1002))  # a later run's ALS won again
+    await shop.served(f"/v1/recommendations/{user}", lambda b: b["product_ids"] == [p[2]])
 
 
 @pytest.mark.parametrize(

@@ -14,14 +14,14 @@ import asyncio
 import contextlib
 import itertools
 import sqlite3
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import msgspec
 import pytest
-from inventory_support import ServiceProcess, audit_sqlite, free_port
+from chaos_support import embedded_service, wait_until
+from inventory_support import audit_sqlite
 
 TOKEN = "checkout-crash-admin"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
@@ -134,29 +134,9 @@ async def check_invariants(base: str, db: Path, shop: str, acked: Acknowledged) 
     check_no_partial_hold(db)
 
 
-async def wait_until(check: object, what: str, within: float = 120) -> None:
-    deadline = time.monotonic() + within
-    while not check():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"{what} did not happen within {within}s"
-        await asyncio.sleep(0.05)
-
-
 @pytest.mark.timeout(900)
 async def test_kill_9_mid_checkout_leaves_no_partial_checkout(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    db = data / "emporium.db"
-    env = {
-        "EMPORIUM_DATA_DIR": str(data),
-        "EMPORIUM_ADMIN_TOKEN": TOKEN,
-        "EMPORIUM_EVENT_LOG_URL": f"sqlite:///{data / 'events.db'}",
-        "EMPORIUM_SEARCH_URL": f"tantivy:///{data / 'search'}",
-        "EMPORIUM_CACHE_URL": "memory://",
-        "EMPORIUM_DATABASE_URL": f"sqlite:///{db}",
-        "EMPORIUM_RECOMMENDATIONS_URL": f"sqlite:///{data / 'recommendations.db'}",
-        "EMPORIUM_LOG_FORMAT": "console",
-        "EMPORIUM_RATE_LIMIT_STOREFRONT": "1000000/second",
-    }
-    service = ServiceProcess(env=env, port=free_port(), log=tmp_path / "serve.log")
+    service, db = embedded_service(tmp_path, TOKEN)
     service.start()
     acked = Acknowledged()
     counter = itertools.count()
@@ -190,7 +170,7 @@ async def test_kill_9_mid_checkout_leaves_no_partial_checkout(tmp_path: Path) ->
             buyers = [
                 asyncio.create_task(shopper(service.base, shop, acked, counter, stop)) for _ in range(12)
             ]
-            await wait_until(lambda: len(acked.checkouts) >= before + 10, "checkouts")  # noqa: B023
+            await wait_until(lambda: len(acked.checkouts) >= before + 10, 120, "checkouts")  # noqa: B023
             await asyncio.to_thread(service.kill)  # kill -9, mid-checkout
             stop.set()
             await asyncio.gather(*buyers)

@@ -14,15 +14,14 @@ import asyncio
 import contextlib
 import itertools
 import sqlite3
-import time
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
-from inventory_support import ServiceProcess, audit_sqlite, free_port
+from chaos_support import embedded_service, wait_until
+from inventory_support import audit_sqlite
 
 TOKEN = "crash-test-admin"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
@@ -59,13 +58,6 @@ def reports(db: Path) -> list[tuple[str, str]]:
         return conn.execute(
             "SELECT feed_id, status FROM ingest_feeds WHERE supplier_id = ?", (SUPPLIER,)
         ).fetchall()
-
-
-async def wait_until(check: Callable[[], bool], what: str, within: float = 60) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        assert time.monotonic() < deadline, f"{what} did not happen within {within}s"
-        await asyncio.sleep(0.05)
 
 
 async def push_feed(base: str, key: str, round_: int) -> None:
@@ -142,20 +134,7 @@ async def check_invariants(base: str, db: Path, key: str, shop: str, acked: Ackn
 
 @pytest.mark.timeout(900)
 async def test_kill_9_mid_feed_and_mid_sale_loses_nothing_acknowledged(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    db = data / "emporium.db"
-    env = {
-        "EMPORIUM_DATA_DIR": str(data),
-        "EMPORIUM_ADMIN_TOKEN": TOKEN,
-        "EMPORIUM_EVENT_LOG_URL": f"sqlite:///{data / 'events.db'}",
-        "EMPORIUM_SEARCH_URL": f"tantivy:///{data / 'search'}",
-        "EMPORIUM_CACHE_URL": "memory://",
-        "EMPORIUM_DATABASE_URL": f"sqlite:///{db}",
-        "EMPORIUM_RECOMMENDATIONS_URL": f"sqlite:///{data / 'recommendations.db'}",
-        "EMPORIUM_LOG_FORMAT": "console",
-        "EMPORIUM_RATE_LIMIT_STOREFRONT": "1000000/second",  # the whole sale is one storefront's
-    }
-    service = ServiceProcess(env=env, port=free_port(), log=tmp_path / "serve.log")
+    service, db = embedded_service(tmp_path, TOKEN)
     service.start()
     acked = Acknowledged()
     counter = itertools.count()
@@ -180,9 +159,10 @@ async def test_kill_9_mid_feed_and_mid_sale_loses_nothing_acknowledged(tmp_path:
             known = {feed_id for feed_id, _ in reports(db)}
             await wait_until(
                 lambda: any(s == "processing" for f, s in reports(db) if f not in known),  # noqa: B023
+                60,
                 "an import in progress",
             )
-            await wait_until(lambda: len(acked.reserved) >= before + 200, "reservations")  # noqa: B023
+            await wait_until(lambda: len(acked.reserved) >= before + 200, 60, "reservations")  # noqa: B023
             await asyncio.to_thread(service.kill)  # kill -9, mid-feed and mid-sale
             stop.set()
             await asyncio.gather(importing, *buyers)

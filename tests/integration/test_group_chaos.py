@@ -13,21 +13,17 @@ import asyncio
 import signal
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pymysql
-import pytest
 import redis.asyncio as aioredis
+from chaos_support import wait_until
 from inventory_support import (
     PrivateServer,
     audit_mysql,
     drop_mysql_database,
     mysql_target,
     mysql_url_with_database,
-    private_mariadb,
-    private_redis,
     unique_name,
 )
 
@@ -128,33 +124,6 @@ async def assert_whole(engine: ClusterEngine, db_url: str, state: Rush) -> None:
             await asyncio.sleep(0.1)
             fast = await engine.fast_path_stock(sku)
         assert fast is not None and (fast.held, fast.sold) == (audit.held, audit.sold), (sku, fast, audit)
-
-
-async def wait_until(predicate: Callable[[], bool], within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
-
-
-@pytest.fixture
-async def own_redis(tmp_path: Path) -> AsyncIterator[PrivateServer]:
-    server = private_redis(tmp_path / "redis")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-async def own_mariadb(tmp_path: Path) -> AsyncIterator[PrivateServer]:
-    server = private_mariadb(tmp_path / "mariadb")
-    server.start(timeout=120)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 async def _stocked(engine: ClusterEngine) -> None:

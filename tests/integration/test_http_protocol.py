@@ -184,7 +184,9 @@ async def _closed_by_server(reader: asyncio.StreamReader) -> bytes:
 
 
 async def test_connections_with_unfinished_heads_are_cut_after_the_timeout() -> None:
-    async with serving(http=with_head_timeout(1.0)) as port:
+    # 3 s: on a loaded machine a connection's partial head may reach the server a second after its
+    # connect, and the server then rightly counts it as silent (no answer) instead of unfinished (408)
+    async with serving(http=with_head_timeout(3.0)) as port:
         started = time.monotonic()
         connections = await _open_unfinished(port, 3000)
         silent = [await asyncio.open_connection("127.0.0.1", port) for _ in range(10)]  # send nothing at all
@@ -195,8 +197,8 @@ async def test_connections_with_unfinished_heads_are_cut_after_the_timeout() -> 
         assert sum(a.startswith(b"HTTP/1.1 408 ") for a in answers) == 3000
         assert answers[-10:] == [b""] * 10
         first = answers[0].split(b"\r\n\r\n", 1)[1]
-        assert json.loads(first) == {"status_code": 408, "detail": "request head not complete within 1.0 s"}
-        assert elapsed < 15
+        assert json.loads(first) == {"status_code": 408, "detail": "request head not complete within 3.0 s"}
+        assert elapsed < 20
         for _, writer in connections + silent:
             writer.close()
 

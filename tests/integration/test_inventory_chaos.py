@@ -14,7 +14,7 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ import httpx
 import pymysql
 import pytest
 import redis.asyncio as aioredis
+from chaos_support import wait_until
 from inventory_support import (
     PrivateServer,
     ServiceProcess,
@@ -32,13 +33,12 @@ from inventory_support import (
     free_port,
     mysql_target,
     mysql_url_with_database,
-    private_mariadb,
-    private_redis,
     unique_name,
 )
 
 from inventory.cluster import ClusterEngine
 from inventory.domain import EngineUnavailable, InsufficientStock, ReserveRequest, Status
+from loadtest.inventory_stack import fresh_engine
 
 UNITS = 400
 BUYERS = 1600
@@ -101,13 +101,6 @@ def engine_attempt(
     return attempt
 
 
-async def wait_until(predicate: Callable[[], bool], within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
-
-
 def reservations_in_mysql(url: str, sku: str) -> dict[str, tuple[str, str]]:
     """id -> (status, idempotency key) for real (non-tombstone) rows."""
     conn = pymysql.connect(**mysql_target(url).pymysql_kwargs())  # type: ignore[arg-type]
@@ -141,31 +134,11 @@ async def assert_exact(
     )
 
 
-@pytest.fixture
-async def own_redis(tmp_path: Path) -> AsyncIterator[PrivateServer]:
-    server = private_redis(tmp_path / "redis")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-async def own_mariadb(tmp_path: Path) -> AsyncIterator[PrivateServer]:
-    server = private_mariadb(tmp_path / "mariadb")
-    server.start(timeout=120)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 async def test_flushall_mid_sale(own_redis: PrivateServer, mysql_url: str) -> None:
-    db_url = mysql_url_with_database(mysql_url, unique_name("inv_flush"))
-    engine = ClusterEngine(own_redis.url, mysql_target(db_url), monitor_interval=0.2)
-    await engine.start()
-    try:
+    async with fresh_engine(own_redis.url, mysql_url, "inv_flush", monitor_interval=0.2) as (
+        engine,
+        db_url,
+    ):
         await engine.set_on_hand("FLASH", UNITS)
         sale = Sale()
         task = asyncio.create_task(run_sale(engine_attempt(engine, "FLASH"), sale))
@@ -176,16 +149,13 @@ async def test_flushall_mid_sale(own_redis: PrivateServer, mysql_url: str) -> No
         await task
         assert engine.stats.reconciles >= 2  # at start, and after the flush was detected
         await assert_exact(engine, db_url, "FLASH", sale)
-    finally:
-        await engine.close()
-        drop_mysql_database(db_url)
 
 
 async def test_redis_restart_mid_sale(own_redis: PrivateServer, mysql_url: str) -> None:
-    db_url = mysql_url_with_database(mysql_url, unique_name("inv_rrestart"))
-    engine = ClusterEngine(own_redis.url, mysql_target(db_url), monitor_interval=0.2)
-    await engine.start()
-    try:
+    async with fresh_engine(own_redis.url, mysql_url, "inv_rrestart", monitor_interval=0.2) as (
+        engine,
+        db_url,
+    ):
         await engine.set_on_hand("FLASH", UNITS)
         sale = Sale()
         task = asyncio.create_task(run_sale(engine_attempt(engine, "FLASH"), sale))
@@ -197,16 +167,12 @@ async def test_redis_restart_mid_sale(own_redis: PrivateServer, mysql_url: str) 
         assert sale.refusals_503 > 0
         assert engine.stats.reconciles >= 2
         await assert_exact(engine, db_url, "FLASH", sale)
-    finally:
-        await engine.close()
-        drop_mysql_database(db_url)
 
 
 async def test_mysql_killed_and_restarted_mid_sale(own_mariadb: PrivateServer, redis_url: str) -> None:
-    db_url = mysql_url_with_database(own_mariadb.url, unique_name("inv_mrestart"))
-    engine = ClusterEngine(redis_url, mysql_target(db_url), monitor_interval=0.2, db_timeout=5)
-    await engine.start()
-    try:
+    async with fresh_engine(
+        redis_url, own_mariadb.url, "inv_mrestart", monitor_interval=0.2, db_timeout=5
+    ) as (engine, db_url):
         await engine.set_on_hand("FLASH", UNITS)
         confirmed: list[str] = []
         sale = Sale()
@@ -228,49 +194,42 @@ async def test_mysql_killed_and_restarted_mid_sale(own_mariadb: PrivateServer, r
         for rid in confirmed:  # no confirmed sale lost
             assert (await engine.get_reservation(rid)).status is Status.CONFIRMED
         await assert_exact(engine, db_url, "FLASH", sale)
-    finally:
-        await engine.close()
-        drop_mysql_database(db_url)
 
 
 async def test_frozen_mysql_answers_within_the_deadline(own_mariadb: PrivateServer, redis_url: str) -> None:
     """MySQL hangs (SIGSTOP: connections open, no answers) for longer than a caller may wait: the caller
     gets a retryable refusal at the deadline, and its retry with the same key, once MySQL is back,
     gets one reservation: the stock is taken once."""
-    db_url = mysql_url_with_database(own_mariadb.url, unique_name("inv_frozen"))
-    engine = ClusterEngine(
-        redis_url, mysql_target(db_url), monitor_interval=0.2, db_timeout=60, reserve_deadline=1.0
-    )
-    await engine.start()
     assert own_mariadb.proc is not None
     pid = own_mariadb.proc.pid
-    try:
-        await engine.set_on_hand("FROZEN", 10)
-        request = ReserveRequest(sku="FROZEN", quantity=2, customer_id="ann", idempotency_key="frozen-1")
-        os.kill(pid, signal.SIGSTOP)
-        started = time.monotonic()
-        with pytest.raises(EngineUnavailable):
-            await engine.reserve(request)
-        assert time.monotonic() - started < 3.0
-        os.kill(pid, signal.SIGCONT)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                res = await engine.reserve(request)
-                break
-            except EngineUnavailable:
-                assert time.monotonic() < deadline, "no answer after MySQL came back"
-                await asyncio.sleep(0.2)
-        assert (await engine.reserve(request)).reservation_id == res.reservation_id
-        await wait_until(lambda: audit_mysql(db_url, "FROZEN").held == 2, 30, "the hold recorded")
-        audit = audit_mysql(db_url, "FROZEN")
-        assert audit.consistent and audit.held == 2 and audit.sold == 0, audit
-        live = reservations_in_mysql(db_url, "FROZEN")
-        assert set(live) == {res.reservation_id}, live
-    finally:
-        os.kill(pid, signal.SIGCONT)
-        await engine.close()
-        drop_mysql_database(db_url)
+    async with fresh_engine(
+        redis_url, own_mariadb.url, "inv_frozen", monitor_interval=0.2, db_timeout=60, reserve_deadline=1.0
+    ) as (engine, db_url):
+        try:
+            await engine.set_on_hand("FROZEN", 10)
+            request = ReserveRequest(sku="FROZEN", quantity=2, customer_id="ann", idempotency_key="frozen-1")
+            os.kill(pid, signal.SIGSTOP)
+            started = time.monotonic()
+            with pytest.raises(EngineUnavailable):
+                await engine.reserve(request)
+            assert time.monotonic() - started < 3.0
+            os.kill(pid, signal.SIGCONT)
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    res = await engine.reserve(request)
+                    break
+                except EngineUnavailable:
+                    assert time.monotonic() < deadline, "no answer after MySQL came back"
+                    await asyncio.sleep(0.2)
+            assert (await engine.reserve(request)).reservation_id == res.reservation_id
+            await wait_until(lambda: audit_mysql(db_url, "FROZEN").held == 2, 30, "the hold recorded")
+            audit = audit_mysql(db_url, "FROZEN")
+            assert audit.consistent and audit.held == 2 and audit.sold == 0, audit
+            live = reservations_in_mysql(db_url, "FROZEN")
+            assert set(live) == {res.reservation_id}, live
+        finally:
+            os.kill(pid, signal.SIGCONT)
 
 
 async def test_service_killed_mid_sale(tmp_path: Path, redis_url: str, mysql_url: str) -> None:

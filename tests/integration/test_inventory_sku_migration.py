@@ -19,7 +19,7 @@ import pymysql
 import pytest
 from inventory_support import drop_mysql_database, mysql_target, mysql_url_with_database, unique_name
 
-from ingest.store_sql import MysqlIngestStore, SqliteIngestStore
+from ingest.store_dialects import MysqlIngestStore, SqliteIngestStore
 from inventory.schema import MIGRATIONS, migrate_mysql
 from inventory.sqlite import SqliteEngine
 from kernel.contracts.events import StockLevelChanged, decode_event

@@ -1,8 +1,10 @@
 """The Kafka event log's retention alignment against a broker that refuses AlterConfigs: a clear warning,
-never a failure to start (noida-db supports it: tests/contract/test_event_log.py runs it for real)."""
+never a failure to start (noida-db supports it: tests/contract/test_event_log.py runs it for real); and
+its one offsets client, shared by concurrent lag reports."""
 
 from __future__ import annotations
 
+import asyncio
 from types import SimpleNamespace
 from typing import Any
 
@@ -50,3 +52,31 @@ async def test_a_refused_alteration_is_a_warning(refusal: Exception | None) -> N
             "retention.bytes": "-1",
             "cleanup.policy": "delete",
         }
+
+
+class SlowOffsetsClient:
+    """Stands in for aiokafka's consumer: starting takes a moment, as a broker round trip does."""
+
+    made: list[SlowOffsetsClient] = []
+
+    def __init__(self, **_: Any) -> None:
+        self.started = self.stopped = False
+        SlowOffsetsClient.made.append(self)
+
+    async def start(self) -> None:
+        await asyncio.sleep(0.01)
+        self.started = True
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+async def test_concurrent_lag_reports_share_one_offsets_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every projector of a process reports its lag at the same moment: one offsets client, none leaked."""
+    monkeypatch.setattr("kernel.eventlog.kafka.AIOKafkaConsumer", SlowOffsetsClient)
+    SlowOffsetsClient.made.clear()
+    log = KafkaEventLog("127.0.0.1:1")
+    clients = await asyncio.gather(*(log._offsets_client() for _ in range(6)))
+    assert len(SlowOffsetsClient.made) == 1 and all(c is clients[0] for c in clients)
+    await log.close()
+    assert SlowOffsetsClient.made[0].stopped

@@ -17,6 +17,7 @@ from read_models.recommendations import (
     PopularProducts,
     Recommendations,
     RelatedProducts,
+    is_current,
     is_valid_product_id,
     newest_per_user,
     validate_user_id,
@@ -51,6 +52,19 @@ def test_newest_per_user_keeps_the_highest_revision_and_the_first_on_ties() -> N
         ]
     )
     assert {e.user_id: e.product_ids for e in picked} == {"a": ("a3",), "b": ("b2",)}
+
+
+def test_a_user_list_is_current_unless_a_later_run_published_popularity() -> None:
+    """Every run publishes the every-region popularity list; per-user lists only when ALS won."""
+
+    def everywhere(revision: int) -> PopularProducts:
+        return PopularProducts(region="", product_ids=("p",), model="popularity", revision=revision)
+
+    own = entry("u", 5, "mine")
+    assert is_current(own, None)  # no popularity yet (or a producer that publishes none)
+    assert is_current(own, everywhere(4))  # an earlier run's popularity
+    assert is_current(own, everywhere(5))  # the same run: ALS won and both were published
+    assert not is_current(own, everywhere(6))  # a later run did not publish this list: superseded
 
 
 def test_events_become_entries_and_unusable_ones_are_counted() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 import msgspec
@@ -189,3 +190,57 @@ async def test_a_read_model_outage_on_a_repeated_url_is_a_503() -> None:
         oos.out_of_stock = down  # type: ignore[method-assign]
         again = await client.get("/v1/search?q=tea")
         assert again.status_code == 503 and again.headers["retry-after"] == "1", again.text
+
+
+class _SlowIndex(MemorySearchIndex):
+    """Searches that take a while, so that requests pile up on one miss."""
+
+    def __init__(self, fail: bool = False) -> None:
+        super().__init__()
+        self.fail = fail
+
+    async def search(self, query):  # type: ignore[no-untyped-def]
+        await asyncio.sleep(0.02)
+        if self.fail:
+            raise ConnectionError("index down")
+        return await super().search(query)
+
+
+async def test_concurrent_misses_of_one_query_share_one_index_search() -> None:
+    index, oos = _SlowIndex(), MemoryOutOfStockSet()
+    documents = [doc(n) for n in range(30)]
+    await index.upsert(documents)
+    await in_stock(oos, documents)
+    service = SearchService(index=index, stock=oos, zones=ZONES, cache=ResultCache(ttl_s=60))
+    request = SearchRequest(q="tea", sort=Sort.PRICE_ASC, size=5)
+    pages = await asyncio.gather(*(render(service, request) for _ in range(50)))
+    assert index.searches == 1 and len(set(pages)) == 1
+    other = SearchRequest(q="tea", sort=Sort.PRICE_DESC, size=5)
+    await asyncio.gather(render(service, request), render(service, other))
+    assert index.searches == 2  # the first was cached; another query is its own search
+
+
+async def test_a_shared_failed_search_fails_every_waiter_and_the_next_request_retries() -> None:
+    index, oos = _SlowIndex(fail=True), MemoryOutOfStockSet()
+    await index.upsert([doc(1)])
+    await in_stock(oos, [doc(1)])
+    service = SearchService(index=index, stock=oos, zones=ZONES, cache=ResultCache(ttl_s=60))
+    request = SearchRequest(q="tea", size=5)
+    outcomes = await asyncio.gather(*(render(service, request) for _ in range(5)), return_exceptions=True)
+    assert all(isinstance(o, ConnectionError) for o in outcomes)
+    index.fail = False
+    assert msgspec.json.decode(await render(service, request), type=SearchResponse).total == 1
+
+
+async def test_a_caller_that_gives_up_does_not_cancel_the_shared_search() -> None:
+    index, oos = _SlowIndex(), MemoryOutOfStockSet()
+    await index.upsert([doc(1)])
+    await in_stock(oos, [doc(1)])
+    service = SearchService(index=index, stock=oos, zones=ZONES, cache=ResultCache(ttl_s=60))
+    request = SearchRequest(q="tea", size=5)
+    quitter = asyncio.ensure_future(render(service, request))
+    await asyncio.sleep(0.005)
+    stayer = asyncio.ensure_future(render(service, request))
+    quitter.cancel()
+    assert msgspec.json.decode(await stayer, type=SearchResponse).total == 1
+    assert index.searches == 1
