@@ -22,6 +22,7 @@ from inventory.holds import HoldPolicy
 from kernel.http.callers import STOREFRONT, SUPPLIER, parse_networks, request_caller
 from kernel.http.errors import ErrorBody
 from kernel.http.limits import (
+    RATE_LIMIT_EXEMPT_OPT,
     LimitsStorage,
     Policy,
     RateLimited,
@@ -159,9 +160,12 @@ def in_group(group: str, handlers: Sequence[Any]) -> Router:
 
 
 def document_rate_limits(app: Litestar) -> None:
-    """Every documented operation may answer 429 (read when the OpenAPI document is first built)."""
+    """Every documented operation may answer 429 (read when the OpenAPI document is first built), but
+    the probes, which are never limited."""
     for route in app.routes:
         handlers: Iterable[Any] = getattr(route, "route_handlers", ())
         for handler in handlers:
+            if handler.opt.get(RATE_LIMIT_EXEMPT_OPT):
+                continue
             if handler.include_in_schema and 429 not in (handler.responses or {}):
                 handler.responses = {**(handler.responses or {}), 429: RATE_LIMITED}
