@@ -22,6 +22,7 @@ from inventory.holds import HoldPolicy
 from kernel.http.callers import STOREFRONT, SUPPLIER, parse_networks, request_caller
 from kernel.http.errors import ErrorBody
 from kernel.http.limits import (
+    RATE_LIMIT_EXEMPT_OPT,
     LimitsStorage,
     Policy,
     RateLimited,
@@ -101,7 +102,7 @@ class EngineCountedLimits:
 
     def __init__(self, limiter: RateLimiter, units: Policy) -> None:
         self.limiter, self.units = limiter, units
-        self._by_caller: dict[tuple[Policy, str], tuple[LimitWindow, ...]] = {}
+        self._by_caller: dict[tuple[str, str], tuple[LimitWindow, ...]] = {}
         # The units windows' keys around the "<storefront>/<customer>" they name (built once: this runs
         # for every reservation).
         self._units: list[tuple[str, str, str, int, int]] = []
@@ -116,21 +117,25 @@ class EngineCountedLimits:
         caller = () if deferred is None else self._caller_windows(deferred)
         who = f"{storefront_id}/{customer_id}"
         return caller + tuple(
-            LimitWindow(name, f"{head}{who}{tail}", limit, seconds, quantity, True)
-            for name, head, tail, limit, seconds in self._units
+            [
+                LimitWindow(name, head + who + tail, limit, seconds, quantity, True)
+                for name, head, tail, limit, seconds in self._units
+            ]
         )
 
     def _caller_windows(self, deferred: tuple[Policy, str]) -> tuple[LimitWindow, ...]:
         """A caller's windows, remembered (one entry per storefront; cleared past a bound)."""
-        windows = self._by_caller.get(deferred)
+        policy, key = deferred
+        by = (policy.name, key)  # not the policy itself: hashing its limits costs more than the lookup
+        windows = self._by_caller.get(by)
         if windows is None:
             if len(self._by_caller) >= 10_000:
                 self._by_caller.clear()
             windows = tuple(
                 LimitWindow(w.policy, w.key, w.limit, w.seconds, 1, w.moving)
-                for w in self.limiter.windows(*deferred)
+                for w in self.limiter.windows(policy, key)
             )
-            self._by_caller[deferred] = windows
+            self._by_caller[by] = windows
         return windows
 
     def refused(self, exc: WindowExceeded) -> Exception:
@@ -155,9 +160,12 @@ def in_group(group: str, handlers: Sequence[Any]) -> Router:
 
 
 def document_rate_limits(app: Litestar) -> None:
-    """Every documented operation may answer 429 (read when the OpenAPI document is first built)."""
+    """Every documented operation may answer 429 (read when the OpenAPI document is first built), but
+    the probes, which are never limited."""
     for route in app.routes:
         handlers: Iterable[Any] = getattr(route, "route_handlers", ())
         for handler in handlers:
+            if handler.opt.get(RATE_LIMIT_EXEMPT_OPT):
+                continue
             if handler.include_in_schema and 429 not in (handler.responses or {}):
                 handler.responses = {**(handler.responses or {}), 429: RATE_LIMITED}

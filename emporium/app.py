@@ -31,7 +31,7 @@ from kernel import __version__
 from kernel.activity import ActivityMetrics, ActivityPublisher
 from kernel.http.callers import identify_opt
 from kernel.http.errors import exception_handlers
-from kernel.http.limits import LIMIT_ERRORS, RateLimiter, rate_limit_group_opt
+from kernel.http.limits import LIMIT_ERRORS, RateLimiter, rate_limit_exempt_opt, rate_limit_group_opt
 from kernel.observability import HttpMetrics
 from kernel.runtime import Module, ReadinessCheck
 from kernel.settings import Settings
@@ -138,7 +138,15 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Lit
     for module in modules:
         checks.update({f"{module.name}.{k}": v for k, v in module.readiness_checks().items()})
 
-    @get("/healthz", include_in_schema=True, tags=["operations"], sync_to_thread=False)
+    # the operational probes are never rate limited (an orchestrator's probe refused with a 429 would take
+    # a healthy instance out of service)
+    @get(
+        "/healthz",
+        include_in_schema=True,
+        tags=["operations"],
+        sync_to_thread=False,
+        opt=rate_limit_exempt_opt(),
+    )
     def healthz() -> dict[str, str]:
         """Liveness: the process answers."""
         return {"status": "ok", "version": __version__}
@@ -146,6 +154,7 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Lit
     @get(
         "/readyz",
         tags=["operations"],
+        opt=rate_limit_exempt_opt(),
         responses={503: ResponseSpec(dict[str, Any], description="A port is down (see checks)")},
     )
     async def readyz() -> Response[dict[str, object]]:
@@ -157,7 +166,13 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Lit
             status_code=200 if ready else HTTP_503_SERVICE_UNAVAILABLE,
         )
 
-    @get("/metrics", tags=["operations"], media_type=CONTENT_TYPE_LATEST, sync_to_thread=False)
+    @get(
+        "/metrics",
+        tags=["operations"],
+        media_type=CONTENT_TYPE_LATEST,
+        sync_to_thread=False,
+        opt=rate_limit_exempt_opt(),
+    )
     def metrics() -> bytes:
         """Prometheus exposition."""
         return generate_latest(runtime.metrics)
@@ -170,7 +185,7 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Lit
             log.info("emporium started", modules=[m.name for m in modules], embedded=settings.embedded)
             yield
 
-    # rate limits are counted per module (operations routes and the docs in the app's default group)
+    # rate limits are counted per module (the docs in the app's default group; the probes not at all)
     handlers: list = [healthz, readyz, metrics, assets_router()]
     handlers.extend(in_group(module.name, module.route_handlers()) for module in modules)
     handlers.append(storefront_page())  # the page at / (static files; every API route is more specific)

@@ -1,8 +1,9 @@
 """What rate limits and key checks cost: cached searches and reservations with the limiter on and off,
 alternating in one run (A B A B ...), and the cost of one key check.
 
-    python -m loadtest.bench_limits [search] [reservations] [checks] [--runs 2] [--seconds 8]
+    python -m loadtest.bench_limits [search] [reservations] [checks] [middleware] [--runs 2] [--seconds 8]
                                     [--concurrency 8] [--connections 200] [--queries 2000] [--reuse DIR]
+                                    [--calls 20000]
 
 Each run starts a server with the limiter on, measures, stops it, then the same with the limiter off
 (``EMPORIUM_RATE_LIMITS=false``). "On" sets limits so high that nothing is refused: every request is
@@ -21,6 +22,9 @@ counted and checked, none turned away, so the difference is the limiter's own co
   key of a known key id, and the limit checks of an anonymous search and of a reservation, in memory and
   (``--redis-url``) on Redis with ``--connections`` callers at once; and what a reservation's limits cost
   the server when the cluster engine counts them (building the windows for its reserve script).
+- middleware (not in the default set): the app on the cluster engine called as raw ASGI, in process, no
+  HTTP (``loadtest.asgi_ab``): process CPU per request of ``/healthz`` and of reservations, limiter on
+  and off alternating over ``--runs`` rounds of ``--calls`` requests from ``--connections`` callers.
 """
 
 from __future__ import annotations
@@ -191,6 +195,30 @@ def bench_reservations(args: argparse.Namespace) -> None:
     _summary(f"POST /v1/reservations (wrk -c{args.connections}, cluster engine)", "req/s", runs)
 
 
+# the middleware, in process ----------------------------------------------------------------------
+
+
+def bench_middleware(args: argparse.Namespace) -> None:
+    """CPU per request of the app called as raw ASGI on the cluster engine, limiter on and off
+    (``loadtest.asgi_ab``): /healthz (anonymous) and reservations (storefront key)."""
+    import uvloop
+
+    from loadtest.asgi_ab import run_ab, summary
+    from loadtest.bench_inventory import servers
+
+    with servers() as stack:
+        results = uvloop.run(
+            run_ab(
+                stack.redis_url,
+                stack.mysql_url,
+                rounds=args.runs,
+                calls=args.calls,
+                concurrency=args.connections,
+            )
+        )
+    summary(results)
+
+
 # key checks and limit checks, in process -------------------------------------------------------
 
 
@@ -300,7 +328,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("what", nargs="*", choices=["search", "reservations", "checks"], default=[])
+    parser.add_argument(
+        "what", nargs="*", choices=["search", "reservations", "checks", "middleware"], default=[]
+    )
     parser.add_argument("--runs", type=int, default=2, help="A/B pairs (limiter on, then off)")
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--concurrency", type=int, default=8, help="search clients")
@@ -309,10 +339,16 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=6.0, help="seconds of searches filling the cache")
     parser.add_argument("--reuse", type=Path, default=None, help="a data dir kept by bench_search --keep")
     parser.add_argument("--keep", action="store_true", help="keep the search data dir")
+    parser.add_argument("--calls", type=int, default=20_000, help="middleware: requests per block")
     parser.add_argument("--redis-url", default=None, help="checks: also measure limits on this Redis")
     args = parser.parse_args()
     for what in args.what or ["checks", "search", "reservations"]:
-        {"search": bench_search, "reservations": bench_reservations, "checks": bench_checks}[what](args)
+        {
+            "search": bench_search,
+            "reservations": bench_reservations,
+            "checks": bench_checks,
+            "middleware": bench_middleware,
+        }[what](args)
 
 
 if __name__ == "__main__":

@@ -40,11 +40,21 @@ for rid, sku, cust, qs, idem, exp, wins in string.gmatch(ARGV[5], '(%S+) (%S+) (
 end
 local now = tonumber(ARGV[6])
 -- The ``limits`` scripts' incr_expire and acquire_moving_window; nil when the window has room (now
--- counted), else the time it has room again.
+-- counted), else the time it has room again. A fixed window (one per caller: every request of a batch
+-- may name the same) is read once and written once per batch (``fixed``: key -> {count, existed,
+-- seconds, added}), as incr_expire would leave it: incremented by every ask, an expiry set if new.
+local fixed = {}
 local function fixed_window(key, cost, limit, seconds)
-  local current = redis.call('INCRBY', key, cost)
-  if current == cost then redis.call('EXPIRE', key, seconds) end
-  if current <= limit then return nil end
+  local w = fixed[key]
+  if w == nil then
+    local current = redis.call('GET', key)
+    w = {tonumber(current) or 0, current ~= false, seconds, 0}
+    fixed[key] = w
+  end
+  w[1] = w[1] + cost
+  w[4] = w[4] + cost
+  if w[1] <= limit then return nil end
+  if not w[2] then return now + seconds end
   return now + math.max(redis.call('TTL', key), 0)
 end
 local function moving_window(key, cost, limit, seconds)
@@ -53,10 +63,13 @@ local function moving_window(key, cost, limit, seconds)
   if entry and tonumber(entry) >= now - seconds then return tonumber(entry) + seconds end
   local entries = {}
   for i = 1, cost do entries[i] = ARGV[6] end
+  local length = 0
   for i = 1, #entries, 5000 do
-    redis.call('LPUSH', key, unpack(entries, i, math.min(i + 4999, #entries)))
+    length = redis.call('LPUSH', key, unpack(entries, i, math.min(i + 4999, #entries)))
   end
-  redis.call('LTRIM', key, 0, limit - 1)
+  -- the list keeps at most ``limit`` entries: trimmed only when longer (a trim that removes nothing is a
+  -- redis.call, and one per reservation)
+  if length > limit then redis.call('LTRIM', key, 0, limit - 1) end
   redis.call('EXPIRE', key, seconds)
   return nil
 end
@@ -135,6 +148,10 @@ for n = 1, #reqs do
 end
 for i = 1, #holds, CHUNK do
   redis.call('ZADD', expiry, unpack(holds, i, math.min(i + CHUNK - 1, #holds)))
+end
+for key, w in pairs(fixed) do
+  redis.call('INCRBY', key, w[4])
+  if not w[2] then redis.call('EXPIRE', key, w[3]) end
 end
 if claimed then redis.call('EXPIRE', idempotency, ARGV[4]) end
 for sku, st in pairs(stocks) do

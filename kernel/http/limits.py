@@ -13,7 +13,7 @@ their own policy and key. A route may also count its caller's limit itself (rout
 with ``defer=True``): the middleware then
 only leaves the caller's ``(policy, key)`` in the scope (``deferred_hit``), and the route counts it, for
 example in the same Redis call as its own work (``RateLimiter.windows``), or with ``hit`` when it refuses
-the request before that.
+the request before that. Operational probes (route opt ``RATE_LIMIT_EXEMPT_OPT``) are not counted.
 
 A refusal is ``RateLimited``, answered by ``LIMIT_ERRORS`` as a 429 in the one error shape, with
 ``Retry-After`` and the IETF ``RateLimit`` / ``RateLimit-Policy`` headers (draft-ietf-httpapi-ratelimit-
@@ -50,6 +50,9 @@ RATE_LIMIT_GROUP_OPT = "rate_limit_group"
 # a caller the route refuses before its handler runs must still be counted).
 RATE_LIMIT_DEFERRED_OPT = "rate_limit_deferred"
 _DEFERRED_SCOPE_KEY = "emporium.rate_limit_deferred"
+# Route opt: never counted (operational probes: an orchestrator's or load balancer's probe refused with a
+# 429 would take a healthy instance out of service).
+RATE_LIMIT_EXEMPT_OPT = "rate_limit_exempt"
 DEFAULT_GROUP = "default"
 _FAILURE_LOG_EVERY_S = 10.0
 SWEEP_INTERVAL_S = 1.0
@@ -60,6 +63,10 @@ LimitsStorage = SyncStorage | aio_storage.Storage
 
 def rate_limit_group_opt(group: str) -> dict[str, Any]:
     return {RATE_LIMIT_GROUP_OPT: group}
+
+
+def rate_limit_exempt_opt() -> dict[str, Any]:
+    return {RATE_LIMIT_EXEMPT_OPT: True}
 
 
 class Policy(NamedTuple):
@@ -230,21 +237,23 @@ class RateLimiter:
             log.warning("rate limit storage failed; requests are let through", error=repr(exc))
 
     def middleware(self, app: ASGIApp) -> ASGIApp:
-        """Count each HTTP request against its caller's policy in its route's group."""
+        """Count each HTTP request against its caller's policy in its route's group (routes with
+        ``RATE_LIMIT_EXEMPT_OPT`` are let through uncounted, their caller not even identified)."""
 
         async def limited(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] == ScopeType.HTTP:
                 opt = scope["route_handler"].opt
-                caller = (await keyed_request(scope, opt)).caller
-                if caller is None:
-                    policy, who = self.anonymous, client_address(scope, self.trusted_proxies)
-                else:
-                    policy, who = self.by_kind.get(caller.kind, self.anonymous), caller.id
-                key = f"{opt.get(RATE_LIMIT_GROUP_OPT, DEFAULT_GROUP)}/{who}"
-                if self.defer and caller is not None and opt.get(RATE_LIMIT_DEFERRED_OPT) == caller.kind:
-                    scope[_DEFERRED_SCOPE_KEY] = (policy, key)  # type: ignore[literal-required]
-                else:
-                    await self.hit(policy, key)
+                if not opt.get(RATE_LIMIT_EXEMPT_OPT):
+                    caller = (await keyed_request(scope, opt)).caller
+                    if caller is None:
+                        policy, who = self.anonymous, client_address(scope, self.trusted_proxies)
+                    else:
+                        policy, who = self.by_kind.get(caller.kind, self.anonymous), caller.id
+                    key = f"{opt.get(RATE_LIMIT_GROUP_OPT, DEFAULT_GROUP)}/{who}"
+                    if self.defer and caller is not None and opt.get(RATE_LIMIT_DEFERRED_OPT) == caller.kind:
+                        scope[_DEFERRED_SCOPE_KEY] = (policy, key)  # type: ignore[literal-required]
+                    else:
+                        await self.hit(policy, key)
             await app(scope, receive, send)
 
         return limited

@@ -86,3 +86,29 @@ def test_engine_collector_reports_losses_and_reconciles() -> None:
     assert _value(text, "emporium_inventory_fast_path_losses_total") == 1
     assert _value(text, "emporium_inventory_reconciles_total", outcome="failed") == 1
     assert _value(text, "emporium_inventory_reconcile_last_success_timestamp_seconds") == 1_700_000_100.0
+
+
+@pytest.mark.asyncio
+async def test_probes_are_never_rate_limited_and_everything_else_still_is(
+    running_app, embedded_settings, tmp_path: Path
+) -> None:
+    """An orchestrator or load balancer probing far past the anonymous limit is always answered (a 429
+    would take a healthy instance out of service); the probes use none of the address's budget, and every
+    other route of every group is still counted and refused past it."""
+    settings = embedded_settings(tmp_path, admin_token=TOKEN, rate_limit_anonymous="2/minute")
+    async with running_app(settings) as app:
+        client = app.client
+        for _ in range(5):
+            for probe in ("/healthz", "/readyz", "/metrics"):
+                assert (await client.get(probe)).status_code == 200, probe
+        document = (await client.get("/docs/openapi.json")).json()["paths"]
+        assert "429" in document["/v1/search"]["get"]["responses"]
+        for probe in ("/healthz", "/readyz", "/metrics"):  # documented as never refused
+            assert "429" not in document[probe]["get"]["responses"], probe
+        # the limit is 2: the third call of each group is refused (the document was the operations' first)
+        for path, made in (("/v1/search?q=x", 0), ("/docs/openapi.json", 1), ("/v1/stock/shop:A", 0)):
+            statuses = [(await client.get(path)).status_code for _ in range(3 - made)]
+            assert statuses[-1] == 429 and 429 not in statuses[:-1], (path, statuses)
+        assert (await client.get("/healthz")).status_code == 200  # refused elsewhere, probed still
+        text = (await client.get("/metrics")).text
+    assert _value(text, "emporium_rate_limit_refusals_total", policy="anonymous") == 3

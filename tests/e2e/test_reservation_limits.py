@@ -8,6 +8,7 @@ Retry-After and the RateLimit headers, every ask counted (granted, refused or ma
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -126,6 +127,18 @@ async def test_the_storefront_limit_counts_every_reservation_call(serve_shop: Se
         assert 1 <= int(refused.headers["retry-after"]) <= 60
         assert (await shop.client.get(f"/v1/reservations/{made.json()['reservation_id']}")).status_code == 429
         assert (await shop.anonymous.get("/v1/stock/shop:HOARD")).json()["held"] == 2
+
+
+async def test_concurrent_reservations_are_counted_exactly(serve_shop: ServeShop) -> None:
+    """Reservations sent at once (on the cluster, decided many per reserve script, which counts their
+    storefront's window once per batch): exactly the limit is granted, every ask counts, and the
+    limiter reads the same count back."""
+    async with serve_shop(EMPORIUM_RATE_LIMIT_STOREFRONT="10/minute") as shop:
+        asks = [shop.reserve("shop:HOARD", f"c{i}", 1) for i in range(25)]
+        statuses = Counter([answer.status_code for answer in await asyncio.gather(*asks)])
+        assert statuses == {201: 10, 429: 15}, statuses
+        assert (await shop.client.get("/v1/reservations/r-none")).status_code == 429
+        assert (await shop.anonymous.get("/v1/stock/shop:HOARD")).json()["held"] == 10
 
 
 async def test_a_cluster_reservation_makes_no_limiter_call_of_its_own(serve_shop: ServeShop) -> None:

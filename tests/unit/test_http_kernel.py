@@ -22,7 +22,14 @@ from kernel.http.callers import (
 )
 from kernel.http.errors import RETRY_AFTER, ErrorRule, error_table, exception_handlers
 from kernel.http.guards import admin_only, admin_token_opt, api_key_only, api_key_opt
-from kernel.http.limits import LIMIT_ERRORS, Policy, RateLimiter, rate_limit_group_opt, storage_key
+from kernel.http.limits import (
+    LIMIT_ERRORS,
+    Policy,
+    RateLimiter,
+    rate_limit_exempt_opt,
+    rate_limit_group_opt,
+    storage_key,
+)
 from kernel.http.options import with_options
 
 
@@ -155,6 +162,10 @@ class KeyedController(Controller):
     async def browse(self) -> dict[str, str]:
         return {"ok": "yes"}
 
+    @get("/probe", opt=rate_limit_exempt_opt())
+    async def probe(self) -> dict[str, str]:
+        return {"ok": "yes"}
+
     @post("/orders", guards=[key_of_kind("storefront")], status_code=200)
     async def order(self, request: Request[Any, Any, Any]) -> dict[str, str]:
         return {"storefront": request_caller(request.scope).id}
@@ -214,6 +225,15 @@ async def test_the_429_is_in_the_one_shape_with_retry_after_and_ietf_headers() -
             (await client.post("/shop/orders", headers={"X-Api-Key": "sfk-1"})).status_code for _ in range(4)
         ]
         assert keyed == [200, 200, 200, 429]
+
+
+async def test_an_exempt_route_is_never_counted_nor_refused() -> None:
+    async with AsyncTestClient(limited_app(two_per_minute())) as client:
+        assert [(await client.get("/shop/probe")).status_code for _ in range(5)] == [200] * 5
+        # the probes used none of the address's budget in their group; the other routes are counted
+        assert [(await client.get("/shop/open")).status_code for _ in range(3)] == [200, 200, 429]
+        assert (await client.get("/shop/probe")).status_code == 200
+        assert (await client.get("/shop/probe", headers={"X-Api-Key": "sfk-1"})).status_code == 200
 
 
 def test_forwarded_for_is_believed_only_from_trusted_proxies() -> None:
