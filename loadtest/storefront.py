@@ -10,10 +10,8 @@ built-in query list is used instead, and the scenario says so at start. About on
 typo (a dropped, doubled or swapped letter), as shoppers' queries do.
 
 The shoppers' requests come from one machine, as a storefront's servers' would: they send the key of a
-storefront (``X-Api-Key``) so that the server counts them against that storefront's rate limit, not one
-anonymous address's. The key is ``EMPORIUM_STOREFRONT_KEY``, else ``.emporium/demo/storefront-api-key``
-(what ``emporium demo`` saves), else one registered at start with ``EMPORIUM_ADMIN_TOKEN``; without any,
-the shoppers are anonymous and the anonymous limit refuses most of them (429).
+storefront (``X-Api-Key``, found as ``loadtest.storefront_key`` says); without one, the shoppers are
+anonymous and the anonymous limit refuses most of them (429).
 
 The mix per simulated shopper (weights): plain search 10, filtered search (brand / price / category /
 rating / sort / delivery zone) 5, next page by cursor 2, autocomplete while typing 6, product page 3.
@@ -21,21 +19,17 @@ rating / sort / delivery zone) 5, next page by cursor 2, autocomplete while typi
 
 from __future__ import annotations
 
-import os
 import random
 import sys
-import uuid
-from pathlib import Path
 from urllib.parse import quote
 
-import httpx
 from locust import FastHttpUser, between, events, task
 from locust.env import Environment
 
 from loadtest.queries import SORTS, ZONES, load_corpus, typo
+from loadtest.storefront_key import storefront_key
 
 CORPUS = load_corpus()
-DEMO_STOREFRONT_KEY = Path(".emporium/demo/storefront-api-key")
 storefront: dict[str, str] = {}  # the X-Api-Key header every shopper sends, set at test start
 
 
@@ -49,19 +43,7 @@ def _announce(environment: object, **_: object) -> None:
 
 @events.test_start.add_listener
 def _storefront_key(environment: Environment, **_: object) -> None:
-    key = os.environ.get("EMPORIUM_STOREFRONT_KEY")
-    if not key and DEMO_STOREFRONT_KEY.is_file():
-        key = DEMO_STOREFRONT_KEY.read_text().strip()
-    token = os.environ.get("EMPORIUM_ADMIN_TOKEN")
-    if not key and token:
-        created = httpx.post(
-            f"{environment.host}/v1/storefronts",
-            json={"storefront_id": f"locust-{uuid.uuid4().hex[:8]}"},
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=30,
-        )
-        created.raise_for_status()
-        key = created.json()["api_key"]
+    key = storefront_key(str(environment.host), "locust")
     if key:
         storefront["X-Api-Key"] = key
     else:

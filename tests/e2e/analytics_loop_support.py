@@ -1,17 +1,18 @@
 """The analysts' loop as a shopper and an analyst drive it, shared by the embedded and the cluster
 end-to-end tests (``test_analytics_loop.py``, ``test_analytics_loop_cluster.py``): a small catalog,
-storefront traffic over HTTP with a planted signal, ``emporium analytics run all`` in a child process,
+Locust storefront traffic with a planted signal (``loadtest/regulars.py``: signed-in shoppers with a
+region and a taste, searching, viewing and buying), ``emporium analytics run all`` in a child process,
 and the checks that the API serves what the run published within a deadline.
 
-The traffic is an httpx driver, not Locust: the storefront scenario only searches and opens product
-pages anonymously, and this loop needs signed-in views, regions and confirmed reservations. Shoppers
-have a strong taste (one category each), so the data, though tiny, has a signal. The trending minimum
+Shoppers have a strong taste (one category each) that unfolds over the run, so the data, though tiny,
+has a signal and the time-based holdout has something to judge. The trending minimum
 support and the holdout are set through their documented settings (``EMPORIUM_TRENDING_MIN_COUNT``,
 ``EMPORIUM_TRENDING_MIN_ACTORS``, ``EMPORIUM_RECS_HOLDOUT``), as an operator with a small shop would.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -30,6 +31,8 @@ USERS = [f"u{n:02d}" for n in range(15)]  # three per category
 REGIONS = ("NORTH", "SOUTH")
 SOLD_OUT = "loop:Co1"  # the shoppers' favourite coffee, sold out before the run
 RUN_TIMEOUT_S = 240  # the run's own wall time is printed; this only stops a hung one
+TRAFFIC_S = 15  # the Locust run: long enough for each shopper's taste to unfold (loadtest/regulars.py)
+REPO = Path(__file__).resolve().parents[2]
 
 
 def loop_env(data_dir: Path) -> dict[str, str]:
@@ -38,7 +41,7 @@ def loop_env(data_dir: Path) -> dict[str, str]:
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("EMPORIUM_")}
     return {
         **inherited,
-        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+        "PYTHONPATH": str(REPO),
         "EMPORIUM_DATA_DIR": str(data_dir),
         "EMPORIUM_ADMIN_TOKEN": ADMIN,
         "EMPORIUM_RATE_LIMITS": "false",
@@ -91,41 +94,27 @@ def catalog(c: httpx.Client, within: float = 30.0) -> list[str]:
     return products
 
 
-def _shop(
-    c: httpx.Client, storefront: dict[str, str], user: str, region: str, pids: list[str], buy: int
-) -> int:
-    """One shopper views ``pids`` and buys (reserves and confirms) the first ``buy``; requests sent."""
-    who = {"X-User-Id": user, "X-Region": region, **storefront}
-    for pid in pids:
-        r = c.get(f"/v1/products/{pid}", headers=who)
-        assert r.status_code == 200, r.text
-    for pid in pids[:buy]:
-        body = {"sku": pid, "quantity": 1, "customer_id": user}
-        held = c.post("/v1/reservations", json=body, headers={**storefront, "X-Region": region})
-        assert held.status_code == 201, held.text
-        done = c.post(f"/v1/reservations/{held.json()['reservation_id']}/confirm", headers=who)
-        assert done.status_code == 200, done.text
-    return len(pids) + 2 * buy
-
-
-def traffic(c: httpx.Client, storefront: dict[str, str]) -> int:
-    """A planted signal, in two rounds so the time-based holdout has something to judge: each shopper
-    keeps to one category; first they search it, view three of its products and buy its two favourites
-    (0 and 1), later they take the category's fourth product (3 if they had viewed 2, else 2)."""
-    sent = 0
-    for n, user in enumerate(USERS):
-        cat, region = CATEGORIES[n % len(CATEGORIES)], REGIONS[n % len(REGIONS)]
-        for q in (cat.lower(), f"{cat.lower()} number"):
-            r = c.get(
-                "/v1/search", params={"q": q}, headers={"X-User-Id": user, "X-Region": region, **storefront}
-            )
-            assert r.status_code == 200, r.text
-        pids = [f"loop:{sku(cat, i)}" for i in (0, 1, 2 + n % 2)]
-        sent += 2 + _shop(c, storefront, user, region, pids, buy=2)
-    for n, user in enumerate(USERS):
-        cat, region = CATEGORIES[n % len(CATEGORIES)], REGIONS[n % len(REGIONS)]
-        sent += _shop(c, storefront, user, region, [f"loop:{sku(cat, 2 + (n + 1) % 2)}"], buy=1)
-    return sent
+def traffic(base: str, storefront_key: str) -> int:
+    """The Locust regulars (``loadtest/regulars.py``) as ``locust --headless``, one signed-in shopper per
+    ``USERS`` entry, each with a region and a category for taste; the requests they sent. A subprocess,
+    not Locust as a library: Locust monkey-patches the standard library with gevent on import."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "EMPORIUM_STOREFRONT_KEY": storefront_key,
+        "REGULARS_TASTES": ",".join(c.lower() for c in CATEGORIES),
+        "REGULARS_REGIONS": ",".join(REGIONS),
+        "REGULARS_PRODUCTS": str(PER_CATEGORY),
+        "REGULARS_SEED": "15",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "locust", "-f", str(REPO / "loadtest" / "regulars.py"), "--host", base,
+         "--headless", "-u", str(len(USERS)), "-r", str(len(USERS)), "-t", f"{TRAFFIC_S}s",
+         "--only-summary", "--json", "--loglevel", "WARNING"],
+        env=env, cwd=REPO, capture_output=True, text=True, timeout=TRAFFIC_S + 60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return sum(int(row["num_requests"]) for row in json.loads(done.stdout))
 
 
 @dataclass
@@ -145,13 +134,12 @@ def shop_day(c: httpx.Client, catalog_within: float = 30.0) -> Shop:
     products = catalog(c, catalog_within)
     key = c.post("/v1/storefronts", json={"storefront_id": "web"})
     assert key.status_code == 201, key.text
-    storefront = {"X-Api-Key": key.json()["api_key"], "Authorization": ""}
     timings["catalog"] = time.monotonic() - t0
     t0 = time.monotonic()
-    sent = traffic(c, storefront)
+    sent = traffic(str(c.base_url).rstrip("/"), key.json()["api_key"])
     timings["traffic"] = time.monotonic() - t0
-    sold = 3  # the coffee shoppers each bought one; on_hand cannot go below what was sold
-    r = c.put(f"/v1/stock/{SOLD_OUT}", json={"warehouses": {"wh-1": sold}})
+    stock = c.get(f"/v1/stock/{SOLD_OUT}").json()  # on_hand cannot go below what is held or sold
+    r = c.put(f"/v1/stock/{SOLD_OUT}", json={"warehouses": {"wh-1": stock["held"] + stock["sold"]}})
     assert r.status_code == 200, r.text
     eventually(lambda: c.get(f"/v1/products/{SOLD_OUT}"), lambda r: not in_stock(r), "sold out", 10.0)
 
@@ -176,7 +164,7 @@ def check_run(out: str, env: dict[str, str]) -> None:
     print("".join(f"\n  {x}" for x in out.splitlines() if x.startswith("[analytics]")))
     archived = int(out.split("[analytics] archived ")[1].split()[0])
     lake_rows = int(out.split("[analytics] input: ")[1].split()[0])
-    # every shopper's 2 searches, 4 views and 3 sales are in (and a view per anonymous product page)
+    # every shopper's searches, views and sales are in (a visit is 2+ events; a shopper makes 10+)
     assert lake_rows >= len(USERS) * 9, out
     assert archived >= 0
     assert "[analytics] trending: published" in out, out
