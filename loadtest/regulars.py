@@ -49,7 +49,8 @@ class _Shop:
 
     def __init__(self) -> None:
         self.headers: dict[str, str] = {}
-        self.products: dict[str, list[str]] = {}
+        self.products: dict[str, list[str]] = {}  # taste -> product ids
+        self.skus: dict[str, str] = {}  # product id -> the SKU a reservation names
         self.started = time.monotonic()
         self.day_s = float(os.environ.get("REGULARS_DAY_S", "60"))
         self.numbers = itertools.count()
@@ -72,6 +73,7 @@ def _open_shop(environment: Environment, **_: Any) -> None:
             timeout=30,
         ).json()["hits"]
         shop.products[taste] = sorted(h["product_id"] for h in hits[:PRODUCTS])
+        shop.skus.update((h["product_id"], h["sku"]) for h in hits[:PRODUCTS])
         if len(shop.products[taste]) < 2:
             raise SystemExit(f"regulars: the search {taste!r} finds {len(hits)} products (2+ needed)")
     run_time = getattr(environment.parsed_options, "run_time", None)
@@ -124,7 +126,7 @@ class Regular(FastHttpUser):
         self.viewed.add(product)
 
     def _buy(self, product: str) -> None:
-        body = {"sku": product, "quantity": 1, "customer_id": self.user}
+        body = {"sku": shop.skus[product], "quantity": 1, "customer_id": self.user}
         with self.client.post(
             "/v1/reservations", json=body, headers=self.headers, name="/v1/reservations", catch_response=True
         ) as held:
