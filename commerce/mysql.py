@@ -56,10 +56,25 @@ class MysqlCommerceStore(SqlCommerceStore):
             conn.close()
 
     async def start(self) -> None:
+        """Migrate, then open the whole pool: before the app takes traffic (its lifespan awaits this), not
+        in its first requests, where each connect (~25 ms of CPU: PyMySQL builds a TLS context per
+        connection) queued a burst of edits behind it (docs/BENCHMARKS.md, session 14)."""
+        loop = asyncio.get_running_loop()
         try:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._migrate)
+            await loop.run_in_executor(self._executor, self._migrate)
         except pymysql.err.MySQLError as exc:
             raise CommerceUnavailable(f"commerce database unavailable: {exc}") from exc
+        missing = self.pool_size - len(self._idle)
+        opened = await asyncio.gather(
+            *(loop.run_in_executor(self._executor, self._connect) for _ in range(missing)),
+            return_exceptions=True,
+        )
+        self._idle.extend(c for c in opened if not isinstance(c, BaseException))
+        failed = next((c for c in opened if isinstance(c, BaseException)), None)
+        if isinstance(failed, pymysql.err.MySQLError):
+            raise CommerceUnavailable(f"commerce database unavailable: {failed}") from failed
+        if failed is not None:
+            raise failed
 
     async def close(self) -> None:
         for conn in self._idle:
