@@ -12,6 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pymysql
 import pytest
 from inventory_support import drop_mysql_database, mysql_target, mysql_url_with_database, unique_name
 
@@ -257,3 +258,24 @@ async def test_crossed_merges_neither_fail_nor_lose_a_line(store: CommerceStore)
     a, b = await store.read_cart("a"), await store.read_cart("b")
     assert sorted(x.sku for x in a.lines + b.lines) == skus
     assert {x.quantity for x in a.lines + b.lines} == {1}
+
+
+@pytest.mark.cluster
+async def test_mysql_store_opens_its_pool_before_the_first_request(mysql_url: str) -> None:
+    """Connecting costs tens of ms: a server pays it at start-up, not in its first requests."""
+    name = unique_name("commerce_pool")
+    url = mysql_url_with_database(mysql_url, name)
+    adapter = MysqlCommerceStore(mysql_target(url), pool_size=5)
+    await adapter.start()
+    try:
+        probe = pymysql.connect(**mysql_target(url).pymysql_kwargs())
+        try:
+            with probe.cursor() as cur:
+                cur.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = %s", (name,))
+                ((connected,),) = cur.fetchall()
+        finally:
+            probe.close()
+        assert connected - 1 == 5  # (the probe itself)
+    finally:
+        await adapter.close()
+        drop_mysql_database(url)
