@@ -33,6 +33,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError, TopicAlreadyExistsError
 
+from kernel.eventlog.kafka_fetch import pause_empty_fetches
 from kernel.eventlog.kafka_topics import align_retention
 from kernel.eventlog.port import OutgoingMessage, Record, consumer_topics
 from kernel.eventlog.retention import KEEP_ALL, Retention, RetentionPolicy
@@ -47,7 +48,7 @@ _TOPIC_ALREADY_EXISTS = TopicAlreadyExistsError.errno
 
 def parse_kafka_url(url: str) -> tuple[str, dict[str, str]]:
     """``kafka://host:port[,host:port][?partitions=N&replication=R&linger_ms=M&compression=lz4
-    &rebalance_wait_s=S]``."""
+    &rebalance_wait_s=S&empty_fetch_wait_ms=W]`` (``kernel.eventlog.kafka_fetch`` for the last)."""
     parts = urlsplit(url)
     if parts.scheme != "kafka":
         raise ValueError(f"not a kafka URL: {url!r}")
@@ -73,6 +74,7 @@ class KafkaEventLog:
         rebalance_wait_s: float = 10.0,
         join_timeout_s: float = 30.0,
         retention: RetentionPolicy = KEEP_ALL,
+        empty_fetch_wait_ms: int = 0,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.client_id = client_id
@@ -85,6 +87,7 @@ class KafkaEventLog:
         self.rebalance_wait_s = rebalance_wait_s
         self.join_timeout_s = join_timeout_s
         self.retention = retention
+        self.empty_fetch_wait_ms = empty_fetch_wait_ms
         self._producer: AIOKafkaProducer | None = None
         self._admin: AIOKafkaAdminClient | None = None
         self._offsets: AIOKafkaConsumer | None = None  # group-less client for end/begin offsets
@@ -107,6 +110,8 @@ class KafkaEventLog:
             kwargs["compression_type"] = query["compression"]
         if "rebalance_wait_s" in query:
             kwargs["rebalance_wait_s"] = float(query["rebalance_wait_s"])
+        if "empty_fetch_wait_ms" in query:
+            kwargs["empty_fetch_wait_ms"] = int(query["empty_fetch_wait_ms"])
         return cls(servers, client_id=client_id, **kwargs, **options)
 
     # lifecycle ---------------------------------------------------------------------------------
@@ -338,6 +343,7 @@ class KafkaConsumer:
         except BaseException:
             await consumer.stop()
             raise
+        pause_empty_fetches(consumer, self._log.empty_fetch_wait_ms)
         self._consumer = consumer
         # Wait for the first assignment so "latest" means "from now" and tests are deterministic.
         try:
