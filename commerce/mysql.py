@@ -38,9 +38,16 @@ class MysqlCommerceStore(SqlCommerceStore):
         self._slots = asyncio.Semaphore(self.pool_size)
 
     def _connect(self) -> pymysql.connections.Connection:
-        # multi-statements: an operation's statements and its COMMIT in one round trip (sql_dialect.batch)
+        # multi-statements: an operation's statements and its COMMIT in one round trip (sql_dialect.batch).
+        # READ COMMITTED: every operation orders itself by explicit row locks (the cart's row, FOR UPDATE),
+        # never by a snapshot; under REPEATABLE READ a cart edit's room check (a subquery of INSERT ...
+        # SELECT, a locking read) also locked the gap before the next cart's lines, and edits of two
+        # neighbouring carts deadlocked (docs/BENCHMARKS.md, session 14).
         return pymysql.connect(
-            **self.target.pymysql_kwargs(), connect_timeout=5, client_flag=CLIENT.MULTI_STATEMENTS
+            **self.target.pymysql_kwargs(),
+            connect_timeout=5,
+            client_flag=CLIENT.MULTI_STATEMENTS,
+            init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
         )
 
     def _migrate(self) -> None:
