@@ -38,9 +38,16 @@ class MysqlCommerceStore(SqlCommerceStore):
         self._slots = asyncio.Semaphore(self.pool_size)
 
     def _connect(self) -> pymysql.connections.Connection:
-        # multi-statements: an operation's statements and its COMMIT in one round trip (sql_dialect.batch)
+        # multi-statements: an operation's statements and its COMMIT in one round trip (sql_dialect.batch).
+        # READ COMMITTED: every operation orders itself by explicit row locks (the cart's row, FOR UPDATE),
+        # never by a snapshot; under REPEATABLE READ a cart edit's room check (a subquery of INSERT ...
+        # SELECT, a locking read) also locked the gap before the next cart's lines, and edits of two
+        # neighbouring carts deadlocked (docs/BENCHMARKS.md, session 14).
         return pymysql.connect(
-            **self.target.pymysql_kwargs(), connect_timeout=5, client_flag=CLIENT.MULTI_STATEMENTS
+            **self.target.pymysql_kwargs(),
+            connect_timeout=5,
+            client_flag=CLIENT.MULTI_STATEMENTS,
+            init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
         )
 
     def _migrate(self) -> None:
@@ -56,10 +63,25 @@ class MysqlCommerceStore(SqlCommerceStore):
             conn.close()
 
     async def start(self) -> None:
+        """Migrate, then open the whole pool: before the app takes traffic (its lifespan awaits this), not
+        in its first requests, where each connect (~25 ms of CPU: PyMySQL builds a TLS context per
+        connection) queued a burst of edits behind it (docs/BENCHMARKS.md, session 14)."""
+        loop = asyncio.get_running_loop()
         try:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._migrate)
+            await loop.run_in_executor(self._executor, self._migrate)
         except pymysql.err.MySQLError as exc:
             raise CommerceUnavailable(f"commerce database unavailable: {exc}") from exc
+        missing = self.pool_size - len(self._idle)
+        opened = await asyncio.gather(
+            *(loop.run_in_executor(self._executor, self._connect) for _ in range(missing)),
+            return_exceptions=True,
+        )
+        self._idle.extend(c for c in opened if not isinstance(c, BaseException))
+        failed = next((c for c in opened if isinstance(c, BaseException)), None)
+        if isinstance(failed, pymysql.err.MySQLError):
+            raise CommerceUnavailable(f"commerce database unavailable: {failed}") from failed
+        if failed is not None:
+            raise failed
 
     async def close(self) -> None:
         for conn in self._idle:

@@ -13,7 +13,10 @@ private Redis + MariaDB from infra/local/stack.py (stopped at the end).
 * cart operations: ``CommerceService`` over the MySQL commerce store, the Redis cart cache and the
   cluster engine's stock (or SQLite, the in-process cache and the embedded engine), in process (no
   HTTP): ``--clients`` shoppers each loop set-a-line / read-the-cart on their own cart for
-  ``--cart-seconds`` (and remove a line past 6, untimed); p50/p99 per operation.
+  ``--cart-seconds`` (and remove a line past 6, untimed); p50/p99 per operation, and when the slowest
+  edits started. Each shopper starts after one think pause (``--sync-start``: all at once, a burst).
+  The stores are started (the MySQL pool opened) before the clock starts, as a server's are before
+  it takes traffic.
 """
 
 from __future__ import annotations
@@ -124,8 +127,12 @@ async def cart_latency(
     think_s: float,
     embedded: bool = False,
     pool: int = 16,
+    sync_start: bool = False,
 ) -> dict[str, Any]:
-    """Cart operations of ``clients`` shoppers (``embedded``: SQLite store and engine, not the cluster)."""
+    """Cart operations of ``clients`` shoppers (``embedded``: SQLite store and engine, not the cluster).
+    With a think time each shopper first pauses as it does between operations, so arrivals are spread
+    as in a storefront; ``sync_start``: all of them edit at the same instant first (a burst of
+    ``clients`` edits: it measures draining that queue, not the steady state)."""
     db_url = mysql_url_with_database(mysql_url, f"bench_cart_{uuid.uuid4().hex[:8]}")
     tmp = Path(tempfile.mkdtemp(prefix="bench-cart-"))
     engine: Any
@@ -154,16 +161,21 @@ async def cart_latency(
         )
         service = CommerceService(store, InventoryHolds(engine), carts=carts)
         timings: dict[str, list[float]] = {"set_line": [], "get_cart": []}
-        deadline = time.perf_counter() + seconds
+        edits: list[tuple[float, float]] = []  # (start after the run's start, seconds) of each set line
+        begin = time.perf_counter()
+        deadline = begin + seconds
 
         async def shopper(n: int) -> None:
             """Set a line, read the cart; carts keep at most 6 lines (a line leaves as the next comes)."""
             i = 0
+            if not sync_start:
+                await asyncio.sleep(think_s * random.random() * 2)
             while time.perf_counter() < deadline:
                 sku = skus[(n * 7 + i) % len(skus)]
                 started = time.perf_counter()
                 await service.set_item(f"cart-{n}", sku, 1 + i % 3, Shopper())
                 timings["set_line"].append(time.perf_counter() - started)
+                edits.append((started - begin, timings["set_line"][-1]))
                 await asyncio.sleep(think_s * random.random() * 2)
                 started = time.perf_counter()
                 await service.cart(f"cart-{n}")
@@ -187,6 +199,10 @@ async def cart_latency(
                 "p50_ms": round(values[len(values) // 2] * 1000, 2),
                 "p99_ms": round(values[int(len(values) * 0.99)] * 1000, 2),
             }
+        slow = sorted(edits, key=lambda e: -e[1])
+        out["set_line"]["over_20ms"] = sum(1 for _, d in edits if d > 0.020)
+        # when the slowest edits started: clustered at the start (a queue) or spread (a tail)
+        out["set_line"]["slowest_s_ms"] = [(round(t, 2), round(d * 1000, 1)) for t, d in slow[:10]]
         return out
     finally:
         await carts.clear()
@@ -217,6 +233,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--pool", type=int, default=16, help="connections of the MySQL commerce store")
     parser.add_argument("--cart-stores", nargs="*", default=["mysql", "sqlite"], choices=["mysql", "sqlite"])
     parser.add_argument("--skip-checkouts", action="store_true")
+    parser.add_argument(
+        "--sync-start", action="store_true", help="every shopper's first edit at once (no initial pause)"
+    )
     return parser.parse_args()
 
 
@@ -250,7 +269,7 @@ def main() -> None:
                 for think in args.think_ms:
                     job = cart_latency(
                         stack.redis_url, stack.mysql_url, args.cart_seconds, args.clients, think / 1000,
-                        embedded=kind == "sqlite", pool=args.pool,
+                        embedded=kind == "sqlite", pool=args.pool, sync_start=args.sync_start,
                     )  # fmt: skip
                     result = asyncio.run(job)
                     load = os.getloadavg()[0]

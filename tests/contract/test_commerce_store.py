@@ -12,6 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pymysql
 import pytest
 from inventory_support import drop_mysql_database, mysql_target, mysql_url_with_database, unique_name
 
@@ -29,6 +30,7 @@ from commerce.domain import (
 )
 from commerce.mysql import MysqlCommerceStore
 from commerce.port import CommerceStore, OutboxMessage, PriceUpdate
+from commerce.sql_dialect import MYSQL
 from commerce.sqlite import SqliteCommerceStore
 
 
@@ -257,3 +259,57 @@ async def test_crossed_merges_neither_fail_nor_lose_a_line(store: CommerceStore)
     a, b = await store.read_cart("a"), await store.read_cart("b")
     assert sorted(x.sku for x in a.lines + b.lines) == skus
     assert {x.quantity for x in a.lines + b.lines} == {1}
+
+
+@pytest.mark.cluster
+async def test_mysql_store_opens_its_pool_before_the_first_request(mysql_url: str) -> None:
+    """Connecting costs tens of ms: a server pays it at start-up, not in its first requests."""
+    name = unique_name("commerce_pool")
+    url = mysql_url_with_database(mysql_url, name)
+    adapter = MysqlCommerceStore(mysql_target(url), pool_size=5)
+    await adapter.start()
+    try:
+        probe = pymysql.connect(**mysql_target(url).pymysql_kwargs())
+        try:
+            with probe.cursor() as cur:
+                cur.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = %s", (name,))
+                ((connected,),) = cur.fetchall()
+        finally:
+            probe.close()
+        assert connected - 1 == 5  # (the probe itself)
+    finally:
+        await adapter.close()
+        drop_mysql_database(url)
+
+
+@pytest.mark.cluster
+async def test_mysql_edits_of_neighbouring_carts_do_not_lock_each_other(mysql_url: str) -> None:
+    """A cart edit's room check must not lock the gap before the next cart's lines (under REPEATABLE
+    READ it did, and edits of neighbouring carts deadlocked)."""
+    url = mysql_url_with_database(mysql_url, unique_name("commerce_gaps"))
+    adapter = MysqlCommerceStore(mysql_target(url), pool_size=2)
+    await adapter.start()
+    first, second = adapter._connect(), adapter._connect()
+    try:
+        await adapter.put_prices([update(s, "1", 1) for s in ("s:c", "s:m", "s:z")])
+        for cart in ("cart-a", "cart-b"):
+            await adapter.put_line(cart, "s:m", 1, 1.0)
+
+        def put(conn: Any, cart: str, sku: str) -> None:  # put_line's statements, not committed
+            with conn.cursor() as cur:
+                cur.execute(MYSQL.sql(MYSQL.bump_cart), (cart,))
+                cur.execute(MYSQL.sql(MYSQL.put_line_if_room), (cart, 1, 2.0, sku, cart, cart, sku))
+
+        put(first, "cart-a", "s:z")  # last line of cart-a: the gap before cart-b's first line
+        with second.cursor() as cur:
+            cur.execute("SET SESSION innodb_lock_wait_timeout = 1")
+        put(second, "cart-b", "s:c")  # first line of cart-b: the same gap (waited, then 1205, before)
+        first.commit()
+        second.commit()
+        assert [line.sku for line in await adapter.get_cart("cart-a")] == ["s:m", "s:z"]
+        assert [line.sku for line in await adapter.get_cart("cart-b")] == ["s:c", "s:m"]
+    finally:
+        first.close()
+        second.close()
+        await adapter.close()
+        drop_mysql_database(url)
