@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import psutil
@@ -132,7 +133,7 @@ def _use_mysql(url: str) -> None:
 
 
 def _use_kafka(url: str) -> None:
-    port = int(url.rsplit(":", 1)[1])
+    port = urlsplit(url).port
     assert probe_kafka(url, 5.0) == f"kafka broker 127.0.0.1:{port}"
 
 

@@ -112,7 +112,10 @@ async def eventually(probe: Callable[[], Awaitable[T]], ok: Callable[[T], bool],
 
 
 def events(uid: str, products: list[str]) -> list[Envelope]:
-    user, p = f"u-{uid}", products
+    """One run's results, at a revision above every other test's on the shared topic: a per-user list
+    older than the latest all-region popularity list is not served, and this group reads the topic from
+    its start."""
+    user, p, run = f"u-{uid}", products, int(time.time() * 1e6)
     entries = tuple(TrendingEntry(key=k, score=2.0 - n, count=9) for n, k in enumerate(p[:3]))
     trending = TrendingComputed(
         window="day", kind="products", window_end=datetime(2026, 12, 6, tzinfo=UTC), entries=entries
@@ -121,22 +124,22 @@ def events(uid: str, products: list[str]) -> list[Envelope]:
         new_event(
             RecommendationsComputed(user_id=user, product_ids=(p[0], p[1], p[2])),
             key=f"user:{user}",
-            revision=1,
+            revision=run,
             producer="t",
         ),
         new_event(
             RelatedProductsComputed(product_id=p[3], product_ids=(p[0], p[4])),
             key=f"related:{p[3]}",
-            revision=1,
+            revision=run,
             producer="t",
         ),
         new_event(
             PopularProductsComputed(product_ids=(p[1], p[4]), region=f"r{uid}"),
             key="popular",
-            revision=1,
+            revision=run,
             producer="t",
         ),
-        new_event(trending, key="trending:products:day:", revision=int(time.time() * 1e6), producer="t"),
+        new_event(trending, key="trending:products:day:", revision=run, producer="t"),
     ]
 
 
@@ -152,7 +155,7 @@ async def test_results_are_served_through_the_cluster_adapters_without_sold_out_
     await publish_events(cluster.log, events(uid, products))
 
     mine = await eventually(
-        lambda: cluster.reader.for_user(f"u-{uid}"), lambda r: r.source is not None, "user"
+        lambda: cluster.reader.for_user(f"u-{uid}"), lambda r: r.source == "personal", "user"
     )
     assert mine.product_ids == [p[0], p[2]] and mine.source == "personal" and mine.model == "als"
     related = await eventually(lambda: cluster.reader.related(p[3]), lambda r: r.model is not None, "related")
