@@ -33,6 +33,8 @@ from inventory_support import (
     unique_name,
 )
 
+from infra.local.stack import LocalStack
+
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 TOKEN = "edge-admin-token"
@@ -62,20 +64,28 @@ def _children(home: Path) -> dict[str, dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def servers(
-    kafka_url: str, elasticsearch_url: str, redis_url: str, mysql_url: str, cassandra_url: str
-) -> dict:
-    """The session's cluster servers, as the env of `emporium services up edge` (which then starts only
-    the edge); the search index and Redis database are this module's own."""
-    return {
-        **os.environ,
-        "EMPORIUM_EVENT_LOG_URL": kafka_url,
-        "EMPORIUM_SEARCH_URL": f"{elasticsearch_url}/?index={unique_name('edge')}",
-        "EMPORIUM_CACHE_URL": redis_url.rsplit("/", 1)[0] + "/9",
-        "EMPORIUM_DATABASE_URL": mysql_url,
-        "EMPORIUM_RECOMMENDATIONS_URL": cassandra_url,
-        "EMPORIUM_ADMIN_TOKEN": TOKEN,
-        "EMPORIUM_LOG_FORMAT": "json",
-    }
+    tmp_path_factory: pytest.TempPathFactory, redis_url: str, mysql_url: str, cassandra_url: str
+) -> Iterator[dict[str, str]]:
+    """The env of `emporium services up edge` (which then starts only the edge): the session's Redis (a
+    database of this module's own), MariaDB and Cassandra, and a broker (noida-db: Kafka and
+    Elasticsearch) of this module's own. On the session's broker the edge's projector would share its
+    consumer groups with the projectors earlier tests ran, and a member that died without leaving keeps
+    its partitions there for a long time (the feed consumer then never saw this module's feeds)."""
+    broker = LocalStack(tmp_path_factory.mktemp("edge-broker"))
+    try:
+        urls = broker.ensure_many(["kafka", "elasticsearch"])
+        yield {
+            **os.environ,
+            "EMPORIUM_EVENT_LOG_URL": urls["kafka"],
+            "EMPORIUM_SEARCH_URL": f"{urls['elasticsearch']}/?index={unique_name('edge')}",
+            "EMPORIUM_CACHE_URL": redis_url.rsplit("/", 1)[0] + "/9",
+            "EMPORIUM_DATABASE_URL": mysql_url,
+            "EMPORIUM_RECOMMENDATIONS_URL": cassandra_url,
+            "EMPORIUM_ADMIN_TOKEN": TOKEN,
+            "EMPORIUM_LOG_FORMAT": "json",
+        }
+    finally:
+        broker.stop_all()
 
 
 @contextmanager

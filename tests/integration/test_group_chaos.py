@@ -169,9 +169,11 @@ async def test_groups_survive_a_redis_restart(own_redis: PrivateServer, mysql_ur
         drop_mysql_database(db_url)
 
 
-async def test_groups_survive_mariadb_killed(own_mariadb: PrivateServer, redis_url: str) -> None:
+async def test_groups_survive_mariadb_killed(own_mariadb: PrivateServer, own_redis: PrivateServer) -> None:
+    # a Redis of its own too: on the session's, a process an earlier test left behind may rebuild the
+    # fast path under this engine
     db_url = mysql_url_with_database(own_mariadb.url, unique_name("grp_mrestart"))
-    engine = ClusterEngine(redis_url, mysql_target(db_url), monitor_interval=0.2, db_timeout=5)
+    engine = ClusterEngine(own_redis.url, mysql_target(db_url), monitor_interval=0.2, db_timeout=5)
     await _stocked(engine)
     try:
         state = Rush()
