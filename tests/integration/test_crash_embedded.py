@@ -169,7 +169,7 @@ async def test_kill_9_mid_feed_and_mid_sale_loses_nothing_acknowledged(tmp_path:
             assert any(s == "processing" for f, s in reports(db) if f not in known)  # really cut mid-import
             await asyncio.to_thread(service.start)
             await check_invariants(service.base, db, key, shop, acked)
-        assert len(acked.reserved) > ROUNDS * 200 and acked.confirmed and acked.refused
+        assert len(acked.reserved) >= ROUNDS * 200 and acked.confirmed and acked.refused
         print(
             f"{ROUNDS} kills: {len(acked.reserved)} reservations and {len(acked.confirmed)} confirmations"
             f" acknowledged, all kept; {acked.refused} refused as sold out"
