@@ -18,11 +18,15 @@
   is then re-read by the new owner): use it with brokers that reject commits while a group prepares
   a rebalance. noida-db 0.2.3 does (IllegalGeneration), and its group then fails to re-sync for a
   long time, so keep ``rebalance_wait_s=0`` when several members of one group run against it.
+* ``namespace=NS`` lets deployments share a broker: every topic is ``NS.<topic>`` on the broker and every
+  consumer group ``NS.<group>``. The mapping lives here only: callers, ``Record.topic``, ``assignment``
+  and the retention policy see logical names (docs/adr/0011-kafka-namespace.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
@@ -45,16 +49,43 @@ POLL_GRACE_S = 5.0  # past a poll's own timeout, how long getmany may take befor
 DEFAULT_PARTITIONS = 3  # enough to spread a projector group over a few processes on a dev cluster
 _TOPIC_ALREADY_EXISTS = TopicAlreadyExistsError.errno
 
+MAX_TOPIC_NAME = 249  # Kafka's limit on a topic name
+TOPIC_ROOM = 64  # of those, kept for the logical topic name after a namespace and its '.'
+MAX_NAMESPACE = MAX_TOPIC_NAME - TOPIC_ROOM - 1
+_LEGAL_NAME = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def check_namespace(namespace: str) -> str:
+    """Refuse a namespace Kafka could not use as a topic-name prefix (at start, not at the first publish)."""
+    if not namespace:
+        raise ValueError("kafka namespace must not be empty (leave the option out for no namespace)")
+    if not _LEGAL_NAME.fullmatch(namespace):
+        raise ValueError(
+            f"kafka namespace {namespace!r} may contain only ASCII letters, digits, '.', '_' and '-'"
+        )
+    if len(namespace) > MAX_NAMESPACE:
+        raise ValueError(
+            f"kafka namespace {namespace!r} is {len(namespace)} characters, at most {MAX_NAMESPACE} "
+            f"(topic names are at most {MAX_TOPIC_NAME}, {TOPIC_ROOM} of them kept for the topic)"
+        )
+    return namespace
+
 
 def parse_kafka_url(url: str) -> tuple[str, dict[str, str]]:
     """``kafka://host:port[,host:port][?partitions=N&replication=R&linger_ms=M&compression=lz4
-    &rebalance_wait_s=S&empty_fetch_wait_ms=W]`` (``kernel.eventlog.kafka_fetch`` for the last)."""
+    &rebalance_wait_s=S&empty_fetch_wait_ms=W&namespace=NS]`` (``kernel.eventlog.kafka_fetch`` for
+    ``empty_fetch_wait_ms``). ``namespace`` prefixes every topic and consumer group on the broker with
+    ``NS.`` so deployments can share it; it is checked here (``ValueError``), not at first use."""
     parts = urlsplit(url)
     if parts.scheme != "kafka":
         raise ValueError(f"not a kafka URL: {url!r}")
     if not parts.netloc:
         raise ValueError(f"kafka URL needs host:port, got {url!r}")
-    return parts.netloc, {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    # Blank values are kept only for the namespace: ``namespace=`` is a mistake, not "no namespace".
+    query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+    if "namespace" in query:
+        check_namespace(query["namespace"])
+    return parts.netloc, {k: v for k, v in query.items() if v or k == "namespace"}
 
 
 class KafkaEventLog:
@@ -75,6 +106,7 @@ class KafkaEventLog:
         join_timeout_s: float = 30.0,
         retention: RetentionPolicy = KEEP_ALL,
         empty_fetch_wait_ms: int = 0,
+        namespace: str | None = None,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.client_id = client_id
@@ -88,6 +120,8 @@ class KafkaEventLog:
         self.join_timeout_s = join_timeout_s
         self.retention = retention
         self.empty_fetch_wait_ms = empty_fetch_wait_ms
+        self.namespace = None if namespace is None else check_namespace(namespace)
+        self._prefix = "" if namespace is None else f"{namespace}."
         self._producer: AIOKafkaProducer | None = None
         self._admin: AIOKafkaAdminClient | None = None
         self._offsets: AIOKafkaConsumer | None = None  # group-less client for end/begin offsets
@@ -112,7 +146,30 @@ class KafkaEventLog:
             kwargs["rebalance_wait_s"] = float(query["rebalance_wait_s"])
         if "empty_fetch_wait_ms" in query:
             kwargs["empty_fetch_wait_ms"] = int(query["empty_fetch_wait_ms"])
+        if "namespace" in query:
+            kwargs["namespace"] = query["namespace"]
         return cls(servers, client_id=client_id, **kwargs, **options)
+
+    # names: logical above this adapter, namespaced on the broker --------------------------------
+
+    def physical_topic(self, topic: str) -> str:
+        """The broker's name for logical ``topic``."""
+        name = self._prefix + topic
+        if len(name) > MAX_TOPIC_NAME:
+            raise ValueError(f"kafka topic name {name!r} is longer than {MAX_TOPIC_NAME} characters")
+        return name
+
+    def logical_topic(self, name: str) -> str:
+        """The logical name of the broker's topic ``name`` (one of this namespace's)."""
+        return name[len(self._prefix) :] if self._prefix and name.startswith(self._prefix) else name
+
+    def physical_group(self, group: str) -> str:
+        """The broker's consumer-group id for logical ``group``."""
+        return self._prefix + group
+
+    def client_id_for(self, role: str = "") -> str:
+        """A client id (the namespace in it, so broker logs and quotas tell deployments apart)."""
+        return f"{self._prefix}{self.client_id}{'-' + role if role else ''}"
 
     # lifecycle ---------------------------------------------------------------------------------
 
@@ -121,7 +178,7 @@ class KafkaEventLog:
             if self._admin is None:
                 admin = AIOKafkaAdminClient(
                     bootstrap_servers=self.bootstrap_servers,
-                    client_id=f"{self.client_id}-admin",
+                    client_id=self.client_id_for("admin"),
                     request_timeout_ms=self.request_timeout_ms,
                 )
                 await admin.start()
@@ -129,7 +186,7 @@ class KafkaEventLog:
             if self._producer is None:
                 producer = AIOKafkaProducer(
                     bootstrap_servers=self.bootstrap_servers,
-                    client_id=self.client_id,
+                    client_id=self.client_id_for(),
                     acks="all",
                     enable_idempotence=True,
                     linger_ms=self.linger_ms,
@@ -170,13 +227,17 @@ class KafkaEventLog:
             missing = [t for t in missing if t not in self._known_topics]
             if not missing:
                 return
+            names = {t: self.physical_topic(t) for t in missing}
             existing = set(await self._admin.list_topics())
-            to_create = [t for t in missing if t not in existing]
-            await align_retention(self._admin, [t for t in missing if t in existing], self._configs)
+            to_create = [t for t in missing if names[t] not in existing]
+            found = [names[t] for t in missing if names[t] in existing]
+            await align_retention(self._admin, found, lambda name: self._configs(self.logical_topic(name)))
             if to_create:
                 response = await self._admin.create_topics(
                     [
-                        NewTopic(t, self.partitions, self.replication_factor, topic_configs=self._configs(t))
+                        NewTopic(
+                            names[t], self.partitions, self.replication_factor, topic_configs=self._configs(t)
+                        )
                         for t in to_create
                     ]
                 )
@@ -185,10 +246,12 @@ class KafkaEventLog:
                     if code not in (0, _TOPIC_ALREADY_EXISTS):
                         message = error[2] if len(error) > 2 else ""
                         raise KafkaError(f"cannot create topic {name!r}: error {code} {message}")
-                log.info("eventlog.topics_created", topics=to_create, partitions=self.partitions)
+                created = [names[t] for t in to_create]
+                log.info("eventlog.topics_created", topics=created, partitions=self.partitions)
             self._known_topics.update(missing)
 
     def _configs(self, topic: str) -> dict[str, str]:
+        """The settings logical ``topic`` is created with (its retention, by its logical name)."""
         retention = self.retention.of(topic)
         age, size = retention.max_age_s, retention.max_bytes
         return {
@@ -202,7 +265,7 @@ class KafkaEventLog:
         assert self._admin is not None
         wanted = {"retention.ms": None, "retention.bytes": None}
         responses = await self._admin.describe_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, topic, wanted)]
+            [ConfigResource(ConfigResourceType.TOPIC, self.physical_topic(topic), wanted)]
         )
         values: dict[str, str] = {}
         for response in responses:
@@ -215,14 +278,16 @@ class KafkaEventLog:
         return Retention(None if age < 0 else age / 1000, None if size < 0 else size)
 
     async def _partitions(self, topic: str) -> list[TopicPartition]:
+        """The broker's partitions (physical names) of logical ``topic``."""
         await self.ensure_topics([topic])
         assert self._admin is not None
+        name = self.physical_topic(topic)
         for _ in range(50):  # a new topic's metadata can take a moment to reach every broker
-            described = await self._admin.describe_topics([topic])
+            described = await self._admin.describe_topics([name])
             for entry in described:
-                if entry.get("topic") == topic and entry.get("partitions"):
+                if entry.get("topic") == name and entry.get("partitions"):
                     ids = sorted(p.get("partition", p.get("partition_index")) for p in entry["partitions"])
-                    return [TopicPartition(topic, int(i)) for i in ids]
+                    return [TopicPartition(name, int(i)) for i in ids]
             await asyncio.sleep(0.1)
         raise KafkaError(f"topic {topic!r} has no partition metadata")
 
@@ -235,9 +300,9 @@ class KafkaEventLog:
         producer = self._producer
         if producer is None:
             raise RuntimeError("event log is closed")
-        send = producer.send
+        send, name = producer.send, self.physical_topic(topic)
         # ``send`` only appends to the accumulator (waiting if it is full); the futures resolve on ack.
-        futures = [await send(topic, value=m.value, key=m.key.encode()) for m in messages]
+        futures = [await send(name, value=m.value, key=m.key.encode()) for m in messages]
         await asyncio.gather(*futures)
 
     # consuming ---------------------------------------------------------------------------------
@@ -258,7 +323,7 @@ class KafkaEventLog:
             if self._offsets is None:
                 client = AIOKafkaConsumer(
                     bootstrap_servers=self.bootstrap_servers,
-                    client_id=f"{self.client_id}-offsets",
+                    client_id=self.client_id_for("offsets"),
                     group_id=None,
                     enable_auto_commit=False,
                     request_timeout_ms=self.request_timeout_ms,
@@ -271,7 +336,9 @@ class KafkaEventLog:
         """End offsets minus the group's committed offsets (earliest retained when never committed)."""
         partitions = await self._partitions(topic)
         assert self._admin is not None
-        committed = await self._admin.list_consumer_group_offsets(group, partitions=partitions)
+        committed = await self._admin.list_consumer_group_offsets(
+            self.physical_group(group), partitions=partitions
+        )
         client = await self._offsets_client()
         ends = await client.end_offsets(partitions)
         uncommitted = [tp for tp in partitions if tp not in committed or committed[tp].offset < 0]
@@ -320,14 +387,15 @@ class KafkaConsumer:
     def assignment(self) -> frozenset[tuple[str, int]]:
         if self._consumer is None:
             return frozenset()
-        return frozenset((tp.topic, tp.partition) for tp in self._consumer.assignment())
+        logical = self._log.logical_topic
+        return frozenset((logical(tp.topic), tp.partition) for tp in self._consumer.assignment())
 
     async def start(self) -> None:
         await self._log.ensure_topics(self.topics)
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._log.bootstrap_servers,
-            client_id=f"{self._log.client_id}-{self.group}",
-            group_id=self.group,
+            client_id=self._log.client_id_for(self.group),
+            group_id=self._log.physical_group(self.group),
             enable_auto_commit=False,
             auto_offset_reset=self.start_from,
             request_timeout_ms=self._log.request_timeout_ms,
@@ -337,7 +405,7 @@ class KafkaConsumer:
             max_partition_fetch_bytes=4 * 1024 * 1024,
             fetch_max_bytes=32 * 1024 * 1024,
         )
-        consumer.subscribe(list(self.topics), listener=_Rebalance(self))
+        consumer.subscribe([self._log.physical_topic(t) for t in self.topics], listener=_Rebalance(self))
         try:
             await consumer.start()
         except BaseException:
@@ -413,9 +481,10 @@ class KafkaConsumer:
         for tp, messages in batches.items():
             if not messages:
                 continue
+            topic = self._log.logical_topic(tp.topic)  # projectors route by the logical name
             records.extend(
                 Record(
-                    m.topic,
+                    topic,
                     m.partition,
                     m.offset,
                     m.key.decode("utf-8", "backslashreplace") if m.key is not None else None,
