@@ -1,8 +1,9 @@
 """One contract suite for the event-log port, run against every adapter.
 
 ``event_log`` is parametrized over the embedded SQLite adapter (a file in tmp_path) and the Kafka
-adapter (the broker from the ``kafka_url`` session fixture; never skipped). Every test uses its own
-topic and group names, so the tests never see each other's records.
+adapter (the broker from the ``kafka_url`` session fixture; never skipped), the latter also with a
+``namespace`` (``kafka-ns``: every name on the broker prefixed, none visible above the adapter). Every
+test uses its own topic and group names, so the tests never see each other's records.
 """
 
 from __future__ import annotations
@@ -38,13 +39,22 @@ from kernel.settings import load_settings
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(params=["sqlite", pytest.param("kafka", marks=pytest.mark.cluster)])
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("kafka", marks=pytest.mark.cluster),
+        pytest.param("kafka-ns", marks=pytest.mark.cluster),
+    ]
+)
 async def event_log(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[EventLog]:
     log: EventLog
     if request.param == "sqlite":
         log = SqliteEventLog.from_url(f"sqlite:///{tmp_path}/events.db")
     else:
-        log = KafkaEventLog.from_url(request.getfixturevalue("kafka_url"), client_id="contract-tests")
+        url = request.getfixturevalue("kafka_url")
+        if request.param == "kafka-ns":
+            url = f"{url}{'&' if '?' in url else '?'}namespace=contract"
+        log = KafkaEventLog.from_url(url, client_id="contract-tests")
     await log.start()
     try:
         yield log
