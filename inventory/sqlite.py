@@ -35,9 +35,7 @@ from inventory.domain import (
     apply_transition,
     decide_confirm,
     decide_release,
-    decide_reserve,
     decide_set_stock,
-    new_reservation_id,
     validate_limit,
     validate_on_hand,
     validate_reserve,
@@ -202,41 +200,7 @@ class SqliteEngine(SqliteGroups):
                 if not existing.matches(request):
                     raise IdempotencyConflict("Idempotency-Key already used for a different reservation")
                 return existing
-            stock = self._stock(conn, request.sku)
-            customer_has = 0
-            if stock is not None and stock.per_customer_limit is not None:
-                customer_has = conn.execute(
-                    "SELECT COALESCE(SUM(quantity), 0) FROM inv_reservations"
-                    " WHERE sku = ? AND customer_id = ? AND status IN ('held', 'confirmed')",
-                    (request.sku, request.customer_id),
-                ).fetchone()[0]
-            after = decide_reserve(stock, request, customer_has)
-            res = Reservation(
-                reservation_id=new_reservation_id(now),
-                sku=request.sku,
-                quantity=request.quantity,
-                customer_id=request.customer_id,
-                status=Status.HELD,
-                expires_at=now + request.hold_seconds,
-                created_at=now,
-                idempotency_key=request.idempotency_key,
-            )
-            conn.execute(
-                "INSERT INTO inv_reservations (id, idempotency_key, sku, customer_id, quantity, status,"
-                " expires_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'held', ?, ?, ?)",
-                (
-                    res.reservation_id,
-                    res.idempotency_key,
-                    res.sku,
-                    res.customer_id,
-                    res.quantity,
-                    res.expires_at,
-                    now,
-                    now,
-                ),
-            )
-            self._write_stock(conn, stock, after, kind="reserve", reservation_id=res.reservation_id, now=now)
-            return res
+            return self._hold_line(conn, request, now, now + request.hold_seconds)
 
         return await self._submit(op)
 
