@@ -1,8 +1,8 @@
 """Embedded reservation engine: SQLite, conditional updates inside transactions, group commit.
 
-One connection, owned by one worker thread. Callers queue operations; the worker runs everything
-queued so far in ONE ``BEGIN IMMEDIATE`` transaction (each operation inside a SAVEPOINT, so a
-refused or failing operation leaves no trace) and resolves the callers' futures only after COMMIT.
+One connection, owned by one worker thread (``kernel.sqlite_writer``): everything queued so far runs in
+ONE ``BEGIN IMMEDIATE`` transaction (each operation inside a SAVEPOINT, so a refused or failing
+operation leaves no trace) and the callers' futures resolve only after COMMIT.
 Durability: WAL with ``synchronous=FULL``, so an acknowledged reservation survives a crash. The
 single writer serialises decisions, which is what makes "check available, then hold" atomic.
 """
@@ -10,11 +10,9 @@ single writer serialises decisions, which is what makes "check available, then h
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,9 +35,7 @@ from inventory.domain import (
     apply_transition,
     decide_confirm,
     decide_release,
-    decide_reserve,
     decide_set_stock,
-    new_reservation_id,
     validate_limit,
     validate_on_hand,
     validate_reserve,
@@ -54,6 +50,7 @@ from inventory.sqlite_groups import SqliteGroups
 from inventory.sqlite_writes import IN_CHUNK, INSERT_LEDGER, UPSERT_STOCK, StockWrites, write_feed_stock
 from inventory.warehouse_rows import WarehouseRowsBatch
 from kernel.contracts.stock import WarehouseQuantity, WarehouseStockOutcome
+from kernel.sqlite_writer import GroupCommitWriter
 from kernel.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
@@ -81,113 +78,51 @@ class SqliteEngine(SqliteGroups):
         self.sweep_interval = sweep_interval
         self.max_batch = max_batch
         self.on_outbox = on_outbox
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inventory-sqlite")
-        self._conn: sqlite3.Connection | None = None
-        self._pending: list[tuple[Op, asyncio.Future[Any]]] = []
-        self._wake = asyncio.Event()
+        self._writer = GroupCommitWriter(
+            self.path,
+            name="inventory",
+            migrate=migrate_sqlite,
+            unavailable=EngineUnavailable,
+            passes=InventoryError,
+            not_started="inventory engine not started",
+            closed="engine closed",
+            max_batch=max_batch,
+            after_batch=self._wake_outbox,
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self._outbox_dirty = False
 
     # lifecycle ------------------------------------------------------------------------------
 
-    def _open(self) -> None:
-        if str(self.path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=30)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA busy_timeout=30000")
-        migrate_sqlite(conn)
-        self._conn = conn
-
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._open)
-        self._tasks.append(asyncio.create_task(self._drain(), name="inventory-sqlite-writer"))
+        await self._writer.start()
         if self.sweep_interval:
             self._tasks.append(asyncio.create_task(self._sweep(), name="inventory-sqlite-sweeper"))
 
     async def close(self) -> None:
         await cancel_and_wait(self._tasks)
         self._tasks.clear()
-        for _, fut in self._pending:
-            if not fut.done():
-                fut.set_exception(EngineUnavailable("engine closed"))
-        self._pending.clear()
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
-            await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
-        self._executor.shutdown(wait=False)
+        await self._writer.close()
 
     async def ping(self) -> None:
-        if self._conn is None:
-            raise EngineUnavailable("inventory engine not started")
         await self._submit(lambda c: c.execute("SELECT 1").fetchone())
 
-    # group commit ---------------------------------------------------------------------------
+    # group commit (``kernel.sqlite_writer``) --------------------------------------------------
 
     def _submit(self, op: Op) -> asyncio.Future[Any]:
-        if self._conn is None:
-            raise EngineUnavailable("inventory engine not started")
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending.append((op, fut))
-        self._wake.set()
-        return fut
+        return self._writer.submit(op)
 
-    async def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._pending:
-                batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
-                try:
-                    results = await loop.run_in_executor(
-                        self._executor, self._run_batch, [op for op, _ in batch]
-                    )
-                except Exception as exc:
-                    log.error("inventory sqlite batch failed", error=repr(exc))
-                    results = [(False, EngineUnavailable(f"database error: {exc}"))] * len(batch)
-                for (_, fut), (ok, value) in zip(batch, results, strict=True):
-                    if fut.done():
-                        continue
-                    if ok:
-                        fut.set_result(value)
-                    else:
-                        fut.set_exception(value)
-                if self._outbox_dirty and self.on_outbox is not None:
-                    self._outbox_dirty = False
-                    self.on_outbox()
-
-    def _run_batch(self, ops: Sequence[Op]) -> list[tuple[bool, Any]]:
-        conn = self._conn
-        assert conn is not None
-        results: list[tuple[bool, Any]] = []
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for op in ops:
-                conn.execute("SAVEPOINT op")
-                try:
-                    results.append((True, op(conn)))
-                except InventoryError as exc:
-                    conn.execute("ROLLBACK TO op")
-                    results.append((False, exc))
-                except sqlite3.Error as exc:
-                    conn.execute("ROLLBACK TO op")
-                    results.append((False, EngineUnavailable(f"database error: {exc}")))
-                conn.execute("RELEASE op")
-            conn.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            raise
-        return results
+    def _wake_outbox(self) -> None:
+        """After a batch: its outbox rows are committed, so the relay may read them now."""
+        if self._outbox_dirty and self.on_outbox is not None:
+            self._outbox_dirty = False
+            self.on_outbox()
 
     async def _sweep(self) -> None:
         assert self.sweep_interval
         while True:
             await asyncio.sleep(self.sweep_interval)
-            if self._conn is None:
+            if not self._writer.started:
                 continue
             try:
                 await self.expire_due()
@@ -265,41 +200,7 @@ class SqliteEngine(SqliteGroups):
                 if not existing.matches(request):
                     raise IdempotencyConflict("Idempotency-Key already used for a different reservation")
                 return existing
-            stock = self._stock(conn, request.sku)
-            customer_has = 0
-            if stock is not None and stock.per_customer_limit is not None:
-                customer_has = conn.execute(
-                    "SELECT COALESCE(SUM(quantity), 0) FROM inv_reservations"
-                    " WHERE sku = ? AND customer_id = ? AND status IN ('held', 'confirmed')",
-                    (request.sku, request.customer_id),
-                ).fetchone()[0]
-            after = decide_reserve(stock, request, customer_has)
-            res = Reservation(
-                reservation_id=new_reservation_id(now),
-                sku=request.sku,
-                quantity=request.quantity,
-                customer_id=request.customer_id,
-                status=Status.HELD,
-                expires_at=now + request.hold_seconds,
-                created_at=now,
-                idempotency_key=request.idempotency_key,
-            )
-            conn.execute(
-                "INSERT INTO inv_reservations (id, idempotency_key, sku, customer_id, quantity, status,"
-                " expires_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'held', ?, ?, ?)",
-                (
-                    res.reservation_id,
-                    res.idempotency_key,
-                    res.sku,
-                    res.customer_id,
-                    res.quantity,
-                    res.expires_at,
-                    now,
-                    now,
-                ),
-            )
-            self._write_stock(conn, stock, after, kind="reserve", reservation_id=res.reservation_id, now=now)
-            return res
+            return self._hold_line(conn, request, now, now + request.hold_seconds)
 
         return await self._submit(op)
 

@@ -57,6 +57,7 @@ class SqliteGroups:
     def _hold_line(
         self, conn: sqlite3.Connection, line: ReserveRequest, now: float, expires_at: float
     ) -> Reservation:
+        """Decide and record one hold (a group's line, or ``SqliteEngine.reserve``'s one reservation)."""
         stock = self._stock(conn, line.sku)
         customer_has = 0
         if stock is not None and stock.per_customer_limit is not None:
