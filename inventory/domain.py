@@ -278,6 +278,18 @@ def validate_limit(value: object) -> int | None:
     return validate_quantity(value, maximum=MAX_ON_HAND, what="per_customer_limit")
 
 
+def validate_set_stock(
+    sku: object, on_hand: object, warehouses: object, per_customer_limit: object
+) -> dict[str, int] | None:
+    """The arguments of ``set_on_hand`` on every engine, checked before any I/O; the warehouses."""
+    validate_sku(sku)
+    if on_hand is not None:
+        validate_on_hand(on_hand)
+    checked = validate_warehouses(warehouses)
+    validate_limit(per_customer_limit)
+    return checked
+
+
 def validate_reserve(request: ReserveRequest) -> ReserveRequest:
     sku, customer, key, quantity = request.sku, request.customer_id, request.idempotency_key, request.quantity
     if (  # fast path for a valid request; anything else is checked field by field for its message

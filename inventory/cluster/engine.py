@@ -69,11 +69,9 @@ from inventory.domain import (
     StockLevel,
     UnknownSku,
     decide_set_stock,
-    validate_limit,
-    validate_on_hand,
     validate_reserve,
+    validate_set_stock,
     validate_sku,
-    validate_warehouses,
 )
 from inventory.events import OutboxEntry
 from inventory.feed_stock import FeedOutcome, FeedStock, decide_feed_change, latest_per_sku
@@ -335,11 +333,7 @@ class ClusterEngine:
         per_customer_limit: int | None = None,
         reason: str = "admin",
     ) -> StockLevel:
-        validate_sku(sku)
-        if on_hand is not None:
-            validate_on_hand(on_hand)
-        warehouses = validate_warehouses(warehouses)
-        validate_limit(per_customer_limit)
+        warehouses = validate_set_stock(sku, on_hand, warehouses, per_customer_limit)
         self._check_db()
 
         def decide(before: StockLevel | None) -> StockLevel:
