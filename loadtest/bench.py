@@ -35,6 +35,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "recommendations": ["loadtest.bench_recommendations", "--cassandra-url", "{cassandra}"],
     "edge": ["loadtest.bench_edge"],  # starts its own full stack and the edge topology
     "homepage": ["loadtest.bench_homepage"],
+    "mysql-connect": ["loadtest.bench_mysql_connect", "--mysql-url", "{mariadb}"],
 }
 
 
@@ -49,7 +50,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="emporium-bench-") as tmp:
         stack = LocalStack(Path(tmp))
         try:
-            urls = {name: stack.ensure(name) for name in ("kafka", "elasticsearch", "cassandra")}
+            urls = {name: stack.ensure(name) for name in ("kafka", "elasticsearch", "cassandra", "mariadb")}
             for name in args.only or list(BENCHMARKS):
                 if not _run(name, urls, args.runs):
                     failed.append(name)

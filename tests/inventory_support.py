@@ -149,7 +149,7 @@ def private_mariadb(home: Path) -> PrivateServer:
     data = home / "mariadb-data"
     data.mkdir(parents=True, exist_ok=True)
     plan = MariadbSpec().prepare(home, data, {"mariadb": port})
-    url = f"mysql://{APP_USER}:{APP_PASSWORD}@127.0.0.1:{port}/{APP_DATABASE}"
+    url = f"mysql://{APP_USER}:{APP_PASSWORD}@127.0.0.1:{port}/{APP_DATABASE}?ssl_mode=disabled"
     return PrivateServer("mariadb", plan.command, port, home / "mariadb.log", url, ready_check=_mysql_ping)
 
 

@@ -210,7 +210,7 @@ def test_services_up_status_down_leaves_nothing_behind(tmp_path: Path) -> None:
         assert urls["elasticsearch"].startswith("http://127.0.0.1:")
         assert urls["redis"].startswith("redis://127.0.0.1:") and urls["redis"].endswith("/0")
         assert urls["mariadb"].startswith("mysql://emporium:emporium@127.0.0.1:")
-        assert urls["mariadb"].endswith("/emporium")
+        assert urls["mariadb"].endswith("/emporium?ssl_mode=disabled")
         # Never the machine's own servers.
         assert ":6379/" not in urls["redis"] and ":3306/" not in urls["mariadb"]
 

@@ -57,7 +57,9 @@ class MariadbSpec(ServerSpec):
         )  # fmt: skip
 
     def urls(self, ports: Mapping[str, int]) -> dict[str, str]:
-        return {"mariadb": f"mysql://{APP_USER}:{APP_PASSWORD}@127.0.0.1:{ports['mariadb']}/{APP_DATABASE}"}
+        # This server offers no TLS: say so, or every connect pays PyMySQL's TLS context for "preferred".
+        base = f"mysql://{APP_USER}:{APP_PASSWORD}@127.0.0.1:{ports['mariadb']}/{APP_DATABASE}"
+        return {"mariadb": f"{base}?ssl_mode=disabled"}
 
 
 def _install_db(data_dir: Path) -> None:
