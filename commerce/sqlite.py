@@ -31,7 +31,6 @@ def _migrate(conn: sqlite3.Connection) -> None:
 class SqliteCommerceStore(SqlCommerceStore):
     def __init__(self, path: Path | str, *, max_batch: int = 500) -> None:
         self.path = Path(path)
-        self.max_batch = max_batch
         self.ops = SqlOps(SQLITE)
         self._writer = GroupCommitWriter(
             self.path,

@@ -74,7 +74,6 @@ class SqliteEngine(SqliteGroups):
         self.clock = clock
         self.low_stock_threshold = low_stock_threshold
         self.sweep_interval = sweep_interval
-        self.max_batch = max_batch
         self.on_outbox = on_outbox
         self._writer = GroupCommitWriter(
             self.path,

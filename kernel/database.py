@@ -14,7 +14,7 @@ import ssl
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal, cast, get_args
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
 import msgspec
 
@@ -72,8 +72,7 @@ def _one(query: dict[str, list[str]], name: str) -> str | None:
     return values[-1] if values else None
 
 
-def _parse_mysql(url: str) -> MysqlTarget:
-    parts = urlsplit(url)
+def _parse_mysql(parts: SplitResult) -> MysqlTarget:
     query = parse_qs(parts.query, keep_blank_values=True)
     unknown = sorted(set(query) - set(MYSQL_OPTIONS))
     if unknown:
@@ -108,7 +107,7 @@ def parse_database_url(url: str) -> SqliteTarget | MysqlTarget:
         raw = unquote(parts.path)
         return SqliteTarget(path=Path(raw[1:] if raw.startswith("/") else raw or ":memory:"))
     if parts.scheme in {"mysql", "mariadb", "mysql+pymysql"}:
-        return _parse_mysql(url)
+        return _parse_mysql(parts)
     raise ValueError(
         f"unsupported database URL {url!r}: use sqlite:///PATH or mysql://USER:PASS@HOST:PORT/DB"
     )
